@@ -1,0 +1,130 @@
+"""The Python API: ``disgen.train(...) -> Run`` and ``disgen.load(run_dir) -> Run``.
+
+    run = disgen.train("cnn-classifier", dataset="mnist-mini", epochs=3)
+    run = disgen.load("runs/cnn-classifier-mnist-mini-20260101-120000")
+    probs = run.predict(images)          # (N, classes) probabilities
+    recon = run.reconstruct(images)      # autoencoders
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from disgen import checkpoint, runs
+from disgen.config import TrainConfig, resolve
+from disgen.data import TensorDataset, load_dataset, to_float
+from disgen.errors import DisgenError
+from disgen.models import ModelSpec, get_model
+from disgen.objectives import Objective, get_objective
+
+
+@dataclass
+class Run:
+    """A trained model and its run directory."""
+
+    dir: Path
+    config: TrainConfig
+    spec: ModelSpec
+    objective: Objective
+    nets: dict[str, nn.Module]
+    image_shape: tuple[int, int, int]
+    classes: list[str]
+    history: list[dict] = field(default_factory=list)
+
+    @property
+    def device(self) -> torch.device:
+        return next(next(iter(self.nets.values())).parameters()).device
+
+    def as_batch(self, x: Any) -> torch.Tensor:
+        """Images as a float batch (N, C, H, W) in the model's value range.
+
+        Accepts tensors or arrays shaped (H, W), (N, H, W), (N, C, H, W) or flat (N, C*H*W);
+        uint8 values are read as 0..255, floats as 0..1.
+        """
+        t = torch.as_tensor(np.asarray(x) if not isinstance(x, torch.Tensor) else x)
+        c, h, w = self.image_shape
+        if t.dim() == 2 and tuple(t.shape) == (h, w):
+            t = t[None]
+        if t.dim() == 2 and t.shape[1] == c * h * w:
+            t = t.view(-1, c, h, w)
+        if t.dim() == 3 and c == 1:
+            t = t[:, None]
+        if t.dim() != 4 or tuple(t.shape[1:]) != (c, h, w):
+            raise DisgenError(f"images of shape {tuple(t.shape)} do not fit this model, which takes "
+                              f"{(c, h, w)} (or (N, {h}, {w}) / (N, {c * h * w}))")
+        if t.dtype == torch.uint8:
+            return to_float(t.to(self.device), self.spec.value_range)
+        lo, hi = self.spec.value_range
+        return t.to(self.device, torch.float32) * (hi - lo) + lo
+
+    def predict(self, x: Any) -> torch.Tensor:
+        """Class probabilities (N, classes) for images ``x``."""
+        if self.objective.predict is None:
+            raise DisgenError(f"{self.spec.name} does not classify; `predict` works on classifier runs")
+        return self.objective.predict(self.nets, self.as_batch(x))
+
+    def reconstruct(self, x: Any) -> torch.Tensor:
+        """Reconstructions (N, C, H, W), in [0, 1], of images ``x``."""
+        if self.objective.reconstruct is None:
+            raise DisgenError(f"{self.spec.name} is not an autoencoder; `reconstruct` needs one")
+        out = self.objective.reconstruct(self.nets, self.as_batch(x))
+        lo, hi = self.spec.value_range
+        return (out - lo) / (hi - lo)
+
+    def evaluate(self, dataset: str | TensorDataset | None = None, data_dir: str | None = None) -> dict:
+        """The objective's test metrics on ``dataset``'s test split (default: the training dataset)."""
+        data = dataset if isinstance(dataset, TensorDataset) else \
+            load_dataset(dataset or self.config.dataset, data_dir or self.config.data_dir)
+        if tuple(data.image_shape) != tuple(self.image_shape):
+            raise DisgenError(f"dataset {data.name} has images {data.image_shape}, the model takes "
+                              f"{self.image_shape}")
+        x = to_float(data.test.images.to(self.device), self.spec.value_range)
+        return self.objective.evaluate(self.nets, x, data.test.labels.to(self.device))
+
+
+def train(model: str = "cnn-classifier", *, config_file: str | None = None, resume: bool = False,
+          dataset_obj: TensorDataset | None = None, **options: Any) -> Run:
+    """Train ``model`` with TrainConfig ``options`` (e.g. dataset, epochs, lr, run_dir) -> Run.
+
+    With ``resume=True`` and an existing ``run_dir``, its saved config is used (``options`` such as
+    ``epochs`` still override) and training continues after the last completed epoch.
+    """
+    from disgen.trainer import Trainer
+
+    run_dir = options.get("run_dir")
+    if resume and run_dir and (Path(run_dir) / "config.json").exists():
+        saved = runs.read_config(Path(run_dir)).to_dict()
+        saved.update({k: v for k, v in options.items() if v is not None})
+        saved.pop("model", None)
+        cfg = resolve(model, saved)
+    else:
+        cfg = resolve(model, options, config_file)
+    run_dir = Path(cfg.run_dir) if cfg.run_dir else runs.default_run_dir(cfg)
+    cfg.run_dir = str(run_dir)
+    trainer = Trainer(cfg, run_dir, dataset_obj)
+    history = trainer.fit(resume=resume)
+    data = trainer.data
+    return Run(run_dir, cfg, trainer.spec, trainer.objective, trainer.nets, data.image_shape,
+               list(data.classes), history)
+
+
+def load(run_dir: str | Path, checkpoint_name: str = "last", device: str = "cpu") -> Run:
+    """Load a trained run from its directory alone (``checkpoint_name``: "last" or "best")."""
+    run_dir = Path(run_dir)
+    cfg = runs.read_config(run_dir)
+    spec = get_model(cfg.model)
+    state = checkpoint.load(run_dir / "checkpoints" / f"{checkpoint_name}.pt", device)
+    info = state["data"]
+    image_shape = tuple(info["image_shape"])
+    nets = spec.build(spec.model_config(cfg.model_args), image_shape, len(info["classes"]))
+    runs.check_compatible(state, cfg, nets)
+    for k, m in nets.items():
+        m.load_state_dict(state["nets"][k])
+        m.to(device).eval()
+    return Run(run_dir, cfg, spec, get_objective(spec.objective), nets, image_shape,
+               list(info["classes"]), runs.read_metrics(run_dir))

@@ -1,0 +1,170 @@
+"""Training configuration: one typed dataclass, resolved from defaults, a preset, a config file
+and command-line flags (later ones win), and saved as ``config.json`` in the run directory.
+"""
+from __future__ import annotations
+
+import json
+import types
+import typing
+from dataclasses import MISSING, asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from disgen.errors import DisgenError
+
+
+def opt(default: Any, help: str) -> Any:
+    """A dataclass field with its CLI help text."""
+    if isinstance(default, dict):
+        return field(default_factory=dict, metadata={"help": help})
+    return field(default=default, metadata={"help": help})
+
+
+@dataclass
+class TrainConfig:
+    """Everything a training run needs besides the data. CLI flags are generated from these fields."""
+
+    model: str = opt("cnn-classifier", "model name (see `disgen models`)")
+    preset: str = opt("default", "preset: 'seed' (the source document's settings) or 'default'")
+    dataset: str = opt("mnist-mini", "dataset name (see `disgen datasets`) or a folder of IDX files")
+    data_dir: str | None = opt(None, "folder holding the dataset's files, searched before the cache")
+    epochs: int = opt(10, "number of passes over the training split")
+    batch_size: int = opt(100, "images per optimisation step")
+    optimizer: str = opt("adam", "adam | adamw | sgd")
+    lr: float = opt(1e-3, "learning rate")
+    betas: tuple[float, float] = opt((0.9, 0.999), "Adam's betas, e.g. 0.5,0.999")
+    momentum: float = opt(0.9, "SGD momentum")
+    nesterov: bool = opt(False, "SGD with Nesterov momentum")
+    weight_decay: float = opt(0.0, "L2 weight decay (decoupled for adamw)")
+    lr_schedule: str = opt("none", "none | step | cosine | onecycle")
+    lr_period: int = opt(10, "step schedule: decay the lr every this many epochs")
+    lr_decay: float = opt(0.1, "step schedule: multiply the lr by this")
+    augment: str = opt("none", "none | affine (random rotation, scale and shift)")
+    seed: int = opt(0, "random seed (weights, shuffling, augmentation)")
+    device: str = opt("auto", "auto | cpu | cuda | cuda:N")
+    run_dir: str | None = opt(None, "exact run directory (default runs/<model>-<dataset>-<time>)")
+    progress: bool = opt(True, "show a live progress bar")
+    model_args: dict = opt({}, "overrides of the model's own options")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+CHOICES = {
+    "optimizer": ("adam", "adamw", "sgd"),
+    "lr_schedule": ("none", "step", "cosine", "onecycle"),
+    "augment": ("none", "affine"),
+}
+
+
+def field_types() -> dict[str, Any]:
+    """Field name -> resolved type annotation of TrainConfig."""
+    hints = typing.get_type_hints(TrainConfig)
+    return {f.name: hints[f.name] for f in fields(TrainConfig)}
+
+
+def resolve(model: str, overrides: dict | None = None, config_file: str | None = None) -> TrainConfig:
+    """Defaults < the model's preset < ``config_file`` (JSON) < ``overrides`` (e.g. CLI flags)."""
+    from disgen.models import get_model
+
+    overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
+    from_file = load_config_file(config_file) if config_file else {}
+    preset_name = overrides.get("preset", from_file.get("preset", "default"))
+    spec = get_model(model)
+    if preset_name not in spec.presets:
+        raise DisgenError(
+            f"model {model!r} has no preset {preset_name!r}: choose one of {', '.join(spec.presets)}"
+        )
+    merged: dict[str, Any] = {"model": model, "preset": preset_name}
+    model_args: dict[str, Any] = {}
+    for layer in (spec.presets[preset_name], from_file, overrides):
+        layer = dict(layer)
+        model_args.update(layer.pop("model", None) or {})
+        model_args.update(layer.pop("model_args", None) or {})
+        merged.update(layer)
+    merged["model"] = model
+    merged["model_args"] = model_args
+    cfg = from_dict(merged)
+    validate(cfg)
+    spec.model_config(cfg.model_args)  # fails early on unknown model options
+    return cfg
+
+
+def from_dict(data: dict) -> TrainConfig:
+    """A TrainConfig from a plain dict (e.g. a saved config.json), checking names and types."""
+    known = field_types()
+    unknown = sorted(set(data) - set(known))
+    if unknown:
+        raise DisgenError(f"unknown config key(s) {', '.join(unknown)}; known keys: {', '.join(known)}")
+    values = {}
+    for name, value in data.items():
+        values[name] = coerce(name, value, known[name])
+    return TrainConfig(**values)
+
+
+def coerce(name: str, value: Any, kind: Any) -> Any:
+    """Convert JSON/CLI values to the field's type, with an error naming the field."""
+    origin = typing.get_origin(kind)
+    args = typing.get_args(kind)
+    try:
+        if value is None:
+            return None
+        if origin in (typing.Union, types.UnionType):  # X | None
+            inner = [a for a in args if a is not type(None)][0]
+            return coerce(name, value, inner)
+        if origin is tuple:
+            seq = value.split(",") if isinstance(value, str) else list(value)
+            return tuple(float(v) if args[0] is float else int(v) for v in seq)
+        if kind is bool:
+            if isinstance(value, str):
+                if value.lower() in ("1", "true", "yes", "on"):
+                    return True
+                if value.lower() in ("0", "false", "no", "off"):
+                    return False
+                raise ValueError(value)
+            return bool(value)
+        if kind is int:
+            if isinstance(value, float) and not value.is_integer():
+                raise ValueError(value)
+            return int(value)
+        if kind is float:
+            return float(value)
+        if kind is dict:
+            return dict(value)
+        return kind(value)
+    except (TypeError, ValueError):
+        raise DisgenError(f"bad value {value!r} for {name}: expected {getattr(kind, '__name__', kind)}") from None
+
+
+def validate(cfg: TrainConfig) -> None:
+    """Reject values that cannot work, naming the option and saying what is allowed."""
+    for name, allowed in CHOICES.items():
+        if getattr(cfg, name) not in allowed:
+            raise DisgenError(f"--{name.replace('_', '-')} {getattr(cfg, name)!r}: choose one of {', '.join(allowed)}")
+    positive = {"epochs": cfg.epochs, "batch_size": cfg.batch_size, "lr_period": cfg.lr_period}
+    for name, value in positive.items():
+        if value < 1:
+            raise DisgenError(f"--{name.replace('_', '-')} must be at least 1 (got {value})")
+    if not cfg.lr > 0:
+        raise DisgenError(f"--lr must be positive (got {cfg.lr})")
+    if cfg.weight_decay < 0:
+        raise DisgenError(f"--weight-decay must be >= 0 (got {cfg.weight_decay})")
+
+
+def load_config_file(path: str | Path) -> dict:
+    """Read a JSON config file (keys as in config.json; ``model`` overrides under "model_args")."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise DisgenError(f"config file {path} does not exist") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise DisgenError(f"config file {path} is not valid JSON: {err}") from None
+    if not isinstance(data, dict):
+        raise DisgenError(f"config file {path} must hold a JSON object of option: value")
+    return data
+
+
+def default_of(name: str) -> Any:
+    f = {f.name: f for f in fields(TrainConfig)}[name]
+    return f.default_factory() if f.default is MISSING else f.default

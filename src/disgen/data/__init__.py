@@ -1,0 +1,98 @@
+"""Datasets: a registry of named image datasets held as tensors.
+
+Every dataset is returned as a :class:`TensorDataset` of uint8 images ``(N, C, H, W)`` and int64
+labels, with a train and a test split. Conversion to floats happens once, on the device, in the
+range the model asks for (see :func:`to_float`): ``[0, 1]`` by default, ``[-1, 1]`` for GAN-style
+models.
+
+Adding a dataset is a one-file change: write a module in this package whose loader function is
+decorated with :func:`register_dataset`, and list the module in ``_MODULES`` below.
+"""
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from disgen.errors import DisgenError
+
+
+@dataclass
+class ImageSplit:
+    """One split: ``images`` uint8 (N, C, H, W) in [0, 255], ``labels`` int64 (N,)."""
+
+    images: torch.Tensor
+    labels: torch.Tensor
+
+    def __len__(self) -> int:
+        return int(self.images.shape[0])
+
+
+@dataclass
+class TensorDataset:
+    """A named dataset with train and test splits and human-readable class names."""
+
+    name: str
+    train: ImageSplit
+    test: ImageSplit
+    classes: list[str]
+    source: str = ""  # where it was read from, shown to the user
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        return tuple(self.train.images.shape[1:])  # (C, H, W)
+
+
+Loader = Callable[..., TensorDataset]
+_REGISTRY: dict[str, tuple[Loader, str]] = {}
+_MODULES = ("disgen.data.mnist", "disgen.data.mnist_mini")
+
+
+def register_dataset(name: str, description: str = "") -> Callable[[Loader], Loader]:
+    """Register ``loader(data_dir: Path | None) -> TensorDataset`` under ``name``."""
+
+    def wrap(loader: Loader) -> Loader:
+        _REGISTRY[name] = (loader, description)
+        return loader
+
+    return wrap
+
+
+def _import_all() -> None:
+    for module in _MODULES:
+        importlib.import_module(module)
+
+
+def list_datasets() -> dict[str, str]:
+    """Registered dataset names and their one-line descriptions."""
+    _import_all()
+    return {name: desc for name, (_, desc) in sorted(_REGISTRY.items())}
+
+
+def load_dataset(name_or_path: str, data_dir: str | Path | None = None) -> TensorDataset:
+    """Load a registered dataset by name, or a directory holding IDX files by path."""
+    _import_all()
+    if name_or_path in _REGISTRY:
+        loader, _ = _REGISTRY[name_or_path]
+        return loader(Path(data_dir) if data_dir else None)
+    path = Path(name_or_path).expanduser()
+    if path.is_dir():
+        from disgen.data.mnist import load_idx_dir
+
+        return load_idx_dir(path)
+    known = ", ".join(sorted(_REGISTRY))
+    raise DisgenError(
+        f"unknown dataset {name_or_path!r}: use one of {known}, or a path to a directory "
+        "holding IDX files (train-images-idx3-ubyte[.gz], train-labels-idx1-ubyte[.gz], "
+        "t10k-images-idx3-ubyte[.gz], t10k-labels-idx1-ubyte[.gz])"
+    )
+
+
+def to_float(images: torch.Tensor, value_range: tuple[float, float] = (0.0, 1.0)) -> torch.Tensor:
+    """uint8 images in [0, 255] -> float32 in ``value_range`` (e.g. (0, 1) or (-1, 1))."""
+    lo, hi = value_range
+    return images.to(torch.float32).mul_((hi - lo) / 255.0).add_(lo)

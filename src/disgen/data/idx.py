@@ -1,0 +1,141 @@
+"""Read and write IDX files, the format MNIST and Fashion-MNIST ship in.
+
+Format (LeCun, Cortes and Burges, "THE MNIST DATABASE of handwritten digits",
+http://yann.lecun.com/exdb/mnist/, section "FILE FORMATS FOR THE MNIST DATABASE"): two zero bytes,
+one byte naming the element type, one byte giving the number of dimensions; then each dimension
+as a big-endian uint32; then the elements, big-endian, in C order. Files may be gzip-compressed;
+compression is recognised by its magic bytes on reading and chosen by a ``.gz`` suffix on writing.
+"""
+from __future__ import annotations
+
+import gzip
+import math
+import struct
+import zlib
+from pathlib import Path
+from typing import BinaryIO
+
+import numpy as np
+import torch
+
+from disgen.errors import DisgenError
+
+# Type byte -> big-endian numpy dtype, and torch dtype -> type byte (same source as above).
+IDX_DTYPES: dict[int, np.dtype] = {
+    0x08: np.dtype(">u1"),
+    0x09: np.dtype(">i1"),
+    0x0B: np.dtype(">i2"),
+    0x0C: np.dtype(">i4"),
+    0x0D: np.dtype(">f4"),
+    0x0E: np.dtype(">f8"),
+}
+TORCH_TO_IDX: dict[torch.dtype, int] = {
+    torch.uint8: 0x08,
+    torch.int8: 0x09,
+    torch.int16: 0x0B,
+    torch.int32: 0x0C,
+    torch.float32: 0x0D,
+    torch.float64: 0x0E,
+}
+# Refuse headers declaring more than this before allocating: the largest real IDX file
+# (MNIST train images) holds 47 MB, so 2 GiB means a corrupt or hostile header.
+MAX_BYTES = 2**31
+GZIP_MAGIC = b"\x1f\x8b"
+
+
+def read_idx(path: str | Path) -> torch.Tensor:
+    """Read an IDX file (raw or gzip) into a tensor of the matching dtype and shape.
+
+    Raises :class:`DisgenError` naming the file for a missing file, a bad header, a truncated
+    body, trailing bytes, an absurd declared size or corrupt gzip data.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DisgenError(f"IDX file not found: {path}: check the path or download the file again")
+    try:
+        with _open(path) as f:
+            dtype, shape = _read_header(f, path)
+            return _read_body(f, path, dtype, shape)
+    except (gzip.BadGzipFile, zlib.error, EOFError) as err:
+        raise DisgenError(
+            f"corrupt gzip data in {path} ({err}): delete the file and download it again"
+        ) from err
+    except OSError as err:
+        raise DisgenError(f"cannot read IDX file {path}: {err}") from err
+
+
+def _open(path: Path) -> BinaryIO:
+    with open(path, "rb") as f:
+        compressed = f.read(2) == GZIP_MAGIC
+    return gzip.open(path, "rb") if compressed else open(path, "rb")
+
+
+def _read_exact(f: BinaryIO, n: int, path: Path, what: str) -> bytes:
+    data = f.read(n)
+    if len(data) != n:
+        raise DisgenError(
+            f"truncated IDX file {path}: {what} needs {n} bytes but only {len(data)} remain; "
+            "the file is incomplete: download it again"
+        )
+    return data
+
+
+def _read_header(f: BinaryIO, path: Path) -> tuple[np.dtype, tuple[int, ...]]:
+    zero0, zero1, code, ndim = _read_exact(f, 4, path, "the header")
+    if zero0 != 0 or zero1 != 0:
+        raise DisgenError(
+            f"{path} is not an IDX file: its magic number starts with bytes "
+            f"{zero0:#04x} {zero1:#04x}, not 0x00 0x00; pass an IDX file "
+            "(e.g. train-images-idx3-ubyte)"
+        )
+    if code not in IDX_DTYPES:
+        known = ", ".join(f"{c:#04x}" for c in IDX_DTYPES)
+        raise DisgenError(
+            f"unknown IDX element type {code:#04x} in {path}: expected one of {known}; "
+            "the file is corrupt or not IDX"
+        )
+    shape = struct.unpack(f">{ndim}I", _read_exact(f, 4 * ndim, path, f"{ndim} dimension sizes"))
+    return IDX_DTYPES[code], tuple(shape)
+
+
+def _read_body(f: BinaryIO, path: Path, dtype: np.dtype, shape: tuple[int, ...]) -> torch.Tensor:
+    nbytes = math.prod(shape) * dtype.itemsize
+    if nbytes > MAX_BYTES:
+        raise DisgenError(
+            f"IDX file {path} declares shape {shape} ({nbytes} bytes), over the {MAX_BYTES}-byte "
+            "limit: its header is corrupt; download the file again"
+        )
+    data = _read_exact(f, nbytes, path, f"shape {shape} of {dtype.name}")
+    if f.read(1):
+        raise DisgenError(
+            f"IDX file {path} has bytes after the {nbytes} its header declares for shape {shape}: "
+            "the file is corrupt or not IDX; download it again"
+        )
+    # astype copies into native byte order, which also makes the array writable for torch.
+    array = np.frombuffer(data, dtype=dtype).astype(dtype.newbyteorder("="))
+    return torch.from_numpy(array.reshape(shape))
+
+
+def write_idx(path: str | Path, tensor: torch.Tensor) -> Path:
+    """Write ``tensor`` as an IDX file; gzip-compressed if ``path`` ends in ``.gz``.
+
+    Gzip output has mtime 0 and no stored file name, so the same tensor gives the same bytes.
+    """
+    path = Path(path)
+    if tensor.dtype not in TORCH_TO_IDX:
+        names = ", ".join(str(d) for d in TORCH_TO_IDX)
+        raise DisgenError(
+            f"cannot write {tensor.dtype} to IDX file {path}: convert the tensor to one of {names}"
+        )
+    if tensor.ndim > 255 or any(n >= 2**32 for n in tensor.shape):
+        raise DisgenError(f"shape {tuple(tensor.shape)} does not fit an IDX header ({path})")
+    code = TORCH_TO_IDX[tensor.dtype]
+    header = struct.pack(f">BBBB{tensor.ndim}I", 0, 0, code, tensor.ndim, *tensor.shape)
+    body = tensor.detach().cpu().contiguous().numpy().astype(IDX_DTYPES[code]).tobytes()
+    with open(path, "wb") as raw:
+        if path.suffix == ".gz":
+            with gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as f:
+                f.write(header + body)
+        else:
+            raw.write(header + body)
+    return path

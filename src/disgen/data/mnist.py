@@ -1,0 +1,243 @@
+"""MNIST, Fashion-MNIST and any directory of IDX files in the MNIST layout.
+
+MNIST: LeCun, Cortes and Burges, http://yann.lecun.com/exdb/mnist/. Fashion-MNIST: Xiao, Rasul
+and Vollgraf 2017, "Fashion-MNIST: a Novel Image Dataset for Benchmarking Machine Learning
+Algorithms", arXiv:1708.07747, https://github.com/zalandoresearch/fashion-mnist. Mirrors and md5
+sums are the published ones that torchvision's ``datasets/mnist.py`` also uses.
+
+Lookup order for a named dataset: ``data_dir`` (the CLI's ``--data-dir``), the cache
+(``cache_dir()/<name>``), system directories (Debian's ``dataset-fashion-mnist`` package), and
+last a download into the cache. Local files are validated by structure, not md5: Debian
+recompresses the files, so their md5 differ from upstream while their content is the same.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from disgen.data import ImageSplit, TensorDataset, register_dataset
+from disgen.data.download import cache_dir, fetch
+from disgen.data.idx import read_idx, write_idx
+from disgen.errors import DisgenError
+
+# (images, labels) file stems of each split, in the order they are looked up and fetched.
+SPLIT_FILES = {
+    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+}
+FILE_STEMS = [stem for pair in SPLIT_FILES.values() for stem in pair]
+
+MNIST_MIRRORS = [
+    "https://ossci-datasets.s3.amazonaws.com/mnist/",
+    "http://yann.lecun.com/exdb/mnist/",
+]
+MNIST_MD5 = {
+    "train-images-idx3-ubyte.gz": "f68b3c2dcbeaaa9fbdd348bbdeb94873",
+    "train-labels-idx1-ubyte.gz": "d53e105ee54ea40749a09fcbcd1e9432",
+    "t10k-images-idx3-ubyte.gz": "9fb629c4189551a2d022fa330f9573f3",
+    "t10k-labels-idx1-ubyte.gz": "ec29112dd5afa0611ce80d1b7f02629c",
+}
+FASHION_MIRRORS = [
+    "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
+    "https://raw.githubusercontent.com/zalandoresearch/fashion-mnist/master/data/fashion/",
+]
+FASHION_MD5 = {
+    "train-images-idx3-ubyte.gz": "8d4fb7e6c68d591d4c3dfef9ec88bf0d",
+    "train-labels-idx1-ubyte.gz": "25c81989df183df01b3e8a0aad5dffbe",
+    "t10k-images-idx3-ubyte.gz": "bef4ecab320f06d8554ea6380940ec79",
+    "t10k-labels-idx1-ubyte.gz": "bb300cfdad3c16e7a12a480ee83cd310",
+}
+# Label order from the Fashion-MNIST README.
+FASHION_CLASSES = [
+    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
+]
+DIGITS = [str(d) for d in range(10)]
+
+
+@dataclass(frozen=True)
+class IdxSource:
+    """Where a named IDX dataset comes from and what it must look like."""
+
+    name: str
+    classes: list[str]
+    mirrors: list[str]  # base URLs; DISGEN_MIRRORS_<NAME> (comma-separated) overrides them
+    md5: dict[str, str]  # of the .gz files on the mirrors
+    system_dirs: tuple[Path, ...] = ()
+    image_hw: tuple[int, int] = (28, 28)
+
+    def mirror_list(self) -> list[str]:
+        env = os.environ.get("DISGEN_MIRRORS_" + self.name.upper().replace("-", "_"))
+        return [m.strip() for m in env.split(",") if m.strip()] if env else list(self.mirrors)
+
+
+MNIST = IdxSource("mnist", DIGITS, MNIST_MIRRORS, MNIST_MD5)
+# Debian's dataset-fashion-mnist package installs the four .gz files here.
+FASHION_MNIST = IdxSource(
+    "fashion-mnist",
+    FASHION_CLASSES,
+    FASHION_MIRRORS,
+    FASHION_MD5,
+    system_dirs=(Path("/usr/share/datasets/fashion-mnist"),),
+)
+
+
+@register_dataset("mnist", "MNIST handwritten digits, 60,000/10,000 28x28 grey (LeCun et al.)")
+def load_mnist(data_dir: Path | None = None) -> TensorDataset:
+    return load_source(MNIST, data_dir)
+
+
+@register_dataset(
+    "fashion-mnist", "Fashion-MNIST clothing, 60,000/10,000 28x28 grey (Xiao et al. 2017)"
+)
+def load_fashion_mnist(data_dir: Path | None = None) -> TensorDataset:
+    return load_source(FASHION_MNIST, data_dir)
+
+
+def find_file(directory: Path, stem: str) -> Path | None:
+    """``directory/stem`` or ``directory/stem.gz``, whichever exists (raw first), else None."""
+    for candidate in (directory / stem, directory / f"{stem}.gz"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _missing(directory: Path) -> list[str]:
+    return [stem for stem in FILE_STEMS if find_file(directory, stem) is None]
+
+
+def load_source(source: IdxSource, data_dir: Path | None = None) -> TensorDataset:
+    """Load ``source`` from ``data_dir``, else the cache or a system directory, else download."""
+    if data_dir is not None:
+        missing = _missing(Path(data_dir))
+        if missing:
+            raise DisgenError(
+                f"--data-dir {data_dir} lacks {', '.join(missing)} (raw or .gz) for {source.name}: "
+                f"put the files there, or leave out --data-dir to use {cache_dir() / source.name}"
+            )
+        return load_idx_dir(Path(data_dir), source.name, source.classes, source.image_hw)
+    cache = cache_dir() / source.name
+    for directory in (cache, *source.system_dirs):
+        if not _missing(directory):
+            return load_idx_dir(directory, source.name, source.classes, source.image_hw)
+    _download(source, cache)
+    return load_idx_dir(cache, source.name, source.classes, source.image_hw)
+
+
+def _download(source: IdxSource, cache: Path) -> None:
+    mirrors = source.mirror_list()
+    for stem in _missing(cache):
+        filename = f"{stem}.gz"
+        try:
+            fetch(filename, mirrors, source.md5[filename], cache)
+        except DisgenError as err:
+            files = ", ".join(f"{s}[.gz]" for s in FILE_STEMS)
+            raise DisgenError(
+                f"{err}\n{source.name} needs the four files {files}. Download them from one of "
+                f"{', '.join(mirrors)} and pass their directory with --data-dir DIR, or put them "
+                f"into {cache}."
+            ) from err
+
+
+def load_idx_dir(
+    path: Path,
+    name: str | None = None,
+    classes: list[str] | None = None,
+    image_hw: tuple[int, int] | None = None,
+) -> TensorDataset:
+    """Load a directory holding the four MNIST-layout IDX files (each raw or ``.gz``).
+
+    Without ``classes``, classes are named by number, ``0..K-1`` with K from the largest label.
+    With ``classes``, labels must lie in ``0..len(classes)-1``; with ``image_hw``, images must
+    have that height and width.
+    """
+    path = Path(path)
+    missing = _missing(path)
+    if missing:
+        raise DisgenError(
+            f"missing {', '.join(missing)} (raw or .gz) in {path}: a dataset directory needs "
+            f"all of {', '.join(FILE_STEMS)}"
+        )
+    splits = {
+        split: read_split(find_file(path, images), find_file(path, labels), classes, image_hw)
+        for split, (images, labels) in SPLIT_FILES.items()
+    }
+    train, test = splits["train"], splits["test"]
+    if train.images.shape[1:] != test.images.shape[1:]:
+        raise DisgenError(
+            f"train images are {tuple(train.images.shape[2:])} but test images are "
+            f"{tuple(test.images.shape[2:])} in {path}: both splits must have the same size"
+        )
+    if classes is None:
+        top = int(torch.cat([train.labels, test.labels]).max()) if len(train) + len(test) else -1
+        classes = [str(k) for k in range(top + 1)]
+    return TensorDataset(name or path.name, train, test, list(classes), source=str(path))
+
+
+def save_idx_dir(path: Path, train: ImageSplit, test: ImageSplit, gz: bool = True) -> Path:
+    """Write two single-channel splits as the four MNIST-layout IDX files; the inverse of
+    :func:`load_idx_dir`. Labels are stored as uint8, as MNIST's are (int32 past 255)."""
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    suffix = ".gz" if gz else ""
+    for split, (images_stem, labels_stem) in zip((train, test), SPLIT_FILES.values()):
+        if split.images.ndim != 4 or split.images.shape[1] != 1:
+            raise DisgenError(
+                f"IDX files hold single-channel images, got shape {tuple(split.images.shape)} "
+                f"for {path}: convert to (N, 1, H, W)"
+            )
+        label_dtype = torch.uint8 if len(split) == 0 or split.labels.max() < 256 else torch.int32
+        write_idx(path / f"{images_stem}{suffix}", split.images[:, 0].to(torch.uint8))
+        write_idx(path / f"{labels_stem}{suffix}", split.labels.to(label_dtype))
+    return path
+
+
+def read_split(
+    images_path: Path,
+    labels_path: Path,
+    classes: list[str] | None = None,
+    image_hw: tuple[int, int] | None = None,
+) -> ImageSplit:
+    """Read and validate one split: uint8 images (N, H, W) and integer labels (N,)."""
+    images, labels = read_idx(images_path), read_idx(labels_path)
+    _check_images(images, images_path, image_hw)
+    _check_labels(labels, labels_path, classes)
+    if len(images) != len(labels):
+        raise DisgenError(
+            f"{images_path} holds {len(images)} images but {labels_path} holds {len(labels)} "
+            "labels: the files belong to different datasets or one is corrupt"
+        )
+    return ImageSplit(images.unsqueeze(1).contiguous(), labels.to(torch.int64))  # (N, 1, H, W)
+
+
+def _check_images(images: torch.Tensor, path: Path, image_hw: tuple[int, int] | None) -> None:
+    want = f"N x {image_hw[0]} x {image_hw[1]}" if image_hw else "N x H x W"
+    if images.ndim != 3 or (image_hw and tuple(images.shape[1:]) != tuple(image_hw)):
+        raise DisgenError(
+            f"{path} holds images of shape {tuple(images.shape)}, expected {want}: "
+            "is this an images file (…-images-idx3-ubyte)?"
+        )
+    if images.dtype != torch.uint8:
+        raise DisgenError(f"{path} holds {images.dtype} pixels, expected uint8 (0..255)")
+
+
+def _check_labels(labels: torch.Tensor, path: Path, classes: list[str] | None) -> None:
+    if labels.ndim != 1:
+        raise DisgenError(
+            f"{path} holds labels of shape {tuple(labels.shape)}, expected 1-D: "
+            "is this a labels file (…-labels-idx1-ubyte)?"
+        )
+    if labels.is_floating_point():
+        raise DisgenError(f"{path} holds {labels.dtype} labels, expected integers")
+    if len(labels) == 0:
+        return
+    lo, hi = int(labels.min()), int(labels.max())
+    top = len(classes) - 1 if classes is not None else None
+    if lo < 0 or (top is not None and hi > top):
+        allowed = f"0..{top}" if top is not None else "0 or more"
+        raise DisgenError(
+            f"{path} holds labels {lo}..{hi}, expected {allowed}: wrong or corrupt file"
+        )

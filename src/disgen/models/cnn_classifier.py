@@ -1,0 +1,79 @@
+"""``cnn-classifier``: disgen's small convolutional classifier for 28x28 images.
+
+A VGG-style stack (two 3x3 convolutions per stage, batch norm, ReLU, max pooling; Simonyan &
+Zisserman 2014) ending in global average pooling, so ``features(x)`` is a compact embedding that
+also serves as the feature space for Fréchet distance and class coverage of generated images.
+There is no source document for it; the ``seed`` preset is the same network trained without
+augmentation, the ``default`` adds random affine augmentation and a one-cycle schedule.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from disgen.models import register_model
+
+
+@dataclass
+class CNNClassifierConfig:
+    widths: tuple[int, ...] = (32, 64, 128)  # channels of the three stages
+    dropout: float = 0.2  # before the linear head
+
+
+def conv_bn_relu(cin: int, cout: int) -> nn.Sequential:
+    # No conv bias: batch norm's shift replaces it.
+    return nn.Sequential(
+        nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)
+    )
+
+
+class CNNClassifier(nn.Module):
+    def __init__(self, cfg: CNNClassifierConfig, image_shape: tuple[int, int, int], num_classes: int):
+        super().__init__()
+        c, _, _ = image_shape
+        w1, w2, w3 = cfg.widths
+        self.body = nn.Sequential(
+            conv_bn_relu(c, w1), conv_bn_relu(w1, w1), nn.MaxPool2d(2),  # (B, w1, 14, 14)
+            conv_bn_relu(w1, w2), conv_bn_relu(w2, w2), nn.MaxPool2d(2),  # (B, w2, 7, 7)
+            conv_bn_relu(w2, w3),  # (B, w3, 7, 7)
+            nn.AdaptiveAvgPool2d(1), nn.Flatten(),  # (B, w3)
+        )
+        self.fc = nn.Sequential(nn.Dropout(cfg.dropout), nn.Linear(w3, num_classes))  # (B, classes)
+        self.apply(init_weights)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x)
+
+    def head(self, h: torch.Tensor) -> torch.Tensor:
+        return self.fc(h)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x))
+
+
+def init_weights(m: nn.Module) -> None:
+    # He init suits ReLU (He et al. 2015); batch norm starts as the identity.
+    if isinstance(m, nn.Conv2d):
+        nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+    elif isinstance(m, nn.BatchNorm2d):
+        nn.init.ones_(m.weight)
+        nn.init.zeros_(m.bias)
+
+
+PRESETS = {
+    "seed": dict(optimizer="adam", lr=1e-3, batch_size=100, epochs=10),
+    "default": dict(
+        optimizer="adamw", lr=3e-3, weight_decay=5e-4, batch_size=64, epochs=15,
+        lr_schedule="onecycle", augment="affine",
+    ),
+}
+
+
+@register_model(
+    "cnn-classifier", objective="classify", config=CNNClassifierConfig, presets=PRESETS,
+    description="disgen's small VGG-style CNN (batch norm, augmentation); the demo's model",
+)
+def build(cfg: CNNClassifierConfig, image_shape, num_classes) -> dict[str, nn.Module]:
+    return {"model": CNNClassifier(cfg, image_shape, num_classes)}

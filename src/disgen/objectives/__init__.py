@@ -1,0 +1,86 @@
+"""Training objectives: what one optimisation step, one evaluation and the run's pictures are.
+
+The Trainer is the same for every model; the model's ``objective`` picks an :class:`Objective`
+here. A step function ``step(nets, opts, batch) -> dict[str, Tensor]`` does its own
+zero_grad/backward/step, so multi-network games (GAN, AAE) need no trainer of their own.
+"""
+from __future__ import annotations
+
+import contextlib
+import importlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator
+
+import torch
+from torch import nn
+
+from disgen.errors import DisgenError
+
+Nets = dict[str, nn.Module]
+Opts = dict[str, torch.optim.Optimizer]
+StepFn = Callable[[Nets, Opts, tuple[torch.Tensor, torch.Tensor]], dict[str, torch.Tensor]]
+
+
+@dataclass
+class Context:
+    """What an objective's picture hooks may look at; ``out_dir`` is the run's images folder."""
+
+    nets: Nets
+    train_x: torch.Tensor
+    test_x: torch.Tensor
+    test_y: torch.Tensor
+    classes: list[str]
+    value_range: tuple[float, float]
+    out_dir: Path
+
+
+@dataclass
+class Objective:
+    """``evaluate(nets, x, y) -> {metric: float}`` is pure; ``best`` names the metric that picks
+    ``best.pt`` and whether higher or lower is better. ``snapshot(ctx, tag)`` draws pictures at
+    ``tag`` "before" training, after each epoch ("epoch_NNN") and "after"."""
+
+    name: str
+    step: StepFn
+    evaluate: Callable[..., dict[str, float]]
+    best: tuple[str, str]
+    snapshot: Callable[[Context, str], None] | None = None
+    predict: Callable[[Nets, torch.Tensor], torch.Tensor] | None = None
+    reconstruct: Callable[[Nets, torch.Tensor], torch.Tensor] | None = None
+
+
+_REGISTRY: dict[str, Objective] = {}
+_MODULES = ("classify", "reconstruct")
+
+
+def register_objective(objective: Objective) -> Objective:
+    _REGISTRY[objective.name] = objective
+    return objective
+
+
+def get_objective(name: str) -> Objective:
+    for module in _MODULES:
+        importlib.import_module(f"disgen.objectives.{module}")
+    if name not in _REGISTRY:
+        raise DisgenError(f"unknown objective {name!r}")
+    return _REGISTRY[name]
+
+
+@contextlib.contextmanager
+def inference(nets: Nets) -> Iterator[None]:
+    """Eval mode and no autograd for ``nets``, restoring each module's mode afterwards."""
+    modes = {k: m.training for k, m in nets.items()}
+    for m in nets.values():
+        m.eval()
+    try:
+        with torch.inference_mode():
+            yield
+    finally:
+        for k, m in nets.items():
+            m.train(modes[k])
+
+
+def batches(n: int, size: int) -> Iterator[slice]:
+    for i in range(0, n, size):
+        yield slice(i, min(i + size, n))

@@ -1,0 +1,112 @@
+"""Run directories: creating them, and reading back what a run wrote.
+
+    RUN_DIR/config.json        the resolved TrainConfig
+    RUN_DIR/run.json           dataset (name, image shape, classes), device, versions
+    RUN_DIR/metrics.jsonl      one JSON object per completed epoch
+    RUN_DIR/checkpoints/       last.pt (every epoch) and best.pt (best test metric)
+    RUN_DIR/images/            pictures
+    RUN_DIR/eval.json          written by ``disgen eval``
+"""
+from __future__ import annotations
+
+import json
+import platform
+import time
+from pathlib import Path
+
+import torch
+
+from disgen import __version__
+from disgen.checkpoint import atomic_write
+from disgen.config import TrainConfig, from_dict
+from disgen.data import TensorDataset
+from disgen.errors import DisgenError
+
+
+def default_run_dir(cfg: TrainConfig, root: str | Path = "runs") -> Path:
+    dataset = Path(cfg.dataset).name if ("/" in cfg.dataset or Path(cfg.dataset).is_dir()) else cfg.dataset
+    return Path(root) / f"{cfg.model}-{dataset}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def data_info(data: TensorDataset) -> dict:
+    return {"name": data.name, "image_shape": list(data.image_shape), "classes": list(data.classes)}
+
+
+def write_json(path: Path, obj: dict) -> None:
+    atomic_write(path, lambda f: f.write((json.dumps(obj, indent=2) + "\n").encode()))
+
+
+def prepare(run_dir: Path, cfg: TrainConfig, data: TensorDataset, device: torch.device, resume: bool) -> None:
+    """Create the run directory and write config.json and run.json, refusing to overwrite a run."""
+    has_run = (run_dir / "checkpoints" / "last.pt").exists()
+    if has_run and not resume:
+        raise DisgenError(f"{run_dir} already holds a training run: add --resume to continue it, "
+                          "or choose another --run-dir")
+    (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
+    (run_dir / "images").mkdir(exist_ok=True)
+    write_json(run_dir / "config.json", cfg.to_dict())
+    write_json(run_dir / "run.json", {
+        "data": data_info(data), "device": str(device), "disgen": __version__,
+        "torch": torch.__version__, "python": platform.python_version(),
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
+    })
+
+
+def read_config(run_dir: Path) -> TrainConfig:
+    path = Path(run_dir) / "config.json"
+    if not path.is_file():
+        raise DisgenError(f"{run_dir} is not a disgen run directory (no config.json); "
+                          "pass the directory that `disgen train` printed")
+    try:
+        return from_dict(json.loads(path.read_text()))
+    except json.JSONDecodeError as err:
+        raise DisgenError(f"{path} is not valid JSON ({err})") from None
+
+
+def read_metrics(run_dir: Path, upto: int | None = None) -> list[dict]:
+    """Epoch records of metrics.jsonl (those with epoch <= ``upto``; a torn last line is dropped)."""
+    path = Path(run_dir) / "metrics.jsonl"
+    if not path.exists():
+        return []
+    out = []
+    for line in path.read_text().splitlines():
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if upto is None or rec.get("epoch", 0) <= upto:
+            out.append(rec)
+    return out
+
+
+def write_metrics(run_dir: Path, records: list[dict]) -> None:
+    atomic_write(Path(run_dir) / "metrics.jsonl",
+                 lambda f: f.write("".join(json.dumps(r) + "\n" for r in records).encode()))
+
+
+def append_metrics(run_dir: Path, record: dict) -> None:
+    with open(Path(run_dir) / "metrics.jsonl", "a") as f:
+        f.write(json.dumps(record) + "\n")
+
+
+def check_compatible(state: dict, cfg: TrainConfig, nets: dict) -> None:
+    """Refuse a checkpoint of another model or shape, listing what does not match."""
+    problems = []
+    if state.get("model") != cfg.model:
+        problems.append(f"model {state.get('model')!r} != {cfg.model!r}")
+    saved = state.get("nets", {})
+    if set(saved) != set(nets):
+        problems.append(f"networks {sorted(saved)} != {sorted(nets)}")
+    for name, module in nets.items():
+        ours = module.state_dict()
+        theirs = saved.get(name, {})
+        for key in sorted(set(ours) | set(theirs)):
+            if key not in theirs:
+                problems.append(f"{name}.{key} missing from the checkpoint")
+            elif key not in ours:
+                problems.append(f"{name}.{key} unexpected in the checkpoint")
+            elif tuple(ours[key].shape) != tuple(theirs[key].shape):
+                problems.append(f"{name}.{key} shape {tuple(theirs[key].shape)} != {tuple(ours[key].shape)}")
+    if problems:
+        shown = "; ".join(problems[:10]) + (f"; and {len(problems) - 10} more" if len(problems) > 10 else "")
+        raise DisgenError(f"the checkpoint does not fit this model: {shown}")
