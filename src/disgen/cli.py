@@ -5,10 +5,13 @@ from __future__ import annotations
 import argparse
 import csv
 import dataclasses
+import importlib
 import json
 import sys
 import typing
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 from disgen.config import TrainConfig, field_types
 from disgen.errors import DisgenError
@@ -35,19 +38,47 @@ def model_from_argv(argv: list[str]) -> str | None:
     return None
 
 
-def build_parser(model: str | None = None) -> argparse.ArgumentParser:
-    from disgen.models import get_model, list_models
+@dataclass
+class Command:
+    """A subcommand: ``add_args(parser, argv)`` declares its arguments, ``run(args)`` does it."""
 
+    name: str
+    help: str
+    add_args: Callable[[argparse.ArgumentParser, list[str]], None]
+    run: Callable[[argparse.Namespace], None]
+
+
+COMMANDS: dict[str, Command] = {}
+# Modules outside this file that define commands with @command (imported before parsing).
+COMMAND_MODULES: tuple[str, ...] = ()
+
+
+def command(name: str, help: str, add_args=None):
+    """Register ``run(args)`` as subcommand ``name``; ``add_args(parser, argv)`` adds its flags."""
+
+    def wrap(run):
+        COMMANDS[name] = Command(name, help, add_args or (lambda p, argv: None), run)
+        return run
+
+    return wrap
+
+
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    for module in COMMAND_MODULES:
+        importlib.import_module(module)
     parser = argparse.ArgumentParser(
         prog="disgen", description="Train, evaluate, sample and inspect classic image models.")
     parser.add_argument("--version", action="version", version=f"disgen {__import__('disgen').__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for cmd in COMMANDS.values():
+        cmd.add_args(sub.add_parser(cmd.name, help=cmd.help, description=cmd.help), argv or [])
+    return parser
 
-    sub.add_parser("models", help="list models and their presets")
-    sub.add_parser("datasets", help="list datasets")
 
-    tr = sub.add_parser("train", help="train a model into a run directory",
-                        description="Train MODEL. Later sources win: the preset, --config FILE, flags.")
+def train_args(tr: argparse.ArgumentParser, argv: list[str]) -> None:
+    from disgen.models import get_model, list_models
+
+    tr.description = "Train MODEL. Later sources win: the preset, --config FILE, flags."
     tr.add_argument("model", metavar="MODEL", choices=list_models(),
                     help="one of: " + ", ".join(list_models()))
     tr.add_argument("--config", dest="config_file", metavar="FILE", help="JSON file of options")
@@ -57,6 +88,7 @@ def build_parser(model: str | None = None) -> argparse.ArgumentParser:
     for name, kind in field_types().items():
         if name not in SKIP:
             add_field(tr, name, kind, fields[name].metadata.get("help", ""), name)
+    model = model_from_argv(argv)
     if model in list_models():
         spec = get_model(model)
         group = tr.add_argument_group(f"options of {model} (override the preset)")
@@ -64,26 +96,29 @@ def build_parser(model: str | None = None) -> argparse.ArgumentParser:
         for f in dataclasses.fields(spec.config_cls):
             add_field(group, f.name, hints[f.name], f"default {f.default!r}", f"model__{f.name}")
 
-    ev = sub.add_parser("eval", help="evaluate a run on a test split and write RUN_DIR/eval.json")
-    ev.add_argument("run_dir", metavar="RUN_DIR")
-    ev.add_argument("--dataset", help="dataset to evaluate on (default: the training dataset)")
-    ev.add_argument("--data-dir", help="folder holding the dataset's files")
-    ev.add_argument("--checkpoint", default="last", choices=("last", "best"))
 
-    pr = sub.add_parser("predict", help="classify images, folders or IDX files into a CSV")
-    pr.add_argument("run_dir", metavar="RUN_DIR")
-    pr.add_argument("inputs", metavar="INPUT", nargs="+", help="image files, folders, IDX image files")
-    pr.add_argument("--out", metavar="FILE.csv", help="CSV to write (default: print to stdout)")
-    pr.add_argument("--checkpoint", default="last", choices=("last", "best"))
-
-    rc = sub.add_parser("reconstruct", help="autoencoder reconstructions of images as a grid PNG")
-    rc.add_argument("run_dir", metavar="RUN_DIR")
-    rc.add_argument("inputs", metavar="INPUT", nargs="+", help="image files, folders, IDX image files")
-    rc.add_argument("--out", metavar="GRID.png", required=True)
-    rc.add_argument("--checkpoint", default="last", choices=("last", "best"))
-    return parser
+def run_dir_args(p: argparse.ArgumentParser, inputs: str | None = None, out: str | None = None,
+                 out_required: bool = False) -> None:
+    """RUN_DIR, optional INPUT..., --out and --checkpoint: shared by the run-reading commands."""
+    p.add_argument("run_dir", metavar="RUN_DIR", help="a run directory written by `disgen train`")
+    if inputs:
+        p.add_argument("inputs", metavar="INPUT", nargs="+", help=inputs)
+    if out:
+        p.add_argument("--out", metavar=out, required=out_required)
+    p.add_argument("--checkpoint", default="last", choices=("last", "best"),
+                   help="which checkpoint of the run to use (default: last)")
 
 
+def eval_args(p: argparse.ArgumentParser, argv: list[str]) -> None:
+    run_dir_args(p)
+    p.add_argument("--dataset", help="dataset to evaluate on (default: the training dataset)")
+    p.add_argument("--data-dir", help="folder holding the dataset's files")
+
+
+INPUTS_HELP = "image files (any size and colour), folders of images, or IDX image files"
+
+
+@command("models", "list models and their presets")
 def cmd_models(args) -> None:
     from disgen.models import get_model, list_models
 
@@ -95,6 +130,7 @@ def cmd_models(args) -> None:
             print(f"    --preset {preset:8s} {shown}")
 
 
+@command("datasets", "list datasets")
 def cmd_datasets(args) -> None:
     from disgen.data import list_datasets
 
@@ -103,6 +139,7 @@ def cmd_datasets(args) -> None:
     print("PATH           a folder holding the four IDX files of an MNIST-like dataset")
 
 
+@command("train", "train a model into a run directory", train_args)
 def cmd_train(args) -> None:
     from disgen.api import train
 
@@ -119,6 +156,7 @@ def cmd_train(args) -> None:
     print(f"run directory: {run.dir}", file=sys.stderr)
 
 
+@command("eval", "evaluate a run on a test split and write RUN_DIR/eval.json", eval_args)
 def cmd_eval(args) -> None:
     from disgen.api import load
     from disgen.runs import write_json
@@ -130,6 +168,8 @@ def cmd_eval(args) -> None:
     print(json.dumps(result))
 
 
+@command("predict", "classify images, folders or IDX files into a CSV",
+         lambda p, argv: run_dir_args(p, INPUTS_HELP, "FILE.csv"))
 def cmd_predict(args) -> None:
     from disgen.api import load
     from disgen.images import load_inputs
@@ -151,6 +191,8 @@ def cmd_predict(args) -> None:
             print(f"wrote {len(names)} predictions to {args.out}", file=sys.stderr)
 
 
+@command("reconstruct", "autoencoder reconstructions of images, as a grid PNG",
+         lambda p, argv: run_dir_args(p, INPUTS_HELP, "GRID.png", out_required=True))
 def cmd_reconstruct(args) -> None:
     from disgen.api import load
     from disgen.images import load_inputs
@@ -163,15 +205,11 @@ def cmd_reconstruct(args) -> None:
     print(f"wrote originals and reconstructions of {len(names)} images to {args.out}", file=sys.stderr)
 
 
-COMMANDS = {"models": cmd_models, "datasets": cmd_datasets, "train": cmd_train, "eval": cmd_eval,
-            "predict": cmd_predict, "reconstruct": cmd_reconstruct}
-
-
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
-        args = build_parser(model_from_argv(argv)).parse_args(argv)
-        COMMANDS[args.command](args)
+        args = build_parser(argv).parse_args(argv)
+        COMMANDS[args.command].run(args)
     except DisgenError as err:
         print(f"disgen: error: {err}", file=sys.stderr)
         return 2

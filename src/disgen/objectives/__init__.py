@@ -48,6 +48,9 @@ class Objective:
     snapshot: Callable[[Context, str], None] | None = None
     predict: Callable[[Nets, torch.Tensor], torch.Tensor] | None = None
     reconstruct: Callable[[Nets, torch.Tensor], torch.Tensor] | None = None
+    # optimizers(nets, train_cfg, model_cfg) -> {name: optimizer}; None: one per network from
+    # the TrainConfig (see disgen.trainer.make_optimizer).
+    optimizers: Callable[..., Opts] | None = None
 
 
 _REGISTRY: dict[str, Objective] = {}

@@ -1,0 +1,41 @@
+# Two commands do all the set-up on a fresh machine with Python >= 3.10 and pip:
+#   make demo   create .venv if missing, install, train + evaluate a classifier on the bundled digits
+#   make test   install the dev dependencies and run the test suite
+# torch is pinned to the CPU build (2.13.0); for a GPU see README ("Installing for a GPU").
+
+VENV    ?= .venv
+PYTHON  ?= python3
+PY      := $(VENV)/bin/python
+DISGEN  := $(VENV)/bin/disgen
+TORCH   ?= torch==2.13.0
+STAMP   := $(VENV)/.disgen-installed
+
+.PHONY: demo test install bench clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): $(PY) pyproject.toml
+	$(PY) -m pip install -q "$(TORCH)"
+	$(PY) -m pip install -q -e ".[dev]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	@set -e; run=runs/demo-$$(date +%Y%m%d-%H%M%S); \
+	$(DISGEN) train cnn-classifier --dataset mnist-mini --run-dir $$run; \
+	$(DISGEN) eval $$run; \
+	$(DISGEN) predict $$run src/disgen/data/mnist_mini/t10k-images-idx3-ubyte.gz --out $$run/predictions.csv; \
+	echo; echo "run directory: $$run"; \
+	echo "  images:  $$run/images/ (train_batch.png, predictions_before.png, predictions_after.png, curves.png)"; \
+	echo "  metrics: $$run/metrics.jsonl  eval: $$run/eval.json  predictions: $$run/predictions.csv"
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+bench: $(STAMP)
+	$(PY) benchmarks/bench_mlp_fashion.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info src/*.egg-info .pytest_cache
