@@ -65,7 +65,7 @@ def main() -> None:
 
     torch.manual_seed(0)
     model = seed_mlp()
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    opt = torch.optim.Adam(model.parameters(), lr=2e-3)  # the seed preset's lr
     loader = DataLoader(TutorialDataset(data.train.images, data.train.labels), batch_size=100,
                         shuffle=True)
     cfg = resolve("mlp-classifier", {"preset": "seed", "progress": False, "device": "cpu"})
