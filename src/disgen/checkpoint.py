@@ -57,7 +57,7 @@ def load(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]
         state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:  # corrupt zip, truncated file, or a pickle holding code
         raise DisgenError(f"checkpoint {path} cannot be loaded safely ({type(err).__name__}: "
-                          f"{str(err).splitlines()[0][:200]}); it may be truncated, corrupt or "
+                          f"{(str(err).splitlines() or [''])[0][:200]}); it may be truncated, corrupt or "
                           "not a disgen checkpoint") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise DisgenError(f"{path} is not a disgen checkpoint")

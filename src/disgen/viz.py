@@ -64,8 +64,11 @@ def save_pairs(originals: torch.Tensor, reconstructions: torch.Tensor, path: str
                nrow: int = 10, **kwargs) -> Path:
     """Rows of originals, each followed by a row of their reconstructions (as seed 001 shows)."""
     rows = []
+    lo = kwargs.get("value_range", (0.0, 1.0))[0]
     for i in range(0, len(originals), nrow):
-        rows += [originals[i:i + nrow], reconstructions[i:i + nrow]]
+        for part in (originals[i:i + nrow], reconstructions[i:i + nrow]):
+            blank = torch.full((nrow - len(part), *part.shape[1:]), lo, dtype=part.dtype, device=part.device)
+            rows.append(torch.cat([part, blank]))  # a short last row is padded to keep pairs aligned
     return save_grid(torch.cat(rows), path, nrow, **kwargs)
 
 

@@ -1,0 +1,73 @@
+"""Shared fixtures: tiny slices of the bundled mnist-mini, a tiny IDX directory for CLI runs, and
+two trained runs (a classifier good enough to check predictions, an autoencoder) made once per
+session."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+import disgen
+from disgen.data import ImageSplit, TensorDataset, load_dataset
+from disgen.data.mnist import save_idx_dir
+
+# Tests run many tiny ops; on a small shared CPU, intra-op threads mostly add overhead (and spin
+# against other processes), so one thread is several times faster here. Subprocesses get the same.
+torch.set_num_threads(1)
+SUBPROCESS_ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+
+
+def subset(data: TensorDataset, n_train: int, n_test: int) -> TensorDataset:
+    """The first ``n_train`` / ``n_test`` images of ``data`` (mnist-mini is shuffled, so these
+    hold every class)."""
+    return TensorDataset(
+        data.name,
+        ImageSplit(data.train.images[:n_train], data.train.labels[:n_train]),
+        ImageSplit(data.test.images[:n_test], data.test.labels[:n_test]),
+        list(data.classes),
+    )
+
+
+def run_disgen(*args: str, timeout: float = 120, **kwargs) -> subprocess.CompletedProcess:
+    """``python -m disgen ARGS`` in a subprocess, output captured as text."""
+    return subprocess.run([sys.executable, "-m", "disgen", *args], capture_output=True, text=True,
+                          env=SUBPROCESS_ENV, timeout=timeout, **kwargs)
+
+
+@pytest.fixture(scope="session")
+def mnist_mini() -> TensorDataset:
+    return load_dataset("mnist-mini")
+
+
+@pytest.fixture(scope="session")
+def tiny_data(mnist_mini) -> TensorDataset:
+    """300 train / 100 test digits, every class present in both."""
+    data = subset(mnist_mini, 300, 100)
+    assert set(data.train.labels.tolist()) == set(range(10)) == set(data.test.labels.tolist())
+    return data
+
+
+@pytest.fixture(scope="session")
+def idx_dir(tmp_path_factory, tiny_data) -> Path:
+    """tiny_data written as an MNIST-layout IDX directory, for ``--dataset PATH``."""
+    return save_idx_dir(tmp_path_factory.mktemp("idx") / "tiny", tiny_data.train, tiny_data.test, gz=False)
+
+
+@pytest.fixture(scope="session")
+def classifier_run(tmp_path_factory, mnist_mini) -> disgen.Run:
+    """mlp-classifier (default preset) trained on all of mnist-mini: about 90% test accuracy."""
+    run = disgen.train("mlp-classifier", dataset_obj=mnist_mini, epochs=5, progress=False,
+                       run_dir=str(tmp_path_factory.mktemp("runs") / "classifier"))
+    assert run.history[-1]["test_accuracy"] > 0.85
+    return run
+
+
+@pytest.fixture(scope="session")
+def autoencoder_run(tmp_path_factory, mnist_mini) -> disgen.Run:
+    """mlp-autoencoder (default preset), briefly trained on 1000 digits."""
+    return disgen.train("mlp-autoencoder", dataset_obj=subset(mnist_mini, 1000, 200), epochs=2,
+                        progress=False, run_dir=str(tmp_path_factory.mktemp("runs") / "autoencoder"))

@@ -1,0 +1,324 @@
+"""The command line: real short runs in tmp_path through ``disgen.cli.main`` (and once through
+``python -m disgen``), the files each command writes, and one-line errors for bad input."""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import disgen
+from disgen.cli import main
+from disgen.data.idx import write_idx
+from disgen.models import get_model, list_models
+
+from conftest import run_disgen
+
+
+def cli(capsys, *args: str) -> tuple[int, str, str]:
+    code = main([str(a) for a in args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def read_csv(text: str) -> tuple[list[str], list[list[str]]]:
+    rows = list(csv.reader(io.StringIO(text)))
+    return rows[0], rows[1:]
+
+
+# ---- train ------------------------------------------------------------------------------------
+
+
+def test_train_on_idx_directory(capsys, tmp_path, idx_dir):
+    run_dir = tmp_path / "run"
+    code, out, err = cli(capsys, "train", "mlp-classifier", "--dataset", idx_dir, "--epochs", "1",
+                         "--run-dir", run_dir, "--lr", "0.002", "--hidden", "64,32", "--no-progress")
+    assert code == 0, err
+    result = json.loads(out)
+    record = json.loads((run_dir / "metrics.jsonl").read_text())
+    assert result == {"run_dir": str(run_dir), "epochs": 1, "test_accuracy": record["test_accuracy"],
+                      "test_loss": record["test_loss"]}
+    cfg = json.loads((run_dir / "config.json").read_text())
+    assert (cfg["dataset"], cfg["epochs"], cfg["lr"]) == (str(idx_dir), 1, 0.002)
+    assert tuple(disgen.load(run_dir).nets["model"].fc.weight.shape) == (10, 32)  # --hidden 64,32
+    assert (run_dir / "checkpoints" / "last.pt").is_file()
+    assert f"run directory: {run_dir}" in err
+    # The same directory again, without --resume: refused, nothing touched.
+    code, out, err = cli(capsys, "train", "mlp-classifier", "--dataset", idx_dir, "--epochs", "1",
+                         "--run-dir", run_dir, "--no-progress")
+    assert code == 2 and "already holds a training run" in err and out == ""
+
+
+def test_model_options_are_saved_typed(capsys, tmp_path, idx_dir):
+    run_dir = tmp_path / "run"
+    code, _, err = cli(capsys, "train", "mlp-classifier", "--dataset", idx_dir, "--epochs", "1",
+                       "--run-dir", run_dir, "--hidden", "64,32", "--dropout", "0.5", "--no-progress")
+    assert code == 0, err
+    model_args = json.loads((run_dir / "config.json").read_text())["model_args"]
+    assert (model_args["hidden"], model_args["dropout"]) == ([64, 32], 0.5)
+
+
+def test_train_in_a_subprocess(tmp_path, idx_dir):
+    run_dir = tmp_path / "ae"
+    proc = run_disgen("train", "mlp-autoencoder", "--dataset", str(idx_dir), "--epochs", "1",
+                      "--run-dir", str(run_dir), "--no-progress")
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    assert result["epochs"] == 1 and result["run_dir"] == str(run_dir)
+    assert 0 < result["test_mse"] < 0.5
+    assert result["test_mse"] == json.loads((run_dir / "metrics.jsonl").read_text())["test_mse"]
+    assert (run_dir / "images" / "reconstructions_after.png").is_file()
+
+
+# ---- eval ---------------------------------------------------------------------------------
+
+
+def test_eval_classifier_writes_eval_json(capsys, classifier_run, idx_dir):
+    d = classifier_run.dir
+    expected = disgen.load(d).evaluate()
+    code, out, err = cli(capsys, "eval", d)
+    assert code == 0, err
+    written = json.loads((d / "eval.json").read_text())
+    assert written == json.loads(out)
+    assert written == {"dataset": "mnist-mini", "checkpoint": "last", **expected}
+    assert written["accuracy"] == classifier_run.history[-1]["test_accuracy"] > 0.85
+    assert {"accuracy", "loss"} <= set(expected)
+
+    code, out, err = cli(capsys, "eval", d, "--dataset", idx_dir, "--checkpoint", "best")
+    assert code == 0, err
+    written = json.loads((d / "eval.json").read_text())
+    assert written == {"dataset": str(idx_dir), "checkpoint": "best",
+                       **disgen.load(d, "best").evaluate(str(idx_dir))}
+
+
+def test_eval_autoencoder_reports_mse(capsys, autoencoder_run):
+    d = autoencoder_run.dir
+    code, out, err = cli(capsys, "eval", d)
+    assert code == 0, err
+    written = json.loads((d / "eval.json").read_text())
+    assert {"dataset", "checkpoint", "mse"} <= set(written)
+    assert written["mse"] == disgen.load(d).evaluate()["mse"]
+    assert 0 < written["mse"] < 0.2
+
+
+# ---- predict ----------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def digit_files(tmp_path_factory, classifier_run, mnist_mini):
+    """Test digits the classifier gets right with confidence, saved as PNGs of several kinds.
+
+    Returns (folder, [(path, true label)]) with 28x28 greys, a dark-on-light 100x100 RGB and an
+    RGBA drawing (black ink, transparent page)."""
+    images, labels = mnist_mini.test.images[:200], mnist_mini.test.labels[:200]
+    probs = classifier_run.predict(images)
+    confident = [i for i in range(200) if probs[i].argmax() == labels[i] and probs[i].max() > 0.95]
+    picks = confident[:7]
+    folder = tmp_path_factory.mktemp("digits")
+    files = []
+    for n, i in enumerate(picks):
+        grey = images[i, 0].numpy()
+        label = int(labels[i])
+        if n == 5:  # dark ink on a light page, larger, in colour
+            big = Image.fromarray(255 - grey).resize((100, 100), Image.BILINEAR).convert("RGB")
+            path = folder / f"d{n}_rgb_dark_on_light.png"
+            big.save(path)
+        elif n == 6:  # black ink whose alpha is the stroke, on a transparent page
+            rgba = np.zeros((28, 28, 4), dtype=np.uint8)
+            rgba[..., 3] = grey
+            path = folder / f"d{n}_rgba.png"
+            Image.fromarray(rgba, "RGBA").save(path)
+        else:
+            path = folder / f"d{n}_grey.png"
+            Image.fromarray(grey).save(path)
+        files.append((path, label, i))
+    return folder, files
+
+
+def check_csv(text: str, n: int) -> tuple[list[str], list[str], torch.Tensor]:
+    header, rows = read_csv(text)
+    assert header == ["input", "label"] + [f"p{i}" for i in range(10)]
+    assert len(rows) == n
+    probs = torch.tensor([[float(v) for v in r[2:]] for r in rows], dtype=torch.float64)
+    assert torch.allclose(probs.sum(1), torch.ones(n, dtype=torch.float64), atol=1e-5)
+    assert ((probs >= 0) & (probs <= 1)).all()
+    assert [r[1] for r in rows] == [str(int(p.argmax())) for p in probs]
+    return [r[0] for r in rows], [r[1] for r in rows], probs
+
+
+def test_predict_image_files(capsys, classifier_run, digit_files, mnist_mini):
+    _, files = digit_files
+    code, out, err = cli(capsys, "predict", classifier_run.dir, *[f for f, _, _ in files])
+    assert code == 0, err
+    names, labels, probs = check_csv(out, len(files))
+    assert names == [str(f) for f, _, _ in files]
+    truth = [str(label) for _, label, _ in files]
+    right = sum(a == b for a, b in zip(labels, truth))
+    assert right >= len(files) - 1, (labels, truth)
+    # The RGB and RGBA drawings are read as the digit they show.
+    assert labels[5:] == truth[5:]
+    # 28x28 greys pass through unchanged: the same probabilities as the API on the raw digits.
+    raw = classifier_run.predict(mnist_mini.test.images[[i for _, _, i in files[:5]]])
+    assert torch.allclose(probs[:5], raw.double(), atol=1e-6)
+
+
+def test_predict_folder_to_csv_file(capsys, tmp_path, classifier_run, digit_files):
+    folder, files = digit_files
+    out_csv = tmp_path / "preds.csv"
+    code, out, err = cli(capsys, "predict", classifier_run.dir, folder, "--out", out_csv)
+    assert code == 0, err
+    assert out == "" and f"wrote {len(files)} predictions to {out_csv}" in err
+    names, labels, _ = check_csv(out_csv.read_text(), len(files))
+    assert names == sorted(str(f) for f, _, _ in files)
+
+
+def test_predict_idx_file(capsys, tmp_path, classifier_run, mnist_mini):
+    images, labels = mnist_mini.test.images[:40], mnist_mini.test.labels[:40]
+    path = write_idx(tmp_path / "some-images-idx3-ubyte", images[:, 0])
+    code, out, err = cli(capsys, "predict", classifier_run.dir, path)
+    assert code == 0, err
+    names, predicted, probs = check_csv(out, 40)
+    assert names == [str(i) for i in range(40)]
+    assert torch.allclose(probs, classifier_run.predict(images).double(), atol=1e-6)
+    accuracy = np.mean([p == str(int(t)) for p, t in zip(predicted, labels)])
+    assert accuracy >= 0.8
+
+
+# ---- reconstruct --------------------------------------------------------------------------------
+
+
+def test_reconstruct_writes_grid(capsys, tmp_path, autoencoder_run, mnist_mini):
+    images = mnist_mini.test.images[:7]
+    path = write_idx(tmp_path / "x-idx3-ubyte", images[:, 0])
+    grid = tmp_path / "out" / "grid.png"
+    code, out, err = cli(capsys, "reconstruct", autoencoder_run.dir, path, "--out", grid)
+    assert code == 0, err
+    assert f"reconstructions of 7 images to {grid}" in err
+    with Image.open(grid) as im:
+        assert im.format == "PNG"
+        assert im.size == (7 * 30 + 2, 2 * 30 + 2)  # a row of 7 originals, a row of reconstructions
+        pixels = np.asarray(im.convert("L"))
+    # Top-left tile is the first original, exactly; the tile below is its reconstruction.
+    assert np.array_equal(pixels[2:30, 2:30], images[0, 0].numpy())
+    recon = (autoencoder_run.reconstruct(images[:1])[0, 0] * 255).round().to(torch.uint8).numpy()
+    assert np.abs(pixels[32:60, 2:30].astype(int) - recon.astype(int)).max() <= 1
+
+
+def test_reconstruct_refuses_a_classifier(capsys, tmp_path, classifier_run, digit_files):
+    _, files = digit_files
+    code, out, err = cli(capsys, "reconstruct", classifier_run.dir, files[0][0], "--out",
+                         tmp_path / "g.png")
+    assert code == 2 and "is not an autoencoder" in err
+    assert not (tmp_path / "g.png").exists()
+
+
+# ---- listings ------------------------------------------------------------------------------------
+
+
+def test_models_lists_every_model_and_preset(capsys):
+    code, out, err = cli(capsys, "models")
+    assert code == 0
+    lines = out.splitlines()
+    for name in list_models():
+        spec = get_model(name)
+        (i,) = [i for i, line in enumerate(lines) if line.split()[0] == name]
+        assert f"[{spec.objective}]" in lines[i]
+        shown = [line.split()[1] for line in lines[i + 1:i + 1 + len(spec.presets)]]
+        assert [line.split()[0] for line in lines[i + 1:i + 1 + len(spec.presets)]] == \
+            ["--preset"] * len(spec.presets)
+        assert shown == list(spec.presets)
+
+
+def test_datasets_lists_mnist_mini(capsys):
+    code, out, _ = cli(capsys, "datasets")
+    assert code == 0
+    assert any(line.split()[0] == "mnist-mini" for line in out.splitlines())
+
+
+# ---- errors --------------------------------------------------------------------------------------
+
+
+def assert_one_line_error(code: int, err: str, *words: str) -> None:
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("disgen: error: "), err
+    assert "Traceback" not in err
+    for word in words:
+        assert word in lines[0], (word, lines[0])
+
+
+TRAIN_ERRORS = {
+    "unknown-dataset": (["--dataset", "nope"], ["unknown dataset 'nope'", "mnist-mini"]),
+    "negative-epochs": (["--epochs", "-3"], ["--epochs must be at least 1 (got -3)"]),
+    "zero-batch": (["--batch-size", "0"], ["--batch-size must be at least 1 (got 0)"]),
+    "not-a-number": (["--epochs", "abc"], ["bad value 'abc' for epochs"]),
+    "unknown-preset": (["--preset", "bogus"], ["no preset 'bogus'", "seed", "default"]),
+    "bad-optimizer": (["--optimizer", "bogus"], ["--optimizer 'bogus'", "adam, adamw, sgd"]),
+    "bad-schedule": (["--lr-schedule", "linear"], ["--lr-schedule 'linear'", "onecycle"]),
+    "bad-lr": (["--lr", "0"], ["--lr must be positive"]),
+    "missing-config-file": (["--config", "/nonexistent/cfg.json"], ["/nonexistent/cfg.json"]),
+    "bad-model-option": (["--act", "swishy"], ["unknown activation 'swishy'"]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(TRAIN_ERRORS))
+def test_train_bad_input_is_one_line_error(capsys, tmp_path, case):
+    flags, words = TRAIN_ERRORS[case]
+    run_dir = tmp_path / "run"
+    code, out, err = cli(capsys, "train", "mlp-classifier", "--epochs", "1", "--run-dir", run_dir,
+                         "--no-progress", *flags)
+    assert_one_line_error(code, err, *words)
+    assert out == ""
+    assert not (run_dir / "checkpoints" / "last.pt").exists()
+
+
+def test_unknown_model_is_an_argparse_error(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["train", "no-such-model"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "invalid choice: 'no-such-model'" in err and "mlp-classifier" in err
+    assert "Traceback" not in err
+
+
+def test_eval_missing_run_dir(capsys, tmp_path):
+    code, _, err = cli(capsys, "eval", tmp_path / "nowhere")
+    assert_one_line_error(code, err, str(tmp_path / "nowhere"), "not a disgen run directory")
+
+
+def test_predict_non_image_file(capsys, tmp_path, classifier_run):
+    notes = tmp_path / "notes.png"
+    notes.write_text("this is not a picture\n")
+    code, out, err = cli(capsys, "predict", classifier_run.dir, notes)
+    assert_one_line_error(code, err, "cannot read image", str(notes))
+    assert out == ""
+
+
+def test_predict_missing_input(capsys, tmp_path, classifier_run):
+    code, _, err = cli(capsys, "predict", classifier_run.dir, tmp_path / "gone.png")
+    assert_one_line_error(code, err, str(tmp_path / "gone.png"), "does not exist")
+
+
+def test_predict_on_autoencoder_is_refused(capsys, autoencoder_run, digit_files):
+    _, files = digit_files
+    code, _, err = cli(capsys, "predict", autoencoder_run.dir, files[0][0])
+    assert_one_line_error(code, err, "does not classify")
+
+
+@pytest.mark.parametrize("damage", ["truncate", "garbage"])
+def test_corrupt_checkpoint(capsys, tmp_path, classifier_run, damage):
+    d = tmp_path / "copy"
+    shutil.copytree(classifier_run.dir, d)
+    last = d / "checkpoints" / "last.pt"
+    data = last.read_bytes()
+    last.write_bytes(data[: len(data) // 3] if damage == "truncate" else b"\x00" * 100)
+    (d / "eval.json").unlink(missing_ok=True)
+    code, out, err = cli(capsys, "eval", d)
+    assert_one_line_error(code, err, str(last), "cannot be loaded safely")
+    assert out == "" and not (d / "eval.json").exists()
