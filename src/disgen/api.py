@@ -76,15 +76,38 @@ class Run:
         lo, hi = self.spec.value_range
         return (out - lo) / (hi - lo)
 
-    def evaluate(self, dataset: str | TensorDataset | None = None, data_dir: str | None = None) -> dict:
-        """The objective's test metrics on ``dataset``'s test split (default: the training dataset)."""
+    def sample(self, n: int = 64, seed: int = 0, z: torch.Tensor | None = None,
+               label: int | None = None) -> torch.Tensor:
+        """``n`` generated samples (images in [0, 1], or points) from latent draws of ``seed``;
+        ``label``: the class to draw (supervised and semi-supervised aae runs)."""
+        if self.objective.sample is None:
+            raise DisgenError(f"{self.spec.name} is not a generator; `sample` works on GAN runs")
+        from disgen.objectives.gan import latent
+
+        if z is None:  # an aae's decoder is its generator
+            g = self.nets["generator"] if "generator" in self.nets else self.nets["decoder"]
+            z = latent(g, n, torch.Generator().manual_seed(seed), "cpu")
+        extra = {} if label is None else {"labels": torch.full((len(z),), label, device=self.device)}
+        out = self.objective.sample(self.nets, z.to(self.device), **extra)
+        if out.dim() == 2:  # points are in their own units
+            return out
+        lo, hi = self.spec.value_range
+        return ((out - lo) / (hi - lo)).clamp(0, 1)
+
+    def evaluate(self, dataset: str | TensorDataset | None = None, data_dir: str | None = None,
+                 **options: Any) -> dict:
+        """The objective's test metrics on ``dataset``'s test split (default: the training dataset).
+
+        ``options`` go to the objective's ``eval_context`` (a GAN's ``reference`` run directory and
+        ``n_samples``)."""
         data = dataset if isinstance(dataset, TensorDataset) else \
-            load_dataset(dataset or self.config.dataset, data_dir or self.config.data_dir)
+            load_dataset(dataset or self.config.dataset, data_dir or self.config.data_dir, self.image_shape)
         if tuple(data.image_shape) != tuple(self.image_shape):
             raise DisgenError(f"dataset {data.name} has images {data.image_shape}, the model takes "
                               f"{self.image_shape}")
         x = to_float(data.test.images.to(self.device), self.spec.value_range)
-        return self.objective.evaluate(self.nets, x, data.test.labels.to(self.device))
+        extra = self.objective.eval_context(data, self.device, **options) if self.objective.eval_context else {}
+        return self.objective.evaluate(self.nets, x, data.test.labels.to(self.device), **extra)
 
 
 def train(model: str = "cnn-classifier", *, config_file: str | None = None, resume: bool = False,

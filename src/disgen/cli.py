@@ -50,7 +50,7 @@ class Command:
 
 COMMANDS: dict[str, Command] = {}
 # Modules outside this file that define commands with @command (imported before parsing).
-COMMAND_MODULES: tuple[str, ...] = ()
+COMMAND_MODULES: tuple[str, ...] = ("disgen.sample", "disgen.data.kaggle",)
 
 
 def command(name: str, help: str, add_args=None):
@@ -113,6 +113,10 @@ def eval_args(p: argparse.ArgumentParser, argv: list[str]) -> None:
     run_dir_args(p)
     p.add_argument("--dataset", help="dataset to evaluate on (default: the training dataset)")
     p.add_argument("--data-dir", help="folder holding the dataset's files")
+    p.add_argument("--reference", metavar="RUN_DIR", help="generators: the classifier run whose "
+                   "features measure them (default: one trained once per dataset and cached)")
+    p.add_argument("--n-samples", type=int, help="generators: samples to draw (default: 10,000 images "
+                   "or 100,000 points)")
 
 
 INPUTS_HELP = "image files (any size and colour), folders of images, or IDX image files"
@@ -162,19 +166,32 @@ def cmd_eval(args) -> None:
     from disgen.runs import write_json
 
     run = load(args.run_dir, args.checkpoint)
-    metrics = run.evaluate(args.dataset, args.data_dir)
+    options = {"reference": args.reference, "n_samples": args.n_samples} if run.objective.eval_context else {}
+    metrics = run.evaluate(args.dataset, args.data_dir, **options)
     result = {"dataset": args.dataset or run.config.dataset, "checkpoint": args.checkpoint, **metrics}
     write_json(Path(args.run_dir) / "eval.json", result)
     print(json.dumps(result))
 
 
-@command("predict", "classify images, folders or IDX files into a CSV",
-         lambda p, argv: run_dir_args(p, INPUTS_HELP, "FILE.csv"))
+def predict_args(p: argparse.ArgumentParser, argv: list[str]) -> None:
+    run_dir_args(p, INPUTS_HELP, "FILE.csv")
+    p.add_argument("--format", choices=("csv", "kaggle"), default="csv", help="csv: input,label,p0,...; "
+                   "kaggle: a competition submission, id + one probability column per class")
+    p.add_argument("--sample-submission", metavar="FILE", help="kaggle: the competition's "
+                   "sample_submission.csv, whose column order and ids the submission follows")
+
+
+@command("predict", "classify images, folders or IDX files into a CSV", predict_args)
 def cmd_predict(args) -> None:
     from disgen.api import load
     from disgen.images import load_inputs
 
     run = load(args.run_dir, args.checkpoint)
+    if args.format == "kaggle":
+        from disgen.submission import write_submission
+
+        write_submission(run, args.inputs, args.out, args.sample_submission)
+        return
     digits = all(c.isdigit() for c in run.classes)
     names, x = load_inputs(args.inputs, run.image_shape, digits)
     probs = run.predict(x)

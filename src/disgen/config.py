@@ -39,7 +39,10 @@ class TrainConfig:
     lr_schedule: str = opt("none", "none | step | cosine | onecycle")
     lr_period: int = opt(10, "step schedule: decay the lr every this many epochs")
     lr_decay: float = opt(0.1, "step schedule: multiply the lr by this")
-    augment: str = opt("none", "none | affine (random rotation, scale and shift)")
+    augment: str = opt("none", "none | affine (random rotation, scale and shift) | imagenet (random "
+                        "resized crop, flip, colour jitter)")
+    labels: int = opt(0, "use N labelled training images (N/classes per class, seeded; "
+                         "RUN_DIR/labels.json): classifiers and aae; 0: all")
     seed: int = opt(0, "random seed (weights, shuffling, augmentation)")
     device: str = opt("auto", "auto | cpu | cuda | cuda:N")
     run_dir: str | None = opt(None, "exact run directory (default runs/<model>-<dataset>-<time>)")
@@ -53,7 +56,7 @@ class TrainConfig:
 CHOICES = {
     "optimizer": ("adam", "adamw", "sgd"),
     "lr_schedule": ("none", "step", "cosine", "onecycle"),
-    "augment": ("none", "affine"),
+    "augment": ("none", "affine", "imagenet"),
 }
 
 
@@ -86,7 +89,8 @@ def resolve(model: str, overrides: dict | None = None, config_file: str | None =
     merged["model_args"] = model_args
     cfg = from_dict(merged)
     validate(cfg)
-    spec.model_config(cfg.model_args)  # fails early on unknown model options
+    typed = spec.model_config(cfg.model_args)  # fails early on unknown or ill-typed options
+    cfg.model_args = {k: getattr(typed, k) for k in cfg.model_args}  # saved typed in config.json
     return cfg
 
 
@@ -147,6 +151,8 @@ def validate(cfg: TrainConfig) -> None:
             raise DisgenError(f"--{name.replace('_', '-')} must be at least 1 (got {value})")
     if not cfg.lr > 0:
         raise DisgenError(f"--lr must be positive (got {cfg.lr})")
+    if cfg.labels < 0:
+        raise DisgenError(f"--labels must be >= 0 (got {cfg.labels}); 0 uses every label")
     if cfg.weight_decay < 0:
         raise DisgenError(f"--weight-decay must be >= 0 (got {cfg.weight_decay})")
 

@@ -23,6 +23,7 @@ from disgen.data import TensorDataset, load_dataset, to_float
 from disgen.data.augment import TRANSFORMS
 from disgen.data.loader import TensorLoader
 from disgen.errors import DisgenError
+from disgen.labels import LabelledLoader, labelled_indices, save_labels
 from disgen.models import get_model
 from disgen.objectives import Context, get_objective
 
@@ -80,21 +81,25 @@ class Trainer:
         self.spec = get_model(cfg.model)
         self.objective = get_objective(self.spec.objective)
         self.device = resolve_device(cfg.device)
-        self.data = dataset if dataset is not None else load_dataset(cfg.dataset, cfg.data_dir)
+        model_cfg = self.spec.model_config(cfg.model_args)
+        self.data = dataset if dataset is not None else \
+            load_dataset(cfg.dataset, cfg.data_dir, self.spec.data_shape(model_cfg))
         torch.manual_seed(cfg.seed)  # model init is the first draw: same seed, same weights
         image_shape, classes = self.data.image_shape, len(self.data.classes)
-        model_cfg = self.spec.model_config(cfg.model_args)
         self.nets: dict[str, nn.Module] = {
             k: m.to(self.device) for k, m in self.spec.build(model_cfg, image_shape, classes).items()
         }
+        if self.objective.prepare is not None:  # e.g. pretrained weights (a resumed run overwrites them)
+            self.objective.prepare(self.nets, model_cfg, self.log)
         vr = self.spec.value_range
         self.train_x = to_float(self.data.train.images.to(self.device), vr)
         self.train_y = self.data.train.labels.to(self.device)
         self.test_x = to_float(self.data.test.images.to(self.device), vr)
         self.test_y = self.data.test.labels.to(self.device)
         self.generator = torch.Generator(device=self.device).manual_seed(cfg.seed)
-        self.loader = TensorLoader(self.train_x, self.train_y, cfg.batch_size, shuffle=True,
-                                   generator=self.generator, transform=TRANSFORMS[cfg.augment])
+        self.label_idx = labelled_indices(self.data.train.labels, cfg.labels, classes, cfg.seed) \
+            if cfg.labels else None
+        self.loader = self.make_loader(model_cfg)
         if self.objective.optimizers is not None:  # e.g. a GAN's own lr per network
             self.opts = self.objective.optimizers(self.nets, cfg, model_cfg)
         else:  # one optimizer per network over its trainable parameters (frozen ones excluded)
@@ -103,9 +108,35 @@ class Trainer:
         factor = lr_factor(cfg, len(self.loader))
         self.scheds = {k: torch.optim.lr_scheduler.LambdaLR(o, factor) for k, o in self.opts.items()
                        if cfg.lr_schedule != "none"}
+        # Computed once per run, e.g. a GAN's reference classifier for Fréchet distance.
+        self.eval_kw = self.objective.eval_context(self.data, self.device, log=self.log, per_epoch=True) \
+            if self.objective.eval_context else {}
         self.epoch = 0
         self.best: float | None = None
         self.history: list[dict] = []
+
+    def make_loader(self, model_cfg) -> TensorLoader | LabelledLoader:
+        """The training batches. With ``--labels N`` (disgen.labels) classifiers train on the
+        labelled subset alone; objectives that use every image unlabelled (aae) also get a
+        labelled batch with each batch, drawn by the same generator so resume stays exact."""
+        cfg = self.cfg
+        if self.label_idx is not None and not self.objective.needs_labelled:
+            if self.objective.predict is None:  # it does not classify
+                raise DisgenError(f"--labels applies to classifiers and aae, not {cfg.model}")
+            idx = self.label_idx.to(self.device)
+            self.train_x, self.train_y = self.train_x[idx], self.train_y[idx]
+        loader = TensorLoader(self.train_x, self.train_y, cfg.batch_size, shuffle=True,
+                              generator=self.generator, transform=TRANSFORMS[cfg.augment])
+        if self.label_idx is not None and self.objective.needs_labelled:
+            idx = self.label_idx.to(self.device)
+            loader = LabelledLoader(loader, TensorLoader(
+                self.train_x[idx], self.train_y[idx], cfg.batch_size, shuffle=True,
+                generator=self.generator, transform=TRANSFORMS[cfg.augment]))
+        if self.objective.precompute is not None:  # e.g. a frozen backbone's features, once per run
+            cached = self.objective.precompute(self.nets, cfg, model_cfg, self.train_x)
+            if cached is not None:
+                loader.images = cached
+        return loader
 
     # -- checkpoints ---------------------------------------------------------------------------
     def state(self) -> dict:
@@ -138,6 +169,8 @@ class Trainer:
     # -- the loop ------------------------------------------------------------------------------
     def fit(self, resume: bool = False) -> list[dict]:
         runs.prepare(self.run_dir, self.cfg, self.data, self.device, resume)
+        if self.label_idx is not None:
+            save_labels(self.run_dir, self.label_idx, self.data.name, self.cfg.seed)
         last = self.run_dir / "checkpoints" / "last.pt"
         if resume and last.exists():
             self.restore(checkpoint.load(last, self.device))
@@ -197,7 +230,7 @@ class Trainer:
                 raise DisgenError(f"training diverged at epoch {record['epoch']}: {k} = {v}; the last "
                                   f"good checkpoint is kept: resume with a lower --lr (now {self.cfg.lr})")
         start = time.perf_counter()
-        test = self.objective.evaluate(self.nets, self.test_x, self.test_y)
+        test = self.objective.evaluate(self.nets, self.test_x, self.test_y, **self.eval_kw)
         record.update({f"test_{k}": v for k, v in test.items()})
         record["eval_seconds"] = round(time.perf_counter() - start, 3)
         self.epoch += 1
@@ -207,17 +240,26 @@ class Trainer:
                                           (value > self.best if mode == "max" else value < self.best))
         if improved:
             self.best = value
-        state = self.state()
-        checkpoint.save(self.run_dir / "checkpoints" / "last.pt", state)
-        if improved:
-            checkpoint.save(self.run_dir / "checkpoints" / "best.pt", state)
+        # Metrics first, last.pt last: a kill in between re-runs the epoch on resume (metric lines
+        # past the checkpoint's epoch are dropped), so no epoch goes missing from metrics.jsonl.
         self.history.append(record)
         runs.append_metrics(self.run_dir, record)
+        state = self.state()
+        try:
+            if improved:
+                checkpoint.save(self.run_dir / "checkpoints" / "best.pt", state)
+            checkpoint.save(self.run_dir / "checkpoints" / "last.pt", state)
+        except DisgenError:  # e.g. disk full: metrics.jsonl goes back to what last.pt holds
+            self.history.pop()
+            runs.write_metrics(self.run_dir, self.history)
+            raise
         if self.objective.snapshot:
             self.objective.snapshot(ctx, f"epoch_{self.epoch:03d}")
         shown = {k: v for k, v in record.items() if k != "epoch"}
         self.log(f"epoch {self.epoch}/{self.cfg.epochs} " + " ".join(
             f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in shown.items()))
+        for message in (self.objective.warnings(self.history) if self.objective.warnings else []):
+            self.log(f"warning: {message}")
 
 
 def progress(total: int, desc: str, enabled: bool):

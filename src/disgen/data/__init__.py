@@ -49,7 +49,7 @@ class TensorDataset:
 
 Loader = Callable[..., TensorDataset]
 _REGISTRY: dict[str, tuple[Loader, str]] = {}
-_MODULES = ("disgen.data.mnist", "disgen.data.mnist_mini")
+_MODULES = ("disgen.data.mnist", "disgen.data.mnist_mini", "disgen.data.gaussian2d")
 
 
 def register_dataset(name: str, description: str = "") -> Callable[[Loader], Loader]:
@@ -73,14 +73,25 @@ def list_datasets() -> dict[str, str]:
     return {name: desc for name, (_, desc) in sorted(_REGISTRY.items())}
 
 
-def load_dataset(name_or_path: str, data_dir: str | Path | None = None) -> TensorDataset:
-    """Load a registered dataset by name, or a directory holding IDX files by path."""
+def load_dataset(name_or_path: str, data_dir: str | Path | None = None,
+                 image_shape: tuple[int, ...] | None = None) -> TensorDataset:
+    """Load a registered dataset by name, or a directory holding IDX files or images by path.
+
+    ``image_shape`` (C, H, W) is the size a folder of images is resized to (default 3x64x64)."""
     _import_all()
     if name_or_path in _REGISTRY:
         loader, _ = _REGISTRY[name_or_path]
         return loader(Path(data_dir) if data_dir else None)
     path = Path(name_or_path).expanduser()
     if path.is_dir():
+        from disgen.data.image_folder import is_image_folder, load_image_folder
+        from disgen.data.kaggle import load_organized, organized_root
+
+        if organized_root(path):  # train/ + valid/ class folders (disgen kaggle-organize)
+            return load_organized(path, image_shape if image_shape and len(image_shape) == 3 else (3, 256, 256))
+
+        if is_image_folder(path):
+            return load_image_folder(path, image_shape if image_shape and len(image_shape) == 3 else None)
         from disgen.data.mnist import load_idx_dir
 
         return load_idx_dir(path)
@@ -94,5 +105,7 @@ def load_dataset(name_or_path: str, data_dir: str | Path | None = None) -> Tenso
 
 def to_float(images: torch.Tensor, value_range: tuple[float, float] = (0.0, 1.0)) -> torch.Tensor:
     """uint8 images in [0, 255] -> float32 in ``value_range`` (e.g. (0, 1) or (-1, 1))."""
+    if images.is_floating_point():  # e.g. 2-D points (gaussian2d): already in their own units
+        return images.to(torch.float32).clone()
     lo, hi = value_range
     return images.to(torch.float32).mul_((hi - lo) / 255.0).add_(lo)

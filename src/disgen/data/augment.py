@@ -1,7 +1,8 @@
 """Batched augmentation on the device: one affine warp per image in a single ``grid_sample``.
 
-Random rotation, scaling and translation of digits (the elastic-free part of Simard et al. 2003's
-augmentation), drawn from the loader's generator so resumed runs see the same augmentations.
+``affine``: random rotation, scaling and translation of digits (the elastic-free part of Simard et
+al. 2003's augmentation). ``imagenet``: seed 003's random resized crop, flip and colour jitter.
+Drawn from the loader's generator so resumed runs see the same augmentations.
 """
 from __future__ import annotations
 
@@ -37,4 +38,72 @@ def random_affine(
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
 
 
-TRANSFORMS = {"none": None, "affine": random_affine}
+def crop_boxes(u: torch.Tensor, h: int, w: int, scale: tuple[float, float],
+               ratio: tuple[float, float]) -> tuple[torch.Tensor, torch.Tensor]:
+    """torchvision's RandomResizedCrop box, batched: from uniform draws ``u`` (B, 2 * attempts),
+    the first attempt whose box (area ``scale`` of the image, aspect ``ratio``) fits, else the
+    whole image. Returns the box's width and height as fractions of the image's (B,), (B,)."""
+    attempts = u.shape[1] // 2
+    area = (scale[0] + (scale[1] - scale[0]) * u[:, :attempts]) * (h * w)
+    log_lo, log_hi = math.log(ratio[0]), math.log(ratio[1])
+    aspect = torch.exp(log_lo + (log_hi - log_lo) * u[:, attempts:])
+    fw, fh = torch.sqrt(area * aspect) / w, torch.sqrt(area / aspect) / h  # (B, attempts)
+    fits = (fw <= 1) & (fh <= 1)
+    first = fits.float().argmax(1, keepdim=True)  # index of the first box that fits
+    any_fit = fits.any(1)
+    one = torch.ones_like(any_fit, dtype=fw.dtype)
+    return (torch.where(any_fit, fw.gather(1, first)[:, 0], one),
+            torch.where(any_fit, fh.gather(1, first)[:, 0], one))
+
+
+def jitter(x: torch.Tensor, factors: torch.Tensor) -> torch.Tensor:
+    """Brightness, contrast and saturation scaled by ``factors`` (B, 3), as torchvision's
+    ColorJitter blends them (in this fixed order; torchvision shuffles it); ``x`` in [0, 1]."""
+    view = (-1, 1, 1, 1)
+    x = (x * factors[:, 0].view(view)).clamp(0, 1)
+    grey = x if x.shape[1] == 1 else (x * GREY_WEIGHTS.to(x).view(1, 3, 1, 1)).sum(1, keepdim=True)
+    mean = grey.mean((1, 2, 3), keepdim=True)
+    c = factors[:, 1].view(view)
+    x = (c * x + (1 - c) * mean).clamp(0, 1)
+    if x.shape[1] == 3:
+        grey = (x * GREY_WEIGHTS.to(x).view(1, 3, 1, 1)).sum(1, keepdim=True)
+        s = factors[:, 2].view(view)
+        x = (s * x + (1 - s) * grey).clamp(0, 1)
+    return x
+
+
+GREY_WEIGHTS = torch.tensor([0.299, 0.587, 0.114])  # ITU-R 601 luma, as PIL's convert("L")
+
+
+def imagenet_train(
+    x: torch.Tensor,
+    generator: torch.Generator | None = None,
+    *,
+    crop: float = 224 / 256,
+    scale: tuple[float, float] = (0.08, 1.0),
+    ratio: tuple[float, float] = (3 / 4, 4 / 3),
+    flip: float = 0.5,
+    strength: float = 0.4,
+    attempts: int = 10,
+) -> torch.Tensor:
+    """Seed 003's training transform on a batch in [0, 1] stored at 256/224 of the crop size
+    (B, C, S, S) -> (B, C, S*224/256, same): random resized crop (area ``scale``, aspect
+    ``ratio``), horizontal flip with probability ``flip``, and brightness/contrast/saturation
+    jitter by factors in 1 +- ``strength``, as one ``grid_sample`` plus elementwise ops."""
+    b, _, h, w = x.shape
+    out_h, out_w = round(h * crop), round(w * crop)
+    device = generator.device if generator is not None else x.device
+    u = torch.rand(b, 2 * attempts + 6, generator=generator, device=device).to(x.device, torch.float32)
+    fw, fh = crop_boxes(u[:, :2 * attempts], h, w, scale, ratio)
+    cx = (u[:, -6] * 2 - 1) * (1 - fw)  # box centre, in affine_grid's [-1, 1] coordinates
+    cy = (u[:, -5] * 2 - 1) * (1 - fh)
+    sign = torch.where(u[:, -4] < flip, -1.0, 1.0).to(x.device)
+    zero = torch.zeros_like(fw)
+    theta = torch.stack([torch.stack([fw * sign, zero, cx], 1),
+                         torch.stack([zero, fh, cy], 1)], 1).to(x.dtype)  # (B, 2, 3)
+    grid = F.affine_grid(theta, [b, x.shape[1], out_h, out_w], align_corners=False)
+    x = F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    return jitter(x, 1 + strength * (u[:, -3:] * 2 - 1))
+
+
+TRANSFORMS = {"none": None, "affine": random_affine, "imagenet": imagenet_train}

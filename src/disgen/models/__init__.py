@@ -37,6 +37,14 @@ class ModelSpec:
     presets: dict[str, dict] = field(default_factory=dict)
     description: str = ""
     value_range: tuple[float, float] = (0.0, 1.0)  # pixel range the model sees; (-1, 1) for tanh GANs
+    # The data shape the model needs, e.g. (2,) for 2-D points or (3, 64, 64); image folders are
+    # resized to it. None: the networks adapt to the dataset's (C, H, W).
+    input_shape: tuple[int, ...] | None = None
+
+    def data_shape(self, model_cfg: Any) -> tuple[int, ...] | None:
+        """The shape image folders are decoded to: ``input_shape``, unless the model config sizes
+        it itself (``data_shape()``, e.g. resnet-transfer's ``--image-size``)."""
+        return model_cfg.data_shape() if hasattr(model_cfg, "data_shape") else self.input_shape
 
     def model_config(self, overrides: dict | None = None) -> Any:
         """The model config dataclass with ``overrides`` applied, checking the field names."""
@@ -55,19 +63,21 @@ class ModelSpec:
 
 
 _REGISTRY: dict[str, ModelSpec] = {}
-_MODULES = ("mlp_classifier", "mlp_autoencoder", "cnn_classifier")
+_MODULES = ("mlp_classifier", "mlp_autoencoder", "cnn_classifier", "gan2d", "dcgan28", "dcgan64", "aae",
+            "resnet_transfer")
 
 
 def register_model(
     name: str, *, objective: str, config: type, presets: dict[str, dict], description: str = "",
-    value_range: tuple[float, float] = (0.0, 1.0),
+    value_range: tuple[float, float] = (0.0, 1.0), input_shape: tuple[int, ...] | None = None,
 ) -> Callable[[Builder], Builder]:
     """Register ``build(cfg, image_shape, num_classes) -> {role: module}`` under ``name``."""
 
     def wrap(build: Builder) -> Builder:
         if "seed" not in presets or "default" not in presets:
             raise ValueError(f"model {name} must define 'seed' and 'default' presets")
-        _REGISTRY[name] = ModelSpec(name, objective, config, build, presets, description, value_range)
+        _REGISTRY[name] = ModelSpec(name, objective, config, build, presets, description, value_range,
+                                    input_shape)
         return build
 
     return wrap

@@ -51,10 +51,25 @@ class Objective:
     # optimizers(nets, train_cfg, model_cfg) -> {name: optimizer}; None: one per network from
     # the TrainConfig (see disgen.trainer.make_optimizer).
     optimizers: Callable[..., Opts] | None = None
+    # eval_context(data, device, **options) -> extra keyword arguments of ``evaluate`` computed once
+    # per run (a GAN's reference classifier); sample(nets, z) -> outputs in the model's range;
+    # warnings(history) -> messages logged live after each epoch (collapse, divergence).
+    eval_context: Callable[..., dict] | None = None
+    sample: Callable[[Nets, torch.Tensor], torch.Tensor] | None = None
+    warnings: Callable[[list[dict]], list[str]] | None = None
+    # With --labels N the step gets (x, y, x_lab, y_lab): x from every training image (used
+    # unlabelled), (x_lab, y_lab) from the labelled subset (the semi-supervised aae).
+    needs_labelled: bool = False
+    # prepare(nets, model_cfg, log): once, after the Trainer builds the networks for a run (not
+    # when a finished run is loaded), e.g. loading pretrained weights.
+    prepare: Callable[..., None] | None = None
+    # precompute(nets, train_cfg, model_cfg, train_x) -> what the training batches hold instead of
+    # the images (e.g. cached features that ``step`` feeds to the head), or None to keep images.
+    precompute: Callable[..., torch.Tensor | None] | None = None
 
 
 _REGISTRY: dict[str, Objective] = {}
-_MODULES = ("classify", "reconstruct")
+_MODULES = ("classify", "reconstruct", "gan", "aae", "transfer")
 
 
 def register_objective(objective: Objective) -> Objective:

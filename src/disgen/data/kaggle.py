@@ -1,0 +1,204 @@
+"""Kaggle's Dog Breed Identification layout, organised as seed 003 (d2l) does, and read back.
+
+    DATA_DIR/labels.csv (id,breed)  DATA_DIR/train/ID.jpg  DATA_DIR/test/ID.jpg  [sample_submission.csv]
+      --> OUT/train/BREED/  OUT/valid/BREED/  OUT/train_valid/BREED/  OUT/test/unknown/
+
+``disgen kaggle-organize DATA_DIR --out OUT`` links the files (hard links; symlinks across file
+systems) instead of copying them. The split is stratified like d2l's ``reorg_train_valid``: every
+breed gives ``max(1, floor(n_min * valid_ratio))`` images to ``valid/``, where ``n_min`` is the
+smallest breed's count, chosen by a seeded shuffle.
+
+``--dataset OUT`` trains on ``train/`` and evaluates on ``valid/`` each epoch; ``--dataset
+OUT/train_valid`` trains on every labelled image (its per-epoch metrics are then on ``valid/``,
+which is part of the training data: a check of fit, not of generalisation).
+"""
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import random
+import sys
+from collections import Counter
+from pathlib import Path
+
+import torch
+
+from disgen.cli import command
+from disgen.data import ImageSplit, TensorDataset
+from disgen.errors import DisgenError
+from disgen.images import IMAGE_SUFFIXES
+
+SPLITS = ("train", "valid", "train_valid", "test")
+
+
+def read_labels(path: Path) -> dict[str, str]:
+    """id -> breed from a labels.csv with header ``id,breed``."""
+    if not path.is_file():
+        raise DisgenError(f"{path} does not exist: the competition's labels.csv (id,breed) belongs there")
+    with open(path, newline="") as f:
+        rows = list(csv.reader(f))
+    if not rows or [c.strip().lower() for c in rows[0][:2]] != ["id", "breed"]:
+        raise DisgenError(f"{path} must start with the header id,breed (found {rows[0] if rows else 'nothing'})")
+    labels: dict[str, str] = {}
+    for line, row in enumerate(rows[1:], start=2):
+        if len(row) < 2 or not row[0] or not row[1]:
+            raise DisgenError(f"{path} line {line}: expected id,breed, found {row}")
+        if row[0] in labels:
+            raise DisgenError(f"{path} line {line}: id {row[0]} is labelled twice")
+        labels[row[0]] = row[1]
+    return labels
+
+
+def images_by_id(folder: Path) -> dict[str, Path]:
+    """id (file name without suffix) -> image file in ``folder``."""
+    if not folder.is_dir():
+        raise DisgenError(f"{folder} does not exist: the competition's {folder.name}/ folder of images "
+                          "belongs there")
+    return {p.stem: p for p in sorted(folder.iterdir())
+            if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".")}
+
+
+def listing(ids: list[str], limit: int = 5) -> str:
+    return ", ".join(ids[:limit]) + (f" and {len(ids) - limit} more" if len(ids) > limit else "")
+
+
+def plan_split(labels: dict[str, str], valid_ratio: float, seed: int) -> dict[str, list[str]]:
+    """ids of ``train`` and ``valid``: the same number of each breed in valid, at least one."""
+    by_breed: dict[str, list[str]] = {}
+    for i, breed in sorted(labels.items()):
+        by_breed.setdefault(breed, []).append(i)
+    rare = [b for b, ids in by_breed.items() if len(ids) < 2]
+    if rare:
+        raise DisgenError(f"breed(s) {listing(sorted(rare))} have a single labelled image: each needs "
+                          "at least 2, one for train/ and one for valid/")
+    n_min = min(Counter(labels.values()).values())
+    per_breed = max(1, math.floor(n_min * valid_ratio))
+    rng = random.Random(seed)
+    split: dict[str, list[str]] = {"train": [], "valid": []}
+    for breed in sorted(by_breed):
+        ids = by_breed[breed][:]
+        rng.shuffle(ids)
+        split["valid"] += ids[:per_breed]
+        split["train"] += ids[per_breed:]
+    return split
+
+
+def link(src: Path, dst: Path) -> str:
+    """Hard-link ``src`` to ``dst`` (symlink across file systems); returns the kind made."""
+    if dst.is_symlink() or dst.exists():
+        if dst.exists() and os.path.samefile(src, dst):
+            return "kept"
+        dst.unlink()
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.link(src, dst)
+        return "hard"
+    except OSError:  # EXDEV across file systems, or a file system without hard links
+        os.symlink(src.resolve(), dst)
+        return "sym"
+
+
+def organize(data_dir: str | Path, out: str | Path, valid_ratio: float = 0.1, seed: int = 0) -> dict:
+    """Write ``out/{train,valid,train_valid}/BREED/`` and ``out/test/unknown/`` as links to the
+    competition's files; returns the counts written to ``out/organize.json``."""
+    data_dir, out = Path(data_dir).expanduser(), Path(out).expanduser()
+    if not 0 < valid_ratio < 1:
+        raise DisgenError(f"--valid-ratio {valid_ratio}: use a fraction between 0 and 1, e.g. 0.1")
+    if out.resolve() == data_dir.resolve():
+        raise DisgenError(f"--out {out} is DATA_DIR itself: choose a new folder, e.g. {data_dir}/organized")
+    labels = read_labels(data_dir / "labels.csv")
+    train_files, test_files = images_by_id(data_dir / "train"), images_by_id(data_dir / "test")
+    unlabelled = sorted(set(train_files) - set(labels))
+    missing = sorted(set(labels) - set(train_files))
+    if missing:
+        raise DisgenError(f"{len(missing)} id(s) in {data_dir / 'labels.csv'} have no image in "
+                          f"{data_dir / 'train'}: {listing(missing)}")
+    if unlabelled:
+        raise DisgenError(f"{len(unlabelled)} image(s) in {data_dir / 'train'} have no row in "
+                          f"labels.csv: {listing(unlabelled)}")
+    if not test_files:
+        raise DisgenError(f"{data_dir / 'test'} holds no images")
+    split = plan_split(labels, valid_ratio, seed)
+    plan: dict[Path, Path] = {}
+    for name, ids in (("train", split["train"]), ("valid", split["valid"]), ("train_valid", sorted(labels))):
+        for i in ids:
+            plan[out / name / labels[i] / train_files[i].name] = train_files[i]
+    for i, path in test_files.items():
+        plan[out / "test" / "unknown" / path.name] = path
+    remove_stale(out, set(plan))
+    kinds = Counter(link(src, dst) for dst, src in plan.items())
+    summary = {"data_dir": str(data_dir.resolve()), "valid_ratio": valid_ratio, "seed": seed,
+               "breeds": len(set(labels.values())), "train": len(split["train"]),
+               "valid": len(split["valid"]), "train_valid": len(labels), "test": len(test_files),
+               "links": dict(kinds)}
+    (out / "organize.json").write_text(json.dumps(summary, indent=2) + "\n")
+    return summary
+
+
+def remove_stale(out: Path, keep: set[Path]) -> None:
+    """Links left by an earlier run with another split (so re-running never mixes two splits)."""
+    for name in SPLITS:
+        for path in sorted((out / name).rglob("*")) if (out / name).is_dir() else []:
+            if (path.is_file() or path.is_symlink()) and path not in keep:
+                path.unlink()
+
+
+def organize_args(p, argv) -> None:
+    p.add_argument("data_dir", metavar="DATA_DIR", help="the competition's folder: labels.csv, train/, test/")
+    p.add_argument("--out", required=True, metavar="DIR", help="where to write train/ valid/ train_valid/ test/")
+    p.add_argument("--valid-ratio", type=float, default=0.1, help="share of the smallest breed per breed "
+                   "in valid/ (default 0.1, at least one image per breed)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the split (default 0)")
+
+
+@command("kaggle-organize", "organise Kaggle's Dog Breed layout into train/ valid/ train_valid/ test/",
+         organize_args)
+def cmd_organize(args) -> None:
+    summary = organize(args.data_dir, args.out, args.valid_ratio, args.seed)
+    print(json.dumps(summary))
+    print(f"train with: disgen train resnet-transfer --dataset {args.out}", file=sys.stderr)
+
+
+# -- reading an organised folder ------------------------------------------------------------------
+def organized_root(path: Path) -> tuple[Path, str] | None:
+    """(root, training folder) if ``path`` is an organised folder (``train/`` and ``valid/``) or its
+    ``train_valid/``; else None."""
+    path = Path(path)
+    if (path / "train").is_dir() and (path / "valid").is_dir():
+        return path, "train"
+    if path.name == "train_valid" and (path.parent / "valid").is_dir():
+        return path.parent, "train_valid"
+    return None
+
+
+def load_organized(path: str | Path, image_shape: tuple[int, int, int]) -> TensorDataset:
+    """Training split from ``train/`` (or ``train_valid/``), test split from ``valid/``; classes are
+    the training folder's subfolders. Decoded once (worker processes) and cached."""
+    from disgen.data.image_folder import decode_cached, list_images
+
+    root, train_name = organized_root(Path(path).expanduser())
+    classes = sorted(d.name for d in (root / train_name).iterdir() if d.is_dir() and not d.name.startswith("."))
+    if not classes:
+        raise DisgenError(f"{root / train_name} has no class subfolders: run `disgen kaggle-organize` first")
+    splits, skipped, total = {}, [], 0
+    for name in (train_name, "valid"):
+        files = list_images(root / name)
+        images, ok, bad = decode_cached(root / name, files, tuple(image_shape))
+        skipped += [f"{name}/{b}" for b in bad]
+        total += len(files)
+        names = [files[i].parent.name for i in ok]
+        unknown = sorted(set(names) - set(classes))
+        if unknown:
+            raise DisgenError(f"{root / name} has classes missing from {root / train_name}: {listing(unknown)}")
+        splits[name] = ImageSplit(images, torch.tensor([classes.index(n) for n in names], dtype=torch.int64))
+    if skipped:
+        print(f"warning: skipped {len(skipped)} unreadable image file(s) of {total} in {root}: "
+              f"{listing(skipped)}", file=sys.stderr)
+    for name, split in splits.items():
+        if len(split) == 0:
+            raise DisgenError(f"no readable images in {root / name}")
+    return TensorDataset(root.name if train_name == "train" else f"{root.name}-train_valid",
+                         splits[train_name], splits["valid"], classes, source=str(root),
+                         extra={"skipped": skipped, "files": total})

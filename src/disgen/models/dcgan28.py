@@ -1,0 +1,141 @@
+"""``dcgan28``: GANs for 28x28 images (MNIST, Fashion-MNIST).
+
+``arch="keras"`` is seed 002's Keras DCGAN exactly: a dense + upsampling generator with tanh
+activations and batch norm after its second dense layer, a conv + max-pool discriminator, Keras'
+Glorot-uniform init, SGD 0.0005 with Nesterov momentum 0.9 for both nets, batch 64, z ~ N(0, 0.3²)
+of dim 100, data in [-1, 1]. ``arch="dcgan"`` (the default preset) follows Radford et al. 2015:
+strided (transposed) 4x4 convolutions, batch norm, ReLU in G and LeakyReLU(0.2) in D, Adam with
+beta1 = 0.5, z ~ N(0, 1); chosen by measurement (docs/gans.md).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from disgen.errors import DisgenError
+from disgen.models import register_model
+from disgen.objectives.gan import add_ema
+
+
+@dataclass
+class DCGAN28Config:
+    arch: str = "dcgan"  # "keras" (seed 002) | "dcgan" (Radford et al. 2015)
+    latent_dim: int = 100  # both seed 002 and Radford et al.
+    noise_std: float = 1.0  # seed 002 draws N(0, 0.3)
+    g_width: int = 64  # channels of G's 14x14 stage (its 7x7 stage has twice as many)
+    d_width: int = 64  # channels of D's 14x14 stage (its 7x7 stage has twice as many)
+    d_lr: float | None = None  # D's lr; None: the same as --lr
+    ema: float = 0.0  # decay of G's weight average used for sampling; 0 = none (the seed)
+
+
+class KerasGenerator(nn.Module):
+    """Seed 002's ``model_generator`` (widths fixed by the seed: 1024, 128x7x7, 64)."""
+
+    def __init__(self, cfg: DCGAN28Config, channels: int):
+        super().__init__()
+        self.latent_dim, self.noise_std = cfg.latent_dim, cfg.noise_std
+        self.net = nn.Sequential(
+            nn.Linear(cfg.latent_dim, 1024), nn.Tanh(),  # (B, 1024)
+            # Keras BatchNormalization: momentum 0.99 (PyTorch 0.01), epsilon 1e-3
+            nn.Linear(1024, 128 * 7 * 7), nn.BatchNorm1d(128 * 7 * 7, eps=1e-3, momentum=0.01), nn.Tanh(),
+            nn.Unflatten(1, (128, 7, 7)),  # (B, 128, 7, 7)
+            nn.Upsample(scale_factor=2), nn.Conv2d(128, 64, 5, padding=2), nn.Tanh(),  # (B, 64, 14, 14)
+            nn.Upsample(scale_factor=2), nn.Conv2d(64, channels, 5, padding=2), nn.Tanh(),  # (B, C, 28, 28)
+        )
+        self.apply(glorot_init)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.net(z)
+
+
+class KerasDiscriminator(nn.Module):
+    """Seed 002's ``model_discriminator``; returns a logit (its sigmoid lives in the loss)."""
+
+    def __init__(self, cfg: DCGAN28Config, channels: int):
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Conv2d(channels, 64, 5, padding=2), nn.Tanh(), nn.MaxPool2d(2),  # (B, 64, 14, 14)
+            nn.Conv2d(64, 128, 5), nn.Tanh(), nn.MaxPool2d(2),  # "valid": (B, 128, 10, 10) -> (B, 128, 5, 5)
+            nn.Flatten(), nn.Linear(128 * 5 * 5, 1024), nn.Tanh(),  # (B, 1024)
+            nn.Linear(1024, 1),  # (B, 1)
+        )
+        self.apply(glorot_init)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+class Generator(nn.Module):
+    def __init__(self, cfg: DCGAN28Config, channels: int):
+        super().__init__()
+        self.latent_dim, self.noise_std = cfg.latent_dim, cfg.noise_std
+        w = cfg.g_width
+        self.net = nn.Sequential(
+            nn.Linear(cfg.latent_dim, 2 * w * 7 * 7, bias=False), nn.BatchNorm1d(2 * w * 7 * 7), nn.ReLU(True),
+            nn.Unflatten(1, (2 * w, 7, 7)),  # (B, 2w, 7, 7)
+            nn.ConvTranspose2d(2 * w, w, 4, 2, 1, bias=False), nn.BatchNorm2d(w), nn.ReLU(True),  # (B, w, 14, 14)
+            nn.ConvTranspose2d(w, channels, 4, 2, 1), nn.Tanh(),  # (B, C, 28, 28)
+        )
+        self.apply(dcgan_init)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.net(z)
+
+
+class Discriminator(nn.Module):
+    """No batch norm on D's input layer (Radford et al. 2015); returns a logit."""
+
+    def __init__(self, cfg: DCGAN28Config, channels: int):
+        super().__init__()
+        w = cfg.d_width
+        self.net = nn.Sequential(
+            nn.Conv2d(channels, w, 4, 2, 1), nn.LeakyReLU(0.2, True),  # (B, w, 14, 14)
+            nn.Conv2d(w, 2 * w, 4, 2, 1, bias=False), nn.BatchNorm2d(2 * w), nn.LeakyReLU(0.2, True),  # (B, 2w, 7, 7)
+            nn.Flatten(), nn.Linear(2 * w * 7 * 7, 1),  # (B, 1)
+        )
+        self.apply(dcgan_init)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+def glorot_init(m: nn.Module) -> None:
+    # Keras' defaults: glorot_uniform kernels, zero biases.
+    if isinstance(m, (nn.Linear, nn.Conv2d)):
+        nn.init.xavier_uniform_(m.weight)
+        nn.init.zeros_(m.bias)
+
+
+def dcgan_init(m: nn.Module) -> None:
+    # Radford et al. 2015: weights N(0, 0.02); batch-norm scales N(1, 0.02).
+    if isinstance(m, (nn.Linear, nn.Conv2d, nn.ConvTranspose2d)):
+        nn.init.normal_(m.weight, 0.0, 0.02)
+        if m.bias is not None:
+            nn.init.zeros_(m.bias)
+    elif isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
+        nn.init.normal_(m.weight, 1.0, 0.02)
+        nn.init.zeros_(m.bias)
+
+
+PRESETS = {
+    "seed": dict(dataset="mnist-mini", optimizer="sgd", lr=0.0005, momentum=0.9, nesterov=True,
+                 batch_size=64, epochs=100, model=dict(arch="keras", noise_std=0.3)),
+    "default": dict(dataset="mnist-mini", optimizer="adam", lr=5e-4, betas=(0.5, 0.999), batch_size=64,
+                    epochs=30, model=dict(arch="dcgan")),
+}
+ARCHS = {"keras": (KerasGenerator, KerasDiscriminator), "dcgan": (Generator, Discriminator)}
+
+
+@register_model("dcgan28", objective="gan", config=DCGAN28Config, presets=PRESETS, input_shape=(1, 28, 28),
+                description="DCGAN for 28x28 images: seed 002's Keras nets or a Radford-style default",
+                value_range=(-1.0, 1.0))
+def build(cfg: DCGAN28Config, image_shape, num_classes) -> dict[str, nn.Module]:
+    if len(image_shape) != 3 or tuple(image_shape[1:]) != (28, 28):
+        raise DisgenError(f"dcgan28 takes 28x28 images, the dataset has shape {tuple(image_shape)}; "
+                          "use dcgan64 for other sizes")
+    if cfg.arch not in ARCHS:
+        raise DisgenError(f"dcgan28 --arch {cfg.arch!r}: choose one of {', '.join(ARCHS)}")
+    g, d = ARCHS[cfg.arch]
+    return add_ema({"generator": g(cfg, image_shape[0]), "discriminator": d(cfg, image_shape[0])}, cfg.ema)

@@ -1,0 +1,242 @@
+"""``aae``: the adversarial autoencoder's step, three phases per batch, each with its own optimizer
+(Makhzani et al. 2015, section 2; seed 004):
+
+1. reconstruction: encoder + decoder minimise the pixel MSE;
+2. regularisation: d_gauss (and d_cat) learn prior samples as real (1) and encoder outputs as fake
+   (0), encoder frozen; then the encoder, discriminators frozen, learns to make them say real (1);
+3. semi-supervised classification: the encoder's y minimises cross-entropy on a labelled batch.
+
+Discriminators return logits and the losses are BCE on logits (sigmoid + BCE without log(0)).
+A batch is ``(x, y)`` or, with ``--labels N``, ``(x, y, x_lab, y_lab)``: x is used unlabelled and
+only (x_lab, y_lab) is classified; ``(x, y)`` alone in semi-supervised mode classifies (x, y).
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from disgen.errors import DisgenError
+from disgen.models.aae import sample_categorical, sample_prior, shape_noise
+from disgen.objectives import Context, Nets, Objective, batches, inference, register_objective
+
+
+def bce(logits: torch.Tensor, target: float) -> torch.Tensor:
+    return F.binary_cross_entropy_with_logits(logits, torch.full_like(logits, target))
+
+
+def decoder_input(nets: Nets, x: torch.Tensor, y: torch.Tensor, num_classes: int):
+    """(y for the decoder or None, z, the encoder's y logits or None): supervised mode feeds the
+    decoder the true one-hot label, semi-supervised the encoder's softmax(y), unsupervised nothing."""
+    logits, z = nets["encoder"](x)
+    mode = nets["encoder"].cfg.mode
+    if mode == "supervised":
+        return F.one_hot(y, num_classes).float(), z, logits
+    if mode == "semi-supervised":
+        return logits.softmax(1), z, logits
+    return None, z, logits
+
+
+def reconstruction_phase(nets: Nets, opts, x, y) -> torch.Tensor:
+    dec = nets["decoder"]
+    y_in, z, _ = decoder_input(nets, x, y, dec.y_dim)
+    recon_loss = F.mse_loss(dec(z, y_in), x)  # mean over pixels and batch, as seed 001's "mse"
+    opts["autoencoder"].zero_grad(set_to_none=True)
+    recon_loss.backward()
+    opts["autoencoder"].step()
+    return recon_loss.detach()
+
+
+def accuracy(real_logit: torch.Tensor, fake_logit: torch.Tensor) -> torch.Tensor:
+    """The discriminator's accuracy over prior (real) and encoded (fake) samples together."""
+    return ((real_logit > 0).float().mean() + (fake_logit < 0).float().mean()) / 2
+
+
+def discriminator_phase(nets: Nets, opts, x) -> dict[str, torch.Tensor]:
+    """Regularisation, first half: d_gauss (and d_cat) learn prior samples as real (1) and the
+    encoder's outputs as fake (0); the encoder's outputs are fixed data here."""
+    enc, cfg = nets["encoder"], nets["encoder"].cfg
+    with torch.no_grad():
+        logits, z = enc(x)
+    fake = {"d_gauss": z, "d_cat": logits.softmax(1) if logits is not None else None}
+    real = {"d_gauss": sample_prior(cfg, len(x), x.device)}
+    if "d_cat" in nets:
+        real["d_cat"] = sample_categorical(len(x), logits.shape[1], x.device)
+    out, d_loss = {}, 0.0
+    for d in discriminators(nets):
+        real_logit, fake_logit = nets[d](real[d]), nets[d](fake[d])
+        loss = (bce(real_logit, 1.0) + bce(fake_logit, 0.0)) / 2
+        d_loss = d_loss + loss
+        out[f"{d}_loss"] = loss.detach()
+        out[f"{d}_acc"] = accuracy(real_logit.detach(), fake_logit.detach())
+    opts["discriminators"].zero_grad(set_to_none=True)
+    d_loss.backward()
+    opts["discriminators"].step()
+    return out
+
+
+def generator_phase(nets: Nets, opts, x) -> dict[str, torch.Tensor]:
+    """Regularisation, second half: the encoder learns to make the discriminators call its outputs
+    real (1). Gradients flow through the discriminators but not into their weights."""
+    discs = discriminators(nets)
+    for d in discs:
+        nets[d].requires_grad_(False)
+    try:
+        logits, z = nets["encoder"](x)
+        g_loss = bce(nets["d_gauss"](z), 1.0)
+        if "d_cat" in nets:
+            g_loss = g_loss + bce(nets["d_cat"](logits.softmax(1)), 1.0)
+        opts["generator"].zero_grad(set_to_none=True)
+        g_loss.backward()
+        opts["generator"].step()
+    finally:
+        for d in discs:
+            nets[d].requires_grad_(True)
+    return {"g_loss": g_loss.detach()}
+
+
+def discriminators(nets: Nets) -> list[str]:
+    return [d for d in ("d_gauss", "d_cat") if d in nets]
+
+
+def classification_phase(nets: Nets, opts, x_lab, y_lab) -> dict[str, torch.Tensor]:
+    logits, _ = nets["encoder"](x_lab)
+    ce_loss = F.cross_entropy(logits, y_lab)
+    opts["classifier"].zero_grad(set_to_none=True)
+    ce_loss.backward()
+    opts["classifier"].step()
+    return {"ce_loss": ce_loss.detach(), "label_acc": (logits.detach().argmax(1) == y_lab).float().mean()}
+
+
+def step(nets: Nets, opts, batch) -> dict[str, torch.Tensor]:
+    x, y = batch[0], batch[1]
+    x_lab, y_lab = (batch[2], batch[3]) if len(batch) == 4 else (x, y)
+    out = {"mse": reconstruction_phase(nets, opts, x, y)}
+    out.update(discriminator_phase(nets, opts, x))
+    out.update(generator_phase(nets, opts, x))
+    if "classifier" in opts:
+        out.update(classification_phase(nets, opts, x_lab, y_lab))
+    return out
+
+
+def optimizers(nets: Nets, cfg, model_cfg) -> dict[str, torch.optim.Optimizer]:
+    """One optimizer per phase, as seed 004 (separate Adam states: the encoder's moments from the
+    reconstruction, adversarial and classification losses do not mix)."""
+    from disgen.trainer import make_optimizer
+
+    if cfg.labels and model_cfg.mode != "semi-supervised":
+        raise DisgenError(f"--labels {cfg.labels} needs --mode semi-supervised (this run's mode is "
+                          f"{model_cfg.mode}: supervised uses every label, unsupervised none)")
+    enc = nets["encoder"]
+    discs = [p for d in discriminators(nets) for p in nets[d].parameters()]
+    opts = {
+        "autoencoder": make_optimizer([*enc.parameters(), *nets["decoder"].parameters()], cfg),
+        "discriminators": make_optimizer(discs, cfg, lr=model_cfg.d_lr or None),
+        "generator": make_optimizer(enc.parameters(), cfg, lr=model_cfg.g_lr or None),
+    }
+    if model_cfg.mode == "semi-supervised":
+        opts["classifier"] = make_optimizer(enc.parameters(), cfg)
+    return opts
+
+
+# -- evaluation ----------------------------------------------------------------------------------
+def encode(nets: Nets, x: torch.Tensor, batch_size: int = 1000):
+    """(y logits or None, z) of ``x`` in eval mode, in batches."""
+    with inference(nets):
+        parts = [nets["encoder"](x[s]) for s in batches(len(x), batch_size)]
+    z = torch.cat([p[1] for p in parts]).float()
+    return (torch.cat([p[0] for p in parts]).float() if parts[0][0] is not None else None), z
+
+
+def reconstruct_with(nets: Nets, x: torch.Tensor, y: torch.Tensor | None, batch_size: int = 1000):
+    with inference(nets):
+        out = []
+        for s in batches(len(x), batch_size):
+            y_in, z, _ = decoder_input(nets, x[s], y[s] if y is not None else None,
+                                       nets["decoder"].y_dim)
+            out.append(nets["decoder"](z, y_in).float())
+    return torch.cat(out)
+
+
+def evaluate(nets: Nets, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1000) -> dict[str, float]:
+    """Test ``mse`` of reconstructions (supervised mode decodes with the true labels) and, in
+    semi-supervised mode, the encoder's classification ``accuracy``."""
+    out = {"mse": F.mse_loss(reconstruct_with(nets, x, y, batch_size), x.float()).item()}
+    logits, _ = encode(nets, x, batch_size)
+    if logits is not None:
+        out["accuracy"] = (logits.argmax(1) == y).float().mean().item()
+    return out
+
+
+def predict(nets: Nets, x: torch.Tensor) -> torch.Tensor:
+    """Class probabilities (N, classes) from the encoder's y: semi-supervised runs only."""
+    logits, _ = encode(nets, x)
+    if logits is None:
+        raise DisgenError(f"this aae run's mode is {nets['encoder'].cfg.mode}: only semi-supervised "
+                          "runs classify; train with --mode semi-supervised")
+    return logits.softmax(1)
+
+
+def reconstruct(nets: Nets, x: torch.Tensor) -> torch.Tensor:
+    """Reconstructions of ``x`` (unsupervised and semi-supervised runs: a supervised run's decoder
+    also needs each image's label, see ``reconstruct_with``)."""
+    if nets["decoder"].y_dim and nets["encoder"].cfg.mode == "supervised":
+        raise DisgenError("a supervised aae reconstructs from an image and its label: use "
+                          "disgen.objectives.aae.reconstruct_with(nets, x, y)")
+    return reconstruct_with(nets, x, None)
+
+
+def decode(nets: Nets, z: torch.Tensor, labels: torch.Tensor | None = None,
+           batch_size: int = 1000) -> torch.Tensor:
+    """Images from codes ``z`` (N, z_dim) and, for supervised/semi-supervised runs, ``labels`` (N,)
+    (default: class 0 for every code)."""
+    dec = nets["decoder"]
+    y = None
+    if dec.y_dim:
+        labels = labels if labels is not None else torch.zeros(len(z), dtype=torch.long, device=z.device)
+        y = F.one_hot(labels.to(z.device), dec.y_dim).float()
+    with inference(nets):
+        return torch.cat([dec(z[s], y[s] if y is not None else None).float()
+                          for s in batches(len(z), batch_size)])
+
+
+def sample(nets: Nets, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+    """Decoded prior draws. ``z`` is N(0, 1) noise from the caller, shaped here into the prior (so
+    `disgen sample` needs no AAE-specific code); ``labels`` (N,) pick the digit of supervised and
+    semi-supervised runs (default: cycling 0, 1, ..., 9)."""
+    cfg, k = nets["encoder"].cfg, nets["decoder"].y_dim
+    eps = z[:, :cfg.z_dim]
+    cycle = torch.arange(len(z), device=z.device) % 10
+    if labels is not None and not k:
+        raise DisgenError("an unsupervised aae has no labels to draw: leave out --label")
+    if labels is not None and not 0 <= int(labels.min()) <= int(labels.max()) < k:
+        raise DisgenError(f"--label {int(labels[0])}: this run has classes 0 to {k - 1}")
+    if labels is None and k:
+        labels = cycle % k
+    return decode(nets, shape_noise(cfg, eps, cycle), labels)
+
+
+def snapshot(ctx: Context, tag: str) -> None:
+    from disgen.viz_aae import snapshot as draw
+
+    draw(ctx, tag)
+
+
+def warnings(history: list[dict]) -> list[str]:
+    """A discriminator at 100% or 50% for several epochs means the game is broken."""
+    out = []
+    for d in ("d_gauss", "d_cat"):
+        accs = [h.get(f"train_{d}_acc") for h in history[-3:]]
+        if len(accs) == 3 and all(a is not None for a in accs):
+            if min(accs) >= 0.99:
+                out.append(f"{d} has been right {min(accs):.0%}+ of the time for 3 epochs: the "
+                           "encoder gets no useful gradient (lower --d-lr)")
+            elif max(abs(a - 0.5) for a in accs) < 0.01:
+                out.append(f"{d} has been at chance for 3 epochs: it no longer shapes the code")
+    return out
+
+
+register_objective(Objective(
+    "aae", step, evaluate, best=("mse", "min"), snapshot=snapshot, predict=predict,
+    reconstruct=reconstruct, optimizers=optimizers, sample=sample, warnings=warnings,
+    needs_labelled=True,
+))

@@ -1,0 +1,236 @@
+"""The adversarial autoencoder: each phase changes only the parameters it should, the real/fake
+roles, the priors, the three modes end to end on tiny data, and the run-reading commands."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+import disgen
+from disgen.config import resolve
+from disgen.errors import DisgenError
+from disgen.models import get_model
+from disgen.models.aae import mixture_means, sample_prior
+from disgen.objectives import aae
+from disgen.objectives.aae import classification_phase, discriminator_phase, generator_phase, \
+    reconstruction_phase
+
+from conftest import run_disgen
+
+TINY = dict(hidden=(32,), d_hidden=(32,), z_dim=4)
+
+
+def build(mode: str = "semi-supervised", seed: int = 0, **overrides):
+    spec = get_model("aae")
+    cfg = resolve("aae", {"model_args": {**TINY, "mode": mode, **overrides}})
+    torch.manual_seed(seed)
+    model_cfg = spec.model_config(cfg.model_args)
+    nets = spec.build(model_cfg, (1, 28, 28), 10)
+    return nets, aae.optimizers(nets, cfg, model_cfg)
+
+
+def tiny_batch(n: int = 16, seed: int = 0):
+    gen = torch.Generator().manual_seed(seed)
+    return torch.rand(n, 1, 28, 28, generator=gen), torch.randint(0, 10, (n,), generator=gen)
+
+
+def params(nets) -> dict[str, torch.Tensor]:
+    return {f"{k}.{n}": p.detach().clone() for k, m in nets.items() for n, p in m.named_parameters()}
+
+
+def changed(nets, before) -> set[str]:
+    """Names of the networks (or encoder heads) any of whose parameters changed."""
+    now = params(nets)
+    out = set()
+    for name, p in now.items():
+        if not torch.equal(p, before[name]):
+            net, _, rest = name.partition(".")
+            out.add(f"encoder.{rest.split('.')[0]}" if net == "encoder" else net)
+    return out
+
+
+def test_reconstruction_phase_changes_encoder_and_decoder_only():
+    nets, opts = build()
+    x, y = tiny_batch()
+    before = params(nets)
+    loss = reconstruction_phase(nets, opts, x, y)
+    assert torch.isfinite(loss) and loss > 0
+    # y_head changes too: semi-supervised mode decodes from softmax(y).
+    assert changed(nets, before) == {"encoder.body", "encoder.z_head", "encoder.y_head", "decoder"}
+
+
+def test_discriminator_phase_changes_discriminators_only():
+    nets, opts = build()
+    before = params(nets)
+    out = discriminator_phase(nets, opts, tiny_batch()[0])
+    assert changed(nets, before) == {"d_gauss", "d_cat"}
+    assert set(out) == {"d_gauss_loss", "d_gauss_acc", "d_cat_loss", "d_cat_acc"}
+    assert all(torch.isfinite(v) for v in out.values())
+    assert all(0 <= out[k] <= 1 for k in ("d_gauss_acc", "d_cat_acc"))
+
+
+def test_generator_phase_changes_encoder_only_and_leaves_discriminators_trainable():
+    nets, opts = build()
+    before = params(nets)
+    out = generator_phase(nets, opts, tiny_batch()[0])
+    assert torch.isfinite(out["g_loss"])
+    assert changed(nets, before) == {"encoder.body", "encoder.z_head", "encoder.y_head"}
+    for d in ("d_gauss", "d_cat"):  # no gradient reached D's weights, and they train again next step
+        assert all(p.grad is None and p.requires_grad for p in nets[d].parameters())
+
+
+def test_classification_phase_changes_encoder_body_and_y_head_only():
+    nets, opts = build()
+    before = params(nets)
+    out = classification_phase(nets, opts, *tiny_batch())
+    assert torch.isfinite(out["ce_loss"])
+    assert changed(nets, before) == {"encoder.body", "encoder.y_head"}
+
+
+@pytest.mark.parametrize("mode,nets_,keys", [
+    ("unsupervised", {"encoder", "decoder", "d_gauss"}, {"mse", "d_gauss_loss", "d_gauss_acc", "g_loss"}),
+    ("supervised", {"encoder", "decoder", "d_gauss"}, {"mse", "d_gauss_loss", "d_gauss_acc", "g_loss"}),
+    ("semi-supervised", {"encoder", "decoder", "d_gauss", "d_cat"},
+     {"mse", "d_gauss_loss", "d_gauss_acc", "d_cat_loss", "d_cat_acc", "g_loss", "ce_loss", "label_acc"}),
+])
+def test_each_mode_steps_with_finite_losses(mode, nets_, keys):
+    nets, opts = build(mode)
+    assert set(nets) == nets_
+    assert set(opts) == {"autoencoder", "discriminators", "generator"} | \
+        ({"classifier"} if mode == "semi-supervised" else set())
+    x, y = tiny_batch()
+    out = aae.step(nets, opts, (x, y, *tiny_batch(8, seed=1)))
+    assert set(out) == keys
+    assert all(v.dim() == 0 and torch.isfinite(v) for v in out.values())
+
+
+def test_supervised_decoder_uses_the_label():
+    nets, _ = build("supervised")
+    z = torch.zeros(2, TINY["z_dim"])
+    imgs = aae.decode(nets, z, torch.tensor([3, 7]))
+    assert imgs.shape == (2, 1, 28, 28) and not torch.equal(imgs[0], imgs[1])
+
+
+def test_roles_discriminator_learns_prior_as_real_encoder_learns_to_fool_it():
+    """D's logit is high on prior samples and low on codes after training it; then the encoder,
+    trained against the frozen D, raises D's logit on its codes. Swapped roles fail both."""
+    nets, opts = build("unsupervised", prior_std=1.0, g_lr=0.05)
+    with torch.no_grad():  # codes far from the prior, so D's task is easy and its answer clear
+        nets["encoder"].z_head.bias.fill_(4.0)
+    x = tiny_batch(64)[0]
+    for _ in range(60):
+        out = discriminator_phase(nets, opts, x)
+    d = nets["d_gauss"]
+    with torch.no_grad():
+        real = d(sample_prior(nets["encoder"].cfg, 512, "cpu")).mean()
+        fake_before = d(nets["encoder"](x)[1]).mean()
+    assert out["d_gauss_acc"] > 0.9 and real > 0 > fake_before
+    for _ in range(10):
+        generator_phase(nets, opts, x)
+    with torch.no_grad():
+        fake_after = d(nets["encoder"](x)[1]).mean()
+    assert fake_after > fake_before + 1.0
+
+
+def test_gaussian_and_mixture_priors():
+    nets, _ = build("unsupervised", prior_std=5.0)
+    z = sample_prior(nets["encoder"].cfg, 20000, "cpu", torch.Generator().manual_seed(0))
+    assert abs(z.std().item() - 5.0) < 0.1 and abs(z.mean().item()) < 0.1
+    nets, _ = build("unsupervised", prior="mixture", z_dim=2)
+    z = sample_prior(nets["encoder"].cfg, 5000, "cpu", torch.Generator().manual_seed(0))
+    nearest = torch.cdist(z, mixture_means()).argmin(1)
+    assert nearest.bincount(minlength=10).min() > 400  # every component drawn, about equally
+    assert torch.cdist(z, mixture_means()).min(1).values.median() < 1.0
+
+
+@pytest.mark.parametrize("overrides,match", [
+    ({"mode": "weird"}, "--mode 'weird'"),
+    ({"prior": "mixture", "z_dim": 3}, "--z-dim 2"),
+])
+def test_bad_options_are_refused(overrides, match):
+    with pytest.raises(DisgenError, match=match):
+        build(**overrides)
+
+
+def test_labels_need_semi_supervised_mode():
+    spec = get_model("aae")
+    cfg = resolve("aae", {"labels": 100, "model_args": {**TINY, "mode": "unsupervised"}})
+    nets = spec.build(spec.model_config(cfg.model_args), (1, 28, 28), 10)
+    with pytest.raises(DisgenError, match="--labels 100 needs --mode semi-supervised"):
+        aae.optimizers(nets, cfg, spec.model_config(cfg.model_args))
+
+
+def train_tiny(tmp_path, data, name, **options):
+    return disgen.train("aae", dataset_obj=data, progress=False, run_dir=str(tmp_path / name),
+                        batch_size=50, model_args={**TINY, **options.pop("model_args", {})}, **options)
+
+
+def test_semi_supervised_run_logs_accuracies_and_pictures(tmp_path, tiny_data):
+    run = train_tiny(tmp_path, tiny_data, "semi", epochs=2, labels=50)
+    rec = run.history[-1]
+    for key in ("test_accuracy", "test_mse", "train_d_gauss_acc", "train_d_cat_acc", "train_ce_loss"):
+        assert key in rec and rec[key] == rec[key], key
+    assert 0 <= rec["test_accuracy"] <= 1 and 0 < rec["test_mse"] < 0.2
+    images = {p.name for p in (run.dir / "images").iterdir()}
+    assert {"latent_after.png", "z_hist_after.png", "style_grid_test.png", "style_grid_prior.png",
+            "reconstructions_after.png", "samples.png", "curves.png"} <= images
+    probs = disgen.load(run.dir).predict(tiny_data.test.images[:5])
+    assert probs.shape == (5, 10) and torch.allclose(probs.sum(1), torch.ones(5))
+
+
+def test_resume_with_labels_is_exact(tmp_path, tiny_data):
+    straight = train_tiny(tmp_path, tiny_data, "a", epochs=2, labels=20)
+    train_tiny(tmp_path, tiny_data, "b", epochs=1, labels=20)
+    resumed = disgen.train("aae", dataset_obj=tiny_data, progress=False, run_dir=str(tmp_path / "b"),
+                           resume=True, epochs=2)
+    for k in straight.nets:
+        a, b = straight.nets[k].state_dict(), resumed.nets[k].state_dict()
+        assert all(torch.equal(a[n], b[n]) for n in a), k
+    assert json.loads((tmp_path / "a" / "labels.json").read_text()) == \
+        json.loads((tmp_path / "b" / "labels.json").read_text())
+
+
+def test_unsupervised_and_supervised_runs(tmp_path, tiny_data):
+    for mode in ("unsupervised", "supervised"):
+        run = train_tiny(tmp_path, tiny_data, mode, epochs=2, model_args={"mode": mode, "z_dim": 2})
+        first, last = run.history
+        assert "test_accuracy" not in last and last["test_mse"] < first["test_mse"]
+        assert (run.dir / "images" / "latent_after.png").exists()
+        loaded = disgen.load(run.dir)
+        with pytest.raises(DisgenError, match="only semi-supervised runs classify"):
+            loaded.predict(tiny_data.test.images[:2])
+        x = loaded.sample(6, seed=1)
+        assert x.shape == (6, 1, 28, 28) and torch.equal(x, loaded.sample(6, seed=1))
+        if mode == "unsupervised":
+            with pytest.raises(DisgenError, match="no labels to draw"):
+                loaded.sample(2, label=3)
+        else:
+            threes, fives = loaded.sample(4, seed=1, label=3), loaded.sample(4, seed=1, label=5)
+            assert not torch.equal(threes, fives)
+            with pytest.raises(DisgenError, match="--label 10: this run has classes 0 to 9"):
+                loaded.sample(2, label=10)
+    assert (tmp_path / "supervised" / "images" / "style_grid_prior.png").exists()
+    assert not (tmp_path / "unsupervised" / "images" / "style_grid_prior.png").exists()
+
+
+def test_cli_train_eval_predict_semi_supervised(tmp_path, idx_dir):
+    run_dir = tmp_path / "cli"
+    r = run_disgen("train", "aae", "--dataset", str(idx_dir), "--epochs", "1", "--labels", "30",
+                   "--hidden", "32", "--d-hidden", "32", "--z-dim", "4", "--run-dir", str(run_dir),
+                   "--no-progress")
+    assert r.returncode == 0, r.stderr
+    r = run_disgen("eval", str(run_dir))
+    assert r.returncode == 0, r.stderr
+    metrics = json.loads(r.stdout)
+    last = json.loads((run_dir / "metrics.jsonl").read_text().splitlines()[-1])
+    assert metrics["accuracy"] == pytest.approx(last["test_accuracy"], abs=1e-6)
+    assert metrics["mse"] == pytest.approx(last["test_mse"], rel=1e-5)
+    r = run_disgen("predict", str(run_dir), str(idx_dir / "t10k-images-idx3-ubyte"),
+                   "--out", str(tmp_path / "p.csv"))
+    assert r.returncode == 0, r.stderr
+    lines = (tmp_path / "p.csv").read_text().splitlines()
+    assert lines[0].startswith("input,label,p0") and len(lines) == 101
+    r = run_disgen("train", "aae", "--labels", "15", "--epochs", "1", "--dataset", str(idx_dir),
+                   "--run-dir", str(tmp_path / "bad"))
+    assert r.returncode == 2 and "--labels 15: must be a positive multiple of the 10 classes" in r.stderr

@@ -1,0 +1,135 @@
+"""Image GANs end to end: an image folder of mixed sizes, RGBA PNGs, greyscale and a corrupt file
+trains dcgan64 and samples a 64x64 grid; dcgan28 writes per-epoch grids, best.pt and eval.json."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import disgen
+from disgen.cli import main
+from disgen.data import load_dataset
+from disgen.data import image_folder
+from disgen.errors import DisgenError
+from conftest import subset
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch) -> Path:
+    """A private disgen cache, so tests neither read nor leave cached references or folders."""
+    monkeypatch.setenv("DISGEN_HOME", str(tmp_path / "home"))
+    return tmp_path / "home"
+
+
+@pytest.fixture
+def folder(tmp_path) -> Path:
+    """12 readable images in two class folders (RGB JPEGs of several sizes, RGBA PNGs with a fully
+    transparent border, greyscale PNGs) and one corrupt file."""
+    root = tmp_path / "sprites"
+    rng = np.random.default_rng(0)
+    for i in range(4):
+        (root / "a").mkdir(parents=True, exist_ok=True)
+        w, h = [(100, 80), (40, 64), (64, 64), (300, 200)][i]
+        Image.fromarray(rng.integers(0, 255, (h, w, 3), dtype=np.uint8)).save(root / "a" / f"rgb{i}.jpg")
+    for i in range(4):
+        (root / "b").mkdir(exist_ok=True)
+        rgba = np.zeros((50, 50, 4), np.uint8)  # transparent black everywhere...
+        rgba[20:30, 20:30] = (255, 0, 0, 255)  # ...but an opaque red centre
+        Image.fromarray(rgba, "RGBA").save(root / "b" / f"sprite{i}.png")
+    for i in range(4):
+        Image.fromarray(np.full((30, 90), 60 + i, np.uint8), "L").save(root / "b" / f"grey{i}.png")
+    (root / "b" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really a png")
+    return root
+
+
+def test_image_folder_resizes_composites_and_skips(folder, home, capsys):
+    data = load_dataset(str(folder), image_shape=(3, 64, 64))
+    assert data.classes == ["a", "b"]
+    assert data.image_shape == (3, 64, 64) and data.train.images.dtype == torch.uint8
+    assert len(data.train) + len(data.test) == 12 and len(data.test) == 2  # every 10th is test
+    err = capsys.readouterr().err
+    assert "skipped 1 unreadable image file(s) of 13" in err and "broken.png" in err
+    files = image_folder.list_images(folder)
+    ok = [f for f in files if f.name != "broken.png"]
+    x = image_folder.decode(folder / "b" / "sprite0.png", (3, 64, 64))
+    assert tuple(x[:, 0, 0]) == (255, 255, 255)  # transparency composited on white, not black
+    assert tuple(x[:, 32, 32]) == (255, 0, 0)
+    grey = image_folder.decode(folder / "b" / "grey2.png", (3, 64, 64))
+    assert (grey == 62).all()  # grey to RGB, resized to cover and centre-cropped
+    assert image_folder.decode(folder / "b" / "broken.png", (3, 64, 64)) is None
+    assert len(ok) == 12
+
+
+def test_image_folder_is_decoded_once_and_cached(folder, home, monkeypatch):
+    first = load_dataset(str(folder), image_shape=(1, 28, 28))
+    assert first.image_shape == (1, 28, 28)
+    monkeypatch.setattr(image_folder, "decode_all", lambda *a: pytest.fail("decoded again"))
+    second = load_dataset(str(folder), image_shape=(1, 28, 28))
+    assert torch.equal(first.train.images, second.train.images)
+    (folder / "a" / "rgb0.jpg").unlink()  # a changed folder is decoded afresh
+    monkeypatch.undo()
+    monkeypatch.setenv("DISGEN_HOME", str(home))
+    third = load_dataset(str(folder), image_shape=(1, 28, 28))
+    assert len(third.train) + len(third.test) == 11
+
+
+def test_empty_folder_is_refused(tmp_path):
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "note.png").write_bytes(b"nope")
+    with pytest.raises(DisgenError, match="none of the 1 image files"):
+        image_folder.load_image_folder(tmp_path / "empty", cache=False)
+
+
+def test_dcgan64_trains_on_a_folder_and_samples(folder, home, tmp_path, capsys):
+    """Sprites (RGBA), greyscale images of other sizes and a corrupt file, one class (so the
+    reference is a fixed random feature extractor: nothing to train)."""
+    run_dir = tmp_path / "run"
+    assert main(["train", "dcgan64", "--dataset", str(folder / "b"), "--epochs", "1", "--width", "4",
+                 "--batch-size", "4", "--run-dir", str(run_dir), "--no-progress"]) == 0
+    assert "skipped 1 unreadable image file(s) of 9" in capsys.readouterr().err
+    assert (run_dir / "samples" / "epoch_001.png").is_file()
+    assert Image.open(run_dir / "samples" / "epoch_001.png").size == (8 * 66 + 2, 8 * 66 + 2)
+    grid = tmp_path / "grid.png"
+    assert main(["sample", str(run_dir), "--n", "16", "--out", str(grid)]) == 0
+    assert Image.open(grid).size == (4 * 66 + 2, 4 * 66 + 2)  # 64x64 tiles, 2-pixel padding
+    assert main(["sample", str(run_dir), "--n", "3", "--seed", "5", "--out-dir", str(tmp_path / "each")]) == 0
+    files = sorted((tmp_path / "each").glob("*.png"))
+    assert len(files) == 3 and Image.open(files[0]).size == (64, 64)
+    assert main(["sample", str(run_dir), "--n", "20", "--interpolate", "--out", str(tmp_path / "walk.png")]) == 0
+    assert Image.open(tmp_path / "walk.png").size == (10 * 66 + 2, 2 * 66 + 2)
+    run = disgen.load(run_dir)
+    assert torch.equal(run.sample(4, seed=1), run.sample(4, seed=1))
+    assert not torch.equal(run.sample(4, seed=1), run.sample(4, seed=2))
+
+
+def test_sample_refuses_a_classifier_run(classifier_run, capsys):
+    assert main(["sample", str(classifier_run.dir)]) == 2
+    assert "needs a generator (GAN) run" in capsys.readouterr().err
+
+
+def test_dcgan28_training_and_eval(tiny_data, classifier_run, home, tmp_path, capsys):
+    data = subset(tiny_data, 100, 100)  # 100 digits: the automatic reference trains in seconds
+    run = disgen.train("dcgan28", dataset_obj=data, epochs=2, batch_size=50, progress=False,
+                       model_args={"g_width": 8, "d_width": 8}, run_dir=str(tmp_path / "run"))
+    assert "training a reference cnn-classifier" in capsys.readouterr().err
+    assert len(list(home.glob("reference/*/checkpoints/last.pt"))) == 1  # cached for next time
+    keys = {"test_frechet_distance", "test_kid", "test_precision", "test_recall", "test_class_kl",
+            "test_min_class_share", "test_classes_covered"}
+    assert keys <= set(run.history[-1])
+    fds = [h["test_frechet_distance"] for h in run.history]
+    assert (tmp_path / "run" / "checkpoints" / "best.pt").is_file()
+    best = torch.load(tmp_path / "run" / "checkpoints" / "best.pt", weights_only=True)
+    assert best["best"] == pytest.approx(min(fds))  # best.pt is kept by Fréchet distance
+    for e in (1, 2):
+        assert (tmp_path / "run" / "samples" / f"epoch_{e:03d}.png").is_file()
+    assert main(["eval", str(tmp_path / "run"), "--reference", str(classifier_run.dir),
+                 "--n-samples", "400"]) == 0
+    result = json.loads((tmp_path / "run" / "eval.json").read_text())
+    for key in ("frechet_distance", "kid", "class_kl", "min_class_share", "classes_covered",
+                "precision", "recall"):
+        assert isinstance(result[key], float), key
+    assert 0 <= result["min_class_share"] <= 0.1 and 0 <= result["precision"] <= 1
