@@ -140,7 +140,8 @@ def cmd_datasets(args) -> None:
 
     for name, desc in list_datasets().items():
         print(f"{name:15s} {desc}")
-    print("PATH           a folder holding the four IDX files of an MNIST-like dataset")
+    print("PATH           a folder of the four IDX files of an MNIST-like dataset, a folder of images\n"
+          "               (class subfolders optional), or a folder from `disgen kaggle-organize`")
 
 
 @command("train", "train a model into a run directory", train_args)
