@@ -72,12 +72,28 @@ def save_pairs(originals: torch.Tensor, reconstructions: torch.Tensor, path: str
     return save_grid(torch.cat(rows), path, nrow, **kwargs)
 
 
-def save_curves(history: list[dict], path: str | Path, title: str = "") -> Path:
-    """One panel per logged metric (losses and test metrics) against the epoch."""
+def pyplot():
+    """matplotlib.pyplot on the Agg backend (no display needed)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
+    return plt
+
+
+def save_figure(fig, path: str | Path) -> Path:
+    """Write a matplotlib figure as PNG (creating the folder) and free it."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=90, bbox_inches="tight")
+    pyplot().close(fig)
+    return path
+
+
+def save_curves(history: list[dict], path: str | Path, title: str = "") -> Path:
+    """One panel per logged metric (losses and test metrics) against the epoch."""
+    plt = pyplot()
 
     keys = [k for k in history[0] if k not in ("epoch", "seconds", "lr") and
             isinstance(history[0][k], (int, float))] if history else []
@@ -95,8 +111,4 @@ def save_curves(history: list[dict], path: str | Path, title: str = "") -> Path:
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)

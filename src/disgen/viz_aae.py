@@ -15,19 +15,12 @@ import torch
 
 from disgen.models.aae import sample_prior
 from disgen.objectives import Context
-from disgen.viz import save_grid, save_pairs
+from disgen.viz import pyplot, save_figure, save_grid, save_pairs
 
 MAX_HIST_DIMS = 8
 GRID_ROWS = 10
 
 
-def pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
 
 
 def save_latent_scatter(z: torch.Tensor, labels: torch.Tensor, prior: torch.Tensor, path: Path,
@@ -44,7 +37,7 @@ def save_latent_scatter(z: torch.Tensor, labels: torch.Tensor, prior: torch.Tens
     b.set_title("prior samples")
     cbar = fig.colorbar(sc, ax=[a, b], ticks=range(len(classes[:10])))
     cbar.ax.set_yticklabels(classes[:10])
-    return _save(fig, plt, path)
+    return save_figure(fig, path)
 
 
 def save_histograms(z: torch.Tensor, prior: torch.Tensor, path: Path) -> Path:
@@ -64,15 +57,9 @@ def save_histograms(z: torch.Tensor, prior: torch.Tensor, path: Path) -> Path:
     axes.flat[0].legend(fontsize=7)
     for ax in list(axes.flat)[dims:]:
         ax.axis("off")
-    return _save(fig, plt, path)
+    return save_figure(fig, path)
 
 
-def _save(fig, plt, path: Path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=90, bbox_inches="tight")
-    plt.close(fig)
-    return path
 
 
 def style_grid(nets, z: torch.Tensor, num_classes: int) -> torch.Tensor:

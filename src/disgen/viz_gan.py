@@ -7,14 +7,12 @@ import torch
 from torch import nn
 
 from disgen.objectives import inference
+from disgen.viz import pyplot, save_figure
 
 
 def save_decision_surface(d: nn.Module, real: torch.Tensor, fake: torch.Tensor, path: str | Path,
                           grid: int = 120) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     real, fake = real.detach().float().cpu(), fake.detach().float().cpu()
     both = torch.cat([real, fake])
@@ -33,8 +31,4 @@ def save_decision_surface(d: nn.Module, real: torch.Tensor, fake: torch.Tensor, 
     ax.scatter(fake[:1000, 0].numpy(), fake[:1000, 1].numpy(), s=4, c="tab:orange", label="generated")
     ax.legend(loc="upper left", fontsize=8)
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)

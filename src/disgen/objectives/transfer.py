@@ -15,7 +15,7 @@ import torch.nn.functional as F
 
 from disgen.objectives import Context, Nets, Objective, batches, inference, register_objective
 from disgen.objectives.classify import step
-from disgen.viz import save_grid
+from disgen.viz import pyplot, save_figure, save_grid
 
 EVAL_BATCH = 64  # 224-pixel ResNet activations: 1000-image batches would need many GB
 WORST = 32  # validation images shown in worst.png
@@ -92,10 +92,7 @@ def confusion(pred: torch.Tensor, y: torch.Tensor, k: int) -> torch.Tensor:
 
 
 def save_confusion(matrix: torch.Tensor, classes: list[str], path: Path) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     k = len(classes)
     rates = matrix.float() / matrix.sum(1, keepdim=True).clamp(min=1)
@@ -113,10 +110,7 @@ def save_confusion(matrix: torch.Tensor, classes: list[str], path: Path) -> Path
     ax.set_ylabel("true")
     ax.set_title(f"validation confusion (accuracy {matrix.diag().sum().item() / max(1, matrix.sum().item()):.3f})")
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def snapshot(ctx: Context, tag: str) -> None:
