@@ -50,7 +50,7 @@ class Command:
 
 COMMANDS: dict[str, Command] = {}
 # Modules outside this file that define commands with @command (imported before parsing).
-COMMAND_MODULES: tuple[str, ...] = ("disgen.sample", "disgen.data.kaggle",)
+COMMAND_MODULES: tuple[str, ...] = ("disgen.sample", "disgen.data.kaggle", "disgen.serve", "disgen.report",)
 
 
 def command(name: str, help: str, add_args=None):

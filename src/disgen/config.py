@@ -4,6 +4,7 @@ and command-line flags (later ones win), and saved as ``config.json`` in the run
 from __future__ import annotations
 
 import json
+import math
 import types
 import typing
 from dataclasses import MISSING, asdict, dataclass, field, fields
@@ -44,9 +45,13 @@ class TrainConfig:
     labels: int = opt(0, "use N labelled training images (N/classes per class, seeded; "
                          "RUN_DIR/labels.json): classifiers and aae; 0: all")
     seed: int = opt(0, "random seed (weights, shuffling, augmentation)")
+    deterministic: bool = opt(False, "deterministic kernels only: bit-identical reruns on the same "
+                                     "hardware and software, also on a GPU (slower there; README)")
     device: str = opt("auto", "auto | cpu | cuda | cuda:N")
     run_dir: str | None = opt(None, "exact run directory (default runs/<model>-<dataset>-<time>)")
     progress: bool = opt(True, "show a live progress bar")
+    tensorboard: bool = opt(False, "also write TensorBoard event files (scalars, images, histograms) "
+                                   "to RUN_DIR/tensorboard; needs `pip install tensorboard`")
     model_args: dict = opt({}, "overrides of the model's own options")
 
     def to_dict(self) -> dict:
@@ -74,7 +79,7 @@ def resolve(model: str, overrides: dict | None = None, config_file: str | None =
     from_file = load_config_file(config_file) if config_file else {}
     preset_name = overrides.get("preset", from_file.get("preset", "default"))
     spec = get_model(model)
-    if preset_name not in spec.presets:
+    if not isinstance(preset_name, str) or preset_name not in spec.presets:
         raise DisgenError(
             f"model {model!r} has no preset {preset_name!r}: choose one of {', '.join(spec.presets)}"
         )
@@ -82,8 +87,12 @@ def resolve(model: str, overrides: dict | None = None, config_file: str | None =
     model_args: dict[str, Any] = {}
     for layer in (spec.presets[preset_name], from_file, overrides):
         layer = dict(layer)
-        model_args.update(layer.pop("model", None) or {})
-        model_args.update(layer.pop("model_args", None) or {})
+        for key in ("model", "model_args"):
+            value = layer.pop(key, None) or {}
+            if not isinstance(value, dict):
+                raise DisgenError(f"{key} must be an object of model options, e.g. "
+                                  f'{{"hidden": [100, 50]}} (got {value!r})')
+            model_args.update(value)
         merged.update(layer)
     merged["model"] = model
     merged["model_args"] = model_args
@@ -111,8 +120,11 @@ def coerce(name: str, value: Any, kind: Any) -> Any:
     origin = typing.get_origin(kind)
     args = typing.get_args(kind)
     try:
+        optional = origin in (typing.Union, types.UnionType) and type(None) in args
         if value is None:
-            return None
+            if optional:
+                return None
+            raise TypeError(value)
         if origin in (typing.Union, types.UnionType):  # X | None
             inner = [a for a in args if a is not type(None)][0]
             return coerce(name, value, inner)
@@ -136,7 +148,7 @@ def coerce(name: str, value: Any, kind: Any) -> Any:
         if kind is dict:
             return dict(value)
         return kind(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: int(float("inf"))
         raise DisgenError(f"bad value {value!r} for {name}: expected {getattr(kind, '__name__', kind)}") from None
 
 
@@ -149,8 +161,16 @@ def validate(cfg: TrainConfig) -> None:
     for name, value in positive.items():
         if value < 1:
             raise DisgenError(f"--{name.replace('_', '-')} must be at least 1 (got {value})")
-    if not cfg.lr > 0:
-        raise DisgenError(f"--lr must be positive (got {cfg.lr})")
+    if not 0 < cfg.lr < math.inf:
+        raise DisgenError(f"--lr must be positive and finite (got {cfg.lr})")
+    for name in ("momentum", "weight_decay", "lr_decay"):
+        if not math.isfinite(getattr(cfg, name)):
+            raise DisgenError(f"--{name.replace('_', '-')} must be a finite number "
+                              f"(got {getattr(cfg, name)})")
+    if len(cfg.betas) != 2 or not all(0 <= b < 1 for b in cfg.betas):
+        raise DisgenError(f"--betas takes two numbers in [0, 1), e.g. 0.9,0.999 (got {cfg.betas})")
+    if not 0 <= cfg.seed < 2**63:
+        raise DisgenError(f"--seed must be in 0 .. 2**63-1 (got {cfg.seed})")
     if cfg.labels < 0:
         raise DisgenError(f"--labels must be >= 0 (got {cfg.labels}); 0 uses every label")
     if cfg.weight_decay < 0:

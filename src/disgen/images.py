@@ -7,6 +7,7 @@ mass in the 28x28 frame.
 """
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +17,9 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from disgen.errors import DisgenError
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
-Image.MAX_IMAGE_PIXELS = 50_000_000  # refuse decompression bombs (Pillow raises past 2x this)
+# Refuse decompression bombs: a few bytes of PNG can declare 100000x100000 pixels (30 GB).
+# Pillow warns past this and raises past twice this; open_image raises past it.
+Image.MAX_IMAGE_PIXELS = 50_000_000
 
 
 def is_idx(path: Path) -> bool:
@@ -67,17 +70,30 @@ def load_inputs(inputs: list[str | Path], image_shape: tuple[int, int, int],
 
 
 def open_image(path: Path) -> Image.Image:
-    """Decode with Pillow, RGBA composited on white; unreadable files give a clear error."""
+    """Decode with Pillow, RGBA composited on white; unreadable files give a clear error.
+
+    Images over ``Image.MAX_IMAGE_PIXELS`` are refused before their pixels are allocated.
+    """
     try:
-        with Image.open(path) as im:
-            im.load()
-            if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
-                im = im.convert("RGBA")
-                white = Image.new("RGBA", im.size, (255, 255, 255, 255))
-                return Image.alpha_composite(white, im).convert("RGB")
-            return im.convert("RGB")
-    except (UnidentifiedImageError, OSError, Image.DecompressionBombError, ValueError) as err:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as im:
+                if im.width < 1 or im.height < 1:
+                    raise ValueError(f"it declares {im.width}x{im.height} pixels")
+                im.load()
+                if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
+                    im = im.convert("RGBA")
+                    white = Image.new("RGBA", im.size, (255, 255, 255, 255))
+                    return Image.alpha_composite(white, im).convert("RGB")
+                return im.convert("RGB")
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
+        raise DisgenError(f"cannot read image {path}: {err}; images are limited to "
+                          f"{Image.MAX_IMAGE_PIXELS:,} pixels") from None
+    except UnidentifiedImageError as err:
         raise DisgenError(f"cannot read image {path}: {err}") from None
+    except Exception as err:  # Pillow's decoders raise many types on broken data (OSError, SyntaxError...)
+        raise DisgenError(f"cannot read image {path}: {type(err).__name__}: {err}; the file is damaged "
+                          "or not an image") from None
 
 
 def load_image(path: Path, image_shape: tuple[int, int, int], digits: bool = True) -> torch.Tensor:

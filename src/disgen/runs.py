@@ -32,8 +32,17 @@ def data_info(data: TensorDataset) -> dict:
     return {"name": data.name, "image_shape": list(data.image_shape), "classes": list(data.classes)}
 
 
+def write_error(path: Path, err: OSError) -> DisgenError:
+    """A failed write of a run file (a full disk, a read-only folder) as one clear error."""
+    return DisgenError(f"could not write {path}: {err.strerror or err}; free some disk space or check the "
+                       "folder's permissions (a training run then continues with --resume)")
+
+
 def write_json(path: Path, obj: dict) -> None:
-    atomic_write(path, lambda f: f.write((json.dumps(obj, indent=2) + "\n").encode()))
+    try:
+        atomic_write(path, lambda f: f.write((json.dumps(obj, indent=2) + "\n").encode()))
+    except OSError as err:
+        raise write_error(path, err) from None
 
 
 def prepare(run_dir: Path, cfg: TrainConfig, data: TensorDataset, device: torch.device, resume: bool) -> None:
@@ -42,8 +51,11 @@ def prepare(run_dir: Path, cfg: TrainConfig, data: TensorDataset, device: torch.
     if has_run and not resume:
         raise DisgenError(f"{run_dir} already holds a training run: add --resume to continue it, "
                           "or choose another --run-dir")
-    (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
-    (run_dir / "images").mkdir(exist_ok=True)
+    try:
+        (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
+        (run_dir / "images").mkdir(exist_ok=True)
+    except OSError as err:
+        raise write_error(run_dir, err) from None
     write_json(run_dir / "config.json", cfg.to_dict())
     write_json(run_dir / "run.json", {
         "data": data_info(data), "device": str(device), "disgen": __version__,
@@ -58,9 +70,12 @@ def read_config(run_dir: Path) -> TrainConfig:
         raise DisgenError(f"{run_dir} is not a disgen run directory (no config.json); "
                           "pass the directory that `disgen train` printed")
     try:
-        return from_dict(json.loads(path.read_text()))
-    except json.JSONDecodeError as err:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise DisgenError(f"{path} is not valid JSON ({err})") from None
+    if not isinstance(data, dict):
+        raise DisgenError(f"{path} must hold a JSON object of option: value, not {type(data).__name__}")
+    return from_dict(data)
 
 
 def read_metrics(run_dir: Path, upto: int | None = None) -> list[dict]:
@@ -69,10 +84,12 @@ def read_metrics(run_dir: Path, upto: int | None = None) -> list[dict]:
     if not path.exists():
         return []
     out = []
-    for line in path.read_text().splitlines():
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
         try:
             rec = json.loads(line)
         except json.JSONDecodeError:
+            continue
+        if not isinstance(rec, dict) or not isinstance(rec.get("epoch", 0), (int, float)):
             continue
         if upto is None or rec.get("epoch", 0) <= upto:
             out.append(rec)
@@ -80,13 +97,20 @@ def read_metrics(run_dir: Path, upto: int | None = None) -> list[dict]:
 
 
 def write_metrics(run_dir: Path, records: list[dict]) -> None:
-    atomic_write(Path(run_dir) / "metrics.jsonl",
-                 lambda f: f.write("".join(json.dumps(r) + "\n" for r in records).encode()))
+    path = Path(run_dir) / "metrics.jsonl"
+    try:
+        atomic_write(path, lambda f: f.write("".join(json.dumps(r) + "\n" for r in records).encode()))
+    except OSError as err:
+        raise write_error(path, err) from None
 
 
 def append_metrics(run_dir: Path, record: dict) -> None:
-    with open(Path(run_dir) / "metrics.jsonl", "a") as f:
-        f.write(json.dumps(record) + "\n")
+    path = Path(run_dir) / "metrics.jsonl"
+    try:
+        with open(path, "a") as f:
+            f.write(json.dumps(record) + "\n")
+    except OSError as err:
+        raise write_error(path, err) from None
 
 
 def check_compatible(state: dict, cfg: TrainConfig, nets: dict) -> None:

@@ -7,12 +7,14 @@ A run directory holds everything: ``config.json``, ``run.json`` (data and enviro
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import math
+import os
 import sys
 import time
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import torch
 from torch import nn
@@ -28,12 +30,20 @@ from disgen.models import get_model
 from disgen.objectives import Context, get_objective
 
 
+# Loss checks: one device sync every CHECK_EVERY steps, and every step of a run's first
+# EARLY_STEPS, where a loss or a network's weight norm EXPLODE times its first value means a
+# learning rate far too high (bounded losses, e.g. a sigmoid's MSE, never explode themselves).
+CHECK_EVERY = 20
+EARLY_STEPS = 50
+EXPLODE = 1e3
+
+
 def resolve_device(name: str) -> torch.device:
     """``auto`` is CUDA when available, else the CPU; asking for CUDA without one is an error."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():
-        raise DisgenError(f"--device {name}: no CUDA GPU is visible to PyTorch here; use --device cpu "
+        raise DisgenError(f"--device {name!r}: no CUDA GPU is visible to PyTorch here; use --device cpu "
                           "(or install a CUDA build of torch, see README)")
     try:
         return torch.device(name)
@@ -77,6 +87,8 @@ class Trainer:
     def __init__(self, cfg: TrainConfig, run_dir: Path, dataset: TensorDataset | None = None,
                  log: Callable[[str], None] | None = None):
         self.cfg, self.run_dir = cfg, Path(run_dir)
+        if cfg.deterministic:  # cuBLAS reads it when CUDA starts: deterministic matmuls need it
+            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         self.log = log or (lambda msg: print(msg, file=sys.stderr))
         self.spec = get_model(cfg.model)
         self.objective = get_objective(self.spec.objective)
@@ -114,6 +126,8 @@ class Trainer:
         self.epoch = 0
         self.best: float | None = None
         self.history: list[dict] = []
+        self.first_losses: dict[str, float] = {}  # each loss at the run's first step
+        self.first_norms: dict[str, float] = {}  # each network's weight norm before it
 
     def make_loader(self, model_cfg) -> TensorLoader | LabelledLoader:
         """The training batches. With ``--labels N`` (disgen.labels) classifiers train on the
@@ -156,44 +170,100 @@ class Trainer:
         runs.check_compatible(state, self.cfg, self.nets)
         for k, m in self.nets.items():
             m.load_state_dict(state["nets"][k])
+        wanted = {k: [base_lr(g) for g in o.param_groups] for k, o in self.opts.items()}
         for k, o in self.opts.items():
             o.load_state_dict(state["opts"][k])
         for k, s in self.scheds.items():
             s.load_state_dict(state["scheds"][k])
+        self.change_lr(wanted)
         torch.set_rng_state(state["rng"]["torch"])
         self.generator.set_state(state["rng"]["loader"])
         if "cuda" in state["rng"] and self.device.type == "cuda":
             torch.cuda.set_rng_state(state["rng"]["cuda"], self.device)
         self.epoch, self.best = state["epoch"], state["best"]
 
+    def change_lr(self, wanted: dict[str, list[float]]) -> None:
+        """After a restore: where this run's config asks for other base learning rates than the
+        checkpoint's optimizers hold (``--resume --lr X``), rescale them and their schedules."""
+        changed = []
+        for k, o in self.opts.items():
+            for g, new in zip(o.param_groups, wanted[k]):
+                old = base_lr(g)
+                if new != old and old > 0:
+                    g["lr"] = g["lr"] * new / old
+                    if "initial_lr" in g:
+                        g["initial_lr"] = new
+                    changed.append(f"{k} {old:g} -> {new:g}")
+            if k in self.scheds:
+                self.scheds[k].base_lrs = [base_lr(g) for g in o.param_groups]
+        if changed:
+            self.log("learning rate changed on resume: " + ", ".join(changed))
+
     # -- the loop ------------------------------------------------------------------------------
     def fit(self, resume: bool = False) -> list[dict]:
+        from disgen.report_tensorboard import TensorBoardLog
+
+        tensorboard = TensorBoardLog(self.run_dir) if self.cfg.tensorboard else None  # fails early
         runs.prepare(self.run_dir, self.cfg, self.data, self.device, resume)
         if self.label_idx is not None:
             save_labels(self.run_dir, self.label_idx, self.data.name, self.cfg.seed)
-        last = self.run_dir / "checkpoints" / "last.pt"
-        if resume and last.exists():
-            self.restore(checkpoint.load(last, self.device))
-            self.history = runs.read_metrics(self.run_dir, upto=self.epoch)
-            runs.write_metrics(self.run_dir, self.history)
-            self.log(f"resuming {self.run_dir} after epoch {self.epoch}")
-        elif resume:
-            self.log(f"no checkpoint in {self.run_dir} yet: starting from the beginning")
+        if resume:
+            self.resume_from_checkpoint()
         ctx = Context(self.nets, self.train_x, self.test_x, self.test_y, list(self.data.classes),
                       self.spec.value_range, self.run_dir / "images")
-        if self.epoch == 0 and self.objective.snapshot:
-            self.objective.snapshot(ctx, "before")
-        while self.epoch < self.cfg.epochs:
-            record = self.train_epoch()
-            self.end_epoch(record, ctx)
-        if self.objective.snapshot:
-            self.objective.snapshot(ctx, "after")
+        with deterministic(self.cfg.deterministic):
+            if self.epoch == 0:
+                self.draw(ctx, "before")
+                self.first_norms = self.weight_norms()
+            while self.epoch < self.cfg.epochs:
+                record = self.train_epoch()
+                self.end_epoch(record, ctx)
+                if tensorboard:
+                    tensorboard.log_epoch(record, self.nets)
+            self.draw(ctx, "after")
+            if tensorboard:
+                tensorboard.close(self.epoch)
         if self.history:
             from disgen.viz import save_curves
 
-            save_curves(self.history, self.run_dir / "images" / "curves.png",
-                        f"{self.cfg.model} on {self.data.name}")
+            self.draw(ctx, "curves", lambda: save_curves(self.history, self.run_dir / "images" / "curves.png",
+                                                         f"{self.cfg.model} on {self.data.name}"))
         return self.history
+
+    def resume_from_checkpoint(self) -> None:
+        """Restore the newest good checkpoint (a damaged last.pt falls back to best.pt) and cut
+        metrics.jsonl to its epoch; temp files of writes a kill interrupted are removed."""
+        checkpoint.remove_stale_temps(self.run_dir)
+        found = checkpoint.load_latest(self.run_dir / "checkpoints", self.device, self.log)
+        if found is None:
+            if (self.run_dir / "metrics.jsonl").exists():  # of an epoch killed before its checkpoint
+                runs.write_metrics(self.run_dir, [])
+            self.log(f"no checkpoint in {self.run_dir} yet: starting from the beginning")
+            return
+        self.restore(found[0])
+        self.history = runs.read_metrics(self.run_dir, upto=self.epoch)
+        runs.write_metrics(self.run_dir, self.history)
+        if found[1].name != "last.pt":  # last.pt is damaged, or older (a kill between the writes)
+            checkpoint.save(self.run_dir / "checkpoints" / "last.pt", self.state())
+        self.log(f"resuming {self.run_dir} after epoch {self.epoch}")
+
+    def draw(self, ctx: Context, tag: str, draw: Callable[[], None] | None = None) -> None:
+        """The objective's pictures at ``tag`` (or ``draw()``). A failed write (a full disk) stops
+        the run with one clear error; the checkpoints written before it stay intact."""
+        if draw is None and self.objective.snapshot is None:
+            return
+        try:
+            draw() if draw is not None else self.objective.snapshot(ctx, tag)
+        except OSError as err:
+            raise DisgenError(f"could not write images in {ctx.out_dir}: {err.strerror or err}; "
+                              f"{self.checkpoint_note()}: free some disk space and continue with "
+                              "--resume") from None
+
+    def checkpoint_note(self) -> str:
+        last = self.run_dir / "checkpoints" / "last.pt"
+        if self.epoch == 0 or not last.exists():
+            return "no checkpoint was written yet"
+        return f"the last good checkpoint is {last} (epoch {self.epoch})"
 
     def train_epoch(self) -> dict:
         for m in self.nets.values():
@@ -202,9 +272,13 @@ class Trainer:
         sizes: list[int] = []
         start = time.perf_counter()
         bar = progress(len(self.loader), f"epoch {self.epoch + 1}/{self.cfg.epochs}", self.cfg.progress)
+        checked, steps = 0, len(self.loader)
         for i, batch in enumerate(self.loader):
             outs.append(self.objective.step(self.nets, self.opts, batch))
             sizes.append(len(batch[0]))
+            if (self.epoch == 0 and i < EARLY_STEPS) or (i + 1) % CHECK_EVERY == 0 or i + 1 == steps:
+                self.check_steps(outs, checked)
+                checked = len(outs)
             for s in self.scheds.values():
                 s.step()
             if bar is not None:
@@ -223,6 +297,43 @@ class Trainer:
         record["lr"] = next(iter(self.opts.values())).param_groups[0]["lr"] if self.opts else 0.0
         record["seconds"] = round(seconds, 3)
         return record
+
+    def check_steps(self, outs: list[dict[str, torch.Tensor]], start: int) -> None:
+        """Stop at the first non-finite loss of the steps ``outs[start:]`` of this epoch (one
+        device sync for all of them); in a run's first EARLY_STEPS steps also at a loss or weight
+        norm grown EXPLODE times past its first value: the sign of a learning rate far too high."""
+        keys = list(outs[0])
+        values = torch.stack([torch.stack([o[k].detach().float() for k in keys]) for o in outs[start:]])
+        for i, row in enumerate(values.tolist(), start):
+            early = self.epoch == 0 and i < EARLY_STEPS
+            for key, value in zip(keys, row):
+                if not math.isfinite(value):
+                    raise self.diverged(f"loss {key!r} became {value}", i, early)
+                if early and (key.endswith("loss") or key == "mse"):
+                    first = self.first_losses.setdefault(key, value)
+                    if abs(value) > EXPLODE * max(abs(first), 1.0):
+                        raise self.diverged(f"loss {key!r} grew from {first:.4g} to {value:.4g}", i, True)
+        if self.epoch == 0 and start < EARLY_STEPS:
+            for name, norm in self.weight_norms().items():
+                first = self.first_norms.get(name, norm)
+                if not norm <= EXPLODE * max(first, 1.0):  # also nan
+                    raise self.diverged(f"the weights of {name!r} grew from norm {first:.3g} to {norm:.3g}",
+                                        len(outs) - 1, True)
+
+    def weight_norms(self) -> dict[str, float]:
+        """Each network's L2 norm over all its parameters."""
+        norms = {k: torch.stack([p.detach().float().norm() for p in m.parameters()]).norm()
+                 for k, m in self.nets.items() if next(m.parameters(), None) is not None}
+        return dict(zip(norms, torch.stack(list(norms.values())).tolist())) if norms else {}
+
+    def diverged(self, what: str, i: int, early: bool) -> DisgenError:
+        cfg = self.cfg
+        preset_lr = self.spec.presets.get(cfg.preset, {}).get("lr")
+        lower = preset_lr if early and preset_lr and preset_lr < cfg.lr else cfg.lr / 10
+        why = f"the learning rate {cfg.lr:g} is likely too high" if early else "training diverged"
+        return DisgenError(f"{why}: {what} at epoch {self.epoch + 1} step {i + 1}; {self.checkpoint_note()}: "
+                           f"continue with a lower learning rate, e.g. `disgen train {cfg.model} --run-dir "
+                           f"{self.run_dir} --resume --lr {lower:g}`")
 
     def end_epoch(self, record: dict, ctx: Context) -> None:
         for k, v in record.items():
@@ -253,13 +364,38 @@ class Trainer:
             self.history.pop()
             runs.write_metrics(self.run_dir, self.history)
             raise
-        if self.objective.snapshot:
-            self.objective.snapshot(ctx, f"epoch_{self.epoch:03d}")
+        self.draw(ctx, f"epoch_{self.epoch:03d}")
         shown = {k: v for k, v in record.items() if k != "epoch"}
         self.log(f"epoch {self.epoch}/{self.cfg.epochs} " + " ".join(
             f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in shown.items()))
         for message in (self.objective.warnings(self.history) if self.objective.warnings else []):
             self.log(f"warning: {message}")
+
+
+@contextlib.contextmanager
+def deterministic(enabled: bool) -> Iterator[None]:
+    """Deterministic kernels (``--deterministic``) while training; the switch is process-wide,
+    so it is put back afterwards. An op without a deterministic kernel is a clear error."""
+    if not enabled:
+        yield
+        return
+    before = torch.are_deterministic_algorithms_enabled(), torch.backends.cudnn.benchmark
+    torch.use_deterministic_algorithms(True)
+    torch.backends.cudnn.benchmark = False  # benchmarking may pick another conv algorithm each run
+    try:
+        yield
+    except RuntimeError as err:
+        if "deterministic" not in str(err):
+            raise
+        raise DisgenError(f"--deterministic: {str(err).splitlines()[0]}; run without it") from None
+    finally:
+        torch.use_deterministic_algorithms(before[0])
+        torch.backends.cudnn.benchmark = before[1]
+
+
+def base_lr(group: dict) -> float:
+    """A parameter group's learning rate before any schedule (LambdaLR keeps it as initial_lr)."""
+    return group.get("initial_lr", group["lr"])
 
 
 def progress(total: int, desc: str, enabled: bool):

@@ -40,6 +40,9 @@ TORCH_TO_IDX: dict[torch.dtype, int] = {
 # Refuse headers declaring more than this before allocating: the largest real IDX file
 # (MNIST train images) holds 47 MB, so 2 GiB means a corrupt or hostile header.
 MAX_BYTES = 2**31
+# Bodies are read in pieces of this size, so memory grows with the bytes a file really holds,
+# not with what its header declares (a one-shot read(n) allocates all n bytes up front).
+READ_CHUNK = 1 << 20
 GZIP_MAGIC = b"\x1f\x8b"
 
 
@@ -71,13 +74,19 @@ def _open(path: Path) -> BinaryIO:
 
 
 def _read_exact(f: BinaryIO, n: int, path: Path, what: str) -> bytes:
-    data = f.read(n)
-    if len(data) != n:
+    parts, got = [], 0
+    while got < n:
+        part = f.read(min(READ_CHUNK, n - got))
+        if not part:
+            break
+        parts.append(part)
+        got += len(part)
+    if got != n:
         raise DisgenError(
-            f"truncated IDX file {path}: {what} needs {n} bytes but only {len(data)} remain; "
+            f"truncated IDX file {path}: {what} needs {n} bytes but only {got} remain; "
             "the file is incomplete: download it again"
         )
-    return data
+    return b"".join(parts)
 
 
 def _read_header(f: BinaryIO, path: Path) -> tuple[np.dtype, tuple[int, ...]]:

@@ -97,15 +97,23 @@ def decode_cached(root: Path, files: list[Path], image_shape: tuple[int, int, in
 
     cached = cache_dir() / "image_folder" / f"{cache_key(root, files, image_shape)}.pt"
     if cache and cached.is_file():
-        saved = torch.load(cached, weights_only=True)
-        return saved["images"], saved["ok"].tolist(), saved["skipped"]
+        try:
+            saved = torch.load(cached, weights_only=True)
+            return saved["images"], saved["ok"].tolist(), saved["skipped"]
+        except Exception as err:  # a damaged cache file is decoded again and rewritten
+            print(f"warning: ignoring the damaged image cache {cached} ({type(err).__name__})",
+                  file=sys.stderr)
     images, ok = decode_all(files, image_shape)
     skipped = [str(files[i].relative_to(root)) for i in sorted(set(range(len(files))) - set(ok))]
     if cache:
         from disgen.checkpoint import atomic_write
 
         payload = {"images": images, "ok": torch.tensor(ok, dtype=torch.int64), "skipped": skipped}
-        atomic_write(cached, lambda f: torch.save(payload, f))
+        try:
+            atomic_write(cached, lambda f: torch.save(payload, f))
+        except OSError as err:  # the cache only saves time: a full or read-only disk is no error
+            print(f"warning: could not cache decoded images in {cached.parent}: {err.strerror or err}",
+                  file=sys.stderr)
     return images, ok, skipped
 
 

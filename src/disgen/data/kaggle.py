@@ -34,21 +34,55 @@ SPLITS = ("train", "valid", "train_valid", "test")
 
 
 def read_labels(path: Path) -> dict[str, str]:
-    """id -> breed from a labels.csv with header ``id,breed``."""
+    """id -> breed from a labels.csv with header ``id,breed`` (UTF-8, a byte-order mark and
+    Windows line ends allowed; blank lines skipped). Breeds become folder names, so one that
+    is not a plain name (``..``, ``a/b``) is refused."""
     if not path.is_file():
         raise DisgenError(f"{path} does not exist: the competition's labels.csv (id,breed) belongs there")
-    with open(path, newline="") as f:
-        rows = list(csv.reader(f))
-    if not rows or [c.strip().lower() for c in rows[0][:2]] != ["id", "breed"]:
-        raise DisgenError(f"{path} must start with the header id,breed (found {rows[0] if rows else 'nothing'})")
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            rows = [[c.strip() for c in row] for row in csv.reader(f)]
+    except (UnicodeDecodeError, csv.Error) as err:
+        raise DisgenError(f"{path} is not a readable UTF-8 CSV file ({err}): save it as UTF-8 text with "
+                          "the header id,breed") from None
+    if not rows or [c.lower() for c in rows[0][:2]] != ["id", "breed"]:
+        raise DisgenError(f"{path} must start with the header id,breed "
+                          f"(found {rows[0][:5] if rows else 'nothing'})")
     labels: dict[str, str] = {}
     for line, row in enumerate(rows[1:], start=2):
+        if not any(row):
+            continue
         if len(row) < 2 or not row[0] or not row[1]:
-            raise DisgenError(f"{path} line {line}: expected id,breed, found {row}")
+            raise DisgenError(f"{path} line {line}: expected id,breed, found {row[:5]}")
+        for what, name in (("id", row[0]), ("breed", row[1])):
+            if not plain_name(name):
+                raise DisgenError(f"{path} line {line}: {what} {name!r} cannot be a file or folder name "
+                                  "(no '/', '\\', NUL or leading '.')")
         if row[0] in labels:
             raise DisgenError(f"{path} line {line}: id {row[0]} is labelled twice")
         labels[row[0]] = row[1]
     return labels
+
+
+def plain_name(name: str) -> bool:
+    """A name safe as one path component: it stays inside the folder it is joined to."""
+    return bool(name) and not name.startswith(".") and not any(c in name for c in "/\\\0")
+
+
+def check_breeds(labels: dict[str, str], sample: Path) -> None:
+    """The breeds of labels.csv must be the class columns of sample_submission.csv, if present."""
+    if not sample.is_file():
+        return
+    from disgen.submission import read_sample
+
+    columns = set(read_sample(sample)[0])
+    unknown, unused = sorted(set(labels.values()) - columns), sorted(columns - set(labels.values()))
+    if unknown:
+        raise DisgenError(f"breed(s) {listing(unknown)} in labels.csv are not columns of {sample}: check "
+                          "their spelling against the competition's class list")
+    if unused:
+        raise DisgenError(f"{sample} has class column(s) {listing(unused)} with no image in labels.csv: "
+                          "a model trained on it could not fill them")
 
 
 def images_by_id(folder: Path) -> dict[str, Path]:
@@ -109,6 +143,7 @@ def organize(data_dir: str | Path, out: str | Path, valid_ratio: float = 0.1, se
     if out.resolve() == data_dir.resolve():
         raise DisgenError(f"--out {out} is DATA_DIR itself: choose a new folder, e.g. {data_dir}/organized")
     labels = read_labels(data_dir / "labels.csv")
+    check_breeds(labels, data_dir / "sample_submission.csv")
     train_files, test_files = images_by_id(data_dir / "train"), images_by_id(data_dir / "test")
     unlabelled = sorted(set(train_files) - set(labels))
     missing = sorted(set(labels) - set(train_files))

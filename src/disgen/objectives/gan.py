@@ -177,13 +177,12 @@ def warnings(history: list[dict]) -> list[str]:
 
 def snapshot(ctx: Context, tag: str) -> None:
     g = ctx.nets["generator"]
-    if ctx.train_x.dim() == 2:
-        if tag in ("before", "after"):
-            from disgen.viz_gan import save_decision_surface
+    if ctx.train_x.dim() == 2:  # every tag, epochs too: `disgen report` animates the frames
+        from disgen.viz_gan import save_decision_surface
 
-            fake = generate(ctx.nets, fixed_latent(g, 1000))
-            save_decision_surface(ctx.nets["discriminator"], ctx.train_x, fake,
-                                  ctx.out_dir / f"decision_{tag}.png")
+        fake = generate(ctx.nets, fixed_latent(g, 1000))
+        save_decision_surface(ctx.nets["discriminator"], ctx.train_x, fake,
+                              ctx.out_dir / f"decision_{tag}.png")
         return
     from disgen.viz import save_grid
 

@@ -1,0 +1,441 @@
+"""``disgen serve RUN_DIR``: a local web page to try a trained model (issue 7).
+
+    disgen serve RUN_DIR [--host 127.0.0.1] [--port 8000] [--checkpoint last|best]
+
+What the page offers follows the run's objective: classifiers (and semi-supervised AAEs) show the
+class probabilities of a digit drawn on a canvas or an image dropped on it; autoencoders show its
+reconstruction; generators a sample button, a seed, latent sliders and an interpolation between two
+seeds; supervised and semi-supervised AAEs also a digit selector. The page is static files shipped
+in ``serve_static/`` (no CDN), talking to a small JSON API:
+
+    GET  /api/info          what the run is and which of the endpoints below it offers
+    POST /api/predict       image bytes -> class probabilities
+    POST /api/reconstruct   image bytes -> the reconstruction
+    POST /api/sample        {"seed": N} or {"z": [...]}, optional "label" -> image and its z (or points)
+    POST /api/interpolate   {"seed_a": N, "seed_b": M, "steps": S, "label": L} -> images
+
+The run directory is only read. Bodies are limited before they are read in full, at most
+``REQUEST_SLOTS`` requests hold a body at once, and one model thread runs every decode and forward
+pass in inference mode, so many concurrent requests queue instead of growing memory. Errors are
+JSON ``{"error": message}`` with a 4xx status.
+"""
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import io
+import ipaddress
+import json
+import math
+import socket
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from PIL import Image
+
+from disgen.cli import command, run_dir_args
+from disgen.errors import DisgenError
+
+try:  # the `serve` extra: `disgen serve` says how to install it when missing
+    from starlette.applications import Starlette
+    from starlette.exceptions import HTTPException
+    from starlette.requests import Request
+    from starlette.responses import FileResponse, JSONResponse
+    from starlette.routing import Mount, Route
+    from starlette.staticfiles import StaticFiles
+except ImportError:  # pragma: no cover - exercised only without the extra
+    Starlette = None
+
+STATIC = Path(__file__).with_name("serve_static")
+MAX_UPLOAD_BYTES = 4 * 2**20  # an image upload; a drawn 280x280 canvas PNG is ~10 KB, a photo a few MB
+MAX_JSON_BYTES = 64 * 2**10  # a JSON request: a latent vector of a few hundred numbers
+MAX_UPLOAD_PIXELS = 4096 * 4096  # decoded size limit, checked from the header before decoding
+REQUEST_SLOTS = 8  # requests reading a body or waiting for the model at once; the rest wait unread
+BODY_SECONDS = 30.0  # a body that takes longer (a stalled client) is refused, freeing its slot
+SLIDERS = 10  # latent dimensions the page shows as sliders (an aae's whole z; a GAN's first 10)
+MAX_STEPS = 16  # interpolation images per request
+POINTS = 1000  # samples of a point generator (gan2d) per request
+MAX_SEED = 2**31 - 1
+MAX_LATENT = 1000.0  # |z| per dimension; the sliders span +-3 standard deviations
+PAGE_HEADERS = {  # the page may load only its own files: nothing from the network
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' data: blob:",
+    "X-Content-Type-Options": "nosniff",
+}
+
+
+class RequestError(Exception):
+    """A request the server refuses: ``status`` (4xx) and a message for the page."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status, self.message = status, message
+
+
+class Upload(io.BytesIO):
+    """An upload's bytes, named as the user knows them in Pillow's and disgen's messages."""
+
+    def __repr__(self) -> str:
+        return "the upload"
+
+
+def features_of(run) -> dict:
+    """What the page offers for ``run``, from its objective and model config (an aae's mode)."""
+    obj = run.objective
+    mode = getattr(run.spec.model_config(run.config.model_args), "mode", None)
+    images = len(run.image_shape) == 3
+    out = {"predict": obj.predict is not None and mode in (None, "semi-supervised"),
+           "reconstruct": obj.reconstruct is not None and mode != "supervised",
+           "sample": None, "labels": False, "latent_dim": None, "noise_std": None, "sliders": 0,
+           "mode": mode}
+    out["draw"] = images and run.image_shape[0] == 1 and (out["predict"] or out["reconstruct"])
+    out["upload"] = images and (out["predict"] or out["reconstruct"])
+    if obj.sample is not None:
+        g = generator(run)
+        out.update(sample="images" if images else "points", latent_dim=g.latent_dim,
+                   noise_std=g.noise_std, labels=mode in ("supervised", "semi-supervised"),
+                   sliders=min(SLIDERS, g.latent_dim) if images else 0)
+    return out
+
+
+def generator(run) -> torch.nn.Module:
+    """The network whose ``latent_dim`` and ``noise_std`` define z (an aae's decoder)."""
+    return run.nets["generator"] if "generator" in run.nets else run.nets["decoder"]
+
+
+def data_url(image: torch.Tensor) -> str:
+    """One image (C, H, W) in [0, 1] as a PNG data URL."""
+    from disgen.viz import to_uint8
+
+    pixels = to_uint8(image[None])[0]
+    im = Image.fromarray(pixels[..., 0] if pixels.shape[2] == 1 else pixels)
+    buf = io.BytesIO()
+    im.save(buf, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+
+
+def decode_upload(data: bytes, image_shape: tuple[int, int, int], digits: bool) -> torch.Tensor:
+    """An uploaded image as the model's uint8 input (C, H, W), fitted like ``disgen predict``
+    (digits: MNIST's crop, 20x20 box and centring by mass). The pixel count is checked from the
+    header, before anything is decoded."""
+    from disgen.images import load_image
+
+    if not data:
+        raise RequestError(400, "the upload is empty: send an image file (PNG, JPEG, ...)")
+    try:
+        with Image.open(Upload(data)) as im:
+            width, height = im.size
+    except Image.DecompressionBombError:
+        raise RequestError(413, f"the image has too many pixels; the limit is {MAX_UPLOAD_PIXELS:,}")
+    except Exception:  # Pillow's parsers raise many types on hostile bytes (OSError, SyntaxError, ...)
+        raise RequestError(400, "the upload is not an image: send a PNG, JPEG, GIF, BMP, WebP or "
+                                "TIFF file") from None
+    if width * height > MAX_UPLOAD_PIXELS:
+        raise RequestError(413, f"the image is {width}x{height} pixels; the limit is "
+                                f"{MAX_UPLOAD_PIXELS:,} pixels: send a smaller image")
+    try:
+        return load_image(Upload(data), image_shape, digits)
+    except DisgenError as err:
+        raise RequestError(400, f"{err}: send a complete image file") from None
+
+
+def int_field(body: dict, name: str, lo: int, hi: int, default: int | None = None) -> int:
+    value = body.get(name, default)
+    if value is None:
+        raise RequestError(422, f'"{name}" is missing: give an integer from {lo} to {hi}')
+    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+        raise RequestError(422, f'"{name}" is {json.dumps(value)[:40]}: give an integer from {lo} to {hi}')
+    return value
+
+
+def latent_field(body: dict, dim: int) -> torch.Tensor:
+    """``body["z"]`` as a (1, dim) latent, each number within +-MAX_LATENT."""
+    z = body["z"]
+    numbers = isinstance(z, list) and len(z) == dim and all(
+        isinstance(v, (int, float)) and not isinstance(v, bool) for v in z)
+    try:
+        t = torch.tensor(z, dtype=torch.float64) if numbers else None
+    except (OverflowError, RuntimeError):  # an integer too large for a float
+        t = None
+    if t is None or not (t.abs() <= MAX_LATENT).all():  # NaN fails this too
+        raise RequestError(422, f'"z" must be a list of {dim} numbers from -{MAX_LATENT:g} to '
+                                f"{MAX_LATENT:g} (this model's latent size)")
+    return t.float()[None]
+
+
+@dataclass
+class Explorer:
+    """A loaded run and what its page offers. The methods run on the one model thread."""
+
+    run: Any
+    features: dict
+    checkpoint: str = "last"
+    max_upload_bytes: int = MAX_UPLOAD_BYTES
+
+    def info(self) -> dict:
+        run = self.run
+        final = run.history[-1] if run.history else {}
+        return {"run": run.dir.name, "model": run.spec.name, "objective": run.spec.objective,
+                "description": run.spec.description, "dataset": run.config.dataset,
+                "checkpoint": self.checkpoint, "epochs": len(run.history),
+                "metrics": {k: v for k, v in final.items() if k.startswith("test_")
+                            and isinstance(v, (int, float)) and math.isfinite(v)},
+                "classes": run.classes, "image_shape": list(run.image_shape),
+                "max_upload_bytes": self.max_upload_bytes, "features": self.features}
+
+    def need(self, feature: str, what: str) -> None:
+        if not self.features[feature]:
+            raise RequestError(404, f"this {self.run.spec.name} run ({self.run.spec.objective}) "
+                                    f"does not {what}")
+
+    def model_input(self, data: bytes) -> torch.Tensor:
+        digits = all(c.isdigit() for c in self.run.classes)
+        return decode_upload(data, self.run.image_shape, digits)[None]  # (1, C, H, W) uint8
+
+    def predict(self, data: bytes) -> dict:
+        self.need("predict", "classify images")
+        x = self.model_input(data)
+        probs = self.run.predict(x)[0].tolist()
+        best = max(range(len(probs)), key=probs.__getitem__)
+        return {"label": self.run.classes[best], "classes": self.run.classes,
+                "probabilities": [round(p, 6) for p in probs], "input": data_url(x[0].float() / 255)}
+
+    def reconstruct(self, data: bytes) -> dict:
+        self.need("reconstruct", "reconstruct images")
+        x = self.model_input(data)
+        return {"input": data_url(x[0].float() / 255),
+                "reconstruction": data_url(self.run.reconstruct(x)[0])}
+
+    def label(self, body: dict) -> int | None:
+        if not self.features["labels"]:
+            if body.get("label") is not None:
+                raise RequestError(422, f"this {self.run.spec.name} run draws no chosen class: "
+                                        'leave out "label"')
+            return None
+        return int_field(body, "label", 0, len(self.run.classes) - 1, 0)
+
+    def latent(self, seed: int) -> torch.Tensor:
+        from disgen.objectives.gan import latent
+
+        return latent(generator(self.run), 1, torch.Generator().manual_seed(seed), "cpu")
+
+    def sample(self, body: dict) -> dict:
+        self.need("sample", "generate samples")
+        if self.features["sample"] == "points":
+            seed = int_field(body, "seed", 0, MAX_SEED, 0)
+            points = self.run.sample(POINTS, seed)
+            return {"seed": seed, "points": [[round(a, 4), round(b, 4)] for a, b in points.tolist()]}
+        label = self.label(body)
+        if body.get("z") is not None:
+            seed, z = None, latent_field(body, self.features["latent_dim"])
+        else:
+            seed = int_field(body, "seed", 0, MAX_SEED, 0)
+            z = self.latent(seed)
+        image = self.run.sample(z=z, label=label)[0]
+        return {"seed": seed, "label": label, "z": [round(v, 5) for v in z[0].tolist()],
+                "image": data_url(image)}
+
+    def interpolate(self, body: dict) -> dict:
+        from disgen.sample import slerp
+
+        self.need("sample", "generate samples")
+        if self.features["sample"] != "images":
+            raise RequestError(404, f"this {self.run.spec.name} run generates points: interpolation "
+                                    "is for image generators")
+        label = self.label(body)
+        a, b = (self.latent(int_field(body, k, 0, MAX_SEED)) for k in ("seed_a", "seed_b"))
+        steps = int_field(body, "steps", 2, MAX_STEPS, 8)
+        z = slerp(a, b, torch.linspace(0, 1, steps))[0]  # (steps, latent_dim)
+        return {"label": label, "images": [data_url(x) for x in self.run.sample(z=z, label=label)]}
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request body, refused with 413 as soon as it is known to pass ``limit`` bytes: from
+    Content-Length before reading, or while streaming a body sent without one; 408 when it takes
+    over ``BODY_SECONDS``."""
+    length = request.headers.get("content-length")
+    if length is not None and not length.isdigit():
+        raise RequestError(400, f"bad Content-Length {length[:20]!r}")
+    if length is not None and int(length) > limit:
+        raise RequestError(413, f"the request body is {int(length):,} bytes; the limit is {limit:,}")
+
+    async def collect() -> bytes:
+        chunks, size = [], 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise RequestError(413, f"the request body passes {limit:,} bytes, the limit")
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    try:
+        return await asyncio.wait_for(collect(), BODY_SECONDS)
+    except asyncio.TimeoutError:
+        raise RequestError(408, f"the request body did not arrive within {BODY_SECONDS:.0f} s") from None
+
+
+async def read_payload(request: Request, kind: str, upload_limit: int) -> Any:
+    """An image endpoint's bytes or a JSON endpoint's object, checked for type and size."""
+    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if kind == "image":
+        if not (ctype.startswith("image/") or ctype == "application/octet-stream"):
+            raise RequestError(415, f"send the image file's bytes as image/* or "
+                                    f"application/octet-stream, not {ctype or 'no content type'!r}")
+        return await read_body(request, upload_limit)
+    if ctype != "application/json":
+        raise RequestError(415, f"send a JSON object as application/json, not {ctype or 'no content type'!r}")
+    raw = await read_body(request, MAX_JSON_BYTES)
+    try:
+        body = json.loads(raw)
+    except (ValueError, RecursionError) as err:  # bad syntax or UTF-8, a 5000-digit number, deep nesting
+        raise RequestError(400, f"malformed JSON: {err}") from None
+    if not isinstance(body, dict):
+        raise RequestError(400, "send a JSON object ({...})")
+    return body
+
+
+async def error_response(request: Request, err: Exception) -> JSONResponse:
+    """Every refusal as JSON ``{"error": message}``, with its 4xx status."""
+    if isinstance(err, RequestError):  # 408, 413: close, rather than wait for the rest of the body
+        return JSONResponse({"error": err.message}, err.status,
+                            headers={"Connection": "close"} if err.status in (408, 413) else None)
+    if isinstance(err, HTTPException):
+        return JSONResponse({"error": err.detail}, err.status_code, headers=err.headers)
+    if isinstance(err, DisgenError):  # the user's input, explained
+        return JSONResponse({"error": str(err)}, 400)
+    return JSONResponse({"error": f"the server failed on this request ({type(err).__name__}); "
+                                  "its log has the details"}, 500)
+
+
+def require_stack() -> None:
+    if Starlette is None:
+        raise DisgenError("`disgen serve` needs Starlette and uvicorn: pip install 'disgen[serve]'")
+
+
+def make_app(run_dir: str | Path, checkpoint: str = "last",
+             max_upload_bytes: int = MAX_UPLOAD_BYTES) -> "Starlette":
+    """The explorer of ``run_dir`` as an ASGI app (serve it with uvicorn, test it with
+    Starlette's TestClient). The run is loaded once, on the CPU."""
+    from disgen.api import load
+
+    require_stack()
+    run = load(run_dir, checkpoint)
+    explorer = Explorer(run, features_of(run), checkpoint, max_upload_bytes)
+    worker = ThreadPoolExecutor(1, thread_name_prefix="disgen-serve-model")
+    slots = asyncio.Semaphore(REQUEST_SLOTS)
+
+    def in_inference(method: Callable, arg: Any) -> dict:
+        with torch.inference_mode():
+            return method(arg)
+
+    def post(path: str, method: Callable, kind: str) -> Route:
+        async def endpoint(request: Request) -> JSONResponse:
+            async with slots:
+                payload = await read_payload(request, kind, max_upload_bytes)
+                loop = asyncio.get_running_loop()
+                result = await loop.run_in_executor(worker, in_inference, method, payload)
+            return JSONResponse(result)
+
+        return Route(path, endpoint, methods=["POST"])
+
+    async def info(request: Request) -> JSONResponse:
+        return JSONResponse(explorer.info())
+
+    async def index(request: Request) -> FileResponse:
+        return FileResponse(STATIC / "index.html", headers=PAGE_HEADERS)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app):
+        yield
+        worker.shutdown(wait=False, cancel_futures=True)
+
+    routes = [Route("/", index), Route("/api/info", info),
+              post("/api/predict", explorer.predict, "image"),
+              post("/api/reconstruct", explorer.reconstruct, "image"),
+              post("/api/sample", explorer.sample, "json"),
+              post("/api/interpolate", explorer.interpolate, "json"),
+              Mount("/static", StaticFiles(directory=STATIC), name="static")]
+    handlers = {kind: error_response for kind in (RequestError, DisgenError, HTTPException, Exception)}
+    app = Starlette(routes=routes, lifespan=lifespan, exception_handlers=handlers)
+    app.state.explorer = explorer
+    return app
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A listening socket on ``host``:``port`` (0: a free port), refused with a clear error."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as err:
+        sock.close()
+        raise DisgenError(f"cannot listen on {host}:{port} ({err.strerror or err}): choose another "
+                          "--port, or a --host of this computer") from None
+    sock.listen(2048)  # uvicorn's default backlog: bursts of connections wait, not fail
+    return sock
+
+
+def url_of(sock: socket.socket) -> str:
+    host, port = sock.getsockname()[:2]
+    return f"http://[{host}]:{port}/" if ":" in host else f"http://{host}:{port}/"
+
+
+@contextlib.contextmanager
+def serving(app, host: str = "127.0.0.1", port: int = 0, timeout: float = 30.0):
+    """Serve ``app`` with uvicorn in a background thread; yields its URL once it answers.
+
+        with serving(make_app("runs/my-run")) as url:
+            ...  # a browser (or urllib) talks to url
+    """
+    import threading
+    import time
+
+    import uvicorn
+
+    sock = bind(host, port)
+    url = url_of(sock)
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + timeout
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            sock.close()
+            raise DisgenError(f"the server on {url} did not start within {timeout:.0f} s")
+        time.sleep(0.02)
+    try:
+        yield url
+    finally:
+        server.should_exit = True
+        thread.join(timeout)
+        sock.close()
+
+
+def serve_args(p, argv) -> None:
+    run_dir_args(p)
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to listen on (default 127.0.0.1: this computer only; 0.0.0.0 opens "
+                        "the page to your network)")
+    p.add_argument("--port", type=int, default=8000, help="port (default 8000; 0 picks a free one)")
+
+
+@command("serve", "a local web page to try a trained model: draw digits, sample, interpolate",
+         serve_args)
+def cmd_serve(args) -> None:
+    require_stack()
+    import uvicorn
+
+    if not 0 <= args.port <= 65535:
+        raise DisgenError(f"--port {args.port}: choose a port from 0 to 65535")
+    app = make_app(args.run_dir, args.checkpoint)
+    sock = bind(args.host, args.port)
+    if not ipaddress.ip_address(sock.getsockname()[0]).is_loopback:
+        print(f"disgen serve: listening on {args.host}: other computers can reach this page",
+              file=sys.stderr)
+    print(f"disgen serve: {args.run_dir} at {url_of(sock)} (Ctrl-C stops it)", file=sys.stderr, flush=True)
+    uvicorn.Server(uvicorn.Config(app, log_level="warning")).run(sockets=[sock])

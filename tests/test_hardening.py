@@ -1,0 +1,529 @@
+"""Hardening: SIGKILL at random moments of every objective's training, then --resume, ends in the
+same bits as an uninterrupted run; damaged checkpoints are detected by their digest and the run
+falls back to a good one; a really full disk (a small tmpfs) and a diverging loss stop the run with
+one clear error and the last checkpoint intact; crafted pickles are refused; --deterministic.
+
+Every fault tried is counted in build/reliability.json (the ``reliability`` fixture);
+``python scripts/reliability_table.py`` writes those counts into docs/reliability.md.
+"""
+from __future__ import annotations
+
+import json
+import os
+import random
+import re
+import select
+import shlex
+import shutil
+import signal
+import struct
+import subprocess
+import sys
+import time
+import traceback
+import zipfile
+from collections import Counter
+from functools import lru_cache
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+
+import disgen
+from disgen import checkpoint, runs
+from disgen.cli import main
+from disgen.errors import DisgenError
+from disgen.weights import read_weights
+
+from conftest import SUBPROCESS_ENV
+from test_trainer import Payload, assert_same_training, last_state, metrics, mlp_reference  # noqa: F401
+
+ROOT = Path(__file__).resolve().parents[1]
+RELIABILITY = ROOT / "build" / "reliability.json"
+SECTIONS = ("crash", "checksum", "disk", "divergence", "loading", "inputs", "determinism")
+
+
+class Reliability:
+    """The faults one test module tried: (section, fault) -> outcome -> count. Saved merged into
+    build/reliability.json, replacing earlier counts of the same faults."""
+
+    def __init__(self, module: str):
+        self.module = module
+        self.rows: dict[tuple[str, str], Counter] = {}
+
+    def record(self, section: str, fault: str, outcome: str, n: int = 1) -> None:
+        assert section in SECTIONS, section
+        self.rows.setdefault((section, fault), Counter())[outcome] += n
+
+    def save(self) -> None:
+        if not self.rows:
+            return
+        RELIABILITY.parent.mkdir(exist_ok=True)
+        saved = json.loads(RELIABILITY.read_text()) if RELIABILITY.is_file() else {}
+        for (section, fault), outcomes in self.rows.items():
+            saved[fault] = {"section": section, "test": self.module, "tries": sum(outcomes.values()),
+                            "outcomes": dict(outcomes.most_common())}
+        checkpoint.atomic_write(RELIABILITY, lambda f: f.write(json.dumps(saved, indent=1).encode()))
+
+
+@pytest.fixture(scope="module")
+def reliability(request) -> Reliability:
+    rec = Reliability(Path(request.module.__file__).name)
+    yield rec
+    rec.save()
+
+
+def last_line(err: str) -> str:
+    lines = err.strip().splitlines()
+    assert "Traceback" not in err, err
+    return lines[-1] if lines else ""
+
+
+def cli_error(capsys, *args) -> tuple[int, str]:
+    """Exit code and the last stderr line of ``disgen ARGS`` run in this process."""
+    code = main([str(a) for a in args])
+    return code, last_line(capsys.readouterr().err)
+
+
+# ---- crash safety: SIGKILL at random moments, then --resume -------------------------------------
+
+# One run per objective on tiny data, with state that must all come back on resume: dropout,
+# augmentation, schedules, the labelled loader of the semi-supervised aae.
+OBJECTIVE_RUNS = {
+    "classify": ["mlp-classifier", "--batch-size", "10", "--augment", "affine", "--dropout", "0.2",
+                 "--lr-schedule", "onecycle"],
+    "reconstruct": ["mlp-autoencoder", "--batch-size", "10"],
+    "gan": ["gan2d"],  # gaussian2d, cosine schedule, D at its own lr
+    "aae": ["aae", "--batch-size", "10", "--labels", "100", "--hidden", "64", "--d-hidden", "32",
+            "--z-dim", "4"],
+}
+EPOCHS = 3
+KILL_FAULTS = {
+    "checkpoint-half-written": "SIGKILL half-way through writing a checkpoint",
+    "checkpoint-before-rename": "SIGKILL after a checkpoint is written, before its rename",
+    "checkpoint-after-rename": "SIGKILL right after a checkpoint's rename",
+    "timed": "SIGKILL at a random moment of training (seeded delay)",
+}
+
+
+def train_args(objective: str, run_dir: Path, idx_dir: Path) -> list[str]:
+    model, *flags = OBJECTIVE_RUNS[objective]
+    data = [] if objective == "gan" else ["--dataset", str(idx_dir)]
+    return ["train", model, *data, "--epochs", str(EPOCHS), *flags, "--no-progress",
+            "--run-dir", str(run_dir)]
+
+
+class Forked:
+    """``disgen ARGS`` in a forked copy of this process: a real process that SIGKILL stops anywhere,
+    without a second of importing torch again per run. Its stderr comes back through a pipe."""
+
+    def __init__(self, args: list[str], fault: str | None = None):
+        read, write = os.pipe()
+        self.pid = os.fork()
+        if self.pid == 0:
+            code = 70
+            try:
+                os.close(read)
+                os.dup2(write, 2)
+                sys.stderr = open(2, "w", buffering=1, closefd=False)
+                sys.stdout = open(os.devnull, "w")
+                os.environ.pop(checkpoint.FAULT_ENV, None)
+                if fault:
+                    os.environ[checkpoint.FAULT_ENV] = fault
+                code = main(args)
+            except BaseException:
+                traceback.print_exc()
+            finally:
+                os._exit(code)
+        os.close(write)
+        self.fd, self.err = read, b""
+        self.deadline = time.monotonic() + 120  # a hung child is killed, so the test fails, not hangs
+
+    def read(self, stop: bytes | None) -> None:
+        """Collect stderr until ``stop`` appears in it or the child exits."""
+        while stop is None or stop not in self.err:
+            if not select.select([self.fd], [], [], 0.05)[0]:
+                if time.monotonic() > self.deadline:
+                    os.kill(self.pid, signal.SIGKILL)
+                continue
+            chunk = os.read(self.fd, 65536)
+            if not chunk:
+                return
+            self.err += chunk
+
+    def wait(self) -> tuple[int, str]:
+        """Exit code (-9 if killed) and stderr."""
+        self.read(None)
+        os.close(self.fd)
+        return os.waitstatus_to_exitcode(os.waitpid(self.pid, 0)[1]), self.err.decode(errors="replace")
+
+    def kill_after(self, delay: float) -> None:
+        """SIGKILL ``delay`` seconds after training starts (the first log line comes once data,
+        networks and checkpoint are loaded); nothing if it has finished."""
+        self.read(b"\n")
+        time.sleep(delay)
+        os.kill(self.pid, signal.SIGKILL)  # unwaited, a finished child stays a zombie: never another process
+
+
+def where_killed(run_dir: Path, kind: str) -> str:
+    """Where a timed kill landed, from what it left: a metrics line newer than the checkpoints, or
+    a best.pt newer than last.pt, means it stopped while an epoch's checkpoints were written."""
+    if kind != "timed":
+        return "killed there"
+    saved = {p.name: checkpoint.load(p)["epoch"] for p in (run_dir / "checkpoints").glob("*.pt")}
+    epoch = max(saved.values(), default=0)
+    if len(runs.read_metrics(run_dir)) > epoch or saved.get("last.pt", epoch) < epoch:
+        return "killed while an epoch's checkpoints were written"
+    return "killed mid-epoch (training, evaluation or pictures)"
+
+
+def check_checkpoints(run_dir: Path) -> int:
+    """Every checkpoint on disk loads and matches its digest; returns the stray temp files."""
+    for path in sorted((run_dir / "checkpoints").glob("*.pt")):
+        checkpoint.load(path)
+    return len(list((run_dir / "checkpoints").glob(".*.tmp")))
+
+
+def kill_and_resume(objective: str, kills: int, tmp_path: Path, idx_dir: Path, reliability) -> None:
+    """``kills`` attempts, alternately a DISGEN_FAULT kill inside a checkpoint write and a timed
+    kill during training, each resuming the last; then a resume to the end, compared bit for bit
+    with an uninterrupted run in this process."""
+    rng = random.Random(f"{objective}-{kills}")
+    first_point = sorted(OBJECTIVE_RUNS).index(objective)  # the objectives share out the fault points
+    ref, run = tmp_path / "uninterrupted", tmp_path / "killed"
+    assert main(train_args(objective, ref, idx_dir)) == 0
+    epoch_s = sum(r["seconds"] + r["eval_seconds"] for r in runs.read_metrics(ref)) / EPOCHS
+    args = train_args(objective, run, idx_dir) + ["--resume"]
+    tried = []
+    for k in range(kills):
+        if k % 2 == 0:
+            kind = checkpoint.FAULT_POINTS[(first_point + k // 2) % len(checkpoint.FAULT_POINTS)]
+            proc = Forked(args, f"{kind}:{rng.randint(1, EPOCHS)}")
+        else:
+            kind = "timed"
+            proc = Forked(args)
+            proc.kill_after(rng.uniform(0.0, 1.5) * epoch_s)
+        code, err = proc.wait()
+        assert code in (0, -signal.SIGKILL), err
+        temps = check_checkpoints(run)
+        tried.append((kind, where_killed(run, kind) if code else "ran to its end first", temps))
+    code, err = Forked(args).wait()
+    assert code == 0, err
+    same = "final state DIFFERENT"
+    try:
+        assert_same_training(ref, run)
+        same = "final state bit-identical"
+    finally:
+        for kind, what, temps in tried:
+            stray = ", its temp file removed on resume" if temps else ""
+            reliability.record("crash", KILL_FAULTS[kind], f"{what}{stray}; checkpoints verified; {same}")
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["best.pt", "last.pt"]
+    assert [r["epoch"] for r in metrics(run)] == list(range(1, EPOCHS + 1))
+
+
+@pytest.mark.parametrize("objective", sorted(OBJECTIVE_RUNS))
+def test_sigkill_at_random_moments_then_resume_is_exact(objective, tmp_path, idx_dir, reliability):
+    kill_and_resume(objective, 2, tmp_path, idx_dir, reliability)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("objective", sorted(OBJECTIVE_RUNS))
+def test_sigkill_many_times_then_resume_is_exact(objective, tmp_path, idx_dir, reliability):
+    kill_and_resume(objective, 8, tmp_path, idx_dir, reliability)
+
+
+# ---- checksums: damaged checkpoints are detected, and resume uses a good one ----------------------
+
+
+@pytest.fixture(scope="module")
+def two_epochs(tmp_path_factory, tiny_data) -> Path:
+    """mlp_reference's first 2 epochs, as a run of their own (each test damages a copy)."""
+    run_dir = tmp_path_factory.mktemp("hardening") / "two-epochs"
+    disgen.train("mlp-classifier", preset="seed", dataset_obj=tiny_data, epochs=2, progress=False,
+                 run_dir=str(run_dir))
+    return run_dir
+
+
+def flip_tensor_bit(path: Path) -> None:
+    """Flip one bit inside the largest tensor's bytes: the zip and pickle stay valid, so
+    ``torch.load`` alone reads the damaged values without noticing."""
+    with zipfile.ZipFile(path) as z:
+        info = max((i for i in z.infolist() if "/data/" in i.filename), key=lambda i: i.file_size)
+    data = bytearray(path.read_bytes())
+    name_len, extra_len = struct.unpack("<HH", data[info.header_offset + 26: info.header_offset + 30])
+    data[info.header_offset + 30 + name_len + extra_len + info.file_size // 2] ^= 0x10
+    path.write_bytes(bytes(data))
+
+
+DAMAGE = {
+    "one flipped bit in a tensor": flip_tensor_bit,
+    "truncated to half": lambda p: p.write_bytes(p.read_bytes()[: p.stat().st_size // 2]),
+    "zero bytes": lambda p: p.write_bytes(b""),
+    "a crafted pickle that runs code": lambda p: torch.save(
+        {"format": checkpoint.FORMAT, "version": checkpoint.VERSION, "x": Payload(p.parent / "pwned")}, p),
+}
+
+
+@pytest.mark.parametrize("damage", sorted(DAMAGE))
+def test_damaged_last_checkpoint_is_detected_and_resume_uses_best(tmp_path, tiny_data, mlp_reference,
+                                                                 two_epochs, damage, reliability, capsys):
+    d = tmp_path / "run"
+    shutil.copytree(two_epochs, d)
+    options = dict(preset="seed", dataset_obj=tiny_data, progress=False, run_dir=str(d))
+    last, best = d / "checkpoints" / "last.pt", d / "checkpoints" / "best.pt"
+    stored_epoch = checkpoint.load(best)["epoch"]
+    DAMAGE[damage](last)
+    if damage == "one flipped bit in a tensor":
+        torch.load(last, weights_only=True)  # torch alone does not notice
+    with pytest.raises(DisgenError) as err:
+        checkpoint.load(last)
+    assert str(last) in str(err.value) and ("corrupt" in str(err.value) or "not a disgen" in str(err.value))
+    disgen.train("mlp-classifier", epochs=3, resume=True, **options)
+    log = capsys.readouterr().err
+    assert f"warning: checkpoint {last}" in log and f"continuing from {best} (epoch {stored_epoch})" in log
+    assert not (d / "checkpoints" / "pwned").exists()
+    assert_same_training(mlp_reference, d)
+    reliability.record("checksum", f"last.pt damaged: {damage}", "detected, named in a warning; resumed from "
+                       "best.pt to bit-identical final weights")
+
+
+def test_every_checkpoint_damaged_is_one_clear_error(tmp_path, idx_dir, capsys, reliability):
+    d = tmp_path / "run"
+    assert main(["train", "mlp-classifier", "--dataset", str(idx_dir), "--epochs", "1", "--no-progress",
+                 "--run-dir", str(d)]) == 0
+    for name in ("last.pt", "best.pt"):
+        flip_tensor_bit(d / "checkpoints" / name)
+    code, err = cli_error(capsys, "train", "mlp-classifier", "--epochs", "2", "--resume", "--run-dir", d)
+    assert code == 2 and err.startswith("disgen: error: no usable checkpoint in")
+    assert err.count("do not match the SHA-256 digest") == 2 and "new --run-dir" in err
+    code, err = cli_error(capsys, "eval", d)
+    assert code == 2 and str(d / "checkpoints" / "last.pt") in err and "SHA-256" in err
+    reliability.record("checksum", "last.pt and best.pt both damaged", "one clear error naming both files")
+
+
+def test_checkpoint_digest_covers_every_value(tmp_path):
+    state = {"nets": {"model": {"w": torch.arange(6.0).view(2, 3)}}, "epoch": 3, "best": 0.5,
+             "opts": {"model": {"state": {0: {"step": torch.tensor(7.0)}}, "param_groups": [{"lr": 1e-3}]}}}
+    path = tmp_path / "c.pt"
+    checkpoint.save(path, state)
+    saved = checkpoint.load(path)
+    assert saved["sha256"] == checkpoint.digest(saved) and len(saved["sha256"]) == 64
+    assert (saved["disgen"], saved["torch"]) == (disgen.__version__, str(torch.__version__))
+    for change in (lambda s: s["nets"]["model"]["w"].__setitem__((1, 2), 5.5), lambda s: s.update(epoch=4),
+                   lambda s: s["opts"]["model"]["param_groups"][0].update(lr=2e-3),
+                   lambda s: s["nets"]["model"].update(w=s["nets"]["model"]["w"].double())):
+        copy = checkpoint.load(path)
+        change(copy)
+        assert checkpoint.digest(copy) != saved["sha256"]
+
+
+# ---- a full disk: a tmpfs that really fills up --------------------------------------------------
+
+
+@lru_cache(maxsize=1)
+def can_mount_tmpfs() -> bool:
+    """A private tmpfs needs unshare(1) and user namespaces (root in a container, most Linux)."""
+    if shutil.which("unshare") is None:
+        return False
+    probe = subprocess.run(["unshare", "-rm", "sh", "-c", "mount -t tmpfs -o size=64k probe /mnt"],
+                           capture_output=True)
+    return probe.returncode == 0
+
+
+def on_full_disk(seed_run: Path, out: Path, free_kib: int, args: list[str]) -> subprocess.CompletedProcess:
+    """Copy ``seed_run`` into a fresh 8 MiB tmpfs, fill it up but ``free_kib``, run ``disgen ARGS``
+    (``{run}`` in ARGS is the copy) and copy the run directory back to ``out``."""
+    mnt = out.parent / "mnt"
+    mnt.mkdir()
+    run = mnt / "run"
+    q = shlex.quote
+    command = " ".join(q(a.format(run=run)) for a in [sys.executable, "-m", "disgen", *args])
+    filler = q(str(mnt / "filler"))
+    script = (f"mount -t tmpfs -o size=8m disgen-test {q(str(mnt))} && "
+              f"cp -a {q(str(seed_run))} {q(str(run))} && "
+              f"(dd if=/dev/zero of={filler} bs=4k 2>/dev/null; truncate -s -{free_kib}K {filler}) && "
+              f"{command}; code=$?; cp -a {q(str(run))} {q(str(out))}; exit $code")
+    return subprocess.run(["unshare", "-rm", "sh", "-c", script], env=SUBPROCESS_ENV, capture_output=True,
+                          text=True, timeout=120)
+
+
+needs_tmpfs = pytest.mark.skipif(not can_mount_tmpfs(), reason="cannot mount a private tmpfs here")
+
+
+@needs_tmpfs
+def test_disk_full_while_writing_a_checkpoint(tmp_path, idx_dir, two_epochs, mlp_reference, reliability):
+    out = tmp_path / "out"
+    base = ["train", "mlp-classifier", "--dataset", str(idx_dir), "--epochs", "3", "--resume", "--no-progress"]
+    # 256 KiB free: config, metrics and run.json fit, a 1 MB checkpoint does not.
+    result = on_full_disk(two_epochs, out, 256, [*base, "--run-dir", "{run}"])
+    err = last_line(result.stderr)
+    assert result.returncode == 2, result.stderr
+    assert err.startswith("disgen: error: could not write checkpoint") and "No space left on device" in err
+    assert "previous checkpoint is intact" in err
+    kept, before = last_state(out), last_state(two_epochs)
+    assert kept["epoch"] == 2 and torch.equal(kept["nets"]["model"]["body.1.weight"],
+                                              before["nets"]["model"]["body.1.weight"])
+    assert [r["epoch"] for r in metrics(out)] == [1, 2]
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["best.pt", "last.pt"]
+    # With space again the same run continues, to the bits of a run that never hit the full disk
+    # (the same digits, read from IDX files here).
+    assert main([*base, "--run-dir", str(out)]) == 0
+    assert_same_training(mlp_reference, out)
+    reliability.record("disk", "disk full (tmpfs) while writing a checkpoint",
+                       "one clear error; last.pt and best.pt intact; resumed to bit-identical weights")
+
+
+@needs_tmpfs
+def test_disk_full_while_writing_images(tmp_path, idx_dir, reliability):
+    seed, out = tmp_path / "seed", tmp_path / "out"
+    base = ["train", "mlp-classifier", "--dataset", str(idx_dir), "--hidden", "1", "--no-progress"]
+    assert main([*base, "--epochs", "1", "--run-dir", str(seed)]) == 0
+    for picture in (seed / "images").iterdir():  # so those after training need new space
+        picture.unlink()
+    # 40 KiB free: the 27 KB checkpoint fits, the pictures after training (50 KB, 70 KB) do not.
+    result = on_full_disk(seed, out, 40, [*base, "--epochs", "2", "--resume", "--run-dir", "{run}"])
+    err = last_line(result.stderr)
+    assert result.returncode == 2, result.stderr
+    assert err.startswith(f"disgen: error: could not write images in {tmp_path / 'mnt' / 'run' / 'images'}")
+    assert "No space left on device" in err and "last.pt (epoch 2)" in err
+    assert last_state(out)["epoch"] == 2 and [r["epoch"] for r in metrics(out)] == [1, 2]
+    assert main([*base, "--epochs", "2", "--resume", "--run-dir", str(out)]) == 0  # draws what is missing
+    with Image.open(out / "images" / "predictions_after.png") as im:
+        im.load()
+        assert min(im.size) > 50
+    reliability.record("disk", "disk full (tmpfs) while writing images",
+                       "one clear error; the checkpoint of the epoch intact; --resume drew the pictures")
+
+
+# ---- divergence -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("model", ["mlp-classifier", "mlp-autoencoder", "gan2d"])
+def test_far_too_high_lr_is_caught_in_the_first_steps(tmp_path, idx_dir, capsys, reliability, model):
+    """Adam at lr 1e6. The autoencoder's MSE is bounded (sigmoid outputs) and never explodes: its
+    weights do. The suggested command then runs as a fresh run would (checked for one model)."""
+    d = tmp_path / "run"
+    data = [] if model == "gan2d" else ["--dataset", idx_dir]
+    base = ["train", model, *data, "--epochs", "1", "--no-progress", "--run-dir", d]
+    code, err = cli_error(capsys, *base, "--lr", "1e6")
+    assert code == 2 and err.startswith("disgen: error: the learning rate 1e+06 is likely too high: ")
+    assert re.search(r"too high: (loss '\w+'|the weights of '\w+') grew from (norm )?[\d.e+-]+ to "
+                     r"[\d.e+-]+ at epoch 1 step \d+;", err)
+    step = int(err.split(" at epoch 1 step ")[1].split(";")[0])
+    preset_lr = disgen.config.resolve(model).lr
+    assert step <= 10 and "no checkpoint was written yet" in err and f"--resume --lr {preset_lr:g}`" in err
+    assert not (d / "checkpoints" / "last.pt").exists() and not (d / "metrics.jsonl").exists()
+    outcome = f"stopped at step {step} of epoch 1, naming the lr and the preset's lr to use"
+    if model == "mlp-classifier":
+        assert cli_error(capsys, *base, "--resume", "--lr", f"{preset_lr:g}")[0] == 0  # the suggestion
+        ref = tmp_path / "ref"
+        assert main([str(a) for a in base[:-1]] + [str(ref)]) == 0
+        assert_same_training(ref, d)
+        outcome += "; the suggested --resume --lr ran as a fresh run would"
+    reliability.record("divergence", "learning rate 1e6, far too high (3 models)", outcome)
+
+
+def test_nan_mid_run_stops_with_step_and_loss_and_resume_with_lower_lr(tmp_path, idx_dir, capsys,
+                                                                       reliability):
+    """SGD on the default ReLU MLP at lr 1000 overflows to nan within a few steps of epoch 2."""
+    d, ref = tmp_path / "run", tmp_path / "ref"
+    base = ["train", "mlp-classifier", "--lr-schedule", "none", "--dataset", str(idx_dir),
+            "--optimizer", "sgd", "--batch-size", "10", "--lr", "0.1", "--no-progress"]
+    assert main([*base, "--epochs", "1", "--run-dir", str(d)]) == 0
+    last = d / "checkpoints" / "last.pt"
+    before = last.read_bytes()
+    code, err = cli_error(capsys, *base, "--epochs", "2", "--resume", "--lr", "1000", "--run-dir", d)
+    assert code == 2 and err.startswith("disgen: error: training diverged: loss 'loss' became ")
+    assert " at epoch 2 step " in err and f"the last good checkpoint is {last} (epoch 1)" in err
+    assert "--resume --lr 100`" in err
+    assert last.read_bytes() == before and [r["epoch"] for r in metrics(d)] == [1]
+    assert main([*base, "--epochs", "2", "--resume", "--lr", "0.1", "--run-dir", str(d)]) == 0
+    assert main([*base, "--epochs", "2", "--run-dir", str(ref)]) == 0
+    assert_same_training(ref, d)
+    reliability.record("divergence", "loss became nan/inf mid-run (SGD, lr 1000, epoch 2)",
+                       "stopped naming the loss, epoch and step; last.pt unchanged; --resume --lr 0.1 "
+                       "matched an uninterrupted run")
+
+
+def test_resume_with_another_lr_changes_the_optimizers(tmp_path, tiny_data, capsys):
+    d = tmp_path / "run"
+    options = dict(preset="default", dataset_obj=tiny_data, progress=False, run_dir=str(d))
+    disgen.train("mlp-classifier", epochs=1, **options)  # cosine schedule from lr 0.002
+    disgen.train("mlp-classifier", epochs=2, resume=True, lr=0.0005, **options)
+    assert "learning rate changed on resume: model 0.002 -> 0.0005" in capsys.readouterr().err
+    state = last_state(d)
+    group = state["opts"]["model"]["param_groups"][0]
+    assert group["initial_lr"] == 0.0005 and state["scheds"]["model"]["base_lrs"] == [0.0005]
+    assert group["lr"] == pytest.approx(metrics(d)[1]["lr"]) and group["lr"] < 0.0005
+    assert runs.read_config(d).lr == 0.0005
+
+
+# ---- safe loading -----------------------------------------------------------------------------------
+
+
+def test_crafted_pickle_as_weights_file_is_refused(tmp_path, reliability):
+    marker, path = tmp_path / "pwned", tmp_path / "resnet18.pth"
+    torch.save({"conv1.weight": torch.zeros(1), "x": Payload(marker)}, path)
+    with pytest.raises(DisgenError, match="cannot read weights") as err:
+        read_weights(path)
+    assert str(path) in str(err.value) and not marker.exists()
+    reliability.record("loading", "crafted pickle that runs code, as --weights FILE",
+                       "refused, code never ran")
+
+
+def test_crafted_pickle_as_run_checkpoint_is_refused_by_eval(tmp_path, classifier_run, capsys, reliability):
+    d = tmp_path / "run"
+    shutil.copytree(classifier_run.dir, d)
+    marker = tmp_path / "pwned"
+    torch.save({"format": checkpoint.FORMAT, "version": checkpoint.VERSION, "x": Payload(marker)},
+               d / "checkpoints" / "last.pt")
+    code, err = cli_error(capsys, "eval", d)
+    assert code == 2 and "cannot be loaded safely" in err and not marker.exists()
+    reliability.record("loading", "crafted pickle that runs code, as a run's last.pt (disgen eval)",
+                       "refused with one clear error, code never ran")
+
+
+def test_checkpoint_of_another_disgen_version_lists_what_differs(tmp_path, classifier_run, capsys,
+                                                                  reliability):
+    d = tmp_path / "run"
+    shutil.copytree(classifier_run.dir, d)
+    last = d / "checkpoints" / "last.pt"
+    state = checkpoint.load(last)
+    state.update(version=checkpoint.VERSION + 1, disgen="9.0.0")
+    torch.save(state, last)
+    code, err = cli_error(capsys, "eval", d)
+    assert code == 2 and f"format version {checkpoint.VERSION + 1}, this disgen reads version" in err
+    assert f"disgen 9.0.0 (this one: {disgen.__version__})" in err and "upgrade disgen" in err
+    assert "torch" not in err.split(":", 3)[-1]  # the same torch is not listed as a difference
+    reliability.record("loading", "checkpoint of a newer disgen (format version 2)",
+                       "one clear error listing format version and disgen version")
+
+
+def test_checkpoint_of_another_model_lists_the_mismatch(tmp_path, classifier_run, autoencoder_run, capsys,
+                                                        reliability):
+    d = tmp_path / "run"
+    shutil.copytree(autoencoder_run.dir, d)
+    shutil.copy(classifier_run.dir / "checkpoints" / "last.pt", d / "checkpoints" / "last.pt")
+    code, err = cli_error(capsys, "train", "mlp-autoencoder", "--resume", "--epochs", "6", "--run-dir", d)
+    assert code == 2 and "the checkpoint does not fit this model: " in err
+    assert "model 'mlp-classifier' != 'mlp-autoencoder'" in err and "unexpected in the checkpoint" in err
+    assert "model.decoder.2.weight missing from the checkpoint" in err
+    reliability.record("loading", "a classifier's checkpoint in an autoencoder's run (--resume)",
+                       "one clear error listing model and tensor mismatches")
+
+
+# ---- determinism ------------------------------------------------------------------------------------
+
+
+def test_deterministic_runs_are_bit_identical(tmp_path, tiny_data, reliability):
+    """cnn-classifier (convolutions, batch norm, dropout, affine augmentation, one-cycle) twice."""
+    options = dict(dataset_obj=tiny_data, epochs=2, progress=False, deterministic=True,
+                   model_args={"widths": (8, 16, 32)})
+    for name in ("a", "b"):
+        disgen.train("cnn-classifier", run_dir=str(tmp_path / name), **options)
+    assert not torch.are_deterministic_algorithms_enabled()  # process-wide switch put back
+    assert runs.read_config(tmp_path / "a").deterministic is True
+    assert_same_training(tmp_path / "a", tmp_path / "b")
+    reliability.record("determinism", "--deterministic, the same run twice on CPU",
+                       "bit-identical weights, optimizer state and metrics")
