@@ -163,3 +163,46 @@ def test_collapse_warnings():
     assert warnings(history[:1]) == []
     assert "modes covered fell from 8 to 3" in warnings([{"epoch": 1, "test_modes_covered": 8.0},
                                                         {"epoch": 2, "test_modes_covered": 3.0}])[0]
+
+
+def test_diffaugment_shifts_and_cuts_out_real_and_fake_alike():
+    from disgen.models.dcgan28 import cutout, translate
+
+    torch.manual_seed(0)
+    x = torch.rand(64, 1, 28, 28) * 2 - 1
+    shifted = translate(x)
+    assert shifted.shape == x.shape
+    for i in range(8):  # every image is x moved by at most 4 pixels, filled with the background -1
+        found = False
+        for dy in range(-4, 5):
+            for dx in range(-4, 5):
+                ys, xs = slice(max(dy, 0), 28 + min(dy, 0)), slice(max(dx, 0), 28 + min(dx, 0))
+                src = x[i, 0, max(-dy, 0):28 - max(dy, 0), max(-dx, 0):28 - max(dx, 0)]
+                if torch.equal(shifted[i, 0, ys, xs], src):
+                    found = True
+                    assert (shifted[i] == -1).sum() >= 28 * (abs(dy) + abs(dx)) - abs(dy * dx)
+        assert found, f"image {i} is not a shift of its input"
+    cut = cutout(torch.ones(256, 1, 28, 28))
+    zeros = (cut == 0).sum((1, 2, 3)).float()
+    assert zeros.max() == 14 * 14 and zeros.min() > 0  # a 14x14 square, partly off the edge at times
+    # The gradient flows through both to the fake images.
+    fake = x.clone().requires_grad_(True)
+    cutout(translate(fake)).sum().backward()
+    assert fake.grad.abs().sum() > 0
+
+
+def test_discriminator_options_of_dcgan28():
+    nets = build("dcgan28", "default", diffaugment=True, minibatch_std=True)
+    d = nets["discriminator"]
+    x = real_batch("dcgan28", 16)
+    d.eval()  # no augmentation outside training: D's logits are a function of x
+    assert torch.equal(d(x), d(x))
+    # The minibatch-std channel: a batch of one image repeated has zero spread, so D's logit for it
+    # differs from the same image in a varied batch.
+    same = x[:1].repeat(16, 1, 1, 1)
+    assert not torch.allclose(d(same)[0], d(torch.cat([x[:1], x[1:]]))[0])
+    d.train()
+    torch.manual_seed(1)
+    a = d(x)
+    torch.manual_seed(2)
+    assert not torch.equal(a, d(x))  # augmented differently in training
