@@ -13,8 +13,10 @@ for ``--baseline-epochs`` passes over it.
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -30,6 +32,23 @@ def cpu_minutes(fn):
     return out, (time.process_time() - start) / 60
 
 
+def run_seed(args, baseline_opts: dict, seed: int, stamp: str) -> tuple[dict, dict]:
+    """The AAE and its baseline on the labelled subset of ``seed``: (aae result, baseline result)."""
+    common = dict(dataset=args.dataset, labels=args.labels, seed=seed, progress=False)
+    run, minutes = cpu_minutes(lambda: disgen.train(
+        "aae", epochs=args.epochs, run_dir=f"{args.out}/{stamp}-aae-s{seed}", **common))
+    aae = {"seed": seed, "accuracy": run.history[-1]["test_accuracy"], "epochs": args.epochs,
+           "cpu_minutes": minutes, "per_epoch": [h["test_accuracy"] for h in run.history]}
+    run, minutes = cpu_minutes(lambda: disgen.train(
+        "mlp-classifier", epochs=args.baseline_epochs, run_dir=f"{args.out}/{stamp}-mlp-s{seed}",
+        **common, **baseline_opts))
+    baseline = {"seed": seed, "accuracy": run.history[-1]["test_accuracy"], "epochs": args.baseline_epochs,
+                "cpu_minutes": minutes}
+    print(f"seed {seed}: aae {aae['accuracy']:.4f}, baseline {baseline['accuracy']:.4f}",
+          file=sys.stderr, flush=True)
+    return aae, baseline
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--dataset", default="mnist-mini")
@@ -38,6 +57,7 @@ def main() -> None:
     p.add_argument("--baseline-epochs", type=int, default=300, help="passes over the labelled subset")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--out", default="/tmp/bench-aae", help="folder for the run directories")
+    p.add_argument("--parallel", action="store_true", help="run the seeds in parallel processes")
     args = p.parse_args()
     aae_cfg = resolve("aae", {})
     m = aae_cfg.model_args
@@ -47,19 +67,15 @@ def main() -> None:
                          lr_schedule="none", batch_size=aae_cfg.batch_size)
     rows, results = [], {"aae": [], "baseline": []}
     stamp = time.strftime("%H%M%S")
-    for seed in args.seeds:
-        common = dict(dataset=args.dataset, labels=args.labels, seed=seed, progress=False)
-        run, minutes = cpu_minutes(lambda: disgen.train(
-            "aae", epochs=args.epochs, run_dir=f"{args.out}/{stamp}-aae-s{seed}", **common))
-        results["aae"].append({"seed": seed, "accuracy": run.history[-1]["test_accuracy"],
-                               "epochs": args.epochs, "cpu_minutes": minutes})
-        run, minutes = cpu_minutes(lambda: disgen.train(
-            "mlp-classifier", epochs=args.baseline_epochs, run_dir=f"{args.out}/{stamp}-mlp-s{seed}",
-            **common, **baseline_opts))
-        results["baseline"].append({"seed": seed, "accuracy": run.history[-1]["test_accuracy"],
-                                    "epochs": args.baseline_epochs, "cpu_minutes": minutes})
-        print(f"seed {seed}: aae {results['aae'][-1]['accuracy']:.4f}, "
-              f"baseline {results['baseline'][-1]['accuracy']:.4f}", file=sys.stderr, flush=True)
+    jobs = [(args, baseline_opts, seed, stamp) for seed in args.seeds]
+    if args.parallel:  # one process per seed, at the same time (each on its own core if there are enough)
+        with ProcessPoolExecutor(len(jobs), mp_context=multiprocessing.get_context("spawn")) as pool:
+            outcomes = list(pool.map(run_seed, *zip(*jobs)))
+    else:
+        outcomes = [run_seed(*job) for job in jobs]
+    for aae, baseline in outcomes:
+        results["aae"].append(aae)
+        results["baseline"].append(baseline)
     for name, rs in results.items():
         mean, sd = summary([r["accuracy"] for r in rs])
         cpu, _ = summary([r["cpu_minutes"] for r in rs])

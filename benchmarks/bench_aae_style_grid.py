@@ -39,12 +39,14 @@ def main() -> None:
     p.add_argument("--rows", type=int, default=50, help="styles per grid (10 are drawn in the PNGs)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--d-lr", type=float, default=None, help="discriminator lr (default: the preset's)")
+    p.add_argument("--label-conditioned", action="store_true", help="d_gauss also sees the label")
     p.add_argument("--run-dir", default=f"/tmp/bench-aae-style-{time.strftime('%H%M%S')}")
     args = p.parse_args()
     data = load_dataset(args.dataset)
     start = time.process_time()
     run = disgen.train("aae", dataset_obj=data, dataset=args.dataset, epochs=args.epochs, seed=args.seed,
                        model_args={"mode": "supervised", "z_dim": args.z_dim,
+                                   "label_conditioned": args.label_conditioned,
                                    **({} if args.d_lr is None else {"d_lr": args.d_lr})},
                        run_dir=args.run_dir,
                        progress=False, device="cpu")
@@ -61,8 +63,8 @@ def main() -> None:
         save_grid(grid[:10 * k], Path(args.run_dir) / f"check_{name.split()[0]}.png", k, scale=2)
     print(table(rows, ["grid", "cells", "share as column digit"]))
     print(f"{args.epochs} epochs, {minutes:.1f} CPU minutes; run {args.run_dir}", file=sys.stderr)
-    save(f"aae_style_grid_{args.dataset}", {"args": vars(args), "results": results,
-                                            "cpu_minutes": minutes, "reference": reference.source})
+    out = f"aae_style_grid_{args.dataset}" + ("_label_conditioned" if args.label_conditioned else "")
+    save(out, {"args": vars(args), "results": results, "cpu_minutes": minutes, "reference": reference.source})
 
 
 if __name__ == "__main__":

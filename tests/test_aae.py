@@ -234,3 +234,23 @@ def test_cli_train_eval_predict_semi_supervised(tmp_path, idx_dir):
     r = run_disgen("train", "aae", "--labels", "15", "--epochs", "1", "--dataset", str(idx_dir),
                    "--run-dir", str(tmp_path / "bad"))
     assert r.returncode == 2 and "--labels 15: must be a positive multiple of the 10 classes" in r.stderr
+
+
+def test_label_conditioned_d_gauss_sees_the_label():
+    """Supervised mode with --label-conditioned: d_gauss gets [z, one-hot y], needs y, and each
+    regularisation phase still changes only its own networks."""
+    nets, opts = build("supervised", label_conditioned=True, prior_std=1.0)
+    d = nets["d_gauss"]
+    assert d.label_dim == 10 and d.net[0].in_features == TINY["z_dim"] + 10
+    x, _ = tiny_batch(64)
+    y = torch.arange(64) % 2
+    before = params(nets)
+    out = discriminator_phase(nets, opts, x, y)
+    assert changed(nets, before) == {"d_gauss"} and 0 <= out["d_gauss_acc"] <= 1
+    before = params(nets)
+    generator_phase(nets, opts, x, y)
+    assert changed(nets, before) == {"encoder.body", "encoder.z_head"}
+    with pytest.raises(ValueError, match="labels"):
+        discriminator_phase(nets, opts, x)  # the labels are needed
+    with pytest.raises(DisgenError, match="supervised"):
+        build("semi-supervised", label_conditioned=True)

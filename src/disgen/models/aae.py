@@ -36,6 +36,10 @@ class AAEConfig:
     d_lr: float = 0.0  # lr of both discriminators; 0: --lr
     g_lr: float = 0.0  # lr of the encoder as generator (regularisation phase); 0: --lr
     dropout: float = 0.0  # probability, before the encoder's heads (regularises few labels)
+    # supervised mode: d_gauss also sees the one-hot label, so z must match the prior within every
+    # class, not only over all of them: no digit can keep its own corner of z, and any prior draw
+    # is a style that fits every digit (the style/content grid from the prior).
+    label_conditioned: bool = False
 
 
 def mlp(sizes: list[int], dropout: float = 0.0) -> nn.Sequential:
@@ -90,13 +94,19 @@ class Decoder(nn.Module):
 
 
 class LatentDiscriminator(nn.Module):
-    """A code (B, dim) -> logit (B,) that it came from the prior (real) rather than the encoder."""
+    """A code (B, dim) -> logit (B,) that it came from the prior (real) rather than the encoder;
+    with ``label_dim``, the code's one-hot label (B, label_dim) is a second input."""
 
-    def __init__(self, dim: int, hidden: tuple[int, ...]):
+    def __init__(self, dim: int, hidden: tuple[int, ...], label_dim: int = 0):
         super().__init__()
-        self.net = mlp([dim, *hidden, 1])
+        self.label_dim = label_dim
+        self.net = mlp([dim + label_dim, *hidden, 1])
 
-    def forward(self, code: torch.Tensor) -> torch.Tensor:
+    def forward(self, code: torch.Tensor, label: torch.Tensor | None = None) -> torch.Tensor:
+        if self.label_dim:
+            if label is None:
+                raise ValueError("this discriminator is label-conditioned: pass the one-hot label")
+            code = torch.cat([code, label], 1)
         return self.net(code).squeeze(1)
 
 
@@ -137,6 +147,8 @@ def check(cfg: AAEConfig) -> None:
         raise DisgenError(f"--prior {cfg.prior!r}: choose one of {', '.join(PRIORS)}")
     if cfg.prior == "mixture" and cfg.z_dim != 2:
         raise DisgenError(f"--prior mixture is a mixture of 2-D Gaussians: use --z-dim 2 (got {cfg.z_dim})")
+    if cfg.label_conditioned and cfg.mode != "supervised":
+        raise DisgenError(f"--label-conditioned needs --mode supervised (this run's mode is {cfg.mode})")
     if cfg.z_dim < 1 or not cfg.hidden or not cfg.d_hidden:
         raise DisgenError("--z-dim must be at least 1 and --hidden / --d-hidden name at least one layer")
 
@@ -167,7 +179,8 @@ def build(cfg: AAEConfig, image_shape, num_classes) -> dict[str, nn.Module]:
     check(cfg)
     nets = {"encoder": Encoder(cfg, image_shape, num_classes),
             "decoder": Decoder(cfg, image_shape, num_classes),
-            "d_gauss": LatentDiscriminator(cfg.z_dim, cfg.d_hidden)}
+            "d_gauss": LatentDiscriminator(cfg.z_dim, cfg.d_hidden,
+                                           num_classes if cfg.label_conditioned else 0)}
     if cfg.mode == "semi-supervised":
         nets["d_cat"] = LatentDiscriminator(num_classes, cfg.d_hidden)
     for m in nets.values():

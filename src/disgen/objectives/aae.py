@@ -51,9 +51,20 @@ def accuracy(real_logit: torch.Tensor, fake_logit: torch.Tensor) -> torch.Tensor
     return ((real_logit > 0).float().mean() + (fake_logit < 0).float().mean()) / 2
 
 
-def discriminator_phase(nets: Nets, opts, x) -> dict[str, torch.Tensor]:
+def label_of(nets: Nets, d: str, y: torch.Tensor | None) -> torch.Tensor | None:
+    """The one-hot label a label-conditioned discriminator ``d`` also sees (else None)."""
+    k = getattr(nets[d], "label_dim", 0)
+    if not k:
+        return None
+    if y is None:
+        raise ValueError(f"{d} is label-conditioned: the phase needs the batch's labels y")
+    return F.one_hot(y, k).float()
+
+
+def discriminator_phase(nets: Nets, opts, x, y=None) -> dict[str, torch.Tensor]:
     """Regularisation, first half: d_gauss (and d_cat) learn prior samples as real (1) and the
-    encoder's outputs as fake (0); the encoder's outputs are fixed data here."""
+    encoder's outputs as fake (0); the encoder's outputs are fixed data here. A label-conditioned
+    d_gauss sees prior and encoded codes each beside the image's label."""
     enc, cfg = nets["encoder"], nets["encoder"].cfg
     with torch.no_grad():
         logits, z = enc(x)
@@ -63,7 +74,8 @@ def discriminator_phase(nets: Nets, opts, x) -> dict[str, torch.Tensor]:
         real["d_cat"] = sample_categorical(len(x), logits.shape[1], x.device)
     out, d_loss = {}, 0.0
     for d in discriminators(nets):
-        real_logit, fake_logit = nets[d](real[d]), nets[d](fake[d])
+        label = label_of(nets, d, y)
+        real_logit, fake_logit = nets[d](real[d], label), nets[d](fake[d], label)
         loss = (bce(real_logit, 1.0) + bce(fake_logit, 0.0)) / 2
         d_loss = d_loss + loss
         out[f"{d}_loss"] = loss.detach()
@@ -74,7 +86,7 @@ def discriminator_phase(nets: Nets, opts, x) -> dict[str, torch.Tensor]:
     return out
 
 
-def generator_phase(nets: Nets, opts, x) -> dict[str, torch.Tensor]:
+def generator_phase(nets: Nets, opts, x, y=None) -> dict[str, torch.Tensor]:
     """Regularisation, second half: the encoder learns to make the discriminators call its outputs
     real (1). Gradients flow through the discriminators but not into their weights."""
     discs = discriminators(nets)
@@ -82,7 +94,7 @@ def generator_phase(nets: Nets, opts, x) -> dict[str, torch.Tensor]:
         nets[d].requires_grad_(False)
     try:
         logits, z = nets["encoder"](x)
-        g_loss = bce(nets["d_gauss"](z), 1.0)
+        g_loss = bce(nets["d_gauss"](z, label_of(nets, "d_gauss", y)), 1.0)
         if "d_cat" in nets:
             g_loss = g_loss + bce(nets["d_cat"](logits.softmax(1)), 1.0)
         opts["generator"].zero_grad(set_to_none=True)
@@ -111,8 +123,8 @@ def step(nets: Nets, opts, batch) -> dict[str, torch.Tensor]:
     x, y = batch[0], batch[1]
     x_lab, y_lab = (batch[2], batch[3]) if len(batch) == 4 else (x, y)
     out = {"mse": reconstruction_phase(nets, opts, x, y)}
-    out.update(discriminator_phase(nets, opts, x))
-    out.update(generator_phase(nets, opts, x))
+    out.update(discriminator_phase(nets, opts, x, y))
+    out.update(generator_phase(nets, opts, x, y))
     if "classifier" in opts:
         out.update(classification_phase(nets, opts, x_lab, y_lab))
     return out
