@@ -1,7 +1,7 @@
 """Write the table of faults the tests tried into docs/reliability.md.
 
-    .venv/bin/pytest -q tests/test_hardening.py tests/test_fuzz.py   # counts -> build/reliability.json
-    .venv/bin/python scripts/reliability_table.py                    # -> docs/reliability.md
+    .venv/bin/pytest -q tests/test_hardening.py tests/test_fuzz.py tests/test_serve_load.py
+    .venv/bin/python scripts/reliability_table.py   # build/reliability.json -> docs/reliability.md
 
 The tests record each fault they tried (what, how often, what happened); this script only
 formats those counts, between the markers in docs/reliability.md, and adds the git commit they
@@ -21,7 +21,7 @@ DOC = ROOT / "docs" / "reliability.md"
 START, END = "<!-- reliability-table:start -->", "<!-- reliability-table:end -->"
 SECTIONS = {
     "crash": "Crash safety", "checksum": "Damaged checkpoints", "disk": "Full disk",
-    "divergence": "Divergence", "loading": "Safe loading", "inputs": "Hostile inputs",
+    "divergence": "Divergence", "loading": "Safe loading", "inputs": "Hostile inputs", "server": "Web server",
     "determinism": "Determinism",
 }
 
@@ -55,8 +55,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--check", action="store_true", help="only compare; exit 1 if out of date")
     args = parser.parse_args(argv)
     if not COUNTS.is_file():
-        print(f"{COUNTS} does not exist: run tests/test_hardening.py and tests/test_fuzz.py first",
-              file=sys.stderr)
+        print(f"{COUNTS} does not exist: run tests/test_hardening.py, tests/test_fuzz.py and "
+              "tests/test_serve_load.py first", file=sys.stderr)
         return 2
     doc = DOC.read_text()
     if START not in doc or END not in doc:

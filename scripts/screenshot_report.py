@@ -3,8 +3,8 @@
     python scripts/screenshot_report.py [--work runs/report-shots] [--out docs/img]
 
 Trains small real runs on the bundled mnist-mini digits and the 2-D Gaussian, unless ``--work``
-already holds them (a cnn-classifier for 4 epochs, dcgan28 at width 16 for 8 epochs, gan2d for its
-20 epochs: minutes on a laptop CPU, plus the reference classifier of the GAN metrics, trained once
+already holds them (a cnn-classifier for 4 epochs, dcgan28's default preset for its 30 epochs, gan2d
+for its 20 epochs: minutes on a laptop CPU, plus the reference classifier of the GAN metrics, trained once
 and cached), writes their reports and a comparison, and photographs them with headless Chromium
 (Debian's /usr/bin/chromium, driven by Playwright) at 1200 px wide:
 
@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parent.parent
 RUNS = {  # name -> (model, TrainConfig options)
     "cnn-classifier": ("cnn-classifier", {"epochs": 4}),
     "mlp-classifier": ("mlp-classifier", {"epochs": 4}),
-    "dcgan28": ("dcgan28", {"epochs": 8, "model_args": {"g_width": 16, "d_width": 16}}),
+    "dcgan28": ("dcgan28", {}),  # the default preset: 30 epochs
     "gan2d": ("gan2d", {}),
 }
 WIDTH = 1200

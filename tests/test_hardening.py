@@ -41,7 +41,7 @@ from test_trainer import Payload, assert_same_training, last_state, metrics, mlp
 
 ROOT = Path(__file__).resolve().parents[1]
 RELIABILITY = ROOT / "build" / "reliability.json"
-SECTIONS = ("crash", "checksum", "disk", "divergence", "loading", "inputs", "determinism")
+SECTIONS = ("crash", "checksum", "disk", "divergence", "loading", "inputs", "server", "determinism")
 
 
 class Reliability:
