@@ -39,7 +39,8 @@ def main() -> None:
     p.add_argument("--rows", type=int, default=50, help="styles per grid (10 are drawn in the PNGs)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--d-lr", type=float, default=None, help="discriminator lr (default: the preset's)")
-    p.add_argument("--label-conditioned", action="store_true", help="d_gauss also sees the label")
+    p.add_argument("--label-conditioned", action=argparse.BooleanOptionalAction, default=True,
+                   help="d_gauss also sees the label (the default); --no-label-conditioned: the paper's")
     p.add_argument("--run-dir", default=f"/tmp/bench-aae-style-{time.strftime('%H%M%S')}")
     args = p.parse_args()
     data = load_dataset(args.dataset)
@@ -63,7 +64,7 @@ def main() -> None:
         save_grid(grid[:10 * k], Path(args.run_dir) / f"check_{name.split()[0]}.png", k, scale=2)
     print(table(rows, ["grid", "cells", "share as column digit"]))
     print(f"{args.epochs} epochs, {minutes:.1f} CPU minutes; run {args.run_dir}", file=sys.stderr)
-    out = f"aae_style_grid_{args.dataset}" + ("_label_conditioned" if args.label_conditioned else "")
+    out = f"aae_style_grid_{args.dataset}" + ("" if args.label_conditioned else "_plain")
     save(out, {"args": vars(args), "results": results, "cpu_minutes": minutes, "reference": reference.source})
 
 

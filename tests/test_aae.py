@@ -237,9 +237,9 @@ def test_cli_train_eval_predict_semi_supervised(tmp_path, idx_dir):
 
 
 def test_label_conditioned_d_gauss_sees_the_label():
-    """Supervised mode with --label-conditioned: d_gauss gets [z, one-hot y], needs y, and each
-    regularisation phase still changes only its own networks."""
-    nets, opts = build("supervised", label_conditioned=True, prior_std=1.0)
+    """Supervised mode (label-conditioned by default): d_gauss gets [z, one-hot y], needs y, and
+    each regularisation phase still changes only its own networks."""
+    nets, opts = build("supervised", prior_std=1.0)
     d = nets["d_gauss"]
     assert d.label_dim == 10 and d.net[0].in_features == TINY["z_dim"] + 10
     x, _ = tiny_batch(64)
@@ -252,5 +252,7 @@ def test_label_conditioned_d_gauss_sees_the_label():
     assert changed(nets, before) == {"encoder.body", "encoder.z_head"}
     with pytest.raises(ValueError, match="labels"):
         discriminator_phase(nets, opts, x)  # the labels are needed
-    with pytest.raises(DisgenError, match="supervised"):
-        build("semi-supervised", label_conditioned=True)
+    # Only supervised mode has labels for every image: the other modes' d_gauss sees z alone.
+    assert build("semi-supervised")[0]["d_gauss"].label_dim == 0
+    assert build("unsupervised")[0]["d_gauss"].label_dim == 0
+    assert build("supervised", label_conditioned=False)[0]["d_gauss"].label_dim == 0

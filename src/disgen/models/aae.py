@@ -36,10 +36,11 @@ class AAEConfig:
     d_lr: float = 0.0  # lr of both discriminators; 0: --lr
     g_lr: float = 0.0  # lr of the encoder as generator (regularisation phase); 0: --lr
     dropout: float = 0.0  # probability, before the encoder's heads (regularises few labels)
-    # supervised mode: d_gauss also sees the one-hot label, so z must match the prior within every
-    # class, not only over all of them: no digit can keep its own corner of z, and any prior draw
-    # is a style that fits every digit (the style/content grid from the prior).
-    label_conditioned: bool = False
+    # supervised mode only: d_gauss also sees the one-hot label, so z must match the prior within
+    # every class, not only over all of them: no digit keeps its own corner of z, and any prior draw
+    # is a style that fits every digit (style grid from the prior: 98.4% vs 89.2% of cells read as
+    # their digit, docs/aae.md). False: the paper's supervised AAE.
+    label_conditioned: bool = True
 
 
 def mlp(sizes: list[int], dropout: float = 0.0) -> nn.Sequential:
@@ -147,8 +148,6 @@ def check(cfg: AAEConfig) -> None:
         raise DisgenError(f"--prior {cfg.prior!r}: choose one of {', '.join(PRIORS)}")
     if cfg.prior == "mixture" and cfg.z_dim != 2:
         raise DisgenError(f"--prior mixture is a mixture of 2-D Gaussians: use --z-dim 2 (got {cfg.z_dim})")
-    if cfg.label_conditioned and cfg.mode != "supervised":
-        raise DisgenError(f"--label-conditioned needs --mode supervised (this run's mode is {cfg.mode})")
     if cfg.z_dim < 1 or not cfg.hidden or not cfg.d_hidden:
         raise DisgenError("--z-dim must be at least 1 and --hidden / --d-hidden name at least one layer")
 
@@ -180,7 +179,7 @@ def build(cfg: AAEConfig, image_shape, num_classes) -> dict[str, nn.Module]:
     nets = {"encoder": Encoder(cfg, image_shape, num_classes),
             "decoder": Decoder(cfg, image_shape, num_classes),
             "d_gauss": LatentDiscriminator(cfg.z_dim, cfg.d_hidden,
-                                           num_classes if cfg.label_conditioned else 0)}
+                                           num_classes if cfg.label_conditioned and cfg.mode == "supervised" else 0)}
     if cfg.mode == "semi-supervised":
         nets["d_cat"] = LatentDiscriminator(num_classes, cfg.d_hidden)
     for m in nets.values():
