@@ -24,18 +24,11 @@ from disgen.config import TrainConfig
 from disgen.data import TensorDataset, load_dataset, to_float
 from disgen.data.augment import TRANSFORMS
 from disgen.data.loader import TensorLoader
+from disgen.divergence import DivergenceGuard, due
 from disgen.errors import DisgenError
 from disgen.labels import LabelledLoader, labelled_indices, save_labels
 from disgen.models import get_model
 from disgen.objectives import Context, get_objective
-
-
-# Loss checks: one device sync every CHECK_EVERY steps, and every step of a run's first
-# EARLY_STEPS, where a loss or a network's weight norm EXPLODE times its first value means a
-# learning rate far too high (bounded losses, e.g. a sigmoid's MSE, never explode themselves).
-CHECK_EVERY = 20
-EARLY_STEPS = 50
-EXPLODE = 1e3
 
 
 def resolve_device(name: str) -> torch.device:
@@ -126,8 +119,7 @@ class Trainer:
         self.epoch = 0
         self.best: float | None = None
         self.history: list[dict] = []
-        self.first_losses: dict[str, float] = {}  # each loss at the run's first step
-        self.first_norms: dict[str, float] = {}  # each network's weight norm before it
+        self.guard = DivergenceGuard(self.nets)
 
     def make_loader(self, model_cfg) -> TensorLoader | LabelledLoader:
         """The training batches. With ``--labels N`` (disgen.labels) classifiers train on the
@@ -214,7 +206,7 @@ class Trainer:
         with deterministic(self.cfg.deterministic):
             if self.epoch == 0:
                 self.draw(ctx, "before")
-                self.first_norms = self.weight_norms()
+                self.guard.start()
             while self.epoch < self.cfg.epochs:
                 record = self.train_epoch()
                 self.end_epoch(record, ctx)
@@ -276,8 +268,10 @@ class Trainer:
         for i, batch in enumerate(self.loader):
             outs.append(self.objective.step(self.nets, self.opts, batch))
             sizes.append(len(batch[0]))
-            if (self.epoch == 0 and i < EARLY_STEPS) or (i + 1) % CHECK_EVERY == 0 or i + 1 == steps:
-                self.check_steps(outs, checked)
+            if due(self.epoch, i, steps):
+                found = self.guard.check(outs, checked, self.epoch)
+                if found:
+                    raise self.diverged(*found)
                 checked = len(outs)
             for s in self.scheds.values():
                 s.step()
@@ -298,34 +292,6 @@ class Trainer:
         record["seconds"] = round(seconds, 3)
         return record
 
-    def check_steps(self, outs: list[dict[str, torch.Tensor]], start: int) -> None:
-        """Stop at the first non-finite loss of the steps ``outs[start:]`` of this epoch (one
-        device sync for all of them); in a run's first EARLY_STEPS steps also at a loss or weight
-        norm grown EXPLODE times past its first value: the sign of a learning rate far too high."""
-        keys = list(outs[0])
-        values = torch.stack([torch.stack([o[k].detach().float() for k in keys]) for o in outs[start:]])
-        for i, row in enumerate(values.tolist(), start):
-            early = self.epoch == 0 and i < EARLY_STEPS
-            for key, value in zip(keys, row):
-                if not math.isfinite(value):
-                    raise self.diverged(f"loss {key!r} became {value}", i, early)
-                if early and (key.endswith("loss") or key == "mse"):
-                    first = self.first_losses.setdefault(key, value)
-                    if abs(value) > EXPLODE * max(abs(first), 1.0):
-                        raise self.diverged(f"loss {key!r} grew from {first:.4g} to {value:.4g}", i, True)
-        if self.epoch == 0 and start < EARLY_STEPS:
-            for name, norm in self.weight_norms().items():
-                first = self.first_norms.get(name, norm)
-                if not norm <= EXPLODE * max(first, 1.0):  # also nan
-                    raise self.diverged(f"the weights of {name!r} grew from norm {first:.3g} to {norm:.3g}",
-                                        len(outs) - 1, True)
-
-    def weight_norms(self) -> dict[str, float]:
-        """Each network's L2 norm over all its parameters."""
-        norms = {k: torch.stack([p.detach().float().norm() for p in m.parameters()]).norm()
-                 for k, m in self.nets.items() if next(m.parameters(), None) is not None}
-        return dict(zip(norms, torch.stack(list(norms.values())).tolist())) if norms else {}
-
     def diverged(self, what: str, i: int, early: bool) -> DisgenError:
         cfg = self.cfg
         preset_lr = self.spec.presets.get(cfg.preset, {}).get("lr")
@@ -336,10 +302,6 @@ class Trainer:
                            f"{self.run_dir} --resume --lr {lower:g}`")
 
     def end_epoch(self, record: dict, ctx: Context) -> None:
-        for k, v in record.items():
-            if isinstance(v, float) and not math.isfinite(v):
-                raise DisgenError(f"training diverged at epoch {record['epoch']}: {k} = {v}; the last "
-                                  f"good checkpoint is kept: resume with a lower --lr (now {self.cfg.lr})")
         start = time.perf_counter()
         test = self.objective.evaluate(self.nets, self.test_x, self.test_y, **self.eval_kw)
         record.update({f"test_{k}": v for k, v in test.items()})
