@@ -13,27 +13,14 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import save, summary, table, timed  # noqa: E402
+from common import TutorialDataset, save, summary, table, timed  # noqa: E402
 
 from disgen.config import resolve  # noqa: E402
 from disgen.data import load_dataset  # noqa: E402
 from disgen.trainer import Trainer  # noqa: E402
-
-
-class TutorialDataset(Dataset):
-    """One sample at a time, converted to float per access, as tutorials write it."""
-
-    def __init__(self, images, labels):
-        self.images, self.labels = images, labels
-
-    def __len__(self):
-        return len(self.images)
-
-    def __getitem__(self, i):
-        return self.images[i].float().div(255).view(-1), int(self.labels[i])
 
 
 def tutorial_epoch(loader, model, opt):
@@ -66,8 +53,8 @@ def main() -> None:
     torch.manual_seed(0)
     model = seed_mlp()
     opt = torch.optim.Adam(model.parameters(), lr=2e-3)  # the seed preset's lr
-    loader = DataLoader(TutorialDataset(data.train.images, data.train.labels), batch_size=100,
-                        shuffle=True)
+    loader = DataLoader(TutorialDataset(data.train.images, data.train.labels, flatten=True),
+                        batch_size=100, shuffle=True)
     cfg = resolve("mlp-classifier", {"preset": "seed", "progress": False, "device": "cpu"})
     trainer = Trainer(cfg, Path("/tmp/disgen-bench-run"), data)
 

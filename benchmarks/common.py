@@ -2,13 +2,16 @@
 from __future__ import annotations
 
 import json
+import os
 import platform
 import statistics
 import subprocess
+import sys
 import time
 from pathlib import Path
 
 import torch
+from torch.utils.data import DataLoader, Dataset
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -19,6 +22,32 @@ def git_commit() -> str:
                               cwd=Path(__file__).parent, check=True).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
+
+
+def load_average() -> float | None:
+    """The machine's 1-minute load average (None where the OS has none)."""
+    try:
+        return round(os.getloadavg()[0], 2)
+    except (AttributeError, OSError):
+        return None
+
+
+def warn_if_busy(limit: float = 0.5) -> None:
+    """Timings need a quiet machine: with other processes on the cores, each multi-threaded op waits
+    for a descheduled thread and small-op timings grow several-fold. Say so before starting."""
+    load = load_average()
+    if load is not None and load > limit:
+        print(f"warning: load average {load:.2f} before starting (other processes are running): "
+              f"timings will be slow and noisy; run on a quiet machine", file=sys.stderr)
+
+
+def src_changed() -> bool:
+    """Whether src/ differs from the commit (results then hold code that no commit has)."""
+    try:
+        return bool(subprocess.run(["git", "status", "--porcelain", "--", "../src"], capture_output=True,
+                                   text=True, cwd=Path(__file__).parent, check=True).stdout.strip())
+    except (OSError, subprocess.CalledProcessError):
+        return False
 
 
 def timed(fn, repeats: int) -> list[float]:
@@ -45,7 +74,89 @@ def save(name: str, payload: dict) -> Path:
     RESULTS.mkdir(parents=True, exist_ok=True)
     payload = {"commit": git_commit(), "date": time.strftime("%Y-%m-%d %H:%M"),
                "machine": f"{platform.machine()} {torch.get_num_threads()} threads",
-               "torch": torch.__version__, **payload}
+               "torch": torch.__version__, "src_uncommitted_changes": src_changed(),
+               "load_average": load_average(), **payload}
     path = RESULTS / f"{name}.json"
     path.write_text(json.dumps(payload, indent=2) + "\n")
     return path
+
+
+def load_data(name: str):
+    """``load_dataset(name)``, falling back to the bundled mnist-mini when it is not on this machine."""
+    from disgen.data import load_dataset
+    from disgen.errors import DisgenError
+
+    try:
+        return load_dataset(name)
+    except (DisgenError, OSError) as err:
+        if name == "mnist-mini":
+            raise
+        print(f"{name} is not available here ({str(err).splitlines()[0]}); using mnist-mini")
+        return load_dataset("mnist-mini")
+
+
+def subset(data, n: int | None, n_test: int = 1000):
+    """``data`` with its first ``n`` training images (all if None) and first ``n_test`` test images."""
+    from disgen.data import ImageSplit, TensorDataset
+
+    n = len(data.train) if n is None else min(n, len(data.train))
+    return TensorDataset(data.name, ImageSplit(data.train.images[:n], data.train.labels[:n]),
+                         ImageSplit(data.test.images[:n_test], data.test.labels[:n_test]),
+                         list(data.classes), data.source)
+
+
+def make_trainer(model: str, data, options: dict, run_dir: Path):
+    """disgen's Trainer for ``model`` on ``data`` with ``options`` over TrainConfig, timed as a later
+    epoch (``trainer.epoch = 1``: the first epoch's per-step divergence checks are left out).
+
+    Only ``train_epoch`` is timed, so the per-epoch evaluation's context (an image GAN's reference
+    classifier, trained once per dataset and cached) is not built: a benchmark subset would
+    otherwise train a reference classifier of its own first."""
+    from disgen.config import resolve
+    from disgen.objectives import get_objective
+    from disgen.models import get_model
+    from disgen.trainer import Trainer
+
+    cfg = resolve(model, {"progress": False, "device": "cpu", **options})
+    objective = get_objective(get_model(model).objective)
+    saved, objective.eval_context = objective.eval_context, None
+    try:
+        trainer = Trainer(cfg, run_dir, data, log=lambda msg: None)
+    finally:
+        objective.eval_context = saved
+    trainer.epoch = 1
+    return trainer
+
+
+def models_arg(text: str, known, parser) -> list[str]:
+    """The comma-separated ``--models`` list, each checked against ``known``."""
+    names = [m.strip() for m in text.split(",") if m.strip()]
+    unknown = [m for m in names if m not in known]
+    if unknown:
+        parser.error(f"unknown model(s) {', '.join(unknown)}: choose from {', '.join(known)}")
+    return names
+
+
+class TutorialDataset(Dataset):
+    """The plain baseline's data path: one sample at a time, converted to float per access
+    (ToTensor, and Normalize(0.5, 0.5) for GANs in [-1, 1]), as tutorials write it. Float data
+    (gan2d's 2-D points) is returned as it is."""
+
+    def __init__(self, images, labels, flatten: bool = False, signed: bool = False):
+        self.images, self.labels, self.flatten, self.signed = images, labels, flatten, signed
+
+    def __len__(self):
+        return len(self.images)
+
+    def __getitem__(self, i):
+        x = self.images[i]
+        if not x.is_floating_point():
+            x = x.float().div(255)
+            if self.signed:
+                x = x.sub(0.5).div(0.5)
+        return (x.view(-1) if self.flatten else x), int(self.labels[i])
+
+
+def tutorial_loader(images, labels, batch_size: int, **kw) -> DataLoader:
+    """``DataLoader(TutorialDataset(...), batch_size, shuffle=True)``, no worker processes."""
+    return DataLoader(TutorialDataset(images, labels, **kw), batch_size=batch_size, shuffle=True)

@@ -281,6 +281,7 @@ def test_crops_cover_the_seed_scale_range():
 def test_cached_features_train_the_head_as_the_backbone_would(tmp_path):
     def head_after(cache: bool) -> dict[str, torch.Tensor]:
         cfg = resolve("resnet-transfer", {"epochs": 2, "batch_size": 8, "progress": False, "augment": "none",
+                                          "precision": "fp32",  # the cache is computed in fp32
                                           "model_args": {"arch": "resnet18", "image_size": 32, "pretrained": False,
                                                          "cache_features": cache}})
         trainer = Trainer(cfg, tmp_path / f"run-{cache}", tiny_data(), log=lambda m: None)

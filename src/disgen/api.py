@@ -132,7 +132,7 @@ def train(model: str = "cnn-classifier", *, config_file: str | None = None, resu
     trainer = Trainer(cfg, run_dir, dataset_obj)
     history = trainer.fit(resume=resume)
     data = trainer.data
-    return Run(run_dir, cfg, trainer.spec, trainer.objective, trainer.nets, data.image_shape,
+    return Run(trainer.run_dir, cfg, trainer.spec, trainer.objective, trainer.nets, data.image_shape,
                list(data.classes), history)
 
 

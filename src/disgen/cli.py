@@ -146,6 +146,7 @@ def cmd_datasets(args) -> None:
 
 @command("train", "train a model into a run directory", train_args)
 def cmd_train(args) -> None:
+    from disgen import distributed
     from disgen.api import train
 
     options = {k: v for k, v in vars(args).items()
@@ -154,7 +155,12 @@ def cmd_train(args) -> None:
                   if k.startswith("model__") and v is not None}
     if model_args:
         options["model_args"] = model_args
-    run = train(args.model, config_file=args.config_file, resume=args.resume, **options)
+    try:
+        run = train(args.model, config_file=args.config_file, resume=args.resume, **options)
+    finally:
+        distributed.shutdown()
+    if not distributed.is_main():  # under torchrun the main process reports
+        return
     final = run.history[-1] if run.history else {}
     tests = {k: v for k, v in final.items() if k.startswith("test_")}
     print(json.dumps({"run_dir": str(run.dir), "epochs": len(run.history), **tests}))

@@ -48,6 +48,11 @@ class TrainConfig:
     deterministic: bool = opt(False, "deterministic kernels only: bit-identical reruns on the same "
                                      "hardware and software, also on a GPU (slower there; README)")
     device: str = opt("auto", "auto | cpu | cuda | cuda:N")
+    precision: str = opt("auto", "auto | fp32 | bf16 | fp16: the number format of the training step "
+                                 "(autocast; weights stay fp32). auto: bf16 where it is native and pays "
+                                 "off, fp16 on GPUs without bf16, else fp32; run.json records the choice")
+    channels_last: str = opt("auto", "auto | on | off: NHWC memory layout; auto: on for conv nets")
+    compile: bool = opt(False, "torch.compile the networks (slow first steps; see README for when it pays)")
     run_dir: str | None = opt(None, "exact run directory (default runs/<model>-<dataset>-<time>)")
     progress: bool = opt(True, "show a live progress bar")
     tensorboard: bool = opt(False, "also write TensorBoard event files (scalars, images, histograms) "
@@ -62,6 +67,8 @@ CHOICES = {
     "optimizer": ("adam", "adamw", "sgd"),
     "lr_schedule": ("none", "step", "cosine", "onecycle"),
     "augment": ("none", "affine", "imagenet"),
+    "precision": ("auto", "fp32", "bf16", "fp16"),
+    "channels_last": ("auto", "on", "off"),
 }
 
 

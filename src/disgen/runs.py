@@ -45,8 +45,10 @@ def write_json(path: Path, obj: dict) -> None:
         raise write_error(path, err) from None
 
 
-def prepare(run_dir: Path, cfg: TrainConfig, data: TensorDataset, device: torch.device, resume: bool) -> None:
-    """Create the run directory and write config.json and run.json, refusing to overwrite a run."""
+def prepare(run_dir: Path, cfg: TrainConfig, data: TensorDataset, device: torch.device, resume: bool,
+            speed: dict | None = None) -> None:
+    """Create the run directory and write config.json and run.json (with ``speed``: the precision,
+    layout and processes the run resolved to), refusing to overwrite a run."""
     has_run = (run_dir / "checkpoints" / "last.pt").exists()
     if has_run and not resume:
         raise DisgenError(f"{run_dir} already holds a training run: add --resume to continue it, "
@@ -58,7 +60,7 @@ def prepare(run_dir: Path, cfg: TrainConfig, data: TensorDataset, device: torch.
         raise write_error(run_dir, err) from None
     write_json(run_dir / "config.json", cfg.to_dict())
     write_json(run_dir / "run.json", {
-        "data": data_info(data), "device": str(device), "disgen": __version__,
+        "data": data_info(data), "device": str(device), **(speed or {}), "disgen": __version__,
         "torch": torch.__version__, "python": platform.python_version(),
         "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
     })

@@ -1,6 +1,8 @@
 """The one training loop. Per-model behaviour is the objective's step function; the Trainer owns
-the device, seeding, batching, the learning-rate schedule, progress, evaluation, logging,
-checkpoints, resume and pictures.
+the device, precision and memory layout (disgen.precision), processes (disgen.distributed),
+seeding, batching, the learning-rate schedule, progress, evaluation, logging, checkpoints, resume
+and pictures. Under torchrun every process trains its part of each batch; only the main process
+evaluates, draws and writes the run directory.
 
 A run directory holds everything: ``config.json``, ``run.json`` (data and environment),
 ``metrics.jsonl`` (one line per epoch), ``checkpoints/last.pt`` and ``best.pt`` and ``images/``.
@@ -8,6 +10,7 @@ A run directory holds everything: ``config.json``, ``run.json`` (data and enviro
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import math
 import os
@@ -19,7 +22,7 @@ from typing import Callable, Iterator
 import torch
 from torch import nn
 
-from disgen import checkpoint, runs
+from disgen import checkpoint, distributed, precision, runs
 from disgen.config import TrainConfig
 from disgen.data import TensorDataset, load_dataset, to_float
 from disgen.data.augment import TRANSFORMS
@@ -28,7 +31,7 @@ from disgen.divergence import DivergenceGuard, due
 from disgen.errors import DisgenError
 from disgen.labels import LabelledLoader, labelled_indices, save_labels
 from disgen.models import get_model
-from disgen.objectives import Context, get_objective
+from disgen.objectives import Context, Opts, get_objective
 
 
 def resolve_device(name: str) -> torch.device:
@@ -79,13 +82,16 @@ class Trainer:
 
     def __init__(self, cfg: TrainConfig, run_dir: Path, dataset: TensorDataset | None = None,
                  log: Callable[[str], None] | None = None):
-        self.cfg, self.run_dir = cfg, Path(run_dir)
+        self.cfg = cfg
         if cfg.deterministic:  # cuBLAS reads it when CUDA starts: deterministic matmuls need it
             os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-        self.log = log or (lambda msg: print(msg, file=sys.stderr))
+        self.main = distributed.is_main()
+        self.log = (log or (lambda msg: print(msg, file=sys.stderr))) if self.main else (lambda msg: None)
         self.spec = get_model(cfg.model)
         self.objective = get_objective(self.spec.objective)
-        self.device = resolve_device(cfg.device)
+        self.device = distributed.setup(resolve_device(cfg.device))
+        self.run_dir = Path(distributed.gather(str(run_dir))[0])  # the main process's (a timestamp)
+        cfg.run_dir = str(self.run_dir)
         model_cfg = self.spec.model_config(cfg.model_args)
         self.data = dataset if dataset is not None else \
             load_dataset(cfg.dataset, cfg.data_dir, self.spec.data_shape(model_cfg))
@@ -96,6 +102,11 @@ class Trainer:
         }
         if self.objective.prepare is not None:  # e.g. pretrained weights (a resumed run overwrites them)
             self.objective.prepare(self.nets, model_cfg, self.log)
+        self.nets = distributed.replicate(self.nets, self.device)
+        if distributed.enabled():  # each process its own noise and dropout from here on
+            torch.manual_seed(distributed.process_seed(cfg.seed))
+        self.speed = precision.resolve(cfg.precision, cfg.channels_last, cfg.compile, self.device, self.nets)
+        self.step_nets = precision.prepare_nets(self.nets, self.speed)  # what the step calls
         vr = self.spec.value_range
         self.train_x = to_float(self.data.train.images.to(self.device), vr)
         self.train_y = self.data.train.labels.to(self.device)
@@ -106,16 +117,17 @@ class Trainer:
             if cfg.labels else None
         self.loader = self.make_loader(model_cfg)
         if self.objective.optimizers is not None:  # e.g. a GAN's own lr per network
-            self.opts = self.objective.optimizers(self.nets, cfg, model_cfg)
+            self.opts = Opts(self.objective.optimizers(self.nets, cfg, model_cfg))
         else:  # one optimizer per network over its trainable parameters (frozen ones excluded)
-            self.opts = {k: make_optimizer([p for p in m.parameters() if p.requires_grad], cfg)
-                         for k, m in self.nets.items() if any(p.requires_grad for p in m.parameters())}
+            self.opts = Opts({k: make_optimizer([p for p in m.parameters() if p.requires_grad], cfg)
+                              for k, m in self.nets.items() if any(p.requires_grad for p in m.parameters())})
+        self.opts.scaler = self.speed.scaler()
         factor = lr_factor(cfg, len(self.loader))
         self.scheds = {k: torch.optim.lr_scheduler.LambdaLR(o, factor) for k, o in self.opts.items()
                        if cfg.lr_schedule != "none"}
         # Computed once per run, e.g. a GAN's reference classifier for Fréchet distance.
         self.eval_kw = self.objective.eval_context(self.data, self.device, log=self.log, per_epoch=True) \
-            if self.objective.eval_context else {}
+            if self.objective.eval_context and self.main else {}
         self.epoch = 0
         self.best: float | None = None
         self.history: list[dict] = []
@@ -149,12 +161,15 @@ class Trainer:
         rng = {"torch": torch.get_rng_state(), "loader": self.generator.get_state()}
         if self.device.type == "cuda":
             rng["cuda"] = torch.cuda.get_rng_state(self.device)
+        if distributed.enabled():  # every process's own draws, for an exact resume
+            rng["processes"] = distributed.gather({k: v for k, v in rng.items() if k != "loader"})
         return {
             "model": self.cfg.model, "config": self.cfg.to_dict(), "epoch": self.epoch,
             "best": self.best, "data": runs.data_info(self.data),
             "nets": {k: m.state_dict() for k, m in self.nets.items()},
             "opts": {k: o.state_dict() for k, o in self.opts.items()},
             "scheds": {k: s.state_dict() for k, s in self.scheds.items()},
+            "scaler": self.opts.scaler.state_dict() if self.opts.scaler is not None else None,
             "rng": rng,
         }
 
@@ -168,10 +183,19 @@ class Trainer:
         for k, s in self.scheds.items():
             s.load_state_dict(state["scheds"][k])
         self.change_lr(wanted)
-        torch.set_rng_state(state["rng"]["torch"])
-        self.generator.set_state(state["rng"]["loader"])
-        if "cuda" in state["rng"] and self.device.type == "cuda":
-            torch.cuda.set_rng_state(state["rng"]["cuda"], self.device)
+        if self.opts.scaler is not None and state.get("scaler"):
+            self.opts.scaler.load_state_dict(state["scaler"])
+        rng = state["rng"]
+        ranks = rng.get("processes", [rng])
+        if len(ranks) == distributed.world().size:
+            rng = {**rng, **ranks[distributed.world().rank]}
+        elif distributed.enabled():  # another number of processes: fresh draws per process
+            rng = {**rng, "torch": torch.manual_seed(distributed.process_seed(self.cfg.seed + state["epoch"]))
+                   .get_state()}
+        torch.set_rng_state(rng["torch"])
+        self.generator.set_state(rng["loader"])
+        if "cuda" in rng and self.device.type == "cuda":
+            torch.cuda.set_rng_state(rng["cuda"], self.device)
         self.epoch, self.best = state["epoch"], state["best"]
 
     def change_lr(self, wanted: dict[str, list[float]]) -> None:
@@ -195,10 +219,13 @@ class Trainer:
     def fit(self, resume: bool = False) -> list[dict]:
         from disgen.report_tensorboard import TensorBoardLog
 
-        tensorboard = TensorBoardLog(self.run_dir) if self.cfg.tensorboard else None  # fails early
-        runs.prepare(self.run_dir, self.cfg, self.data, self.device, resume)
-        if self.label_idx is not None:
-            save_labels(self.run_dir, self.label_idx, self.data.name, self.cfg.seed)
+        tensorboard = TensorBoardLog(self.run_dir) if self.cfg.tensorboard and self.main else None  # fails early
+        if self.main:
+            runs.prepare(self.run_dir, self.cfg, self.data, self.device, resume,
+                         {**self.speed.as_dict(), "processes": distributed.world().size})
+            if self.label_idx is not None:
+                save_labels(self.run_dir, self.label_idx, self.data.name, self.cfg.seed)
+        distributed.barrier()  # the run directory exists before any process reads it
         if resume:
             self.resume_from_checkpoint()
         ctx = Context(self.nets, self.train_x, self.test_x, self.test_y, list(self.data.classes),
@@ -215,6 +242,7 @@ class Trainer:
             self.draw(ctx, "after")
             if tensorboard:
                 tensorboard.close(self.epoch)
+        distributed.check_in_step(self.nets)
         if self.history:
             from disgen.viz import save_curves
 
@@ -225,24 +253,28 @@ class Trainer:
     def resume_from_checkpoint(self) -> None:
         """Restore the newest good checkpoint (a damaged last.pt falls back to best.pt) and cut
         metrics.jsonl to its epoch; temp files of writes a kill interrupted are removed."""
-        checkpoint.remove_stale_temps(self.run_dir)
+        if self.main:
+            checkpoint.remove_stale_temps(self.run_dir)
         found = checkpoint.load_latest(self.run_dir / "checkpoints", self.device, self.log)
         if found is None:
-            if (self.run_dir / "metrics.jsonl").exists():  # of an epoch killed before its checkpoint
+            if (self.run_dir / "metrics.jsonl").exists() and self.main:  # an epoch killed before its checkpoint
                 runs.write_metrics(self.run_dir, [])
             self.log(f"no checkpoint in {self.run_dir} yet: starting from the beginning")
             return
         self.restore(found[0])
         self.history = runs.read_metrics(self.run_dir, upto=self.epoch)
-        runs.write_metrics(self.run_dir, self.history)
-        if found[1].name != "last.pt":  # last.pt is damaged, or older (a kill between the writes)
-            checkpoint.save(self.run_dir / "checkpoints" / "last.pt", self.state())
+        distributed.barrier()  # every process has read the files before the main one rewrites them
+        if self.main:
+            runs.write_metrics(self.run_dir, self.history)
+        state = self.state()  # (a collective call: every process makes it)
+        if found[1].name != "last.pt" and self.main:  # last.pt is damaged, or older (a kill between the writes)
+            checkpoint.save(self.run_dir / "checkpoints" / "last.pt", state)
         self.log(f"resuming {self.run_dir} after epoch {self.epoch}")
 
     def draw(self, ctx: Context, tag: str, draw: Callable[[], None] | None = None) -> None:
         """The objective's pictures at ``tag`` (or ``draw()``). A failed write (a full disk) stops
         the run with one clear error; the checkpoints written before it stay intact."""
-        if draw is None and self.objective.snapshot is None:
+        if not self.main or (draw is None and self.objective.snapshot is None):
             return
         try:
             draw() if draw is not None else self.objective.snapshot(ctx, tag)
@@ -266,7 +298,15 @@ class Trainer:
         bar = progress(len(self.loader), f"epoch {self.epoch + 1}/{self.cfg.epochs}", self.cfg.progress)
         checked, steps = 0, len(self.loader)
         for i, batch in enumerate(self.loader):
-            outs.append(self.objective.step(self.nets, self.opts, batch))
+            batch, share = distributed.shard(batch)
+            if len(batch[0]) == 0:  # a last batch smaller than the number of processes
+                continue
+            if distributed.enabled():
+                self.opts.sync = functools.partial(distributed.average_gradients, share=share)
+            with self.speed.autocast():
+                outs.append(self.objective.step(self.step_nets, self.opts, batch))
+            if self.opts.scaler is not None:
+                self.opts.scaler.update()
             sizes.append(len(batch[0]))
             if due(self.epoch, i, steps):
                 found = self.guard.check(outs, checked, self.epoch)
@@ -284,7 +324,7 @@ class Trainer:
         seconds = time.perf_counter() - start
         # Batch means weighted by batch size, reduced once per epoch: no device sync per step.
         weights = torch.tensor(sizes, dtype=torch.float32, device=self.device) / max(sum(sizes), 1)
-        means = {k: (torch.stack([o[k].float() for o in outs]) * weights).sum().item()
+        means = {k: distributed.mean((torch.stack([o[k].float() for o in outs]) * weights).sum()).item()
                  for k in (outs[0] if outs else {})}
         record = {"epoch": self.epoch + 1}
         record.update({f"train_{k}": v for k, v in means.items()})
@@ -302,11 +342,15 @@ class Trainer:
                            f"{self.run_dir} --resume --lr {lower:g}`")
 
     def end_epoch(self, record: dict, ctx: Context) -> None:
+        self.epoch += 1
+        if not self.main:  # the main process evaluates and writes; the state call is collective
+            self.history.append(record)
+            self.state()
+            return
         start = time.perf_counter()
         test = self.objective.evaluate(self.nets, self.test_x, self.test_y, **self.eval_kw)
         record.update({f"test_{k}": v for k, v in test.items()})
         record["eval_seconds"] = round(time.perf_counter() - start, 3)
-        self.epoch += 1
         key, mode = self.objective.best
         value = test.get(key)
         improved = value is not None and (self.best is None or

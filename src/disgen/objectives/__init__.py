@@ -1,8 +1,8 @@
 """Training objectives: what one optimisation step, one evaluation and the run's pictures are.
 
 The Trainer is the same for every model; the model's ``objective`` picks an :class:`Objective`
-here. A step function ``step(nets, opts, batch) -> dict[str, Tensor]`` does its own
-zero_grad/backward/step, so multi-network games (GAN, AAE) need no trainer of their own.
+here. A step function ``step(nets, opts, batch) -> dict[str, Tensor]`` does its own updates,
+each through :func:`minimize`, so multi-network games (GAN, AAE) need no trainer of their own.
 """
 from __future__ import annotations
 
@@ -18,7 +18,31 @@ from torch import nn
 from disgen.errors import DisgenError
 
 Nets = dict[str, nn.Module]
-Opts = dict[str, torch.optim.Optimizer]
+
+
+class Opts(dict):
+    """The run's optimizers by name. The Trainer sets ``scaler`` (fp16's gradient scaler) and
+    ``sync`` (averages gradients across processes, disgen.distributed); a plain dict works too."""
+
+    scaler: torch.amp.GradScaler | None = None
+    sync: Callable[[torch.optim.Optimizer], None] | None = None
+
+
+def minimize(opts: dict[str, torch.optim.Optimizer], name: str, loss: torch.Tensor) -> None:
+    """One update of optimizer ``name`` on ``loss``: zero_grad, backward, step. With fp16 the loss
+    is scaled and the step skipped on overflow; across processes the gradients are averaged
+    between backward and step (as StyleGAN2-ADA does for its multi-phase games)."""
+    opt = opts[name]
+    scaler, sync = getattr(opts, "scaler", None), getattr(opts, "sync", None)
+    opt.zero_grad(set_to_none=True)
+    (scaler.scale(loss) if scaler is not None else loss).backward()
+    if sync is not None:
+        sync(opt)
+    if scaler is not None:
+        scaler.step(opt)
+    else:
+        opt.step()
+
 StepFn = Callable[[Nets, Opts, tuple[torch.Tensor, torch.Tensor]], dict[str, torch.Tensor]]
 
 

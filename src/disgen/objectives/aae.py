@@ -17,7 +17,8 @@ import torch.nn.functional as F
 
 from disgen.errors import DisgenError
 from disgen.models.aae import sample_categorical, sample_prior, shape_noise
-from disgen.objectives import Context, Nets, Objective, batches, inference, register_objective
+from disgen.objectives import (Context, Nets, Objective, batches, inference, minimize,
+                               register_objective)
 
 
 def bce(logits: torch.Tensor, target: float) -> torch.Tensor:
@@ -40,9 +41,7 @@ def reconstruction_phase(nets: Nets, opts, x, y) -> torch.Tensor:
     dec = nets["decoder"]
     y_in, z, _ = decoder_input(nets, x, y, dec.y_dim)
     recon_loss = F.mse_loss(dec(z, y_in), x)  # mean over pixels and batch, as seed 001's "mse"
-    opts["autoencoder"].zero_grad(set_to_none=True)
-    recon_loss.backward()
-    opts["autoencoder"].step()
+    minimize(opts, "autoencoder", recon_loss)
     return recon_loss.detach()
 
 
@@ -80,9 +79,7 @@ def discriminator_phase(nets: Nets, opts, x, y=None) -> dict[str, torch.Tensor]:
         d_loss = d_loss + loss
         out[f"{d}_loss"] = loss.detach()
         out[f"{d}_acc"] = accuracy(real_logit.detach(), fake_logit.detach())
-    opts["discriminators"].zero_grad(set_to_none=True)
-    d_loss.backward()
-    opts["discriminators"].step()
+    minimize(opts, "discriminators", d_loss)
     return out
 
 
@@ -97,9 +94,7 @@ def generator_phase(nets: Nets, opts, x, y=None) -> dict[str, torch.Tensor]:
         g_loss = bce(nets["d_gauss"](z, label_of(nets, "d_gauss", y)), 1.0)
         if "d_cat" in nets:
             g_loss = g_loss + bce(nets["d_cat"](logits.softmax(1)), 1.0)
-        opts["generator"].zero_grad(set_to_none=True)
-        g_loss.backward()
-        opts["generator"].step()
+        minimize(opts, "generator", g_loss)
     finally:
         for d in discs:
             nets[d].requires_grad_(True)
@@ -113,9 +108,7 @@ def discriminators(nets: Nets) -> list[str]:
 def classification_phase(nets: Nets, opts, x_lab, y_lab) -> dict[str, torch.Tensor]:
     logits, _ = nets["encoder"](x_lab)
     ce_loss = F.cross_entropy(logits, y_lab)
-    opts["classifier"].zero_grad(set_to_none=True)
-    ce_loss.backward()
-    opts["classifier"].step()
+    minimize(opts, "classifier", ce_loss)
     return {"ce_loss": ce_loss.detach(), "label_acc": (logits.detach().argmax(1) == y_lab).float().mean()}
 
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from disgen.objectives import Context, Nets, Objective, batches, inference, register_objective
+from disgen.objectives import (Context, Nets, Objective, batches, inference, minimize,
+                               register_objective)
 from disgen.viz import save_grid
 
 
@@ -12,10 +13,7 @@ def step(nets: Nets, opts, batch) -> dict[str, torch.Tensor]:
     x, y = batch
     logits = nets["model"](x)
     loss = F.cross_entropy(logits, y)
-    opt = opts["model"]
-    opt.zero_grad(set_to_none=True)
-    loss.backward()
-    opt.step()
+    minimize(opts, "model", loss)
     # Training accuracy of this batch, as seed 000 reports it (before this step's update).
     return {"loss": loss.detach(), "accuracy": (logits.detach().argmax(1) == y).float().mean()}
 

@@ -18,7 +18,8 @@ import torch
 import torch.nn.functional as F
 
 from disgen import metrics
-from disgen.objectives import Context, Nets, Objective, batches, inference, register_objective
+from disgen.objectives import (Context, Nets, Objective, batches, inference, minimize,
+                               register_objective)
 
 EVAL_POINTS = 100_000  # gan2d: generated points for mean, covariance and w2_squared
 EVAL_IMAGES = 10_000  # image GANs: samples for `disgen eval` (the class histogram of the issue)
@@ -50,15 +51,11 @@ def step(nets: Nets, opts, batch) -> dict[str, torch.Tensor]:
     fake = g(latent(g, len(x), device=x.device))
     real_logit, fake_logit = d(x), d(fake.detach())
     d_loss = (bce(real_logit, 1.0) + bce(fake_logit, 0.0)) / 2  # mean over real and fake, as both seeds
-    opts["discriminator"].zero_grad(set_to_none=True)
-    d_loss.backward()
-    opts["discriminator"].step()
+    minimize(opts, "discriminator", d_loss)
 
     d.requires_grad_(False)  # G's step needs gradients through D, not of D's weights
     g_loss = bce(d(fake), 1.0)
-    opts["generator"].zero_grad(set_to_none=True)
-    g_loss.backward()
-    opts["generator"].step()
+    minimize(opts, "generator", g_loss)
     d.requires_grad_(True)
     if "generator_ema" in nets:
         update_ema(nets["generator_ema"], g)

@@ -4,17 +4,15 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from disgen.objectives import Context, Nets, Objective, batches, inference, register_objective
+from disgen.objectives import (Context, Nets, Objective, batches, inference, minimize,
+                               register_objective)
 from disgen.viz import save_grid, save_pairs
 
 
 def step(nets: Nets, opts, batch) -> dict[str, torch.Tensor]:
     x, _ = batch
     loss = F.mse_loss(nets["model"](x), x)  # mean over pixels and batch, seed 001's "mse"
-    opt = opts["model"]
-    opt.zero_grad(set_to_none=True)
-    loss.backward()
-    opt.step()
+    minimize(opts, "model", loss)
     return {"mse": loss.detach()}
 
 

@@ -1,0 +1,93 @@
+"""--precision, --channels-last and --compile: what auto picks, that quality holds, that runs
+record their settings, and that fp16's gradient scaler survives a resume."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+import disgen
+from disgen import precision
+from disgen.errors import DisgenError
+from disgen.models import get_model
+
+CPU = torch.device("cpu")
+NATIVE_BF16 = precision.native_bf16(CPU)
+
+
+def nets_of(model: str) -> dict:
+    spec = get_model(model)
+    shape = (2,) if model == "gan2d" else (1, 28, 28)
+    return spec.build(spec.model_config({}), shape, 10)
+
+
+@pytest.mark.parametrize("model,expected", [
+    ("cnn-classifier", "bf16"), ("dcgan28", "bf16"), ("aae", "bf16"),
+    ("mlp-classifier", "fp32"), ("mlp-autoencoder", "fp32"), ("gan2d", "fp32"),
+])
+def test_auto_picks_bf16_where_it_pays_on_this_cpu(model, expected):
+    if expected == "bf16" and not NATIVE_BF16:
+        expected = "fp32"  # emulated bfloat16 is slower than float32
+    assert precision.resolve_precision("auto", CPU, nets_of(model)) == expected
+
+
+def test_explicit_choices_are_kept_and_bad_ones_named():
+    nets = nets_of("mlp-classifier")
+    assert precision.resolve_precision("bf16", CPU, nets) == "bf16"
+    assert precision.resolve_precision("fp32", CPU, nets_of("cnn-classifier")) == "fp32"
+    with pytest.raises(DisgenError, match="--precision 'half'"):
+        precision.resolve_precision("half", CPU, nets)
+    with pytest.raises(DisgenError, match="--channels-last 'yes'"):
+        precision.resolve("fp32", "yes", False, CPU, nets)
+    with pytest.raises(DisgenError, match="precision"):
+        disgen.train("mlp-classifier", precision="fp8", epochs=1)
+
+
+def test_channels_last_is_on_for_conv_nets_and_checkpoints_load_plainly(tmp_path, tiny_data):
+    run = disgen.train("cnn-classifier", dataset_obj=tiny_data, epochs=1, progress=False, precision="fp32",
+                       run_dir=str(tmp_path / "cl"))
+    conv = run.nets["model"].body[1][0].weight  # (32, 32, 3, 3): layouts differ
+    assert conv.is_contiguous(memory_format=torch.channels_last) and not conv.is_contiguous()
+    info = json.loads((tmp_path / "cl" / "run.json").read_text())
+    assert info["channels_last"] is True and info["precision"] == "fp32" and info["processes"] == 1
+    loaded = disgen.load(tmp_path / "cl")  # a plain NCHW network, same predictions
+    x = tiny_data.test.images[:50]
+    torch.testing.assert_close(loaded.predict(x), run.predict(x), rtol=1e-4, atol=1e-5)
+
+
+def test_bf16_training_matches_fp32_quality(tmp_path, mnist_mini):
+    """cnn-classifier, 3 epochs on 1500 digits: the same test accuracy within noise."""
+    from conftest import subset
+
+    data = subset(mnist_mini, 1500, 500)
+    acc = {}
+    for p in ("fp32", "bf16"):
+        run = disgen.train("cnn-classifier", dataset_obj=data, epochs=3, progress=False, precision=p,
+                           batch_size=50, run_dir=str(tmp_path / p))
+        acc[p] = run.history[-1]["test_accuracy"]
+        assert json.loads((tmp_path / p / "run.json").read_text())["precision"] == p
+        assert all(v.dtype == torch.float32 for v in run.nets["model"].state_dict().values()
+                   if v.is_floating_point())  # autocast: weights stay float32
+    assert acc["fp32"] > 0.8 and abs(acc["bf16"] - acc["fp32"]) < 0.04, acc
+
+
+def test_fp16_uses_a_gradient_scaler_that_resumes_exactly(tmp_path, tiny_data):
+    """fp16 is meant for CUDA; on the CPU it runs (slowly), which lets CI check the scaler path."""
+    args = dict(dataset_obj=tiny_data, progress=False, precision="fp16", batch_size=50, lr_schedule="none")
+    full = disgen.train("mlp-classifier", epochs=2, run_dir=str(tmp_path / "full"), **args)
+    disgen.train("mlp-classifier", epochs=1, run_dir=str(tmp_path / "half"), **args)
+    resumed = disgen.train("mlp-classifier", epochs=2, run_dir=str(tmp_path / "half"), resume=True, **args)
+    state = torch.load(tmp_path / "full" / "checkpoints" / "last.pt", weights_only=True)
+    assert state["scaler"]["scale"] > 0 and state["scaler"]["_growth_tracker"] >= 0
+    for k, v in full.nets["model"].state_dict().items():
+        assert torch.equal(v, resumed.nets["model"].state_dict()[k]), k
+    assert full.history[-1]["test_accuracy"] > 0.5
+
+
+def test_compile_trains_and_saves_plain_weights(tmp_path, tiny_data):
+    run = disgen.train("mlp-classifier", dataset_obj=tiny_data, epochs=3, batch_size=30, progress=False, compile=True,
+                       run_dir=str(tmp_path / "compiled"))
+    state = torch.load(tmp_path / "compiled" / "checkpoints" / "last.pt", weights_only=True)
+    assert not any("_orig_mod" in k for k in state["nets"]["model"])
+    assert run.history[-1]["test_accuracy"] > 0.6
