@@ -7,9 +7,10 @@ the Trainer; then whole epochs of a few steps are timed (after a warm-up epoch),
 ``auto`` precision and in fp32 NCHW, alternating, and the achieved GFLOP/s is compared with the peak
 of the number format the step used.
 
-    python benchmarks/bench_flops.py [--repeats 3] [--models cnn-classifier,dcgan28-seed,...]
+    python benchmarks/bench_flops.py [--repeats 3] [--models cnn-classifier,dcgan28-seed,...] [--threads N]
 
-The full default run takes about 2-4 minutes on a 2-core CPU.
+The full default run takes about 2 minutes with --threads 1 on a 2-core CPU (quiet machine: see
+bench_speed.py).
 """
 from __future__ import annotations
 
@@ -121,7 +122,10 @@ def main() -> None:
     ap.add_argument("--models", default=",".join(CASES), help=f"comma-separated subset of {','.join(CASES)}")
     ap.add_argument("--steps", type=int, help="steps per timed epoch for every model (default: per model)")
     ap.add_argument("--name", default="flops", help="results file name under benchmarks/results/")
+    ap.add_argument("--threads", type=int, help="torch threads (default: torch's choice, one per core)")
     args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     warn_if_busy()
     names = models_arg(args.models, CASES, ap)
 

@@ -304,3 +304,22 @@ def test_fashion_mnist_from_debian_package(tmp_path, monkeypatch):
     assert data.test.images.shape == (10000, 1, 28, 28)
     assert data.train.labels.bincount().tolist() == [6000] * 10
     assert data.test.labels.bincount().tolist() == [1000] * 10
+
+
+def test_flip_augmentation_flips_half_and_shifts_by_at_most_two_pixels():
+    from disgen.data.augment import TRANSFORMS, flip_shift, shift
+
+    assert TRANSFORMS["flip"] is flip_shift
+    x = torch.zeros(400, 1, 28, 28)
+    x[:, :, 10:14, 4:8] = 1.0  # a 4x4 square left of centre: where it lands shows flip and shift
+    y = flip_shift(x, torch.Generator().manual_seed(0))
+    assert y.shape == x.shape and torch.equal(y, flip_shift(x, torch.Generator().manual_seed(0)))
+    assert torch.equal(y.sum((1, 2, 3)), x.sum((1, 2, 3)))  # the square never leaves the image
+    cols = y.amax((1, 2)).nonzero()[:, 1].view(400, 4)[:, 0]  # left column of each square
+    rows = y.amax((1, 3)).nonzero()[:, 1].view(400, 4)[:, 0]
+    flipped = cols > 14
+    assert 0.4 < flipped.float().mean() < 0.6
+    left = torch.where(flipped, 28 - 4 - cols, cols)  # undo the flip: 4 +- 2
+    assert set(left.tolist()) == {2, 3, 4, 5, 6} and set(rows.tolist()) == {8, 9, 10, 11, 12}
+    moved = shift(torch.arange(4.0).view(1, 1, 1, 4), torch.tensor([0]), torch.tensor([1]))
+    assert moved.flatten().tolist() == [0.0, 0.0, 1.0, 2.0]  # right by one, zeros coming in

@@ -91,3 +91,21 @@ def test_compile_trains_and_saves_plain_weights(tmp_path, tiny_data):
     state = torch.load(tmp_path / "compiled" / "checkpoints" / "last.pt", weights_only=True)
     assert not any("_orig_mod" in k for k in state["nets"]["model"])
     assert run.history[-1]["test_accuracy"] > 0.6
+
+
+def test_after_an_update_autocast_uses_the_new_weights():
+    """Autocast caches low-precision weight copies for its whole region; a GAN's or AAE's next
+    phase inside the same step must not see the copies made before the last update."""
+    from disgen.objectives import minimize
+
+    torch.manual_seed(0)
+    lin = torch.nn.Linear(4, 4)
+    opt = torch.optim.SGD(lin.parameters(), lr=1.0)
+    x = torch.randn(8, 4)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        before = lin(x)
+        minimize({"m": opt}, "m", before.float().pow(2).mean())
+        after = lin(x)
+    expected = torch.nn.functional.linear(x, lin.weight, lin.bias)
+    assert (after.float() - before.float()).abs().max() > 0.05
+    torch.testing.assert_close(after.float(), expected.detach(), atol=0.02, rtol=0.02)

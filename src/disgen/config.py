@@ -40,8 +40,9 @@ class TrainConfig:
     lr_schedule: str = opt("none", "none | step | cosine | onecycle")
     lr_period: int = opt(10, "step schedule: decay the lr every this many epochs")
     lr_decay: float = opt(0.1, "step schedule: multiply the lr by this")
-    augment: str = opt("none", "none | affine (random rotation, scale and shift) | imagenet (random "
-                        "resized crop, flip, colour jitter)")
+    augment: str = opt("none", "none | affine (random rotation, scale and shift: digits) | flip "
+                        "(flips and 2-pixel shifts: clothes, objects) | imagenet (random resized "
+                        "crop, flip, colour jitter)")
     labels: int = opt(0, "use N labelled training images (N/classes per class, seeded; "
                          "RUN_DIR/labels.json): classifiers and aae; 0: all")
     seed: int = opt(0, "random seed (weights, shuffling, augmentation)")
@@ -66,7 +67,7 @@ class TrainConfig:
 CHOICES = {
     "optimizer": ("adam", "adamw", "sgd"),
     "lr_schedule": ("none", "step", "cosine", "onecycle"),
-    "augment": ("none", "affine", "imagenet"),
+    "augment": ("none", "affine", "flip", "imagenet"),
     "precision": ("auto", "fp32", "bf16", "fp16"),
     "channels_last": ("auto", "on", "off"),
 }

@@ -1,8 +1,10 @@
-"""Batched augmentation on the device: one affine warp per image in a single ``grid_sample``.
+"""Batched augmentation on the device: one warp or gather per batch, no per-image Python.
 
 ``affine``: random rotation, scaling and translation of digits (the elastic-free part of Simard et
-al. 2003's augmentation). ``imagenet``: seed 003's random resized crop, flip and colour jitter.
-Drawn from the loader's generator so resumed runs see the same augmentations.
+al. 2003's augmentation). ``flip``: horizontal flips and shifts of up to 2 pixels (clothes and
+objects, not digits: airbench's CIFAR-10 recipe). ``imagenet``: seed 003's random resized crop,
+flip and colour jitter. Drawn from the loader's generator so resumed runs see the same
+augmentations.
 """
 from __future__ import annotations
 
@@ -36,6 +38,29 @@ def random_affine(
     ).to(x.dtype)  # (B, 2, 3)
     grid = F.affine_grid(theta, list(x.shape), align_corners=False)
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+
+
+def shift(x: torch.Tensor, dy: torch.Tensor, dx: torch.Tensor, background: float = 0.0) -> torch.Tensor:
+    """Each image of ``x`` (B, C, H, W) moved by whole pixels ``dy``, ``dx`` (B,), with
+    ``background`` filling what comes in; one gather, differentiable in x."""
+    b, _, h, w = x.shape
+    pad = int(max(dy.abs().max(), dx.abs().max(), 1)) if b else 1
+    gy = (torch.arange(h, device=x.device).view(1, h, 1) - dy.view(b, 1, 1) + pad).clamp(0, h + 2 * pad - 1)
+    gx = (torch.arange(w, device=x.device).view(1, 1, w) - dx.view(b, 1, 1) + pad).clamp(0, w + 2 * pad - 1)
+    padded = F.pad(x, (pad, pad, pad, pad), value=background).permute(0, 2, 3, 1)  # (B, H+2p, W+2p, C)
+    batch = torch.arange(b, device=x.device).view(b, 1, 1)
+    return padded[batch, gy, gx].permute(0, 3, 1, 2)  # (B, C, H, W)
+
+
+def flip_shift(x: torch.Tensor, generator: torch.Generator | None = None, *, pixels: int = 2) -> torch.Tensor:
+    """Flip half the images of ``x`` (B, C, H, W) left to right and shift each by up to ``pixels``
+    in each direction, zeros filling the border."""
+    b = x.shape[0]
+    device = generator.device if generator is not None else x.device
+    u = torch.rand(b, 3, generator=generator, device=device).to(x.device)
+    x = torch.where((u[:, 0] < 0.5).view(b, 1, 1, 1), x.flip(3), x)
+    dy, dx = ((u[:, 1:] * (2 * pixels + 1)).floor().long() - pixels).unbind(1)
+    return shift(x, dy, dx)
 
 
 def crop_boxes(u: torch.Tensor, h: int, w: int, scale: tuple[float, float],
@@ -106,4 +131,4 @@ def imagenet_train(
     return jitter(x, 1 + strength * (u[:, -3:] * 2 - 1))
 
 
-TRANSFORMS = {"none": None, "affine": random_affine, "imagenet": imagenet_train}
+TRANSFORMS = {"none": None, "affine": random_affine, "flip": flip_shift, "imagenet": imagenet_train}

@@ -13,12 +13,14 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from disgen.errors import DisgenError
 from disgen.models import register_model
 
 
 @dataclass
 class CNNClassifierConfig:
-    widths: tuple[int, ...] = (32, 64, 128)  # channels of the three stages
+    widths: tuple[int, ...] = (32, 64, 128)  # channels of the three stages (28x28, 14x14, 7x7)
+    convs: tuple[int, ...] = (2, 2, 1)  # 3x3 convolutions per stage
     dropout: float = 0.2  # before the linear head
 
 
@@ -29,15 +31,22 @@ def conv_bn_relu(cin: int, cout: int) -> nn.Sequential:
     )
 
 
+def stage(cin: int, cout: int, n: int) -> list[nn.Module]:
+    return [conv_bn_relu(cin, cout)] + [conv_bn_relu(cout, cout) for _ in range(n - 1)]
+
+
 class CNNClassifier(nn.Module):
     def __init__(self, cfg: CNNClassifierConfig, image_shape: tuple[int, int, int], num_classes: int):
         super().__init__()
         c, _, _ = image_shape
-        w1, w2, w3 = cfg.widths
+        if len(cfg.widths) != 3 or len(cfg.convs) != 3 or min(cfg.widths) < 1 or min(cfg.convs) < 1:
+            raise DisgenError(f"cnn-classifier takes three stages: --widths A,B,C and --convs A,B,C of "
+                              f"positive numbers (got widths {cfg.widths}, convs {cfg.convs})")
+        (w1, w2, w3), (n1, n2, n3) = cfg.widths, cfg.convs
         self.body = nn.Sequential(
-            conv_bn_relu(c, w1), conv_bn_relu(w1, w1), nn.MaxPool2d(2),  # (B, w1, 14, 14)
-            conv_bn_relu(w1, w2), conv_bn_relu(w2, w2), nn.MaxPool2d(2),  # (B, w2, 7, 7)
-            conv_bn_relu(w2, w3),  # (B, w3, 7, 7)
+            *stage(c, w1, n1), nn.MaxPool2d(2),  # (B, w1, 14, 14)
+            *stage(w1, w2, n2), nn.MaxPool2d(2),  # (B, w2, 7, 7)
+            *stage(w2, w3, n3),  # (B, w3, 7, 7)
             nn.AdaptiveAvgPool2d(1), nn.Flatten(),  # (B, w3)
         )
         self.fc = nn.Sequential(nn.Dropout(cfg.dropout), nn.Linear(w3, num_classes))  # (B, classes)

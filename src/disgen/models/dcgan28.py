@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from disgen.data.augment import shift
 from disgen.errors import DisgenError
 from disgen.models import register_model
 from disgen.objectives.gan import add_ema
@@ -123,13 +124,9 @@ def translate(x: torch.Tensor, fraction: float = 0.125, background: float = -1.0
     cannot memorise a small training set and G's gradient still flows through it."""
     b, _, h, w = x.shape
     sy, sx = int(h * fraction + 0.5), int(w * fraction + 0.5)
-    ty = torch.randint(-sy, sy + 1, (b, 1, 1), device=x.device)
-    tx = torch.randint(-sx, sx + 1, (b, 1, 1), device=x.device)
-    gy = (torch.arange(h, device=x.device).view(1, h, 1) + ty + 1).clamp(0, h + 1)  # (B, H, 1)
-    gx = (torch.arange(w, device=x.device).view(1, 1, w) + tx + 1).clamp(0, w + 1)  # (B, 1, W)
-    padded = nn.functional.pad(x, (1, 1, 1, 1), value=background).permute(0, 2, 3, 1)  # (B, H+2, W+2, C)
-    batch = torch.arange(b, device=x.device).view(b, 1, 1)
-    return padded[batch, gy, gx].permute(0, 3, 1, 2)  # (B, C, H, W)
+    ty = torch.randint(-sy, sy + 1, (b,), device=x.device)
+    tx = torch.randint(-sx, sx + 1, (b,), device=x.device)
+    return shift(x, ty, tx, background)
 
 
 def cutout(x: torch.Tensor, fraction: float = 0.5) -> torch.Tensor:

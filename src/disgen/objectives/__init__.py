@@ -42,6 +42,9 @@ def minimize(opts: dict[str, torch.optim.Optimizer], name: str, loss: torch.Tens
         scaler.step(opt)
     else:
         opt.step()
+    # Autocast keeps low-precision copies of weights for its whole region; after an update they
+    # are stale, and the next phase of a GAN or AAE step must see the new weights.
+    torch.clear_autocast_cache()
 
 StepFn = Callable[[Nets, Opts, tuple[torch.Tensor, torch.Tensor]], dict[str, torch.Tensor]]
 
