@@ -206,3 +206,19 @@ def test_discriminator_options_of_dcgan28():
     a = d(x)
     torch.manual_seed(2)
     assert not torch.equal(a, d(x))  # augmented differently in training
+
+
+def test_a_per_sample_discriminator_scores_real_and_fake_in_one_batch():
+    """Seed 002's D has no batch norm, so one forward of [real; fake] gives the logits of two
+    forwards; D with batch norm or the minibatch-std channel keeps separate batches."""
+    from disgen.objectives import per_sample
+
+    spec = get_model("dcgan28")
+    keras = spec.build(spec.model_config({"arch": "keras"}), (1, 28, 28), 10)["discriminator"]
+    ours = spec.build(spec.model_config({"minibatch_std": True}), (1, 28, 28), 10)["discriminator"]
+    assert per_sample(keras) and not per_sample(ours)
+    plain = spec.build(spec.model_config({}), (1, 28, 28), 10)["discriminator"]
+    assert not per_sample(plain)  # batch norm
+    x, fake = torch.randn(8, 1, 28, 28), torch.randn(8, 1, 28, 28)
+    together = keras(torch.cat([x, fake]))
+    torch.testing.assert_close(together, torch.cat([keras(x), keras(fake)]), rtol=1e-5, atol=1e-5)

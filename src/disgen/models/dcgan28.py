@@ -113,6 +113,8 @@ class MinibatchStd(nn.Module):
     (Karras et al. 2018, ProGAN): a batch of near-identical fakes stands out, so G is pushed
     towards variety (mode coverage)."""
 
+    mixes_batch = True  # each output depends on the whole batch
+
     def forward(self, h: torch.Tensor) -> torch.Tensor:
         spread = h.float().std(0, unbiased=False).mean().to(h.dtype)
         return torch.cat([h, spread.expand(h.shape[0], 1, *h.shape[2:])], 1)

@@ -112,6 +112,13 @@ def get_objective(name: str) -> Objective:
     return _REGISTRY[name]
 
 
+def per_sample(net: nn.Module) -> bool:
+    """Whether each output of ``net`` depends on its own input alone in training mode: no batch
+    norm and no layer marked ``mixes_batch`` (e.g. dcgan28's minibatch-std channel)."""
+    return not any(isinstance(m, nn.modules.batchnorm._BatchNorm) or getattr(m, "mixes_batch", False)
+                   for m in net.modules())
+
+
 @contextlib.contextmanager
 def inference(nets: Nets) -> Iterator[None]:
     """Eval mode and no autograd for ``nets``, restoring each module's mode afterwards."""

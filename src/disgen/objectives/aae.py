@@ -17,7 +17,7 @@ import torch.nn.functional as F
 
 from disgen.errors import DisgenError
 from disgen.models.aae import sample_categorical, sample_prior, shape_noise
-from disgen.objectives import (Context, Nets, Objective, batches, inference, minimize,
+from disgen.objectives import (Context, Nets, Objective, batches, inference, minimize, per_sample,
                                register_objective)
 
 
@@ -74,7 +74,11 @@ def discriminator_phase(nets: Nets, opts, x, y=None) -> dict[str, torch.Tensor]:
     out, d_loss = {}, 0.0
     for d in discriminators(nets):
         label = label_of(nets, d, y)
-        real_logit, fake_logit = nets[d](real[d], label), nets[d](fake[d], label)
+        if per_sample(nets[d]):  # one forward of prior and encoded codes together: same logits, faster
+            both = nets[d](torch.cat([real[d], fake[d]]), None if label is None else torch.cat([label, label]))
+            real_logit, fake_logit = both.split([len(real[d]), len(fake[d])])
+        else:
+            real_logit, fake_logit = nets[d](real[d], label), nets[d](fake[d], label)
         loss = (bce(real_logit, 1.0) + bce(fake_logit, 0.0)) / 2
         d_loss = d_loss + loss
         out[f"{d}_loss"] = loss.detach()
