@@ -11,7 +11,7 @@ from disgen.config import resolve
 from disgen.errors import DisgenError
 from disgen.models import get_model, list_models
 from disgen.objectives import get_objective
-from disgen.trainer import make_optimizer
+from disgen.optim import make_optimizer
 
 IMAGE_SHAPE = (1, 28, 28)  # mnist-mini; a model with a fixed ``input_shape`` gets that instead
 CLASSES = 10

@@ -23,7 +23,8 @@ from disgen.cli import main
 from disgen.config import TrainConfig, resolve
 from disgen.errors import DisgenError
 from disgen.models import get_model
-from disgen.trainer import Trainer, lr_factor
+from disgen.optim import lr_factor
+from disgen.trainer import Trainer
 
 from conftest import SUBPROCESS_ENV, subset
 

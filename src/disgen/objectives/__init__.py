@@ -76,7 +76,7 @@ class Objective:
     predict: Callable[[Nets, torch.Tensor], torch.Tensor] | None = None
     reconstruct: Callable[[Nets, torch.Tensor], torch.Tensor] | None = None
     # optimizers(nets, train_cfg, model_cfg) -> {name: optimizer}; None: one per network from
-    # the TrainConfig (see disgen.trainer.make_optimizer).
+    # the TrainConfig (see disgen.optim.make_optimizer).
     optimizers: Callable[..., Opts] | None = None
     # eval_context(data, device, **options) -> extra keyword arguments of ``evaluate`` computed once
     # per run (a GAN's reference classifier); sample(nets, z) -> outputs in the model's range;

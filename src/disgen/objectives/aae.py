@@ -130,7 +130,7 @@ def step(nets: Nets, opts, batch) -> dict[str, torch.Tensor]:
 def optimizers(nets: Nets, cfg, model_cfg) -> dict[str, torch.optim.Optimizer]:
     """One optimizer per phase, as seed 004 (separate Adam states: the encoder's moments from the
     reconstruction, adversarial and classification losses do not mix)."""
-    from disgen.trainer import make_optimizer
+    from disgen.optim import make_optimizer
 
     if cfg.labels and model_cfg.mode != "semi-supervised":
         raise DisgenError(f"--labels {cfg.labels} needs --mode semi-supervised (this run's mode is "

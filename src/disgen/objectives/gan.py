@@ -195,7 +195,7 @@ def snapshot(ctx: Context, tag: str) -> None:
 
 def optimizers(nets: Nets, cfg, model_cfg) -> dict[str, torch.optim.Optimizer]:
     """G at --lr, D at the model's ``d_lr`` (seed 003's gan2d: 0.05 for D, 0.005 for G)."""
-    from disgen.trainer import make_optimizer
+    from disgen.optim import make_optimizer
 
     d_lr = getattr(model_cfg, "d_lr", None)
     return {"generator": make_optimizer(nets["generator"].parameters(), cfg),

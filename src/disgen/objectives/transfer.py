@@ -41,7 +41,7 @@ def predict(nets: Nets, x: torch.Tensor) -> torch.Tensor:
 def optimizers(nets: Nets, cfg, model_cfg) -> dict[str, torch.optim.Optimizer]:
     """One optimizer, two parameter groups: the head at --lr, a trainable backbone at
     --lr x backbone_lr_scale (frozen parameters are left out)."""
-    from disgen.trainer import make_optimizer
+    from disgen.optim import make_optimizer
 
     model = nets["model"]
     head = [p for p in model.classifier.parameters() if p.requires_grad]
