@@ -57,7 +57,10 @@ class Speed:
 def native_bf16(device: torch.device) -> bool:
     """Whether bfloat16 matrix products run natively (not emulated) on ``device``."""
     if device.type == "cuda":
-        return torch.cuda.is_bf16_supported(including_emulation=False)
+        try:
+            return torch.cuda.is_bf16_supported(including_emulation=False)
+        except TypeError:  # torch < 2.5 has no including_emulation (and counts no emulation)
+            return torch.cuda.is_bf16_supported()
     if device.type == "cpu":
         return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
     return False
@@ -82,7 +85,7 @@ def resolve_precision(requested: str, device: torch.device, nets: dict[str, nn.M
     if requested != "auto":
         return requested
     if device.type == "cuda":
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+        return "bf16" if native_bf16(device) else "fp16"
     if device.type == "cpu" and native_bf16(device) and (has_conv(nets) or weight_count(nets) > BIG_MODEL):
         return "bf16"
     return "fp32"

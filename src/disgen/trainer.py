@@ -267,11 +267,12 @@ class Trainer:
         start = time.perf_counter()
         bar = progress(len(self.loader), f"epoch {self.epoch + 1}/{self.cfg.epochs}", self.cfg.progress)
         checked, steps = 0, len(self.loader)
+        split = distributed.enabled()
         for i, batch in enumerate(self.loader):
-            batch, share = distributed.shard(batch)
-            if len(batch[0]) == 0:  # a last batch smaller than the number of processes
-                continue
-            if distributed.enabled():
+            if split:  # this process's part of the global batch; gradients averaged by share
+                batch, share = distributed.shard(batch)
+                if len(batch[0]) == 0:  # a last batch smaller than the number of processes
+                    continue
                 self.opts.sync = functools.partial(distributed.average_gradients, share=share)
             with self.speed.autocast():
                 outs.append(self.objective.step(self.step_nets, self.opts, batch))
