@@ -31,6 +31,7 @@ class DCGAN28Config:
     ema: float = 0.0  # decay of G's weight average used for sampling; 0 = none (the seed)
     diffaugment: bool = False  # D sees randomly shifted and cut-out images, real and fake alike
     minibatch_std: bool = False  # D's 7x7 stage gets one more channel: the batch's feature spread
+    r1: float = 0.0  # gamma of the R1 penalty on D's gradient at real images (Mescheder et al. 2018); 0: none
 
 
 class KerasGenerator(nn.Module):
@@ -93,7 +94,7 @@ class Discriminator(nn.Module):
     def __init__(self, cfg: DCGAN28Config, channels: int):
         super().__init__()
         w, extra = cfg.d_width, int(cfg.minibatch_std)
-        self.diffaugment = cfg.diffaugment
+        self.diffaugment, self.r1 = cfg.diffaugment, cfg.r1
         self.net = nn.Sequential(
             nn.Conv2d(channels, w, 4, 2, 1), nn.LeakyReLU(0.2, True),  # (B, w, 14, 14)
             nn.Conv2d(w, 2 * w, 4, 2, 1, bias=False), nn.BatchNorm2d(2 * w), nn.LeakyReLU(0.2, True),  # (B, 2w, 7, 7)
@@ -116,7 +117,9 @@ class MinibatchStd(nn.Module):
     mixes_batch = True  # each output depends on the whole batch
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
-        spread = h.float().std(0, unbiased=False).mean().to(h.dtype)
+        # sqrt(var + 1e-8), as ProGAN: a feature equal over the batch (likely in bfloat16) has
+        # std 0, where the square root's gradient is infinite
+        spread = (h.float().var(0, unbiased=False) + 1e-8).sqrt().mean().to(h.dtype)
         return torch.cat([h, spread.expand(h.shape[0], 1, *h.shape[2:])], 1)
 
 

@@ -49,11 +49,19 @@ def step(nets: Nets, opts, batch) -> dict[str, torch.Tensor]:
     g, d = nets["generator"], nets["discriminator"]
     # One z for both updates, as seed 003 (G is unchanged between them, so G(z) is reused).
     fake = g(latent(g, len(x), device=x.device))
+    gamma = getattr(d, "r1", 0.0)
+    if gamma:  # the penalty needs D's gradient with respect to the real images
+        x = x.detach().requires_grad_(True)
     if per_sample(d):  # one forward of 2B images instead of two of B: the same logits, faster
         real_logit, fake_logit = d(torch.cat([x, fake.detach()])).split([len(x), len(fake)])
     else:  # batch norm or a batch statistic: real and fake batches normalised apart, as the seeds
         real_logit, fake_logit = d(x), d(fake.detach())
     d_loss = (bce(real_logit, 1.0) + bce(fake_logit, 0.0)) / 2  # mean over real and fake, as both seeds
+    out = {}
+    if gamma:  # R1 (Mescheder et al. 2018): gamma/2 E||grad_x D(x)||^2 on real images
+        grad, = torch.autograd.grad(real_logit.float().sum(), x, create_graph=True)
+        out["r1"] = grad.float().pow(2).flatten(1).sum(1).mean()
+        d_loss = d_loss + gamma / 2 * out["r1"]
     minimize(opts, "discriminator", d_loss)
 
     d.requires_grad_(False)  # G's step needs gradients through D, not of D's weights
@@ -63,7 +71,8 @@ def step(nets: Nets, opts, batch) -> dict[str, torch.Tensor]:
     if "generator_ema" in nets:
         update_ema(nets["generator_ema"], g)
     d_acc = ((real_logit.detach() > 0).float().mean() + (fake_logit.detach() < 0).float().mean()) / 2
-    return {"d_loss": d_loss.detach(), "g_loss": g_loss.detach(), "d_acc": d_acc}
+    return {"d_loss": d_loss.detach(), "g_loss": g_loss.detach(), "d_acc": d_acc,
+            **{k: v.detach() for k, v in out.items()}}
 
 
 @torch.no_grad()
