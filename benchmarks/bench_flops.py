@@ -14,7 +14,6 @@ bench_speed.py).
 """
 from __future__ import annotations
 
-import argparse
 import sys
 import tempfile
 import time
@@ -25,8 +24,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import (load_data, make_trainer, models_arg, save, subset, summary, table,  # noqa: E402
-                    warn_if_busy)
+from common import bench_parser, load_data, make_trainer, save, start, subset, summary, table  # noqa: E402
 
 from disgen.data import ImageSplit, TensorDataset  # noqa: E402
 
@@ -116,18 +114,10 @@ def row(name: str, side_name: str, r: dict, peak: dict) -> list:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--dataset", default="fashion-mnist", help="28x28 images (falls back to mnist-mini)")
-    ap.add_argument("--models", default=",".join(CASES), help=f"comma-separated subset of {','.join(CASES)}")
+    ap = bench_parser(__doc__, CASES, "flops")
     ap.add_argument("--steps", type=int, help="steps per timed epoch for every model (default: per model)")
-    ap.add_argument("--name", default="flops", help="results file name under benchmarks/results/")
-    ap.add_argument("--threads", type=int, help="torch threads (default: torch's choice, one per core)")
     args = ap.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    warn_if_busy()
-    names = models_arg(args.models, CASES, ap)
+    names = start(ap, args, CASES)
 
     peak = {"fp32": matmul_peak(torch.float32), "bf16": matmul_peak(torch.bfloat16)}
     images = load_data(args.dataset)

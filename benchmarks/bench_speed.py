@@ -21,7 +21,6 @@ waits for a descheduled thread and two-thread timings grow 5-20x; --threads 1 st
 """
 from __future__ import annotations
 
-import argparse
 import sys
 import tempfile
 import time
@@ -34,8 +33,8 @@ import torch.nn.functional as F
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import (load_data, make_trainer, models_arg, save, subset, summary, table,  # noqa: E402
-                    tutorial_loader, warn_if_busy)
+from common import (bench_parser, load_data, make_trainer, save, start, subset, summary, table,  # noqa: E402
+                    tutorial_loader)
 
 from disgen.data import load_dataset  # noqa: E402
 
@@ -324,19 +323,11 @@ def row(name: str, case: Case, data_name: str, r: dict) -> list:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--dataset", default="fashion-mnist", help="28x28 images (falls back to mnist-mini)")
-    ap.add_argument("--models", default=",".join(CASES), help=f"comma-separated subset of {','.join(CASES)}")
+    ap = bench_parser(__doc__, CASES, "speed")
     ap.add_argument("--images", type=int, help="training images per epoch for every model "
                                                 "(default: per model)")
-    ap.add_argument("--name", default="speed", help="results file name under benchmarks/results/")
-    ap.add_argument("--threads", type=int, help="torch threads (default: torch's choice, one per core)")
     args = ap.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    warn_if_busy()
-    models = models_arg(args.models, CASES, ap)
+    models = start(ap, args, CASES)
     images = load_data(args.dataset)
     results, rows = {}, []
     with tempfile.TemporaryDirectory(prefix="disgen-bench-speed-") as tmp:

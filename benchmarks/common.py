@@ -1,6 +1,8 @@
 """Shared helpers for benchmarks: timing over repeats, a fixed-width table, results with the commit."""
 from __future__ import annotations
 
+import argparse
+
 import json
 import os
 import platform
@@ -126,6 +128,25 @@ def make_trainer(model: str, data, options: dict, run_dir: Path):
         objective.eval_context = saved
     trainer.epoch = 1
     return trainer
+
+
+def bench_parser(doc: str, cases, name: str) -> argparse.ArgumentParser:
+    """The flags every timing benchmark shares: --repeats, --dataset, --models, --name, --threads."""
+    ap = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--dataset", default="fashion-mnist", help="28x28 images (falls back to mnist-mini)")
+    ap.add_argument("--models", default=",".join(cases), help=f"comma-separated subset of {','.join(cases)}")
+    ap.add_argument("--name", default=name, help="results file name under benchmarks/results/")
+    ap.add_argument("--threads", type=int, help="torch threads (default: torch's choice, one per core)")
+    return ap
+
+
+def start(ap: argparse.ArgumentParser, args, cases) -> list[str]:
+    """Apply --threads, warn on a busy machine, and return the chosen --models."""
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    warn_if_busy()
+    return models_arg(args.models, cases, ap)
 
 
 def models_arg(text: str, known, parser) -> list[str]:
