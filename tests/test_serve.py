@@ -26,7 +26,7 @@ pytest.importorskip("starlette", reason="disgen serve needs the serve extra: pip
 from starlette.testclient import TestClient  # noqa: E402
 
 import disgen  # noqa: E402
-from disgen import serve  # noqa: E402
+from disgen import explorer, serve  # noqa: E402
 from disgen.api import Run  # noqa: E402
 from disgen.cli import build_parser, main  # noqa: E402
 from disgen.config import resolve  # noqa: E402
@@ -121,7 +121,7 @@ def test_features_follow_the_objective(model, mode):
         tuple(spec.input_shape or (1, 28, 28))
     nets = spec.build(model_cfg, shape, 10)
     run = Run(Path("run"), cfg, spec, get_objective(spec.objective), nets, shape, [str(i) for i in range(10)])
-    f = serve.features_of(run)
+    f = explorer.features_of(run)
     objective = spec.objective
     assert f["predict"] == (objective in ("classify", "transfer") or mode == "semi-supervised")
     assert f["reconstruct"] == (objective == "reconstruct" or mode in ("unsupervised", "semi-supervised"))
@@ -129,16 +129,16 @@ def test_features_follow_the_objective(model, mode):
     assert f["labels"] == (mode in ("supervised", "semi-supervised"))
     assert f["draw"] == (shape == (1, 28, 28) and (f["predict"] or f["reconstruct"]))
     # ...and the offered endpoints answer with pictures of the model's shape
-    explorer = serve.Explorer(run, f)
+    page = explorer.Explorer(run, f)
     if f["sample"] == "images":
-        assert f["latent_dim"] >= 1 and f["sliders"] == min(serve.SLIDERS, f["latent_dim"])
-        image = pixels(explorer.sample({"seed": 1, "label": 0 if f["labels"] else None})["image"])
+        assert f["latent_dim"] >= 1 and f["sliders"] == min(explorer.SLIDERS, f["latent_dim"])
+        image = pixels(page.sample({"seed": 1, "label": 0 if f["labels"] else None})["image"])
         assert image.shape == (shape[1:] if shape[0] == 1 else (*shape[1:], shape[0]))
     upload = drawn("1")
     if f["predict"]:
-        assert len(explorer.predict(upload)["probabilities"]) == 10
+        assert len(page.predict(upload)["probabilities"]) == 10
     if f["reconstruct"]:
-        assert pixels(explorer.reconstruct(upload)["reconstruction"]).shape == shape[1:]
+        assert pixels(page.reconstruct(upload)["reconstruction"]).shape == shape[1:]
 
 
 # -- the API through TestClient ------------------------------------------------------------------
@@ -243,8 +243,8 @@ def test_points_and_reconstruction(points_run, autoencoder_run, mnist_mini):
     with client_of(points_run) as c:
         assert c.get("/api/info").json()["features"]["sample"] == "points"
         d = c.post("/api/sample", json={"seed": 5}).json()
-        assert len(d["points"]) == serve.POINTS and all(len(p) == 2 for p in d["points"])
-        want = points_run.sample(serve.POINTS, seed=5)
+        assert len(d["points"]) == explorer.POINTS and all(len(p) == 2 for p in d["points"])
+        want = points_run.sample(explorer.POINTS, seed=5)
         assert torch.allclose(torch.tensor(d["points"]), want, atol=1e-4)
         assert c.post("/api/interpolate", json={"seed_a": 1, "seed_b": 2}).status_code == 404
     with client_of(autoencoder_run) as c:
@@ -517,6 +517,6 @@ def test_page_reconstructs_a_drawing(page, autoencoder_run):
 def test_page_scatters_points(page, points_run):
     with serve.serving(serve.make_app(points_run.dir)) as url:
         open_page(page, url)
-        page.wait_for_selector(f"#scatter[data-points='{serve.POINTS}']")
+        page.wait_for_selector(f"#scatter[data-points='{explorer.POINTS}']")
         assert page.is_visible("#scatter") and page.is_hidden("#sample-image")
         assert page.is_hidden("#interpolate-panel") and page.is_hidden("#input-panel")
