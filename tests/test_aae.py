@@ -256,3 +256,38 @@ def test_label_conditioned_d_gauss_sees_the_label():
     assert build("semi-supervised")[0]["d_gauss"].label_dim == 0
     assert build("unsupervised")[0]["d_gauss"].label_dim == 0
     assert build("supervised", label_conditioned=False)[0]["d_gauss"].label_dim == 0
+
+
+def test_y_conditioned_d_gauss_sees_the_predicted_class_never_the_true_label():
+    """Semi-supervised --y-conditioned: d_gauss gets [z, one-hot argmax of the encoder's y], so the
+    unlabelled images' true labels are never used; each phase still changes only its networks."""
+    nets, opts = build("semi-supervised", y_conditioned=True, dropout=0.0)  # predictions repeatable
+    d = nets["d_gauss"]
+    assert d.label_dim == 10 and d.net[0].in_features == TINY["z_dim"] + 10
+    x, y = tiny_batch(64)
+    seen = []
+    d.register_forward_hook(lambda m, args, out: seen.append(args[1].clone()))
+    with torch.no_grad():
+        predicted = nets["encoder"](x)[0].argmax(1)
+    before = params(nets)
+    discriminator_phase(nets, opts, x, y)
+    assert changed(nets, before) == {"d_gauss", "d_cat"}
+    before = params(nets)
+    generator_phase(nets, opts, x, (y + 1) % 10)  # wrong labels: must make no difference
+    assert changed(nets, before) == {"encoder.body", "encoder.y_head", "encoder.z_head"}
+    assert not torch.equal(predicted, y)  # an untrained encoder: its classes are not the labels
+    assert len(seen) == 2  # one forward in each phase
+    for labels in seen:  # prior and encoded codes alike are paired with the predicted classes
+        assert torch.equal(labels[-64:].argmax(1), predicted) and torch.equal(labels.sum(1), torch.ones(len(labels)))
+
+
+def test_input_noise_is_added_in_training_only():
+    nets, _ = build("semi-supervised", input_noise=0.3)
+    enc, x = nets["encoder"], tiny_batch(16)[0]
+    enc.eval()
+    torch.testing.assert_close(enc(x)[1], enc(x)[1])
+    enc.train()
+    torch.manual_seed(0)
+    a = enc(x)[1]
+    torch.manual_seed(1)
+    assert not torch.allclose(a, enc(x)[1])

@@ -36,11 +36,15 @@ class AAEConfig:
     d_lr: float = 0.0  # lr of both discriminators; 0: --lr
     g_lr: float = 0.0  # lr of the encoder as generator (regularisation phase); 0: --lr
     dropout: float = 0.0  # probability, before the encoder's heads (regularises few labels)
+    input_noise: float = 0.0  # std of Gaussian noise on the encoder's input in training (denoising)
     # supervised mode only: d_gauss also sees the one-hot label, so z must match the prior within
     # every class, not only over all of them: no digit keeps its own corner of z, and any prior draw
     # is a style that fits every digit (style grid from the prior: 98.4% vs 89.2% of cells read as
     # their digit, docs/aae.md). False: the paper's supervised AAE.
     label_conditioned: bool = True
+    # semi-supervised mode: d_gauss also sees the encoder's predicted class (one-hot of argmax y),
+    # so z must carry no class and the decoder has to take the class from y
+    y_conditioned: bool = False
 
 
 def mlp(sizes: list[int], dropout: float = 0.0) -> nn.Sequential:
@@ -69,8 +73,11 @@ class Encoder(nn.Module):
         # z is linear (any real value, like the prior); y are logits, softmax is applied by the user.
         self.z_head = nn.Linear(cfg.hidden[-1], cfg.z_dim)  # (B, z_dim)
         self.y_head = nn.Linear(cfg.hidden[-1], num_classes) if cfg.mode == "semi-supervised" else None
+        self.input_noise = cfg.input_noise
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor]:
+        if self.input_noise and self.training:
+            x = x + torch.randn_like(x) * self.input_noise
         h = self.body(x)
         return (self.y_head(h) if self.y_head is not None else None), self.z_head(h)
 
@@ -141,6 +148,12 @@ def sample_categorical(n: int, k: int, device, generator: torch.Generator | None
     return nn.functional.one_hot(idx, k).float()
 
 
+def conditioned(cfg: AAEConfig) -> bool:
+    """Whether d_gauss sees a one-hot class beside z: the true label in supervised mode, the
+    encoder's predicted one in semi-supervised mode."""
+    return (cfg.mode == "supervised" and cfg.label_conditioned) or (cfg.mode == "semi-supervised" and cfg.y_conditioned)
+
+
 def check(cfg: AAEConfig) -> None:
     if cfg.mode not in MODES:
         raise DisgenError(f"--mode {cfg.mode!r}: choose one of {', '.join(MODES)}")
@@ -179,7 +192,7 @@ def build(cfg: AAEConfig, image_shape, num_classes) -> dict[str, nn.Module]:
     nets = {"encoder": Encoder(cfg, image_shape, num_classes),
             "decoder": Decoder(cfg, image_shape, num_classes),
             "d_gauss": LatentDiscriminator(cfg.z_dim, cfg.d_hidden,
-                                           num_classes if cfg.label_conditioned and cfg.mode == "supervised" else 0)}
+                                           num_classes if conditioned(cfg) else 0)}
     if cfg.mode == "semi-supervised":
         nets["d_cat"] = LatentDiscriminator(num_classes, cfg.d_hidden)
     for m in nets.values():

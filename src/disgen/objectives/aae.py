@@ -50,11 +50,15 @@ def accuracy(real_logit: torch.Tensor, fake_logit: torch.Tensor) -> torch.Tensor
     return ((real_logit > 0).float().mean() + (fake_logit < 0).float().mean()) / 2
 
 
-def label_of(nets: Nets, d: str, y: torch.Tensor | None) -> torch.Tensor | None:
-    """The one-hot label a label-conditioned discriminator ``d`` also sees (else None)."""
+def label_of(nets: Nets, d: str, y: torch.Tensor | None, logits: torch.Tensor | None = None) -> torch.Tensor | None:
+    """The one-hot label a label-conditioned discriminator ``d`` also sees (else None): the true
+    label ``y`` in supervised mode, the encoder's predicted class (argmax of ``logits``) in
+    semi-supervised mode, where unlabelled images' labels must not be used."""
     k = getattr(nets[d], "label_dim", 0)
     if not k:
         return None
+    if logits is not None:
+        return F.one_hot(logits.detach().argmax(1), k).float()
     if y is None:
         raise ValueError(f"{d} is label-conditioned: the phase needs the batch's labels y")
     return F.one_hot(y, k).float()
@@ -73,7 +77,7 @@ def discriminator_phase(nets: Nets, opts, x, y=None) -> dict[str, torch.Tensor]:
         real["d_cat"] = sample_categorical(len(x), logits.shape[1], x.device)
     out, d_loss = {}, 0.0
     for d in discriminators(nets):
-        label = label_of(nets, d, y)
+        label = label_of(nets, d, y, logits)
         if per_sample(nets[d]):  # one forward of prior and encoded codes together: same logits, faster
             both = nets[d](torch.cat([real[d], fake[d]]), None if label is None else torch.cat([label, label]))
             real_logit, fake_logit = both.split([len(real[d]), len(fake[d])])
@@ -95,7 +99,7 @@ def generator_phase(nets: Nets, opts, x, y=None) -> dict[str, torch.Tensor]:
         nets[d].requires_grad_(False)
     try:
         logits, z = nets["encoder"](x)
-        g_loss = bce(nets["d_gauss"](z, label_of(nets, "d_gauss", y)), 1.0)
+        g_loss = bce(nets["d_gauss"](z, label_of(nets, "d_gauss", y, logits)), 1.0)
         if "d_cat" in nets:
             g_loss = g_loss + bce(nets["d_cat"](logits.softmax(1)), 1.0)
         minimize(opts, "generator", g_loss)
