@@ -157,8 +157,10 @@ def cmd_train(args) -> None:
         options["model_args"] = model_args
     try:
         run = train(args.model, config_file=args.config_file, resume=args.resume, **options)
-    finally:
+    except BaseException:
         distributed.shutdown()
+        raise
+    distributed.shutdown(clean=True)
     if not distributed.is_main():  # under torchrun the main process reports
         return
     final = run.history[-1] if run.history else {}

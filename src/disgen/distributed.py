@@ -71,8 +71,14 @@ def setup(device: torch.device) -> torch.device:
     return device
 
 
-def shutdown() -> None:
+def shutdown(clean: bool = False) -> None:
+    """Leave the process group. After a run that ended well (``clean``) every process first waits
+    for the others: a gloo process that tears down while its peer is still closing connections
+    can abort ("terminate called without an active exception"). After an error there is no
+    barrier, which could wait forever for a process that failed."""
     if dist.is_available() and dist.is_initialized():
+        if clean:
+            dist.barrier()
         dist.destroy_process_group()
 
 
