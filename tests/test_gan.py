@@ -208,6 +208,63 @@ def test_discriminator_options_of_dcgan28():
     assert not torch.equal(a, d(x))  # augmented differently in training
 
 
+def test_packed_and_spectrally_normalised_discriminators_of_dcgan28():
+    """--pack K: D scores K images stacked as channels (one logit per pack, a remainder left out),
+    so a pack's logit depends on every image in it; --spectral-norm: no batch norm, and each
+    layer's weight has largest singular value about 1 after a few power iterations."""
+    d = build("dcgan28", "default", pack=4, minibatch_std=False)["discriminator"].eval()
+    x = real_batch("dcgan28", 18)
+    assert d(x).shape == (4, 1)  # 18 images: 4 packs of 4, 2 left out
+    changed = x.clone()
+    changed[5] = -changed[5]
+    diff = (d(changed) - d(x)).abs().squeeze(1)
+    assert diff[1] > 0 and diff[0] == 0 and diff[2] == 0  # image 5 is in the second pack only
+    with pytest.raises(DisgenError, match="--pack 0"):
+        build("dcgan28", "default", pack=0)
+
+    d = build("dcgan28", "default", spectral_norm=True)["discriminator"]
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in d.modules())
+    for _ in range(30):  # power iterations run in training-mode forwards
+        d(real_batch("dcgan28", 8))
+    d.eval()
+    for m in d.modules():
+        if isinstance(m, (nn.Conv2d, nn.Linear)):
+            sigma = torch.linalg.matrix_norm(m.weight.detach().flatten(1), ord=2)
+            assert sigma.item() == pytest.approx(1.0, abs=0.05)
+
+
+def test_minibatch_std_groups_deeper_generator_and_label_smoothing():
+    from disgen.models.dcgan28 import MinibatchStd
+    from disgen.optim import make_optimizer
+
+    h = torch.randn(8, 3, 2, 2)
+    whole = MinibatchStd(0)(h)[:, 3, 0, 0]  # one group: the batch's spread, the same for all
+    torch.testing.assert_close(whole, (h.var(0, unbiased=False) + 1e-8).sqrt().mean().expand(8))
+    grouped = MinibatchStd(4)(h)[:, 3, 0, 0]  # groups of 4: images {0, 2, 4, 6} and {1, 3, 5, 7}
+    for i in range(2):
+        members = h[i::2]
+        torch.testing.assert_close(grouped[i::2], (members.var(0, unbiased=False) + 1e-8).sqrt().mean().expand(4))
+    assert MinibatchStd(4)(h[:6]).shape == (6, 4, 2, 2)  # 6 images: groups of 3
+
+    g = build("dcgan28", "default", g_depth=2)["generator"]
+    assert sum(isinstance(m, nn.Conv2d) for m in g.modules()) == 4  # 2 per stage
+    assert g(torch.randn(5, 100)).shape == (5, 1, 28, 28)
+
+    # --real-label 0.9 (one-sided smoothing): BCE(l, t) = softplus(l) - t l, so D's loss (the mean
+    # over real and fake) grows by 0.1 * mean(real logit) / 2 against target 1.
+    x = real_batch("dcgan28", 16)
+    losses, logits = [], None
+    for target in (1.0, 0.9):
+        nets = build("dcgan28", "default", real_label=target, minibatch_std=False)
+        if logits is None:
+            logits = nets["discriminator"](x).detach()
+        cfg = resolve("dcgan28", {})
+        opts = {k: make_optimizer(m.parameters(), cfg) for k, m in nets.items()}
+        torch.manual_seed(0)
+        losses.append(get_objective("gan").step(nets, opts, (x, None))["d_loss"].item())
+    assert losses[1] - losses[0] == pytest.approx(0.05 * logits.mean().item(), abs=1e-5)
+
+
 def test_a_per_sample_discriminator_scores_real_and_fake_in_one_batch():
     """Seed 002's D has no batch norm, so one forward of [real; fake] gives the logits of two
     forwards; D with batch norm or the minibatch-std channel keeps separate batches."""

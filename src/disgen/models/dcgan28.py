@@ -26,12 +26,17 @@ class DCGAN28Config:
     latent_dim: int = 100  # both seed 002 and Radford et al.
     noise_std: float = 1.0  # seed 002 draws N(0, 0.3)
     g_width: int = 64  # channels of G's 14x14 stage (its 7x7 stage has twice as many)
+    g_depth: int = 0  # extra 3x3 conv + batch norm + ReLU layers in each of G's 7x7 and 14x14 stages
     d_width: int = 64  # channels of D's 14x14 stage (its 7x7 stage has twice as many)
     d_lr: float | None = None  # D's lr; None: the same as --lr
     ema: float = 0.0  # decay of G's weight average used for sampling; 0 = none (the seed)
     diffaugment: bool = False  # D sees randomly shifted and cut-out images, real and fake alike
     minibatch_std: bool = False  # D's 7x7 stage gets one more channel: the batch's feature spread
+    mbstd_group: int = 0  # images per minibatch-std group (StyleGAN2: 4); 0: the whole batch
     r1: float = 0.0  # gamma of the R1 penalty on D's gradient at real images (Mescheder et al. 2018); 0: none
+    spectral_norm: bool = False  # D's layers spectrally normalised instead of batch norm (Miyato et al. 2018)
+    real_label: float = 1.0  # D's target for real images; 0.9: one-sided label smoothing (Salimans et al. 2016)
+    pack: int = 1  # D judges packs of this many images stacked as channels (PacGAN, Lin et al. 2018); 1: none
 
 
 class KerasGenerator(nn.Module):
@@ -79,7 +84,9 @@ class Generator(nn.Module):
         self.net = nn.Sequential(
             nn.Linear(cfg.latent_dim, 2 * w * 7 * 7, bias=False), nn.BatchNorm1d(2 * w * 7 * 7), nn.ReLU(True),
             nn.Unflatten(1, (2 * w, 7, 7)),  # (B, 2w, 7, 7)
+            *conv_bn_relu(2 * w, cfg.g_depth),
             nn.ConvTranspose2d(2 * w, w, 4, 2, 1, bias=False), nn.BatchNorm2d(w), nn.ReLU(True),  # (B, w, 14, 14)
+            *conv_bn_relu(w, cfg.g_depth),
             nn.ConvTranspose2d(w, channels, 4, 2, 1), nn.Tanh(),  # (B, C, 28, 28)
         )
         self.apply(dcgan_init)
@@ -88,39 +95,68 @@ class Generator(nn.Module):
         return self.net(z)
 
 
+def conv_bn_relu(channels: int, n: int) -> list[nn.Module]:
+    """``n`` shape-keeping 3x3 conv + batch norm + ReLU layers."""
+    return [m for _ in range(n) for m in (nn.Conv2d(channels, channels, 3, 1, 1, bias=False),
+                                          nn.BatchNorm2d(channels), nn.ReLU(True))]
+
+
 class Discriminator(nn.Module):
     """No batch norm on D's input layer (Radford et al. 2015); returns a logit."""
 
     def __init__(self, cfg: DCGAN28Config, channels: int):
         super().__init__()
         w, extra = cfg.d_width, int(cfg.minibatch_std)
-        self.diffaugment, self.r1 = cfg.diffaugment, cfg.r1
+        self.diffaugment, self.r1, self.pack = cfg.diffaugment, cfg.r1, cfg.pack
+        self.real_label = cfg.real_label
+        if cfg.pack < 1:
+            raise DisgenError(f"dcgan28 --pack {cfg.pack}: give 1 (no packing) or more images per pack")
+        self.mixes_batch = cfg.pack > 1  # a pack's logit depends on several images
         self.net = nn.Sequential(
-            nn.Conv2d(channels, w, 4, 2, 1), nn.LeakyReLU(0.2, True),  # (B, w, 14, 14)
-            nn.Conv2d(w, 2 * w, 4, 2, 1, bias=False), nn.BatchNorm2d(2 * w), nn.LeakyReLU(0.2, True),  # (B, 2w, 7, 7)
-            *([MinibatchStd()] if extra else []),  # (B, 2w + 1, 7, 7)
+            nn.Conv2d(channels * cfg.pack, w, 4, 2, 1), nn.LeakyReLU(0.2, True),  # (B, w, 14, 14)
+            nn.Conv2d(w, 2 * w, 4, 2, 1, bias=cfg.spectral_norm),
+            *([] if cfg.spectral_norm else [nn.BatchNorm2d(2 * w)]), nn.LeakyReLU(0.2, True),  # (B, 2w, 7, 7)
+            *([MinibatchStd(cfg.mbstd_group)] if extra else []),  # (B, 2w + 1, 7, 7)
             nn.Flatten(), nn.Linear((2 * w + extra) * 7 * 7, 1),  # (B, 1)
         )
         self.apply(dcgan_init)
+        if cfg.spectral_norm:
+            for i, m in enumerate(self.net):
+                if isinstance(m, (nn.Conv2d, nn.Linear)):
+                    self.net[i] = nn.utils.parametrizations.spectral_norm(m)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.diffaugment and self.training:
             x = cutout(translate(x))
+        if self.pack > 1:  # (B, C, H, W) -> (B // pack, pack * C, H, W); a remainder is left out
+            b, c, h, w = x.shape
+            x = x[:b - b % self.pack].reshape(b // self.pack, self.pack * c, h, w)
         return self.net(x)
 
 
 class MinibatchStd(nn.Module):
-    """Appends the mean over features of the batch's standard deviation as one constant channel
-    (Karras et al. 2018, ProGAN): a batch of near-identical fakes stands out, so G is pushed
-    towards variety (mode coverage)."""
+    """Appends the feature spread of the image's group as one constant channel (Karras et al.
+    2018, ProGAN; groups of 4 as StyleGAN2): a group of near-identical fakes stands out, so G is
+    pushed towards variety (mode coverage). ``group`` 0: one group, the whole batch."""
 
-    mixes_batch = True  # each output depends on the whole batch
+    mixes_batch = True  # each output depends on other images of the batch
+
+    def __init__(self, group: int = 4):
+        super().__init__()
+        self.group = group
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
-        # sqrt(var + 1e-8), as ProGAN: a feature equal over the batch (likely in bfloat16) has
+        b = h.shape[0]
+        g = min(self.group or b, b)
+        while b % g:  # the largest group size up to `group` that divides the batch
+            g -= 1
+        # (g, b // g, ...): image i is in group i % (b // g), as StyleGAN2's reshape
+        hs = h.float().reshape(g, b // g, *h.shape[1:])
+        # sqrt(var + 1e-8), as ProGAN: a feature equal over the group (likely in bfloat16) has
         # std 0, where the square root's gradient is infinite
-        spread = (h.float().var(0, unbiased=False) + 1e-8).sqrt().mean().to(h.dtype)
-        return torch.cat([h, spread.expand(h.shape[0], 1, *h.shape[2:])], 1)
+        spread = (hs.var(0, unbiased=False) + 1e-8).sqrt().flatten(1).mean(1)  # (b // g,)
+        spread = spread.repeat(g).to(h.dtype).view(b, 1, 1, 1).expand(b, 1, *h.shape[2:])
+        return torch.cat([h, spread], 1)
 
 
 def translate(x: torch.Tensor, fraction: float = 0.125, background: float = -1.0) -> torch.Tensor:
@@ -167,10 +203,12 @@ def dcgan_init(m: nn.Module) -> None:
 PRESETS = {
     "seed": dict(dataset="mnist-mini", optimizer="sgd", lr=0.0005, momentum=0.9, nesterov=True,
                  batch_size=64, epochs=100, model=dict(arch="keras", noise_std=0.3)),
-    # Measured in docs/gans.md: the minibatch-std channel raised the rarest class's share, and the
-    # cosine decay lets the Adam iterates settle instead of circling (sharper, more varied samples).
+    # Measured in docs/gans.md: the minibatch-std channel raised the rarest class's share, the
+    # cosine decay lets the Adam iterates settle instead of circling (sharper, more varied samples),
+    # and one more 3x3 conv per G stage (g_depth 1) sharpens the digits (Fréchet distance 3.2
+    # against 4.8 on mnist-mini at the same 30 epochs) and evens out their classes.
     "default": dict(dataset="mnist-mini", optimizer="adam", lr=5e-4, betas=(0.5, 0.999), batch_size=64,
-                    epochs=30, lr_schedule="cosine", model=dict(arch="dcgan", minibatch_std=True)),
+                    epochs=30, lr_schedule="cosine", model=dict(arch="dcgan", minibatch_std=True, g_depth=1)),
 }
 ARCHS = {"keras": (KerasGenerator, KerasDiscriminator), "dcgan": (Generator, Discriminator)}
 

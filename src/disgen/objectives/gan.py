@@ -56,7 +56,7 @@ def step(nets: Nets, opts, batch) -> dict[str, torch.Tensor]:
         real_logit, fake_logit = d(torch.cat([x, fake.detach()])).split([len(x), len(fake)])
     else:  # batch norm or a batch statistic: real and fake batches normalised apart, as the seeds
         real_logit, fake_logit = d(x), d(fake.detach())
-    d_loss = (bce(real_logit, 1.0) + bce(fake_logit, 0.0)) / 2  # mean over real and fake, as both seeds
+    d_loss = (bce(real_logit, getattr(d, "real_label", 1.0)) + bce(fake_logit, 0.0)) / 2  # mean over real and fake, as both seeds
     out = {}
     if gamma:  # R1 (Mescheder et al. 2018): gamma/2 E||grad_x D(x)||^2 on real images
         grad, = torch.autograd.grad(real_logit.float().sum(), x, create_graph=True)
