@@ -88,13 +88,37 @@ def test_dcgan28_seed_matches_seed_002():
     assert linears == [(100, 1024), (1024, 6272)]
     convs = [(m.in_channels, m.out_channels, m.kernel_size) for m in g.modules() if isinstance(m, nn.Conv2d)]
     assert convs == [(128, 64, (5, 5)), (64, 1, (5, 5))]
-    assert sum(isinstance(m, nn.Upsample) for m in g.modules()) == 2
+    # Keras' UpSampling2D + Conv2D, computed in one convolution (same function, test below)
+    from disgen.models.dcgan28 import UpsampledConv2d
+    assert sum(isinstance(m, UpsampledConv2d) for m in g.modules()) == 2
     assert sum(isinstance(m, nn.MaxPool2d) for m in d.modules()) == 2
     assert [(m.in_features, m.out_features) for m in d.modules() if isinstance(m, nn.Linear)] == \
         [(3200, 1024), (1024, 1)]
     cfg = resolve("dcgan28", {"preset": "seed"})
     assert (cfg.optimizer, cfg.lr, cfg.momentum, cfg.nesterov, cfg.batch_size) == ("sgd", 0.0005, 0.9, True, 64)
     assert get_model("dcgan28").value_range == (-1.0, 1.0)
+
+
+@pytest.mark.parametrize("ci,co,size", [(128, 64, 7), (64, 1, 14), (3, 5, 5)])
+def test_upsampled_conv_is_nearest_upsampling_then_the_5x5_conv(ci, co, size):
+    """UpsampledConv2d folds the 5x5 kernel into four 3x3 phase kernels: outputs and gradients
+    (input, weight, bias) equal those of nn.Upsample(2) + nn.Conv2d(5, padding=2) with its weights."""
+    from disgen.models.dcgan28 import UpsampledConv2d
+
+    torch.manual_seed(0)
+    fused = UpsampledConv2d(ci, co)
+    plain = nn.Sequential(nn.Upsample(scale_factor=2), nn.Conv2d(ci, co, 5, padding=2))
+    plain[1].load_state_dict(fused.state_dict())
+    x = torch.randn(4, ci, size, size, dtype=torch.float64, requires_grad=True)
+    fused, plain = fused.double(), plain.double()
+    a, b = fused(x), plain(x)
+    assert a.shape == (4, co, 2 * size, 2 * size)
+    torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10)
+    g = torch.randn_like(a)
+    for u, v in zip(torch.autograd.grad(a, [x, fused.weight, fused.bias], g),
+                    torch.autograd.grad(b, [x, plain[1].weight, plain[1].bias], g)):
+        torch.testing.assert_close(u, v, rtol=1e-10, atol=1e-10)
+    assert set(fused.state_dict()) == {"weight", "bias"}  # checkpoints as the plain conv's
 
 
 def test_dcgan64_seed_matches_seed_003():
