@@ -8,6 +8,7 @@ columns are the classes; we report the share of cells classified as their column
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -41,7 +42,7 @@ def main() -> None:
     p.add_argument("--d-lr", type=float, default=None, help="discriminator lr (default: the preset's)")
     p.add_argument("--label-conditioned", action=argparse.BooleanOptionalAction, default=True,
                    help="d_gauss also sees the label (the default); --no-label-conditioned: the paper's")
-    p.add_argument("--run-dir", default=f"/tmp/bench-aae-style-{time.strftime('%H%M%S')}")
+    p.add_argument("--run-dir", default=f"/tmp/bench-aae-style-{time.strftime('%H%M%S')}-{os.getpid()}")
     args = p.parse_args()
     data = load_dataset(args.dataset)
     start = time.process_time()
