@@ -112,8 +112,14 @@ def test_two_nodes_with_a_rendezvous_match_one_node(two_process_run, tmp_path, i
     args = ["train", "mlp-classifier", "--preset", "seed", "--dataset", str(idx_dir), "--epochs", "3",
             "--batch-size", "32", "--run-dir", str(run), *COMMON]
     nodes = [torchrun(*args, launcher=launcher, wait=False) for _ in range(2)]
-    for node in nodes:
-        _, err = node.communicate(timeout=180)
+    try:
+        errs = [node.communicate(timeout=300)[1] for node in nodes]
+    except subprocess.TimeoutExpired:
+        for node in nodes:
+            node.kill()
+        errs = [node.communicate()[1] for node in nodes]
+        pytest.fail("the two nodes did not finish in 300 s:\n" + "\n---\n".join(e[-2000:] for e in errs))
+    for node, err in zip(nodes, errs):
         assert node.returncode == 0, err[-3000:]
     a, b = weights(run), weights(two_process_run)
     assert all(torch.equal(a[k], b[k]) for k in a)

@@ -18,7 +18,9 @@ run directory.
 """
 from __future__ import annotations
 
+import datetime
 import os
+import sys
 from dataclasses import dataclass
 
 import torch
@@ -74,11 +76,18 @@ def setup(device: torch.device) -> torch.device:
 def shutdown(clean: bool = False) -> None:
     """Leave the process group. After a run that ended well (``clean``) every process first waits
     for the others: a gloo process that tears down while its peer is still closing connections
-    can abort ("terminate called without an active exception"). After an error there is no
-    barrier, which could wait forever for a process that failed."""
+    can abort ("terminate called without an active exception"). On gloo the wait is bounded (60 s)
+    and a peer that never arrives is reported, not waited for: the run's files are written by
+    then. After an error there is no wait, which could last forever for a process that failed."""
     if dist.is_available() and dist.is_initialized():
         if clean:
-            dist.barrier()
+            try:
+                if dist.get_backend() == "gloo":
+                    dist.monitored_barrier(timeout=datetime.timedelta(seconds=60))
+                else:
+                    dist.barrier()
+            except RuntimeError as e:
+                print(f"disgen: process {world().rank} left without its peers: {e}", file=sys.stderr)
         dist.destroy_process_group()
 
 
