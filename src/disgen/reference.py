@@ -64,7 +64,7 @@ def dataset_key(data: TensorDataset) -> str:
 # (rotation, scale, shift), so that it also reads slightly distorted, generated-looking images
 # well. The tag is part of the cache key: a new recipe never reuses an old reference.
 REFERENCE_RECIPE = dict(preset="fast", augment="affine")
-RECIPE_TAG = "fast-affine"
+RECIPE_TAG = "-".join(REFERENCE_RECIPE.values())  # "fast-affine"
 
 
 def reference_epochs(n_train: int) -> int:

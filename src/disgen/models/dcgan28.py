@@ -52,8 +52,8 @@ class KerasGenerator(nn.Module):
             nn.Unflatten(1, (128, 7, 7)),  # (B, 128, 7, 7)
             # Keras' UpSampling2D + Conv2D 5x5 "same", computed as UpsampledConv2d (the same function
             # and weights, 2.8x fewer multiply-adds); the Identity keeps the checkpoint's key names.
-            nn.Identity(), UpsampledConv2d(128, 64, 5, padding=2), nn.Tanh(),  # (B, 64, 14, 14)
-            nn.Identity(), UpsampledConv2d(64, channels, 5, padding=2), nn.Tanh(),  # (B, C, 28, 28)
+            nn.Identity(), UpsampledConv2d(128, 64), nn.Tanh(),  # (B, 64, 14, 14)
+            nn.Identity(), UpsampledConv2d(64, channels), nn.Tanh(),  # (B, C, 28, 28)
         )
         self.apply(glorot_init)
 
@@ -70,10 +70,8 @@ class UpsampledConv2d(nn.Conv2d):
     the same outputs with 4*9 instead of 4*25 multiply-adds per input pixel. The parameters are
     the 5x5 kernel itself, so weights, init and checkpoints are those of the plain layers."""
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 5, padding: int = 2):
-        if kernel_size != 5 or padding != 2:
-            raise ValueError("UpsampledConv2d implements a 5x5 kernel with padding 2 only")
-        super().__init__(in_channels, out_channels, kernel_size, padding=padding)
+    def __init__(self, in_channels: int, out_channels: int):
+        super().__init__(in_channels, out_channels, 5, padding=2)
         fold = torch.tensor([[[1, 1, 0, 0, 0], [0, 0, 1, 1, 0], [0, 0, 0, 0, 1]],   # phase 0
                              [[1, 0, 0, 0, 0], [0, 1, 1, 0, 0], [0, 0, 0, 1, 1]]],  # phase 1
                             dtype=torch.float32)  # (phase, 3 folded taps, 5 taps)
@@ -170,7 +168,7 @@ class MinibatchStd(nn.Module):
 
     mixes_batch = True  # each output depends on other images of the batch
 
-    def __init__(self, group: int = 4):
+    def __init__(self, group: int = 0):
         super().__init__()
         self.group = group
 
