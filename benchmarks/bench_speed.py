@@ -9,8 +9,8 @@ Trainer's loop, data path and number format gain.
 For each model both sides train on the same first N training images (full data for the MLPs,
 20-30 batches for the conv and AAE models), alternating plain, disgen (``--precision auto``) and
 disgen fp32 NCHW (what the loop alone gains) in the same process, ``--repeats`` times after one
-warm-up epoch each. disgen is timed as a later epoch: the first epoch's per-step divergence checks
-(50 steps) are left out, and only ``train_epoch`` runs (no evaluation, checkpoints or pictures).
+warm-up epoch each, each repeat in a rotated order (plain, auto, fp32; auto, fp32, plain; ...).
+disgen is timed as a later epoch: the first epoch's per-step divergence checks (50 steps) are left out, and only ``train_epoch`` runs (no evaluation, checkpoints or pictures).
 
     python benchmarks/bench_speed.py [--repeats 3] [--dataset fashion-mnist]
                                      [--models mlp-classifier,dcgan28] [--images N] [--threads N]
@@ -21,6 +21,7 @@ waits for a descheduled thread and two-thread timings grow 5-20x; --threads 1 st
 """
 from __future__ import annotations
 
+import statistics
 import sys
 import tempfile
 import time
@@ -291,10 +292,11 @@ def run_case(case: Case, data, repeats: int, run_dir: Path) -> dict:
     seconds: dict[str, list[float]] = {k: [] for k in epochs}
     for fn in epochs.values():  # warm-up: allocator, oneDNN kernels, autocast caches
         fn()
-    for _ in range(repeats):  # alternate so that drift hits every side alike
-        for k, fn in epochs.items():
+    names = list(epochs)
+    for r in range(repeats):  # alternate so that drift hits every side alike, each repeat starting
+        for k in names[r % 3:] + names[:r % 3]:  # one side later: none always follows the same one
             start = time.perf_counter()
-            fn()
+            epochs[k]()
             seconds[k].append(time.perf_counter() - start)
     return {
         "images": n, "batch": case.batch, "steps": steps, "target": case.target,
@@ -303,13 +305,17 @@ def run_case(case: Case, data, repeats: int, run_dir: Path) -> dict:
         "ms_per_batch": {k: summary([1000 * s / steps for s in v]) for k, v in seconds.items()},
         "ratio": summary([p / a for p, a in zip(seconds["plain"], seconds["auto"])]),
         "ratio_fp32": summary([p / a for p, a in zip(seconds["plain"], seconds["fp32"])]),
+        # Robust to other load on the machine, which only ever slows an epoch down: the median of the
+        # paired ratios, and the ratio of each side's fastest epoch (timeit's rule).
+        "ratio_median": statistics.median(p / a for p, a in zip(seconds["plain"], seconds["auto"])),
+        "ratio_fastest": min(seconds["plain"]) / min(seconds["auto"]),
     }
 
 
 PLAIN = {"mlp-classifier": plain_mlp_classifier, "mlp-autoencoder": plain_mlp_autoencoder,
          "cnn-classifier": plain_cnn_classifier, "dcgan28": plain_dcgan28, "gan2d": plain_gan2d}
 HEADER = ["model (plain port of)", "data", "images", "batch", "plain/s", "disgen/s", "disgen precision",
-          "fp32/s", "disgen/plain", "fp32/plain", "target", "ms/batch plain/disgen/fp32"]
+          "fp32/s", "disgen/plain", "median, fastest", "fp32/plain", "target", "ms/batch plain/disgen/fp32"]
 
 
 def row(name: str, case: Case, data_name: str, r: dict) -> list:
@@ -318,7 +324,7 @@ def row(name: str, case: Case, data_name: str, r: dict) -> list:
     precision = r["precision"] + (" NHWC" if r["channels_last"] else "")
     return [f"{name} ({case.seed})", data_name, f"{r['images']:,}", case.batch,
             f"{sps['plain'][0]:,.0f}", f"{sps['auto'][0]:,.0f}", precision, f"{sps['fp32'][0]:,.0f}",
-            ratio("ratio"), ratio("ratio_fp32"), f"{case.target:.1f}x" if case.target else "-",
+            ratio("ratio"), f"{r['ratio_median']:.2f}x, {r['ratio_fastest']:.2f}x", ratio("ratio_fp32"), f"{case.target:.1f}x" if case.target else "-",
             " / ".join(f"{ms[k][0]:.1f}" for k in ("plain", "auto", "fp32"))]
 
 

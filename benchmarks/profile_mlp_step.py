@@ -93,10 +93,11 @@ def main() -> None:
     ms = {k: [] for k in variants}
     for fn in variants.values():
         fn()
-    for _ in range(args.rounds):
-        for k, fn in variants.items():
+    names = list(variants)
+    for r in range(args.rounds):  # each round starts one variant later: no variant always follows plain
+        for k in names[r % len(names):] + names[:r % len(names)]:
             start = time.perf_counter()
-            fn()
+            variants[k]()
             ms[k].append((time.perf_counter() - start) / len(loader) * 1e3)
     base = statistics.median(ms["trainer"])
     rows = [[k, f"{statistics.median(v):.3f}", f"{min(v):.3f}", f"{statistics.median(v) - base:+.3f}",

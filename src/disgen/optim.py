@@ -9,15 +9,73 @@ import torch
 from disgen.config import TrainConfig
 
 
+class _LeanAdamStep:
+    """Adam's and AdamW's ``step`` as one fused kernel call when nothing unusual is asked of it.
+
+    torch's own ``step`` spends about as long on Python bookkeeping (grouping tensors by device
+    and dtype, checking options) as the fused kernel spends updating a small model: 79 us against
+    40 us for seed 000's MLP on CPU, 5% of its training step, and an AAE steps four optimizers per
+    batch. The state (``step``, ``exp_avg``, ``exp_avg_sq``) and ``state_dict`` are torch's, so a
+    checkpoint loads into either class, and the update is bit for bit torch's fused one. Anything
+    else (a closure, a gradient scaler's ``grad_scale``, amsgrad, maximize, a tensor lr, a
+    parameter's first step, mixed devices or dtypes) takes torch's own path."""
+
+    def step(self, closure=None):
+        work = None if closure is not None else self._lean_work()
+        if work is None:
+            return super().step(closure)
+        for group, params, grads, avgs, sqs, steps in work:
+            beta1, beta2 = group["betas"]
+            torch._foreach_add_(steps, 1)
+            kernel = torch._fused_adamw_ if group["decoupled_weight_decay"] else torch._fused_adam_
+            kernel(params, grads, avgs, sqs, [], steps, amsgrad=False, lr=group["lr"], beta1=beta1,
+                   beta2=beta2, weight_decay=group["weight_decay"], eps=group["eps"], maximize=False,
+                   grad_scale=None, found_inf=None)
+        return None
+
+    def _lean_work(self):
+        if getattr(self, "grad_scale", None) is not None or getattr(self, "found_inf", None) is not None:
+            return None
+        work, kind = [], None
+        for group in self.param_groups:
+            if (not group["fused"] or group["amsgrad"] or group["maximize"] or group["capturable"]
+                    or group["differentiable"] or isinstance(group["lr"], torch.Tensor)
+                    or not isinstance(group["betas"][0], float)):
+                return None
+            params = [p for p in group["params"] if p.grad is not None]
+            if not params:
+                continue
+            states = [self.state.get(p) for p in params]
+            if not all(states):  # a first step creates the state: torch's path
+                return None
+            grads = [p.grad for p in params]
+            for p, g in zip(params, grads):
+                if g.is_sparse or p.is_complex() or kind not in (None, (p.device, p.dtype)):
+                    return None
+                kind = (p.device, p.dtype)
+            work.append((group, params, grads, [s["exp_avg"] for s in states],
+                         [s["exp_avg_sq"] for s in states], [s["step"] for s in states]))
+        return work
+
+
+class LeanAdam(_LeanAdamStep, torch.optim.Adam):
+    """torch.optim.Adam with :class:`_LeanAdamStep`'s fast ``step``."""
+
+
+class LeanAdamW(_LeanAdamStep, torch.optim.AdamW):
+    """torch.optim.AdamW with :class:`_LeanAdamStep`'s fast ``step``."""
+
+
 def make_optimizer(params, cfg: TrainConfig, lr: float | None = None) -> torch.optim.Optimizer:
     """Adam, AdamW or SGD from ``cfg``; the fused kernels (one call for all parameters instead of
-    a Python loop over them) make small models' steps about 1.3x faster on CPU."""
+    a Python loop over them) make small models' steps about 1.3x faster on CPU, and Adam's lean
+    ``step`` (:class:`LeanAdam`) saves its Python bookkeeping."""
     lr = cfg.lr if lr is None else lr
     params = list(params)
     if cfg.optimizer == "sgd":
         cls, kw = torch.optim.SGD, dict(momentum=cfg.momentum, nesterov=cfg.nesterov)
     else:
-        cls = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
+        cls = LeanAdamW if cfg.optimizer == "adamw" else LeanAdam
         kw = dict(betas=tuple(cfg.betas))
     try:
         return cls(params, lr=lr, weight_decay=cfg.weight_decay, fused=True, **kw)
