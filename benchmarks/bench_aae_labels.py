@@ -6,9 +6,11 @@ not inflate it much).
     python benchmarks/bench_aae_labels.py --dataset mnist-mini --labels 100 --epochs 20 --seeds 0 1 2
     python benchmarks/bench_aae_labels.py --dataset fashion-mnist --labels 1000 --epochs 5
 
-The baseline is ``mlp-classifier --act relu --init default --hidden H --dropout P``: the AAE's
-encoder body and y head, the same optimizer, lr and betas, trained on the labelled subset only,
-for ``--baseline-epochs`` passes over it.
+The AAE is the ``default`` preset, with ``--aae KEY=VALUE ...`` changing its model options (e.g.
+``--aae consistency=0``: the paper's AAE without the consistency term). The baseline is
+``mlp-classifier --act relu --init default --hidden H --dropout P``: the AAE's encoder body and y
+head, the same optimizer, lr, betas and lr schedule, trained on the labelled subset only, for
+``--baseline-epochs`` passes over it.
 """
 from __future__ import annotations
 
@@ -32,11 +34,26 @@ def cpu_minutes(fn):
     return out, (time.process_time() - start) / 60
 
 
+def aae_options(args) -> dict:
+    """``--aae KEY=VALUE`` pairs as model options (numbers parsed; the config checks the rest)."""
+    out = {}
+    for pair in args.aae:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise SystemExit(f"--aae {pair!r}: give KEY=VALUE, e.g. consistency=0")
+        try:
+            out[key.replace("-", "_")] = float(value) if "." in value or "e" in value else int(value)
+        except ValueError:
+            out[key.replace("-", "_")] = value
+    return out
+
+
 def run_seed(args, baseline_opts: dict, seed: int, stamp: str) -> tuple[dict, dict]:
     """The AAE and its baseline on the labelled subset of ``seed``: (aae result, baseline result)."""
     common = dict(dataset=args.dataset, labels=args.labels, seed=seed, progress=False)
     run, minutes = cpu_minutes(lambda: disgen.train(
-        "aae", epochs=args.epochs, run_dir=f"{args.out}/{stamp}-aae-s{seed}", **common))
+        "aae", epochs=args.epochs, run_dir=f"{args.out}/{stamp}-aae-s{seed}", model_args=aae_options(args),
+        **common))
     aae = {"seed": seed, "accuracy": run.history[-1]["test_accuracy"], "epochs": args.epochs,
            "cpu_minutes": minutes, "per_epoch": [h["test_accuracy"] for h in run.history]}
     run, minutes = cpu_minutes(lambda: disgen.train(
@@ -57,6 +74,8 @@ def main() -> None:
     p.add_argument("--baseline-epochs", type=int, default=300, help="passes over the labelled subset")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--out", default="/tmp/bench-aae", help="folder for the run directories")
+    p.add_argument("--aae", nargs="*", default=[], metavar="KEY=VALUE",
+                   help="AAE model options over the default preset, e.g. consistency=0")
     p.add_argument("--parallel", action="store_true", help="run the seeds in parallel processes")
     args = p.parse_args()
     aae_cfg = resolve("aae", {})
@@ -64,7 +83,7 @@ def main() -> None:
     baseline_opts = dict(model_args=dict(hidden=m["hidden"], act="relu", init="default",
                                          dropout=m.get("dropout", 0.0)),
                          lr=aae_cfg.lr, betas=aae_cfg.betas, optimizer=aae_cfg.optimizer,
-                         lr_schedule="none", batch_size=aae_cfg.batch_size)
+                         lr_schedule=aae_cfg.lr_schedule, batch_size=aae_cfg.batch_size)
     rows, results = [], {"aae": [], "baseline": []}
     stamp = time.strftime("%H%M%S")
     jobs = [(args, baseline_opts, seed, stamp) for seed in args.seeds]

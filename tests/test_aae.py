@@ -291,3 +291,50 @@ def test_input_noise_is_added_in_training_only():
     a = enc(x)[1]
     torch.manual_seed(1)
     assert not torch.allclose(a, enc(x)[1])
+
+
+def test_consistency_term_uses_unlabelled_images_and_trains_y_only():
+    """--consistency: the classification phase also pulls y on perturbed unlabelled images toward
+    y on the images themselves; it changes the encoder's body and y head, never z or the others."""
+    nets, opts = build(consistency=1.0, dropout=0.0)
+    x_lab, y_lab = tiny_batch(8, seed=1)
+    x = tiny_batch(16)[0]
+    before = params(nets)
+    out = classification_phase(nets, opts, x_lab, y_lab, x)
+    assert changed(nets, before) == {"encoder.body", "encoder.y_head"}
+    assert torch.isfinite(out["consistency_loss"]) and out["consistency_loss"] > 0
+    # without unlabelled images (or with weight 0) there is no such term
+    assert "consistency_loss" not in classification_phase(nets, opts, x_lab, y_lab)
+    plain, popts = build(dropout=0.0)
+    assert "consistency_loss" not in classification_phase(plain, popts, x_lab, y_lab, x)
+
+
+def test_consistency_pulls_perturbed_predictions_together():
+    """After 100 steps of the classification phase on two labelled images, y disagrees between
+    images and their flipped, shifted copies far less with the term (weight 100) than without."""
+    from disgen.data.augment import flip_shift
+
+    x = tiny_batch(64)[0]
+
+    def disagreement_after_training(weight: float) -> float:
+        nets, opts = build(consistency=weight, dropout=0.0)
+        enc = nets["encoder"]
+        torch.manual_seed(3)
+        for _ in range(100):
+            classification_phase(nets, opts, x[:2], torch.tensor([0, 1]), x if weight else None)
+        torch.manual_seed(5)
+        with torch.no_grad():
+            p, log_q = enc(x)[0].softmax(1), enc(flip_shift(x))[0].log_softmax(1)
+        return torch.nn.functional.kl_div(log_q, p, reduction="batchmean").item()
+
+    without, with_term = disagreement_after_training(0.0), disagreement_after_training(100.0)
+    assert with_term < without / 4, (with_term, without)
+
+
+@pytest.mark.parametrize("overrides,match", [
+    ({"consistency_augment": "rotate"}, "--consistency-augment 'rotate'"),
+    ({"consistency": -1.0}, "--consistency -1"),
+])
+def test_bad_consistency_options_are_refused(overrides, match):
+    with pytest.raises(DisgenError, match=match):
+        build(**overrides)

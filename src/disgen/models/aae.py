@@ -45,6 +45,11 @@ class AAEConfig:
     # semi-supervised mode: d_gauss also sees the encoder's predicted class (one-hot of argmax y),
     # so z must carry no class and the decoder has to take the class from y
     y_conditioned: bool = False
+    # semi-supervised mode: weight of a consistency term on the unlabelled batch (the UDA form of
+    # Xie et al. 2019): the encoder's class probabilities on a perturbed copy of each image are
+    # pulled toward those on the image itself (KL, the clean side held fixed). 0: the paper's AAE.
+    consistency: float = 0.0
+    consistency_augment: str = "flip"  # the perturbation: flip | affine | none (dropout and noise alone)
 
 
 def mlp(sizes: list[int], dropout: float = 0.0) -> nn.Sequential:
@@ -161,6 +166,11 @@ def check(cfg: AAEConfig) -> None:
         raise DisgenError(f"--prior {cfg.prior!r}: choose one of {', '.join(PRIORS)}")
     if cfg.prior == "mixture" and cfg.z_dim != 2:
         raise DisgenError(f"--prior mixture is a mixture of 2-D Gaussians: use --z-dim 2 (got {cfg.z_dim})")
+    if cfg.consistency_augment not in ("flip", "affine", "none"):
+        raise DisgenError(f"--consistency-augment {cfg.consistency_augment!r}: choose flip (clothes, objects), "
+                          "affine (digits) or none")
+    if cfg.consistency < 0:
+        raise DisgenError(f"--consistency {cfg.consistency:g}: a weight, 0 (off) or more")
     if cfg.z_dim < 1 or not cfg.hidden or not cfg.d_hidden:
         raise DisgenError("--z-dim must be at least 1 and --hidden / --d-hidden name at least one layer")
 

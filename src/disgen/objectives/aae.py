@@ -15,6 +15,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from disgen.data.augment import TRANSFORMS
 from disgen.errors import DisgenError
 from disgen.models.aae import sample_categorical, sample_prior, shape_noise
 from disgen.objectives import (Context, Nets, Objective, batches, inference, minimize, per_sample,
@@ -113,11 +114,25 @@ def discriminators(nets: Nets) -> list[str]:
     return [d for d in ("d_gauss", "d_cat") if d in nets]
 
 
-def classification_phase(nets: Nets, opts, x_lab, y_lab) -> dict[str, torch.Tensor]:
-    logits, _ = nets["encoder"](x_lab)
+def classification_phase(nets: Nets, opts, x_lab, y_lab, x=None) -> dict[str, torch.Tensor]:
+    """Cross-entropy of y on the labelled batch; with ``--consistency W`` also W times the KL from
+    the class probabilities of the unlabelled images ``x`` (fixed targets) to those of a perturbed
+    copy of them."""
+    enc = nets["encoder"]
+    logits, _ = enc(x_lab)
     ce_loss = F.cross_entropy(logits, y_lab)
-    minimize(opts, "classifier", ce_loss)
-    return {"ce_loss": ce_loss.detach(), "label_acc": (logits.detach().argmax(1) == y_lab).float().mean()}
+    out = {"ce_loss": ce_loss.detach(), "label_acc": (logits.detach().argmax(1) == y_lab).float().mean()}
+    loss, weight = ce_loss, enc.cfg.consistency
+    if weight and x is not None:
+        with torch.no_grad():
+            target = enc(x)[0].float().softmax(1)
+        augment = TRANSFORMS[enc.cfg.consistency_augment]
+        view = augment(x) if augment is not None else x
+        cons = F.kl_div(enc(view)[0].float().log_softmax(1), target, reduction="batchmean")
+        loss = loss + weight * cons
+        out["consistency_loss"] = cons.detach()
+    minimize(opts, "classifier", loss)
+    return out
 
 
 def step(nets: Nets, opts, batch) -> dict[str, torch.Tensor]:
@@ -127,7 +142,7 @@ def step(nets: Nets, opts, batch) -> dict[str, torch.Tensor]:
     out.update(discriminator_phase(nets, opts, x, y))
     out.update(generator_phase(nets, opts, x, y))
     if "classifier" in opts:
-        out.update(classification_phase(nets, opts, x_lab, y_lab))
+        out.update(classification_phase(nets, opts, x_lab, y_lab, x))
     return out
 
 
