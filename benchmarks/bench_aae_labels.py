@@ -76,6 +76,8 @@ def main() -> None:
     p.add_argument("--out", default="/tmp/bench-aae", help="folder for the run directories")
     p.add_argument("--aae", nargs="*", default=[], metavar="KEY=VALUE",
                    help="AAE model options over the default preset, e.g. consistency=0")
+    p.add_argument("--name", help="results file name under benchmarks/results/ "
+                                   "(default aae_DATASET_LABELS)")
     p.add_argument("--parallel", action="store_true", help="run the seeds in parallel processes")
     args = p.parse_args()
     aae_cfg = resolve("aae", {})
@@ -100,7 +102,7 @@ def main() -> None:
         cpu, _ = summary([r["cpu_minutes"] for r in rs])
         rows.append([name, len(rs), f"{mean:.4f}", f"{sd:.4f}", rs[0]["epochs"], f"{cpu:.1f}"])
     print(table(rows, ["model", "n", "accuracy", "sd", "epochs", "cpu_min/run"]))
-    path = save(f"aae_{args.dataset}_{args.labels}", {"args": vars(args), "results": results})
+    path = save(args.name or f"aae_{args.dataset}_{args.labels}", {"args": vars(args), "results": results})
     print(f"saved {path}", file=sys.stderr)
 
 

@@ -49,7 +49,9 @@ class AAEConfig:
     # Xie et al. 2019): the encoder's class probabilities on a perturbed copy of each image are
     # pulled toward those on the image itself (KL, the clean side held fixed). 0: the paper's AAE.
     consistency: float = 0.0
-    consistency_augment: str = "flip"  # the perturbation: flip | affine | none (dropout and noise alone)
+    # the perturbation: affine (small rotation, scale and shift: label-preserving for digits and
+    # clothes alike) | flip (left-right flips and 2-pixel shifts: not for digits) | none (dropout alone)
+    consistency_augment: str = "affine"
 
 
 def mlp(sizes: list[int], dropout: float = 0.0) -> nn.Sequential:
@@ -167,8 +169,8 @@ def check(cfg: AAEConfig) -> None:
     if cfg.prior == "mixture" and cfg.z_dim != 2:
         raise DisgenError(f"--prior mixture is a mixture of 2-D Gaussians: use --z-dim 2 (got {cfg.z_dim})")
     if cfg.consistency_augment not in ("flip", "affine", "none"):
-        raise DisgenError(f"--consistency-augment {cfg.consistency_augment!r}: choose flip (clothes, objects), "
-                          "affine (digits) or none")
+        raise DisgenError(f"--consistency-augment {cfg.consistency_augment!r}: choose affine (any "
+                          "images), flip (clothes, objects; not digits) or none")
     if cfg.consistency < 0:
         raise DisgenError(f"--consistency {cfg.consistency:g}: a weight, 0 (off) or more")
     if cfg.z_dim < 1 or not cfg.hidden or not cfg.d_hidden:
@@ -184,11 +186,14 @@ PRESETS = {
         optimizer="adam", lr=1e-3, betas=(0.9, 0.999), batch_size=100, epochs=1000,
     ),
     # Same shape; beta1 0.5 steadies the adversarial phases (Radford et al. 2015), discriminators
-    # at a fifth of the lr so they do not win the game outright, and dropout against few labels.
+    # at a fifth of the lr so they do not win the game outright, dropout against few labels, the
+    # consistency term on the unlabelled images (the paper's phases alone tie the supervised
+    # baseline on Fashion-MNIST with 1000 labels; with it the AAE beats it, docs/aae.md) and a
+    # cosine decay that settles the last epochs.
     "default": dict(
         model=dict(mode="semi-supervised", hidden=(1000, 1000), z_dim=10, d_hidden=(1000, 1000),
-                   prior_std=5.0, d_lr=2e-4, dropout=0.2),
-        optimizer="adam", lr=1e-3, betas=(0.5, 0.999), batch_size=100, epochs=50,
+                   prior_std=5.0, d_lr=2e-4, dropout=0.2, consistency=1.0),
+        optimizer="adam", lr=1e-3, betas=(0.5, 0.999), batch_size=100, epochs=50, lr_schedule="cosine",
     ),
 }
 
