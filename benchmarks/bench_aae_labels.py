@@ -4,7 +4,9 @@ spread, epochs and CPU minutes of each run (process CPU time, so other load on t
 not inflate it much).
 
     python benchmarks/bench_aae_labels.py --dataset mnist-mini --labels 100 --epochs 20 --seeds 0 1 2
-    python benchmarks/bench_aae_labels.py --dataset fashion-mnist --labels 1000 --epochs 5
+    python benchmarks/bench_aae_labels.py --dataset fashion-mnist --labels 1000 --epochs 10 --baseline-epochs 100
+    python benchmarks/bench_aae_labels.py --dataset fashion-mnist --labels 1000 --epochs 10 \
+        --models consistency-only --name aae_fashion-mnist_1000_ablation
 
 The AAE is the ``default`` preset, with ``--aae KEY=VALUE ...`` changing its model options (e.g.
 ``--aae consistency=0``: the paper's AAE without the consistency term). The baseline is
@@ -48,22 +50,73 @@ def aae_options(args) -> dict:
     return out
 
 
-def run_seed(args, baseline_opts: dict, seed: int, stamp: str) -> tuple[dict, dict]:
-    """The AAE and its baseline on the labelled subset of ``seed``: (aae result, baseline result)."""
+def consistency_only(args, seed: int) -> dict:
+    """Ablation: the AAE's encoder trained by its classification phase alone (cross-entropy on the
+    labelled batch + the consistency term on the unlabelled one), without the reconstruction and
+    adversarial phases: the same data, labelled subset, optimizer, lr schedule, bf16 autocast and
+    number of steps. What the AAE's own phases add is the gap between this and the AAE."""
+    import math
+
+    import torch
+
+    from disgen.data import load_dataset
+    from disgen.labels import labelled_indices
+    from disgen.models import get_model
+    from disgen.objectives import aae
+
+    cfg = resolve("aae", {"seed": seed, "labels": args.labels, "model_args": aae_options(args)})
+    spec = get_model("aae")
+    model_cfg = spec.model_config(cfg.model_args)
+    data = load_dataset(args.dataset)
+    torch.manual_seed(seed)
+    nets = spec.build(model_cfg, data.image_shape, len(data.classes))
+    opt = aae.optimizers(nets, cfg, model_cfg)
+    x, y = data.train.images.float() / 255, data.train.labels
+    lab = labelled_indices(y, args.labels, len(data.classes), seed)
+    x_lab, y_lab = x[lab], y[lab]
+    steps, b = len(x) // cfg.batch_size, cfg.batch_size
+    total = steps * args.epochs
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt["classifier"], lambda it: 0.5 * (1 + math.cos(math.pi * min(it, total) / total)))
+    gen = torch.Generator().manual_seed(seed)
+    per_epoch = []
+    for _ in range(args.epochs):
+        nets["encoder"].train()
+        order, lab_order, j = torch.randperm(len(x), generator=gen), torch.randperm(len(lab), generator=gen), 0
+        for i in range(steps):
+            if j + b > len(lab):
+                lab_order, j = torch.randperm(len(lab), generator=gen), 0
+            li, j = lab_order[j:j + b], j + b
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                aae.classification_phase(nets, opt, x_lab[li], y_lab[li], x[order[i * b:(i + 1) * b]])
+            sched.step()
+        probs = aae.predict(nets, data.test.images.float() / 255)
+        per_epoch.append((probs.argmax(1) == data.test.labels).float().mean().item())
+    return {"accuracy": per_epoch[-1], "epochs": args.epochs, "per_epoch": per_epoch}
+
+
+def run_seed(args, baseline_opts: dict, seed: int, stamp: str) -> dict[str, dict]:
+    """The models of ``--models`` on the labelled subset of ``seed``: {model: result}."""
     common = dict(dataset=args.dataset, labels=args.labels, seed=seed, progress=False)
-    run, minutes = cpu_minutes(lambda: disgen.train(
-        "aae", epochs=args.epochs, run_dir=f"{args.out}/{stamp}-aae-s{seed}", model_args=aae_options(args),
-        **common))
-    aae = {"seed": seed, "accuracy": run.history[-1]["test_accuracy"], "epochs": args.epochs,
-           "cpu_minutes": minutes, "per_epoch": [h["test_accuracy"] for h in run.history]}
-    run, minutes = cpu_minutes(lambda: disgen.train(
-        "mlp-classifier", epochs=args.baseline_epochs, run_dir=f"{args.out}/{stamp}-mlp-s{seed}",
-        **common, **baseline_opts))
-    baseline = {"seed": seed, "accuracy": run.history[-1]["test_accuracy"], "epochs": args.baseline_epochs,
-                "cpu_minutes": minutes}
-    print(f"seed {seed}: aae {aae['accuracy']:.4f}, baseline {baseline['accuracy']:.4f}",
+    out = {}
+    if "aae" in args.models:
+        run, minutes = cpu_minutes(lambda: disgen.train(
+            "aae", epochs=args.epochs, run_dir=f"{args.out}/{stamp}-aae-s{seed}",
+            model_args=aae_options(args), **common))
+        out["aae"] = {"seed": seed, "accuracy": run.history[-1]["test_accuracy"], "epochs": args.epochs,
+                      "cpu_minutes": minutes, "per_epoch": [h["test_accuracy"] for h in run.history]}
+    if "baseline" in args.models:
+        run, minutes = cpu_minutes(lambda: disgen.train(
+            "mlp-classifier", epochs=args.baseline_epochs, run_dir=f"{args.out}/{stamp}-mlp-s{seed}",
+            **common, **baseline_opts))
+        out["baseline"] = {"seed": seed, "accuracy": run.history[-1]["test_accuracy"],
+                           "epochs": args.baseline_epochs, "cpu_minutes": minutes}
+    if "consistency-only" in args.models:
+        result, minutes = cpu_minutes(lambda: consistency_only(args, seed))
+        out["consistency-only"] = {"seed": seed, **result, "cpu_minutes": minutes}
+    print(f"seed {seed}: " + ", ".join(f"{k} {v['accuracy']:.4f}" for k, v in out.items()),
           file=sys.stderr, flush=True)
-    return aae, baseline
+    return out
 
 
 def main() -> None:
@@ -78,6 +131,9 @@ def main() -> None:
                    help="AAE model options over the default preset, e.g. consistency=0")
     p.add_argument("--name", help="results file name under benchmarks/results/ "
                                    "(default aae_DATASET_LABELS)")
+    p.add_argument("--models", default="aae,baseline", type=lambda v: v.split(","),
+                   help="comma-separated: aae, baseline, consistency-only (the ablation: the encoder "
+                        "with cross-entropy and the consistency term, no reconstruction or adversarial phases)")
     p.add_argument("--parallel", action="store_true", help="run the seeds in parallel processes")
     args = p.parse_args()
     aae_cfg = resolve("aae", {})
@@ -86,7 +142,7 @@ def main() -> None:
                                          dropout=m.get("dropout", 0.0)),
                          lr=aae_cfg.lr, betas=aae_cfg.betas, optimizer=aae_cfg.optimizer,
                          lr_schedule=aae_cfg.lr_schedule, batch_size=aae_cfg.batch_size)
-    rows, results = [], {"aae": [], "baseline": []}
+    rows, results = [], {m: [] for m in args.models}
     stamp = time.strftime("%H%M%S")
     jobs = [(args, baseline_opts, seed, stamp) for seed in args.seeds]
     if args.parallel:  # one process per seed, at the same time (each on its own core if there are enough)
@@ -94,9 +150,9 @@ def main() -> None:
             outcomes = list(pool.map(run_seed, *zip(*jobs)))
     else:
         outcomes = [run_seed(*job) for job in jobs]
-    for aae, baseline in outcomes:
-        results["aae"].append(aae)
-        results["baseline"].append(baseline)
+    for outcome in outcomes:
+        for name, result in outcome.items():
+            results[name].append(result)
     for name, rs in results.items():
         mean, sd = summary([r["accuracy"] for r in rs])
         cpu, _ = summary([r["cpu_minutes"] for r in rs])

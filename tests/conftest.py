@@ -71,3 +71,17 @@ def autoencoder_run(tmp_path_factory, mnist_mini) -> disgen.Run:
     """mlp-autoencoder (default preset), briefly trained on 1000 digits."""
     return disgen.train("mlp-autoencoder", dataset_obj=subset(mnist_mini, 1000, 200), epochs=2,
                         progress=False, run_dir=str(tmp_path_factory.mktemp("runs") / "autoencoder"))
+
+
+def stop_after_epoch(monkeypatch, epoch: int) -> None:
+    """Make training stop (as a Ctrl-C would) right after ``epoch``'s checkpoint and metrics."""
+    from disgen.trainer import Trainer
+
+    original = Trainer.end_epoch
+
+    def end_epoch(self, record, ctx):
+        original(self, record, ctx)
+        if self.epoch == epoch:
+            raise KeyboardInterrupt(f"stopped after epoch {epoch}")
+
+    monkeypatch.setattr(Trainer, "end_epoch", end_epoch)

@@ -16,7 +16,7 @@ from disgen.objectives import aae
 from disgen.objectives.aae import classification_phase, discriminator_phase, generator_phase, \
     reconstruction_phase
 
-from conftest import run_disgen
+from conftest import run_disgen, stop_after_epoch
 
 TINY = dict(hidden=(32,), d_hidden=(32,), z_dim=4)
 
@@ -92,7 +92,8 @@ def test_classification_phase_changes_encoder_body_and_y_head_only():
     ("unsupervised", {"encoder", "decoder", "d_gauss"}, {"mse", "d_gauss_loss", "d_gauss_acc", "g_loss"}),
     ("supervised", {"encoder", "decoder", "d_gauss"}, {"mse", "d_gauss_loss", "d_gauss_acc", "g_loss"}),
     ("semi-supervised", {"encoder", "decoder", "d_gauss", "d_cat"},
-     {"mse", "d_gauss_loss", "d_gauss_acc", "d_cat_loss", "d_cat_acc", "g_loss", "ce_loss", "label_acc"}),
+     {"mse", "d_gauss_loss", "d_gauss_acc", "d_cat_loss", "d_cat_acc", "g_loss", "ce_loss", "label_acc",
+      "consistency_loss"}),  # the default preset's consistency term
 ])
 def test_each_mode_steps_with_finite_losses(mode, nets_, keys):
     nets, opts = build(mode)
@@ -167,7 +168,8 @@ def train_tiny(tmp_path, data, name, **options):
 
 
 def test_semi_supervised_run_logs_accuracies_and_pictures(tmp_path, tiny_data):
-    run = train_tiny(tmp_path, tiny_data, "semi", epochs=2, labels=50)
+    # constant lr: 18 steps of the preset's cosine decay leave the reconstructions untrained
+    run = train_tiny(tmp_path, tiny_data, "semi", epochs=3, labels=50, lr_schedule="none")
     rec = run.history[-1]
     for key in ("test_accuracy", "test_mse", "train_d_gauss_acc", "train_d_cat_acc", "train_ce_loss"):
         assert key in rec and rec[key] == rec[key], key
@@ -179,11 +181,16 @@ def test_semi_supervised_run_logs_accuracies_and_pictures(tmp_path, tiny_data):
     assert probs.shape == (5, 10) and torch.allclose(probs.sum(1), torch.ones(5))
 
 
-def test_resume_with_labels_is_exact(tmp_path, tiny_data):
+def test_resume_with_labels_is_exact(tmp_path, tiny_data, monkeypatch):
+    """Stopped after epoch 1 of 2 and resumed: the same weights as a run straight through (the
+    labelled batches, the consistency term's perturbations and the cosine schedule included)."""
     straight = train_tiny(tmp_path, tiny_data, "a", epochs=2, labels=20)
-    train_tiny(tmp_path, tiny_data, "b", epochs=1, labels=20)
+    with monkeypatch.context() as m:
+        stop_after_epoch(m, 1)
+        with pytest.raises(KeyboardInterrupt):
+            train_tiny(tmp_path, tiny_data, "b", epochs=2, labels=20)
     resumed = disgen.train("aae", dataset_obj=tiny_data, progress=False, run_dir=str(tmp_path / "b"),
-                           resume=True, epochs=2)
+                           resume=True)
     for k in straight.nets:
         a, b = straight.nets[k].state_dict(), resumed.nets[k].state_dict()
         assert all(torch.equal(a[n], b[n]) for n in a), k
@@ -305,7 +312,7 @@ def test_consistency_term_uses_unlabelled_images_and_trains_y_only():
     assert torch.isfinite(out["consistency_loss"]) and out["consistency_loss"] > 0
     # without unlabelled images (or with weight 0) there is no such term
     assert "consistency_loss" not in classification_phase(nets, opts, x_lab, y_lab)
-    plain, popts = build(dropout=0.0)
+    plain, popts = build(consistency=0.0, dropout=0.0)
     assert "consistency_loss" not in classification_phase(plain, popts, x_lab, y_lab, x)
 
 

@@ -26,7 +26,7 @@ from disgen.models import get_model
 from disgen.optim import lr_factor
 from disgen.trainer import Trainer
 
-from conftest import SUBPROCESS_ENV, subset
+from conftest import SUBPROCESS_ENV, stop_after_epoch, subset
 
 TIMING = {"seconds", "eval_seconds"}
 
@@ -61,18 +61,6 @@ def assert_same_training(a_dir, b_dir) -> None:
     a, b = last_state(a_dir), last_state(b_dir)
     for key in ("epoch", "best", "nets", "opts", "scheds", "rng"):
         assert_equal_tree(a[key], b[key], key)
-
-
-def stop_after_epoch(monkeypatch, epoch: int) -> None:
-    """Make training stop (as a Ctrl-C would) right after ``epoch``'s checkpoint and metrics."""
-    original = Trainer.end_epoch
-
-    def end_epoch(self, record, ctx):
-        original(self, record, ctx)
-        if self.epoch == epoch:
-            raise KeyboardInterrupt(f"stopped after epoch {epoch}")
-
-    monkeypatch.setattr(Trainer, "end_epoch", end_epoch)
 
 
 @pytest.fixture(scope="module")
