@@ -39,7 +39,7 @@ class AAEConfig:
     input_noise: float = 0.0  # std of Gaussian noise on the encoder's input in training (denoising)
     # supervised mode only: d_gauss also sees the one-hot label, so z must match the prior within
     # every class, not only over all of them: no digit keeps its own corner of z, and any prior draw
-    # is a style that fits every digit (style grid from the prior: 99.2% vs 88.0% of cells read as
+    # is a style that fits every digit (style grid from the prior: 99.0% vs 90.8% of cells read as
     # their digit, docs/aae.md). False: the paper's supervised AAE.
     label_conditioned: bool = True
     # semi-supervised mode: d_gauss also sees the encoder's predicted class (one-hot of argmax y),
