@@ -86,7 +86,18 @@ def main() -> None:
             loss.backward()
             opt.step()
 
-    variants = {"trainer": patched(), "trainer+index_select": patched(iter_index_select),
+    torch_adam = torch.optim.Adam(model.parameters(), **{k: v for k, v in opt.defaults.items()
+                                                         if k not in ("decoupled_weight_decay",)})
+
+    def with_torch_adam():
+        trainer.opts["model"] = torch_adam
+        try:
+            trainer.train_epoch()
+        finally:
+            trainer.opts["model"] = opt
+
+    variants = {"trainer": patched(), "trainer+torch Adam": with_torch_adam,
+                "trainer+index_select": patched(iter_index_select),
                 "trainer+lean step": patched(step=lean_step),
                 "trainer+both": patched(iter_index_select, lean_step),
                 "loop floor": loop_floor, "step floor": step_floor, "plain": plain}
