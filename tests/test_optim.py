@@ -87,3 +87,29 @@ def test_make_optimizer_gives_the_lean_classes():
     params = list(net().parameters())
     assert type(make_optimizer(params, resolve("mlp-classifier", {}))) is LeanAdam
     assert type(make_optimizer(params, resolve("mlp-classifier", {"optimizer": "adamw"}))) is LeanAdamW
+
+
+@pytest.mark.parametrize("plain_adam_first", [False, True])
+def test_step_hooks_run_once_per_step(plain_adam_first):
+    """A registered step hook sends the step down torch's path, which runs it exactly once (also
+    once torch has wrapped Adam.step for a plain Adam made earlier)."""
+    if plain_adam_first:
+        torch.optim.Adam(net().parameters(), fused=True)
+    model = net()
+    opt = LeanAdam(model.parameters(), lr=1e-3, fused=True)
+    calls = []
+    opt.register_step_pre_hook(lambda o, args, kwargs: calls.append("pre"))
+    opt.register_step_post_hook(lambda o, args, kwargs: calls.append("post"))
+    train(model, opt, 3)
+    assert calls == ["pre", "post"] * 3
+    assert opt.state[model[1].weight]["step"].item() == 3
+
+
+def test_zero_grad_sets_grads_to_none_or_zero():
+    model = net()
+    opt = LeanAdam(model.parameters(), lr=1e-3, fused=True)
+    F.cross_entropy(model(torch.randn(4, 12)), torch.tensor([0, 1, 2, 0])).backward()
+    opt.zero_grad(set_to_none=False)
+    assert all(p.grad is not None and not p.grad.any() for p in model.parameters())
+    opt.zero_grad()
+    assert all(p.grad is None for p in model.parameters())

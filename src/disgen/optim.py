@@ -9,21 +9,34 @@ import torch
 from disgen.config import TrainConfig
 
 
+def _step_hooks(opt: torch.optim.Optimizer) -> bool:
+    """Whether any optimizer step hook (this optimizer's or a global one) is registered."""
+    from torch.optim import optimizer as module
+
+    return bool(opt._optimizer_step_pre_hooks or opt._optimizer_step_post_hooks
+                or getattr(module, "_global_optimizer_pre_hooks", None)
+                or getattr(module, "_global_optimizer_post_hooks", None))
+
+
 class _LeanAdamStep:
     """Adam's and AdamW's ``step`` as one fused kernel call when nothing unusual is asked of it.
 
-    torch's own ``step`` spends about as long on Python bookkeeping (grouping tensors by device
-    and dtype, checking options) as the fused kernel spends updating a small model: 79 us against
-    40 us for seed 000's MLP on CPU, 5% of its training step, and an AAE steps four optimizers per
-    batch. The state (``step``, ``exp_avg``, ``exp_avg_sq``) and ``state_dict`` are torch's, so a
-    checkpoint loads into either class, and the update is bit for bit torch's fused one. Anything
-    else (a closure, a gradient scaler's ``grad_scale``, amsgrad, maximize, a tensor lr, a
-    parameter's first step, mixed devices or dtypes) takes torch's own path."""
+    torch's own ``step`` spends about as long on Python bookkeeping (its profiler label and hook
+    wrapper, grouping tensors by device and dtype, checking options) as the fused kernel spends
+    updating a small model: 79 us against 40 us for seed 000's MLP on CPU, 5% of its training
+    step, and an AAE steps four optimizers per batch. The state (``step``, ``exp_avg``,
+    ``exp_avg_sq``) and ``state_dict`` are torch's, so a checkpoint loads into either class, and
+    the update is bit for bit torch's fused one. Anything else (a closure, a step hook, a gradient
+    scaler's ``grad_scale``, amsgrad, maximize, a tensor lr, a parameter's first step, mixed
+    devices or dtypes) takes torch's own path, hooks and profiler label included."""
 
     def step(self, closure=None):
-        work = None if closure is not None else self._lean_work()
+        work = None if closure is not None or _step_hooks(self) else self._lean_work()
         if work is None:
-            return super().step(closure)
+            torch_step = super().step.__func__
+            if not getattr(torch_step, "hooked", False):  # not yet wrapped by a plain Adam's creation
+                torch_step = torch.optim.Optimizer.profile_hook_step(torch_step)
+            return torch_step(self, closure)
         for group, params, grads, avgs, sqs, steps in work:
             beta1, beta2 = group["betas"]
             torch._foreach_add_(steps, 1)
@@ -31,6 +44,17 @@ class _LeanAdamStep:
             kernel(params, grads, avgs, sqs, [], steps, amsgrad=False, lr=group["lr"], beta1=beta1,
                    beta2=beta2, weight_decay=group["weight_decay"], eps=group["eps"], maximize=False,
                    grad_scale=None, found_inf=None)
+        return None
+
+    step.hooked = True  # torch wraps an optimizer class's step in its hook runner unless marked so
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        """torch's, without its per-call grouping and profiler label when the grads just go."""
+        if not set_to_none:
+            return super().zero_grad(set_to_none)
+        for group in self.param_groups:
+            for p in group["params"]:
+                p.grad = None
         return None
 
     def _lean_work(self):
