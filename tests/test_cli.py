@@ -322,3 +322,12 @@ def test_corrupt_checkpoint(capsys, tmp_path, classifier_run, damage):
     code, out, err = cli(capsys, "eval", d)
     assert_one_line_error(code, err, str(last), "cannot be loaded safely")
     assert out == "" and not (d / "eval.json").exists()
+
+
+def test_model_option_help_names_the_default_presets_value(capsys):
+    """`disgen train aae --help`: an option the default preset sets shows both defaults."""
+    with pytest.raises(SystemExit):
+        main(["train", "aae", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "--consistency CONSISTENCY default 0.0; the default preset: 1.0" in text
+    assert "--z-dim Z_DIM default 10 " in text  # the preset keeps the field's default: said once

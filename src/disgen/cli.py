@@ -93,8 +93,12 @@ def train_args(tr: argparse.ArgumentParser, argv: list[str]) -> None:
         spec = get_model(model)
         group = tr.add_argument_group(f"options of {model} (override the preset)")
         hints = typing.get_type_hints(spec.config_cls)
+        preset = spec.presets.get("default", {}).get("model", {})
         for f in dataclasses.fields(spec.config_cls):
-            add_field(group, f.name, hints[f.name], f"default {f.default!r}", f"model__{f.name}")
+            text = f"default {f.default!r}"
+            if f.name in preset and preset[f.name] != f.default:
+                text += f"; the default preset: {preset[f.name]!r}"
+            add_field(group, f.name, hints[f.name], text, f"model__{f.name}")
 
 
 def run_dir_args(p: argparse.ArgumentParser, inputs: str | None = None, out: str | None = None,
