@@ -34,8 +34,8 @@ import torch.nn.functional as F
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import (bench_parser, load_data, make_trainer, save, start, subset, summary, table,  # noqa: E402
-                    tutorial_loader)
+from common import (bench_parser, load_data, make_trainer, rotated, save, start, subset, summary,  # noqa: E402
+                    table, tutorial_loader)
 
 from disgen.data import load_dataset  # noqa: E402
 
@@ -292,9 +292,8 @@ def run_case(case: Case, data, repeats: int, run_dir: Path) -> dict:
     seconds: dict[str, list[float]] = {k: [] for k in epochs}
     for fn in epochs.values():  # warm-up: allocator, oneDNN kernels, autocast caches
         fn()
-    names = list(epochs)
-    for r in range(repeats):  # alternate so that drift hits every side alike, each repeat starting
-        for k in names[r % 3:] + names[:r % 3]:  # one side later: none always follows the same one
+    for r in range(repeats):  # alternate so that drift hits every side alike
+        for k in rotated(list(epochs), r):
             start = time.perf_counter()
             epochs[k]()
             seconds[k].append(time.perf_counter() - start)

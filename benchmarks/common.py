@@ -62,6 +62,13 @@ def timed(fn, repeats: int) -> list[float]:
     return out
 
 
+def rotated(names: list[str], r: int) -> list[str]:
+    """``names`` starting at index ``r`` (mod its length): round r of an interleaved timing, so that
+    no side always runs right after the same other side."""
+    k = r % len(names)
+    return names[k:] + names[:k]
+
+
 def summary(values: list[float]) -> tuple[float, float]:
     return statistics.mean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
 

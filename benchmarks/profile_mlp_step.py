@@ -4,11 +4,11 @@ torch.profiler table of one Trainer epoch.
 
     python benchmarks/profile_mlp_step.py [--threads 2] [--rounds 9] [--steps 200] [--profile]
 
-Variants patch the loader or the step in this process only (src/ is unchanged):
+Variants patch the step or the optimizer in this process only (src/ is unchanged):
   trainer              Trainer.train_epoch as it is
-  trainer+index_select TensorLoader gathering batches with index_select instead of images[idx]
+  trainer+torch Adam   the Trainer with torch.optim.Adam(fused=True) instead of disgen's LeanAdam
   trainer+lean step    classify.step without the per-step accuracy (loss only)
-  loop floor           index_select gather + forward + cross-entropy + fused Adam, nothing else
+  loop floor           the Trainer's batches + forward + cross-entropy + Adam, nothing else
   step floor           the same on one fixed batch (no gather: compute and autograd only)
   plain                the tutorial loop of bench_speed.py (per-sample Dataset + DataLoader)
 """
@@ -25,18 +25,9 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).parent))
 from bench_speed import plain_mlp_classifier  # noqa: E402
-from common import load_data, make_trainer, subset, table  # noqa: E402
+from common import load_data, make_trainer, rotated, subset, table  # noqa: E402
 
-from disgen.data.loader import TensorLoader  # noqa: E402
 from disgen.objectives import minimize  # noqa: E402
-
-
-def iter_index_select(self):
-    n = len(self.images)
-    order = torch.randperm(n, generator=self.generator, device=self.generator.device)
-    for i in range(len(self)):
-        idx = order[i * self.batch_size:(i + 1) * self.batch_size]
-        yield self.images.index_select(0, idx), self.labels.index_select(0, idx)
 
 
 def lean_step(nets, opts, batch):
@@ -59,21 +50,18 @@ def main() -> None:
     trainer = make_trainer("mlp-classifier", data, {"preset": "seed"}, Path("/tmp/disgen-profile"))
     model, opt, loader = trainer.nets["model"], trainer.opts["model"], trainer.loader
     x0, y0 = trainer.train_x[:100].clone(), trainer.train_y[:100].clone()
-    original_iter, original_step = TensorLoader.__iter__, trainer.objective.step
+    original_step = trainer.objective.step
     plain = plain_mlp_classifier(data)
 
-    def patched(loader_iter=None, step=None):
-        def run():
-            TensorLoader.__iter__ = loader_iter or original_iter
-            trainer.objective.step = step or original_step
-            try:
-                trainer.train_epoch()
-            finally:
-                TensorLoader.__iter__, trainer.objective.step = original_iter, original_step
-        return run
+    def with_lean_step():
+        trainer.objective.step = lean_step
+        try:
+            trainer.train_epoch()
+        finally:
+            trainer.objective.step = original_step
 
     def loop_floor():
-        for x, y in iter_index_select(loader):
+        for x, y in loader:
             loss = F.cross_entropy(model(x), y)
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -96,17 +84,15 @@ def main() -> None:
         finally:
             trainer.opts["model"] = opt
 
-    variants = {"trainer": patched(), "trainer+torch Adam": with_torch_adam,
-                "trainer+index_select": patched(iter_index_select),
-                "trainer+lean step": patched(step=lean_step),
-                "trainer+both": patched(iter_index_select, lean_step),
+    variants = {"trainer": trainer.train_epoch, "trainer+torch Adam": with_torch_adam,
+                "trainer+lean step": with_lean_step,
                 "loop floor": loop_floor, "step floor": step_floor, "plain": plain}
     ms = {k: [] for k in variants}
     for fn in variants.values():
         fn()
     names = list(variants)
     for r in range(args.rounds):  # each round starts one variant later: no variant always follows plain
-        for k in names[r % len(names):] + names[:r % len(names)]:
+        for k in rotated(names, r):
             start = time.perf_counter()
             variants[k]()
             ms[k].append((time.perf_counter() - start) / len(loader) * 1e3)
