@@ -53,16 +53,16 @@ def aae_options(args) -> dict:
 def consistency_only(args, seed: int) -> dict:
     """Ablation: the AAE's encoder trained by its classification phase alone (cross-entropy on the
     labelled batch + the consistency term on the unlabelled one), without the reconstruction and
-    adversarial phases: the same data, labelled subset, optimizer, lr schedule, bf16 autocast and
-    number of steps. What the AAE's own phases add is the gap between this and the AAE."""
-    import math
-
+    adversarial phases: the same data, labelled subset, batches, optimizer, lr schedule, bf16
+    autocast and number of steps. What the AAE's own phases add is the gap between this and the AAE."""
     import torch
 
-    from disgen.data import load_dataset
-    from disgen.labels import labelled_indices
+    from disgen.data import load_dataset, to_float
+    from disgen.data.loader import TensorLoader
+    from disgen.labels import LabelledLoader, labelled_indices
     from disgen.models import get_model
     from disgen.objectives import aae
+    from disgen.optim import lr_factor
 
     cfg = resolve("aae", {"seed": seed, "labels": args.labels, "model_args": aae_options(args)})
     spec = get_model("aae")
@@ -70,28 +70,23 @@ def consistency_only(args, seed: int) -> dict:
     data = load_dataset(args.dataset)
     torch.manual_seed(seed)
     nets = spec.build(model_cfg, data.image_shape, len(data.classes))
-    opt = aae.optimizers(nets, cfg, model_cfg)
-    x, y = data.train.images.float() / 255, data.train.labels
+    opts = aae.optimizers(nets, cfg, model_cfg)
+    x, y = to_float(data.train.images, spec.value_range), data.train.labels
     lab = labelled_indices(y, args.labels, len(data.classes), seed)
-    x_lab, y_lab = x[lab], y[lab]
-    steps, b = len(x) // cfg.batch_size, cfg.batch_size
-    total = steps * args.epochs
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt["classifier"], lambda it: 0.5 * (1 + math.cos(math.pi * min(it, total) / total)))
     gen = torch.Generator().manual_seed(seed)
+    loader = LabelledLoader(TensorLoader(x, y, cfg.batch_size, generator=gen),
+                            TensorLoader(x[lab], y[lab], cfg.batch_size, generator=gen))
+    cfg.epochs = args.epochs
+    sched = torch.optim.lr_scheduler.LambdaLR(opts["classifier"], lr_factor(cfg, len(loader)))
+    test_x = to_float(data.test.images, spec.value_range)
     per_epoch = []
     for _ in range(args.epochs):
         nets["encoder"].train()
-        order, lab_order, j = torch.randperm(len(x), generator=gen), torch.randperm(len(lab), generator=gen), 0
-        for i in range(steps):
-            if j + b > len(lab):
-                lab_order, j = torch.randperm(len(lab), generator=gen), 0
-            li, j = lab_order[j:j + b], j + b
+        for xb, _, x_lab, y_lab in loader:
             with torch.autocast("cpu", dtype=torch.bfloat16):
-                aae.classification_phase(nets, opt, x_lab[li], y_lab[li], x[order[i * b:(i + 1) * b]])
+                aae.classification_phase(nets, opts, x_lab, y_lab, xb)
             sched.step()
-        probs = aae.predict(nets, data.test.images.float() / 255)
-        per_epoch.append((probs.argmax(1) == data.test.labels).float().mean().item())
+        per_epoch.append((aae.predict(nets, test_x).argmax(1) == data.test.labels).float().mean().item())
     return {"accuracy": per_epoch[-1], "epochs": args.epochs, "per_epoch": per_epoch}
 
 
