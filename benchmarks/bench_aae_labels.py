@@ -1,7 +1,8 @@
 """Semi-supervised AAE against its same-architecture supervised baseline on the same labelled
-subset (``--labels N``, seeded), over several seeds: test accuracy at the last epoch, mean and
-spread, epochs and CPU minutes of each run (process CPU time, so other load on the machine does
-not inflate it much).
+subset (``--labels N``, seeded, drawn from the training part of the split), over several seeds:
+the test accuracy of each run's best.pt (the best validation accuracy; the test split evaluated
+once, after training), mean and spread, epochs and CPU minutes of each run (process CPU time, so
+other load on the machine does not inflate it much).
 
     python benchmarks/bench_aae_labels.py --dataset mnist-mini --labels 100 --epochs 20 --seeds 0 1 2
     python benchmarks/bench_aae_labels.py --dataset fashion-mnist --labels 1000 --epochs 10 --baseline-epochs 100
@@ -24,7 +25,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import save, summary, table  # noqa: E402
+from common import save, stats, summary, table  # noqa: E402
 
 import disgen  # noqa: E402
 from disgen.config import resolve  # noqa: E402
@@ -57,7 +58,7 @@ def consistency_only(args, seed: int) -> dict:
     autocast and number of steps. What the AAE's own phases add is the gap between this and the AAE."""
     import torch
 
-    from disgen.data import load_dataset, to_float
+    from disgen.data import load_dataset, splits, to_float
     from disgen.data.loader import TensorLoader
     from disgen.labels import LabelledLoader, labelled_indices
     from disgen.models import get_model
@@ -67,7 +68,7 @@ def consistency_only(args, seed: int) -> dict:
     cfg = resolve("aae", {"seed": seed, "labels": args.labels, "model_args": aae_options(args)})
     spec = get_model("aae")
     model_cfg = spec.model_config(cfg.model_args)
-    data = load_dataset(args.dataset)
+    data = splits.with_validation(load_dataset(args.dataset), cfg.val_split)  # the AAE's own split
     torch.manual_seed(seed)
     nets = spec.build(model_cfg, data.image_shape, len(data.classes))
     opts = aae.optimizers(nets, cfg, model_cfg)
@@ -78,16 +79,19 @@ def consistency_only(args, seed: int) -> dict:
                             TensorLoader(x[lab], y[lab], cfg.batch_size, generator=gen))
     cfg.epochs = args.epochs
     sched = torch.optim.lr_scheduler.LambdaLR(opts["classifier"], lr_factor(cfg, len(loader)))
-    test_x = to_float(data.test.images, spec.value_range)
-    per_epoch = []
+    val_x, test_x = (to_float(s.images, spec.value_range) for s in (data.val, data.test))
+    val, test = [], []
     for _ in range(args.epochs):
         nets["encoder"].train()
         for xb, _, x_lab, y_lab in loader:
             with torch.autocast("cpu", dtype=torch.bfloat16):
                 aae.classification_phase(nets, opts, x_lab, y_lab, xb)
             sched.step()
-        per_epoch.append((aae.predict(nets, test_x).argmax(1) == data.test.labels).float().mean().item())
-    return {"accuracy": per_epoch[-1], "epochs": args.epochs, "per_epoch": per_epoch}
+        val.append((aae.predict(nets, val_x).argmax(1) == data.val.labels).float().mean().item())
+        test.append((aae.predict(nets, test_x).argmax(1) == data.test.labels).float().mean().item())
+    best = val.index(max(val))  # chosen on validation, as best.pt; its test figure is the one reported
+    return {"accuracy": test[best], "val_accuracy": val[best], "checkpoint_epoch": best + 1,
+            "epochs": args.epochs, "val_per_epoch": val}
 
 
 def run_seed(args, baseline_opts: dict, seed: int, stamp: str) -> dict[str, dict]:
@@ -98,13 +102,17 @@ def run_seed(args, baseline_opts: dict, seed: int, stamp: str) -> dict[str, dict
         run, minutes = cpu_minutes(lambda: disgen.train(
             "aae", epochs=args.epochs, run_dir=f"{args.out}/{stamp}-aae-s{seed}",
             model_args=aae_options(args), **common))
-        out["aae"] = {"seed": seed, "accuracy": run.history[-1]["test_accuracy"], "epochs": args.epochs,
-                      "cpu_minutes": minutes, "per_epoch": [h["test_accuracy"] for h in run.history]}
+        out["aae"] = {"seed": seed, "accuracy": run.final["test_accuracy"], "epochs": args.epochs,
+                      "val_accuracy": run.history[run.final["checkpoint_epoch"] - 1]["val_accuracy"],
+                      "checkpoint_epoch": run.final["checkpoint_epoch"], "cpu_minutes": minutes,
+                      "val_per_epoch": [h["val_accuracy"] for h in run.history]}
     if "baseline" in args.models:
         run, minutes = cpu_minutes(lambda: disgen.train(
             "mlp-classifier", epochs=args.baseline_epochs, run_dir=f"{args.out}/{stamp}-mlp-s{seed}",
             **common, **baseline_opts))
-        out["baseline"] = {"seed": seed, "accuracy": run.history[-1]["test_accuracy"],
+        out["baseline"] = {"seed": seed, "accuracy": run.final["test_accuracy"],
+                           "val_accuracy": run.history[run.final["checkpoint_epoch"] - 1]["val_accuracy"],
+                           "checkpoint_epoch": run.final["checkpoint_epoch"],
                            "epochs": args.baseline_epochs, "cpu_minutes": minutes}
     if "consistency-only" in args.models:
         result, minutes = cpu_minutes(lambda: consistency_only(args, seed))
@@ -153,7 +161,11 @@ def main() -> None:
         cpu, _ = summary([r["cpu_minutes"] for r in rs])
         rows.append([name, len(rs), f"{mean:.4f}", f"{sd:.4f}", rs[0]["epochs"], f"{cpu:.1f}"])
     print(table(rows, ["model", "n", "accuracy", "sd", "epochs", "cpu_min/run"]))
-    path = save(args.name or f"aae_{args.dataset}_{args.labels}", {"args": vars(args), "results": results})
+    summaries = {name: {"n": len(rs), "epochs": rs[0]["epochs"], "accuracy": stats([r["accuracy"] for r in rs]),
+                        "val_accuracy": stats([r["val_accuracy"] for r in rs]),
+                        "cpu_minutes": stats([r["cpu_minutes"] for r in rs])} for name, rs in results.items()}
+    path = save(args.name or f"aae_{args.dataset}_{args.labels}",
+                {"args": vars(args), "results": results, "summary": summaries})
     print(f"saved {path}", file=sys.stderr)
 
 

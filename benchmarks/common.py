@@ -79,14 +79,54 @@ def table(rows: list[list[str]], header: list[str]) -> str:
     return "\n".join([line(header), line(["-" * w for w in widths])] + [line(r) for r in rows])
 
 
+def cpu_model() -> str:
+    """The CPU's model name (Linux /proc/cpuinfo; platform.processor() elsewhere)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def machine() -> dict:
+    """What the figures were measured on."""
+    return {"cpu": cpu_model(), "cores": os.cpu_count(), "threads": torch.get_num_threads(),
+            "arch": platform.machine(), "torch": torch.__version__, "python": platform.python_version(),
+            "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
+
+
+def command_line() -> str:
+    """The command that produced the results, as a user would type it."""
+    import shlex
+
+    script = Path(sys.argv[0])
+    try:
+        script = script.resolve().relative_to(Path(__file__).resolve().parents[1])
+    except ValueError:
+        pass
+    return " ".join(["python", shlex.quote(str(script)), *map(shlex.quote, sys.argv[1:])])
+
+
+def stats(values: list[float]) -> dict:
+    """Per-seed values with their count, mean and sample standard deviation (n - 1)."""
+    values = [float(v) for v in values]
+    return {"values": values, "n": len(values), "mean": statistics.mean(values) if values else None,
+            "std": statistics.stdev(values) if len(values) > 1 else 0.0}
+
+
 def save(name: str, payload: dict) -> Path:
+    """Write ``benchmarks/results/NAME.json``: the payload with the commit, the exact command, the
+    machine and the time, atomically (a killed benchmark leaves the old file)."""
     RESULTS.mkdir(parents=True, exist_ok=True)
-    payload = {"commit": git_commit(), "date": time.strftime("%Y-%m-%d %H:%M"),
-               "machine": f"{platform.machine()} {torch.get_num_threads()} threads",
-               "torch": torch.__version__, "src_uncommitted_changes": src_changed(),
+    payload = {"commit": git_commit(), "src_uncommitted_changes": src_changed(), "command": command_line(),
+               "date": time.strftime("%Y-%m-%d %H:%M"), "machine": machine(),
                "load_average": load_average(), **payload}
     path = RESULTS / f"{name}.json"
-    path.write_text(json.dumps(payload, indent=2) + "\n")
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(payload, indent=2) + "\n")
+    os.replace(tmp, path)
     return path
 
 

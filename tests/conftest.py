@@ -62,7 +62,7 @@ def classifier_run(tmp_path_factory, mnist_mini) -> disgen.Run:
     """mlp-classifier (default preset) trained on all of mnist-mini: about 90% test accuracy."""
     run = disgen.train("mlp-classifier", dataset_obj=mnist_mini, epochs=5, progress=False,
                        run_dir=str(tmp_path_factory.mktemp("runs") / "classifier"))
-    assert run.history[-1]["test_accuracy"] > 0.85
+    assert run.final["test_accuracy"] > 0.85
     return run
 
 

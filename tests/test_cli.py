@@ -13,6 +13,7 @@ import torch
 from PIL import Image
 
 import disgen
+from disgen import runs
 from disgen.cli import main
 from disgen.data.idx import write_idx
 from disgen.models import get_model, list_models
@@ -40,9 +41,10 @@ def test_train_on_idx_directory(capsys, tmp_path, idx_dir):
                          "--run-dir", run_dir, "--lr", "0.002", "--hidden", "64,32", "--no-progress")
     assert code == 0, err
     result = json.loads(out)
-    record = json.loads((run_dir / "metrics.jsonl").read_text())
-    assert result == {"run_dir": str(run_dir), "epochs": 1, "test_accuracy": record["test_accuracy"],
-                      "test_loss": record["test_loss"]}
+    record, final = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert result == {"run_dir": str(run_dir), "epochs": 1, "val_accuracy": record["val_accuracy"],
+                      "val_loss": record["val_loss"], "checkpoint": "best", "checkpoint_epoch": 1,
+                      "test_accuracy": final["test_accuracy"], "test_loss": final["test_loss"]}
     cfg = json.loads((run_dir / "config.json").read_text())
     assert (cfg["dataset"], cfg["epochs"], cfg["lr"]) == (str(idx_dir), 1, 0.002)
     assert tuple(disgen.load(run_dir).nets["model"].fc.weight.shape) == (10, 32)  # --hidden 64,32
@@ -71,7 +73,7 @@ def test_train_in_a_subprocess(tmp_path, idx_dir):
     result = json.loads(proc.stdout)
     assert result["epochs"] == 1 and result["run_dir"] == str(run_dir)
     assert 0 < result["test_mse"] < 0.5
-    assert result["test_mse"] == json.loads((run_dir / "metrics.jsonl").read_text())["test_mse"]
+    assert result["test_mse"] == json.loads((run_dir / "metrics.jsonl").read_text().splitlines()[-1])["test_mse"]
     assert (run_dir / "images" / "reconstructions_after.png").is_file()
 
 
@@ -83,25 +85,30 @@ def test_eval_classifier_writes_eval_json(capsys, classifier_run, idx_dir):
     expected = disgen.load(d).evaluate()
     code, out, err = cli(capsys, "eval", d)
     assert code == 0, err
-    written = json.loads((d / "eval.json").read_text())
+    best = classifier_run.final["checkpoint_epoch"]
+    written = runs.read_evals(d)[-1]
     assert written == json.loads(out)
-    assert written == {"dataset": "mnist-mini", "checkpoint": "last", **expected}
-    assert written["accuracy"] == classifier_run.history[-1]["test_accuracy"] > 0.85
+    assert written == {"dataset": "mnist-mini", "split": "test", "checkpoint": "best", "checkpoint_epoch": best,
+                       **expected}
+    assert written["accuracy"] == classifier_run.final["test_accuracy"] > 0.85
     assert {"accuracy", "loss"} <= set(expected)
 
-    code, out, err = cli(capsys, "eval", d, "--dataset", idx_dir, "--checkpoint", "best")
+    code, out, err = cli(capsys, "eval", d, "--dataset", idx_dir, "--checkpoint", "last")
     assert code == 0, err
-    written = json.loads((d / "eval.json").read_text())
-    assert written == {"dataset": str(idx_dir), "checkpoint": "best",
-                       **disgen.load(d, "best").evaluate(str(idx_dir))}
+    written = runs.read_evals(d)[-1]
+    assert written == {"dataset": str(idx_dir), "split": "test", "checkpoint": "last", "checkpoint_epoch": 5,
+                       **disgen.load(d, "last").evaluate(str(idx_dir))}
+    keys = [(e["dataset"], e["split"], e["checkpoint"]) for e in runs.read_evals(d)]
+    assert len(keys) == len(set(keys))  # one result per dataset, split and checkpoint
+    assert {("mnist-mini", "test", "best"), (str(idx_dir), "test", "last")} <= set(keys)
 
 
 def test_eval_autoencoder_reports_mse(capsys, autoencoder_run):
     d = autoencoder_run.dir
     code, out, err = cli(capsys, "eval", d)
     assert code == 0, err
-    written = json.loads((d / "eval.json").read_text())
-    assert {"dataset", "checkpoint", "mse"} <= set(written)
+    written = runs.read_evals(d)[-1]
+    assert {"dataset", "split", "checkpoint", "mse"} <= set(written)
     assert written["mse"] == disgen.load(d).evaluate()["mse"]
     assert 0 < written["mse"] < 0.2
 
@@ -319,7 +326,7 @@ def test_corrupt_checkpoint(capsys, tmp_path, classifier_run, damage):
     data = last.read_bytes()
     last.write_bytes(data[: len(data) // 3] if damage == "truncate" else b"\x00" * 100)
     (d / "eval.json").unlink(missing_ok=True)
-    code, out, err = cli(capsys, "eval", d)
+    code, out, err = cli(capsys, "eval", d, "--checkpoint", "last")
     assert_one_line_error(code, err, str(last), "cannot be loaded safely")
     assert out == "" and not (d / "eval.json").exists()
 

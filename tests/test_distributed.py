@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from conftest import SUBPROCESS_ENV, run_disgen
-from disgen import distributed
+from disgen import distributed, runs
 from disgen.errors import DisgenError
 
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run"]
@@ -38,7 +38,7 @@ def weights(run_dir: Path) -> dict[str, torch.Tensor]:
 
 
 def metrics(run_dir: Path) -> list[dict]:
-    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    return runs.read_metrics(run_dir)  # the epoch records (the final test record apart)
 
 
 @pytest.fixture(scope="module")
@@ -63,8 +63,9 @@ def test_two_processes_match_one_process_with_the_same_global_batch(two_process_
     ma, mb = metrics(one), metrics(two_process_run)
     assert len(mb) == 3  # one line per epoch: only rank 0 writes
     for ra, rb in zip(ma, mb):
-        assert abs(ra["test_accuracy"] - rb["test_accuracy"]) <= 0.011  # at most one of 100 test digits
         assert abs(ra["train_loss"] - rb["train_loss"]) < 1e-3  # averaged over both processes
+    fa, fb = runs.read_final(one), runs.read_final(two_process_run)  # the test split, once, by rank 0
+    assert abs(fa["test_accuracy"] - fb["test_accuracy"]) <= 0.011  # at most one of 100 test digits
     info = json.loads((two_process_run / "run.json").read_text())
     assert info["processes"] == 2 and info["precision"] == "fp32"
 
@@ -95,7 +96,7 @@ def test_multi_phase_games_train_across_processes(model, extra, tmp_path, idx_di
     assert all(v == v and abs(v) < 1e6 for k, v in final.items() if k.startswith("test_"))  # finite
     assert all(torch.isfinite(w.float()).all() for w in weights(run).values())
     if model == "aae":
-        assert final["test_accuracy"] > 0.3  # 100 labels, 2 epochs on 300 digits: well above 10% chance
+        assert final["test_accuracy"] > 0.2  # 100 labels, 2 epochs on 270 digits: above 10% chance
 
 
 def free_port() -> int:

@@ -149,11 +149,13 @@ def test_gaussian2d_datasets():
 
 def test_gan2d_seed_preset_settles_like_seed_003(tmp_path):
     """Seed 003: "losses settle at 0.693 and generated points overlap the data"."""
-    run = disgen.train("gan2d", preset="seed", progress=False, run_dir=str(tmp_path / "run"))
+    run = disgen.train("gan2d", preset="seed", progress=False, run_dir=str(tmp_path / "run"),
+                       test_every_epoch=True)  # a test curve: the seed preset has no validation split
     last = run.history[-1]
-    assert len(run.history) == 20
+    assert len(run.history) == 20 and "val_w2_squared" not in last
     assert abs(last["train_d_loss"] - 0.693) < 0.01 and abs(last["train_g_loss"] - 0.693) < 0.02
-    assert last["test_w2_squared"] < 0.3  # the seed's own runs range 0.013 to 0.15 (docs/gans.md)
+    assert run.final["test_w2_squared"] < 0.3  # the seed's own runs range 0.013 to 0.15 (docs/gans.md)
+    assert run.final["checkpoint"] == "last" and run.final["test_w2_squared"] == last["test_w2_squared"]
     assert run.history[0]["test_w2_squared"] > 1.0  # and it starts far away
     assert (tmp_path / "run" / "images" / "decision_after.png").is_file()
     points = run.sample(5000, seed=0)
@@ -178,15 +180,18 @@ def test_weight_average_warms_up_and_lags():
 
 
 def test_collapse_warnings():
-    history = [{"epoch": 1, "train_d_acc": 0.7, "test_class_entropy": 2.2},
-               {"epoch": 2, "train_d_acc": 0.995, "test_class_entropy": 0.9}]
+    history = [{"epoch": 1, "train_d_acc": 0.7, "val_class_entropy": 2.2},
+               {"epoch": 2, "train_d_acc": 0.995, "val_class_entropy": 0.9}]
     msgs = warnings(history)
     assert len(msgs) == 2
     assert "99.5%" in msgs[0] and "diverging or collapsing" in msgs[0]
     assert "fell from 2.20 to 0.90" in msgs[1]
     assert warnings(history[:1]) == []
-    assert "modes covered fell from 8 to 3" in warnings([{"epoch": 1, "test_modes_covered": 8.0},
-                                                        {"epoch": 2, "test_modes_covered": 3.0}])[0]
+    assert "modes covered fell from 8 to 3" in warnings([{"epoch": 1, "val_modes_covered": 8.0},
+                                                        {"epoch": 2, "val_modes_covered": 3.0}])[0]
+    # The test split decides nothing: a test curve (--test-every-epoch) raises no warning.
+    assert warnings([{"epoch": 1, "test_modes_covered": 8.0}, {"epoch": 2, "test_modes_covered": 3.0},
+                     {"epoch": 3, "test_class_entropy": 2.2}, {"epoch": 4, "test_class_entropy": 0.1}]) == []
 
 
 def test_diffaugment_shifts_and_cuts_out_real_and_fake_alike():

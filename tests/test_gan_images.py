@@ -11,6 +11,7 @@ import torch
 from PIL import Image
 
 import disgen
+from disgen import runs
 from disgen.cli import main
 from disgen.data import load_dataset
 from disgen.data import image_folder
@@ -117,18 +118,19 @@ def test_dcgan28_training_and_eval(tiny_data, classifier_run, home, tmp_path, ca
                        model_args={"g_width": 8, "d_width": 8}, run_dir=str(tmp_path / "run"))
     assert "training a reference cnn-classifier" in capsys.readouterr().err
     assert len(list(home.glob("reference/*/checkpoints/last.pt"))) == 1  # cached for next time
-    keys = {"test_frechet_distance", "test_kid", "test_precision", "test_recall", "test_class_kl",
-            "test_min_class_share", "test_classes_covered"}
-    assert keys <= set(run.history[-1])
-    fds = [h["test_frechet_distance"] for h in run.history]
+    keys = {"frechet_distance", "kid", "precision", "recall", "class_kl", "min_class_share", "classes_covered"}
+    assert {f"val_{k}" for k in keys} <= set(run.history[-1])
+    assert {f"test_{k}" for k in keys} <= set(run.final)  # after the last epoch, with best.pt
+    fds = [h["val_frechet_distance"] for h in run.history]
     assert (tmp_path / "run" / "checkpoints" / "best.pt").is_file()
     best = torch.load(tmp_path / "run" / "checkpoints" / "best.pt", weights_only=True)
-    assert best["best"] == pytest.approx(min(fds))  # best.pt is kept by Fréchet distance
+    assert best["best"] == pytest.approx(min(fds))  # best.pt is kept by validation Fréchet distance
+    assert run.final["checkpoint_epoch"] == best["epoch"]
     for e in (1, 2):
         assert (tmp_path / "run" / "samples" / f"epoch_{e:03d}.png").is_file()
     assert main(["eval", str(tmp_path / "run"), "--reference", str(classifier_run.dir),
                  "--n-samples", "400"]) == 0
-    result = json.loads((tmp_path / "run" / "eval.json").read_text())
+    result = runs.read_evals(tmp_path / "run")[-1]
     for key in ("frechet_distance", "kid", "class_kl", "min_class_share", "classes_covered",
                 "precision", "recall"):
         assert isinstance(result[key], float), key

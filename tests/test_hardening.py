@@ -237,10 +237,20 @@ def test_sigkill_many_times_then_resume_is_exact(objective, tmp_path, idx_dir, r
 
 
 @pytest.fixture(scope="module")
+def mlp_val_reference(tmp_path_factory, tiny_data) -> Path:
+    """mlp-classifier, seed preset with a validation split (so that it keeps a best.pt), 3
+    uninterrupted epochs on tiny_data."""
+    run_dir = tmp_path_factory.mktemp("ref-val") / "A"
+    disgen.train("mlp-classifier", preset="seed", val_split=0.1, dataset_obj=tiny_data, epochs=3,
+                 progress=False, run_dir=str(run_dir))
+    return run_dir
+
+
+@pytest.fixture(scope="module")
 def two_epochs(tmp_path_factory, tiny_data) -> Path:
-    """mlp_reference's first 2 epochs, as a run of their own (each test damages a copy)."""
+    """mlp_val_reference's first 2 epochs, as a run of their own (each test damages a copy)."""
     run_dir = tmp_path_factory.mktemp("hardening") / "two-epochs"
-    disgen.train("mlp-classifier", preset="seed", dataset_obj=tiny_data, epochs=2, progress=False,
+    disgen.train("mlp-classifier", preset="seed", val_split=0.1, dataset_obj=tiny_data, epochs=2, progress=False,
                  run_dir=str(run_dir))
     return run_dir
 
@@ -266,11 +276,11 @@ DAMAGE = {
 
 
 @pytest.mark.parametrize("damage", sorted(DAMAGE))
-def test_damaged_last_checkpoint_is_detected_and_resume_uses_best(tmp_path, tiny_data, mlp_reference,
+def test_damaged_last_checkpoint_is_detected_and_resume_uses_best(tmp_path, tiny_data, mlp_val_reference,
                                                                  two_epochs, damage, reliability, capsys):
     d = tmp_path / "run"
     shutil.copytree(two_epochs, d)
-    options = dict(preset="seed", dataset_obj=tiny_data, progress=False, run_dir=str(d))
+    options = dict(preset="seed", val_split=0.1, dataset_obj=tiny_data, progress=False, run_dir=str(d))
     last, best = d / "checkpoints" / "last.pt", d / "checkpoints" / "best.pt"
     stored_epoch = checkpoint.load(best)["epoch"]
     DAMAGE[damage](last)
@@ -283,7 +293,7 @@ def test_damaged_last_checkpoint_is_detected_and_resume_uses_best(tmp_path, tiny
     log = capsys.readouterr().err
     assert f"warning: checkpoint {last}" in log and f"continuing from {best} (epoch {stored_epoch})" in log
     assert not (d / "checkpoints" / "pwned").exists()
-    assert_same_training(mlp_reference, d)
+    assert_same_training(mlp_val_reference, d)
     reliability.record("checksum", f"last.pt damaged: {damage}", "detected, named in a warning; resumed from "
                        "best.pt to bit-identical final weights")
 
@@ -297,7 +307,7 @@ def test_every_checkpoint_damaged_is_one_clear_error(tmp_path, idx_dir, capsys, 
     code, err = cli_error(capsys, "train", "mlp-classifier", "--epochs", "2", "--resume", "--run-dir", d)
     assert code == 2 and err.startswith("disgen: error: no usable checkpoint in")
     assert err.count("do not match the SHA-256 digest") == 2 and "new --run-dir" in err
-    code, err = cli_error(capsys, "eval", d)
+    code, err = cli_error(capsys, "eval", d, "--checkpoint", "last")
     assert code == 2 and str(d / "checkpoints" / "last.pt") in err and "SHA-256" in err
     reliability.record("checksum", "last.pt and best.pt both damaged", "one clear error naming both files")
 
@@ -352,7 +362,7 @@ needs_tmpfs = pytest.mark.skipif(not can_mount_tmpfs(), reason="cannot mount a p
 
 
 @needs_tmpfs
-def test_disk_full_while_writing_a_checkpoint(tmp_path, idx_dir, two_epochs, mlp_reference, reliability):
+def test_disk_full_while_writing_a_checkpoint(tmp_path, idx_dir, two_epochs, mlp_val_reference, reliability):
     out = tmp_path / "out"
     base = ["train", "mlp-classifier", "--dataset", str(idx_dir), "--epochs", "3", "--resume", "--no-progress"]
     # 256 KiB free: config, metrics and run.json fit, a 1 MB checkpoint does not.
@@ -369,7 +379,7 @@ def test_disk_full_while_writing_a_checkpoint(tmp_path, idx_dir, two_epochs, mlp
     # With space again the same run continues, to the bits of a run that never hit the full disk
     # (the same digits, read from IDX files here).
     assert main([*base, "--run-dir", str(out)]) == 0
-    assert_same_training(mlp_reference, out)
+    assert_same_training(mlp_val_reference, out)
     reliability.record("disk", "disk full (tmpfs) while writing a checkpoint",
                        "one clear error; last.pt and best.pt intact; resumed to bit-identical weights")
 
@@ -478,7 +488,7 @@ def test_crafted_pickle_as_run_checkpoint_is_refused_by_eval(tmp_path, classifie
     marker = tmp_path / "pwned"
     torch.save({"format": checkpoint.FORMAT, "version": checkpoint.VERSION, "x": Payload(marker)},
                d / "checkpoints" / "last.pt")
-    code, err = cli_error(capsys, "eval", d)
+    code, err = cli_error(capsys, "eval", d, "--checkpoint", "last")
     assert code == 2 and "cannot be loaded safely" in err and not marker.exists()
     reliability.record("loading", "crafted pickle that runs code, as a run's last.pt (disgen eval)",
                        "refused with one clear error, code never ran")
@@ -492,7 +502,7 @@ def test_checkpoint_of_another_disgen_version_lists_what_differs(tmp_path, class
     state = checkpoint.load(last)
     state.update(version=checkpoint.VERSION + 1, disgen="9.0.0")
     torch.save(state, last)
-    code, err = cli_error(capsys, "eval", d)
+    code, err = cli_error(capsys, "eval", d, "--checkpoint", "last")
     assert code == 2 and f"format version {checkpoint.VERSION + 1}, this disgen reads version" in err
     assert f"disgen 9.0.0 (this one: {disgen.__version__})" in err and "upgrade disgen" in err
     assert "torch" not in err.split(":", 3)[-1]  # the same torch is not listed as a difference
@@ -505,6 +515,7 @@ def test_checkpoint_of_another_model_lists_the_mismatch(tmp_path, classifier_run
     d = tmp_path / "run"
     shutil.copytree(autoencoder_run.dir, d)
     shutil.copy(classifier_run.dir / "checkpoints" / "last.pt", d / "checkpoints" / "last.pt")
+    shutil.copy(classifier_run.dir / "split.json", d / "split.json")  # the checkpoint is checked, not the split
     code, err = cli_error(capsys, "train", "mlp-autoencoder", "--resume", "--epochs", "6", "--run-dir", d)
     assert code == 2 and "the checkpoint does not fit this model: " in err
     assert "model 'mlp-classifier' != 'mlp-autoencoder'" in err and "unexpected in the checkpoint" in err

@@ -161,13 +161,13 @@ def test_cli_organize_error_exits_2(tmp_path, capsys):
 def test_organized_folder_loads_with_modes_sizes_and_the_corrupt_file_skipped(organized, capsys):
     data = load_dataset(str(organized), image_shape=(3, 37, 37))
     assert data.classes == sorted(BREEDS)
-    assert (len(data.train), len(data.test)) == (96, 24)  # 97 train files, one corrupt
+    assert (len(data.train), len(data.val), data.test) == (96, 24, None)  # 97 train files, one corrupt
     assert data.train.images.shape[1:] == (3, 37, 37) and data.train.images.dtype == torch.uint8
     assert "skipped 1 unreadable image file" in capsys.readouterr().err
     # RGBA on white and grey as RGB: no image is all black, grey ones have equal channels.
     assert (data.train.images.flatten(1).float().mean(1) > 60).all()
     everything = load_dataset(str(organized / "train_valid"), image_shape=(3, 37, 37))
-    assert (len(everything.train), len(everything.test)) == (120, 24)
+    assert (len(everything.train), everything.val, everything.test) == (120, None, None)
 
 
 def test_train_resnet18_from_scratch_reaches_90_percent_and_submits(organized, competition, tmp_path):
@@ -179,8 +179,11 @@ def test_train_resnet18_from_scratch_reaches_90_percent_and_submits(organized, c
         model_args=dict(arch="resnet18", image_size=32, pretrained=False, train_backbone="all",
                         backbone_lr_scale=1.0))
     last = run.history[-1]
-    assert last["test_accuracy"] >= 0.9, run.history
-    assert 0 < last["test_log_loss"] < 0.5
+    assert last["val_accuracy"] >= 0.9, run.history  # valid/ is the validation split
+    assert 0 < last["val_log_loss"] < 0.5
+    assert run.final is None and not (run.dir / "eval.json").exists()  # Kaggle's test has no labels
+    split = json.loads((run.dir / "split.json").read_text())
+    assert split["source"] == "dataset" and split["sizes"] == {"train": 96, "val": 24, "test": 0}
     assert {"confusion.png", "worst.png"} <= {p.name for p in (run.dir / "images").iterdir()}
     out = tmp_path / "submission.csv"
     assert main(["predict", str(run.dir), str(organized / "test"), "--format", "kaggle", "--out", str(out),

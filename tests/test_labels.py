@@ -11,6 +11,7 @@ import disgen
 from disgen.config import resolve
 from disgen.data.loader import TensorLoader
 from disgen.errors import DisgenError
+from disgen.data import splits
 from disgen.labels import LabelledLoader, labelled_indices, read_labels
 from disgen.trainer import Trainer
 
@@ -51,9 +52,10 @@ def test_classifier_trains_on_the_same_subset_as_the_aae(tmp_path, tiny_data):
     # The classifier's loader holds only the subset; the AAE's every image plus the subset.
     clf = Trainer(resolve("mlp-classifier", {"labels": 30, "seed": 5}), tmp_path / "x", tiny_data)
     assert len(clf.loader.images) == 30
-    assert torch.equal(clf.train_y.cpu(), tiny_data.train.labels[idx])
-    assert isinstance(trainer.loader, LabelledLoader) and len(trainer.loader.main.images) == 300
-    assert torch.equal(trainer.loader.labelled.labels.cpu(), tiny_data.train.labels[idx])
+    train_part = splits.with_validation(tiny_data, 0.1).train  # the subset is of the training part
+    assert torch.equal(clf.train_y.cpu(), train_part.labels[idx])
+    assert isinstance(trainer.loader, LabelledLoader) and len(trainer.loader.main.images) == len(train_part)
+    assert torch.equal(trainer.loader.labelled.labels.cpu(), train_part.labels[idx])
 
 
 def test_labels_refused_for_models_without_labels(tmp_path, tiny_data):

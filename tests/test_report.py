@@ -86,7 +86,10 @@ def frames_of(html: str) -> list[list[dict]]:
 
 
 def last_record(run_dir: Path) -> dict:
-    return json.loads((run_dir / "metrics.jsonl").read_text().splitlines()[-1])
+    """The last epoch's record, with the final test record's values where the run has one."""
+    from disgen import runs as run_files
+
+    return {**run_files.read_metrics(run_dir)[-1], **(run_files.read_final(run_dir) or {})}
 
 
 # ---- the HTML ------------------------------------------------------------------------------------
@@ -109,21 +112,28 @@ def test_report_is_self_contained_with_final_metrics(reports, runs, name):
 
 def test_best_metric_is_the_best_epoch(reports, runs):
     html = reports["classifier"].read_text()
-    history = [json.loads(line) for line in (runs["classifier"] / "metrics.jsonl").read_text().splitlines()]
-    best = max(history, key=lambda r: r["test_accuracy"])
-    row = re.search(r"<tr><td><code>test_accuracy</code>(.*?)</tr>", html).group(1)
+    from disgen import runs as run_files
+
+    history = run_files.read_metrics(runs["classifier"])
+    best = max(history, key=lambda r: r["val_accuracy"])
+    row = re.search(r"<tr><td><code>val_accuracy</code>(.*?)</tr>", html).group(1)
     assert "picks best.pt" in row
-    assert f'data-value="{best["test_accuracy"]!r}"' in row and f"(epoch {best['epoch']})" in row
-    loss_row = re.search(r"<tr><td><code>test_loss</code>(.*?)</tr>", html).group(1)
-    assert f'data-value="{min(r["test_loss"] for r in history)!r}"' in loss_row
+    assert f'data-value="{best["val_accuracy"]!r}"' in row and f"(epoch {best['epoch']})" in row
+    loss_row = re.search(r"<tr><td><code>val_loss</code>(.*?)</tr>", html).group(1)
+    assert f'data-value="{min(r["val_loss"] for r in history)!r}"' in loss_row
+    final = run_files.read_final(runs["classifier"])
+    section = html[html.index("test split, evaluated once after epoch 5 with checkpoints/best.pt"):]
+    assert f"(epoch {best['epoch']})" in section[:200] and final["checkpoint_epoch"] == best["epoch"]
+    assert f'data-value="{final["test_accuracy"]!r}"' in section
+    assert "<code>test_accuracy</code>" not in html[:html.index("test split, evaluated once")]  # no test curve
 
 
 def test_pictures_fit_each_model(reports, runs):
     cls = reports["classifier"].read_text()
-    assert "confusion matrix on the test split" in cls and "worst-classified test images" in cls
+    assert "confusion matrix on the validation split" in cls and "worst-classified validation images" in cls
     assert "rows of originals, each followed by their reconstructions" in reports["autoencoder"].read_text()
     aae = reports["aae"].read_text()
-    assert "encoded test z coloured by class, beside the prior" in aae
+    assert "encoded z of validation images coloured by class, beside the prior" in aae
     # gan2d: one decision-surface frame before training and one per epoch, with a play button.
     (frames,) = frames_of(reports["gan2d"].read_text())
     assert [f["label"] for f in frames] == ["before training", "epoch 1", "epoch 2", "epoch 3"]
@@ -147,7 +157,8 @@ def test_hostile_strings_are_escaped(classifier_run, tmp_path):
     info["data"]["classes"][0] = info["started"] = HOSTILE
     (run_dir / "run.json").write_text(json.dumps(info))
     with open(run_dir / "metrics.jsonl", "a") as f:
-        f.write(json.dumps({"epoch": HOSTILE, f"test_{HOSTILE}": 0.5, "test_accuracy": HOSTILE}) + "\n")
+        f.write(json.dumps({"epoch": HOSTILE, f"val_{HOSTILE}": 0.5, "val_accuracy": HOSTILE}) + "\n")
+        f.write(json.dumps({"epoch": 5, "final": True, "checkpoint": HOSTILE, f"test_{HOSTILE}": 0.5}) + "\n")
     html = render([run_dir])
     assert HOSTILE not in html and "<script>alert" not in html and "<img src=x" not in html
     assert "&lt;script&gt;alert(" in html and "&amp;&lt;img src=x onerror=alert(1)&gt;" in html
@@ -160,7 +171,7 @@ def test_compare_runs_side_by_side(runs, tb_run, tmp_path):
     for run_dir in (runs["classifier"], tb_run):
         assert f"{escape(run_dir.name)}: final" in html
         assert f'data-value="{last_record(run_dir)["test_accuracy"]!r}"' in html
-    chart = re.search(r'<svg class="chart"[^>]*aria-label="test_accuracy">.*?</svg>', html).group(0)
+    chart = re.search(r'<svg class="chart"[^>]*aria-label="val_accuracy">.*?</svg>', html).group(0)
     assert chart.count("<polyline") == 2  # one line per run, overlaid
     diff = html[html.index('id="configuration-differences"'):]
     assert "<code>dataset</code>" in diff and "<code>model_args.hidden</code>" in diff
@@ -184,8 +195,8 @@ def test_missing_pictures_are_drawn_from_the_checkpoint(runs, tmp_path, capsys):
     shutil.rmtree(run_dir / "images")  # as if the run was killed before its final pictures
     html = render([run_dir])
     assert "drawing pictures of" in capsys.readouterr().err
-    assert "encoded test z coloured by class, beside the prior" in html
-    latent = re.search(r'<img src="([^"]+)" alt="encoded test z coloured by class', html).group(1)
+    assert "encoded z of validation images coloured by class, beside the prior" in html
+    latent = re.search(r'<img src="([^"]+)" alt="encoded z of validation images coloured by class', html).group(1)
     assert Image.open(io.BytesIO(base64.b64decode(latent.split(",", 1)[1]))).width > 300
 
 
@@ -238,10 +249,12 @@ def test_tensorboard_event_files_hold_the_metrics(tb_run):
                                                                         "scalars": 0})
     acc.Reload()
     tags = acc.Tags()
-    assert {"train/loss", "train/accuracy", "test/accuracy", "test/loss", "lr"} <= set(tags["scalars"])
-    history = [json.loads(line) for line in (tb_run / "metrics.jsonl").read_text().splitlines()]
-    logged = [(e.step, e.value) for e in acc.Scalars("test/accuracy")]
-    assert logged == [(r["epoch"], pytest.approx(r["test_accuracy"], rel=1e-6)) for r in history]
+    assert {"train/loss", "train/accuracy", "val/accuracy", "val/loss", "lr"} <= set(tags["scalars"])
+    from disgen import runs as run_files
+
+    history = run_files.read_metrics(tb_run)
+    logged = [(e.step, e.value) for e in acc.Scalars("val/accuracy")]
+    assert logged == [(r["epoch"], pytest.approx(r["val_accuracy"], rel=1e-6)) for r in history]
     assert "model/fc.weight" in tags["histograms"]
     assert {"images/train_batch", "images/predictions_after"} <= set(tags["images"])
 

@@ -149,7 +149,8 @@ def test_info_and_page(clf, classifier_run):
     assert info["features"]["predict"] and info["features"]["draw"] and info["features"]["sample"] is None
     assert info["epochs"] == len(classifier_run.history)
     assert info["max_upload_bytes"] == serve.MAX_UPLOAD_BYTES
-    assert info["metrics"]["test_accuracy"] == pytest.approx(classifier_run.history[-1]["test_accuracy"])
+    assert info["metrics"]["test_accuracy"] == pytest.approx(classifier_run.final["test_accuracy"])
+    assert info["metrics"]["val_accuracy"] == pytest.approx(classifier_run.history[-1]["val_accuracy"])
     page = clf.get("/")
     assert page.status_code == 200 and 'id="canvas"' in page.text
     assert "default-src 'self'" in page.headers["content-security-policy"]  # nothing from a CDN
@@ -374,7 +375,7 @@ def test_concurrent_requests_all_get_right_answers(clf_url):
 
 def test_cli_binds_to_localhost_by_default(classifier_run):
     args = build_parser(["serve", "RUN"]).parse_args(["serve", "RUN"])
-    assert (args.host, args.port, args.checkpoint) == ("127.0.0.1", 8000, "last")
+    assert (args.host, args.port, args.checkpoint) == ("127.0.0.1", 8000, "auto")
     proc = subprocess.Popen([sys.executable, "-m", "disgen", "serve", str(classifier_run.dir), "--port", "0"],
                             stderr=subprocess.PIPE, text=True, env=SUBPROCESS_ENV)
     try:

@@ -169,7 +169,9 @@ def test_resume_after_sigkill_matches_uninterrupted_cli_run(tmp_path, idx_dir):
     assert [r["epoch"] for r in metrics(b)] == list(range(1, 11))
     assert_same_training(a, b)
     assert sorted(p.name for p in (b / "checkpoints").iterdir()) == ["best.pt", "last.pt"]
-    assert json.loads(out.splitlines()[-1])["test_accuracy"] == metrics(a)[-1]["test_accuracy"]
+    final = runs.read_final(a)
+    assert final["checkpoint"] == "best" and runs.read_final(b)["test_accuracy"] == final["test_accuracy"]
+    assert json.loads(out.splitlines()[-1])["test_accuracy"] == final["test_accuracy"]
 
 
 # ---- (b) the run directory ----------------------------------------------------------------
@@ -196,23 +198,28 @@ def test_run_directory_contents(request, fixture):
     assert info["device"] == "cpu" and info["disgen"] == disgen.__version__
 
     lines = (d / "metrics.jsonl").read_text().splitlines()
-    records = [json.loads(line) for line in lines]
+    *records, final = [json.loads(line) for line in lines]
     assert [r["epoch"] for r in records] == list(range(1, cfg.epochs + 1))
     assert records == run.history
     for r in records:
-        expected = {f"train_{k}" for k in train_keys} | {f"test_{k}" for k in test_keys} | {"seconds"}
+        expected = {f"train_{k}" for k in train_keys} | {f"val_{k}" for k in test_keys} | {"seconds"}
         assert expected <= set(r), sorted(r)
+        assert not any(k.startswith("test_") for k in r)  # the test split only once, at the end
         assert all(math.isfinite(r[k]) for k in expected)
         assert r["seconds"] > 0
+    assert final["final"] is True and final["epoch"] == cfg.epochs and final == run.final
+    assert {f"test_{k}" for k in test_keys} <= set(final)
 
     last = checkpoint.load(d / "checkpoints" / "last.pt")
     best = checkpoint.load(d / "checkpoints" / "best.pt")
     assert last["epoch"] == cfg.epochs and last["model"] == cfg.model
-    key, mode = {"classify": ("test_accuracy", "max"), "reconstruct": ("test_mse", "min")}[objective]
+    key, mode = {"classify": ("val_accuracy", "max"), "reconstruct": ("val_mse", "min")}[objective]
     values = [r[key] for r in records]
     target = max(values) if mode == "max" else min(values)
     assert best["epoch"] == values.index(target) + 1 and best["best"] == pytest.approx(target)
     assert last["best"] == pytest.approx(target)
+    assert final["checkpoint"] == "best" and final["checkpoint_epoch"] == best["epoch"]
+    assert ("mnist-mini", "test", "best") in [(e["dataset"], e["split"], e["checkpoint"]) for e in runs.read_evals(d)]
 
     names = {"train_batch.png", "curves.png"} | (
         {"predictions_before.png", "predictions_after.png"} if objective == "classify"
@@ -228,10 +235,13 @@ def test_run_directory_contents(request, fixture):
 
 
 def test_loaded_run_matches_trained_run(classifier_run, mnist_mini):
-    loaded = disgen.load(classifier_run.dir)
+    loaded = disgen.load(classifier_run.dir, "last")
     x = mnist_mini.test.images[:50]
-    assert torch.equal(loaded.predict(x), classifier_run.predict(x))
-    assert loaded.evaluate(mnist_mini)["accuracy"] == classifier_run.history[-1]["test_accuracy"]
+    assert torch.equal(loaded.predict(x), classifier_run.predict(x))  # the trained run holds the last weights
+    best = disgen.load(classifier_run.dir)  # auto: best.pt, which the final test record measured
+    assert best.checkpoint == "best" and best.epoch == classifier_run.final["checkpoint_epoch"]
+    assert best.evaluate()["accuracy"] == classifier_run.final["test_accuracy"]
+    assert best.evaluate(split="val")["accuracy"] == classifier_run.history[best.epoch - 1]["val_accuracy"]
 
 
 # ---- (c) refusing to overwrite --------------------------------------------------------------
@@ -292,7 +302,7 @@ def test_failed_checkpoint_during_training_then_resume(tmp_path, tiny_data, monk
             disgen.train("mlp-classifier", resume=True, **options)
     assert last_state(d)["epoch"] == 1
     assert [r["epoch"] for r in runs.read_metrics(d)] == [1]
-    assert sorted(p.name for p in (d / "checkpoints").iterdir()) == ["best.pt", "last.pt"]
+    assert sorted(p.name for p in (d / "checkpoints").iterdir()) == ["last.pt"]  # seed preset: no best.pt
     disgen.train("mlp-classifier", resume=True, **options)
     assert_same_training(mlp_reference, d)
 
@@ -476,17 +486,22 @@ def test_cnn_classifier_learns_mnist_mini(tmp_path, mnist_mini):
     # ~190 steps: batch norm's running statistics need ~100 steps to forget their initial values.
     run = disgen.train("cnn-classifier", dataset_obj=subset(mnist_mini, 1000, 1000), epochs=3,
                        batch_size=16, progress=False, run_dir=str(tmp_path / "cnn"))
-    acc = [r["test_accuracy"] for r in run.history]
-    assert acc[-1] > 0.90, acc
-    assert run.evaluate(mnist_mini)["accuracy"] == acc[-1]
+    acc = [r["val_accuracy"] for r in run.history]
+    assert run.final["test_accuracy"] > 0.90, (acc, run.final)
+    assert disgen.load(run.dir, "best").evaluate(subset(mnist_mini, 1000, 1000))["accuracy"] == \
+        run.final["test_accuracy"]
 
 
 def test_mlp_autoencoder_seed_reduces_mse(tmp_path, mnist_mini):
     cfg = resolve("mlp-autoencoder", dict(preset="seed", epochs=3, progress=False))
     trainer = Trainer(cfg, tmp_path / "ae", mnist_mini, log=lambda msg: None)
+    assert trainer.val_x is None  # the seed preset trains on the whole training split, as seed 001
     before = trainer.objective.evaluate(trainer.nets, trainer.test_x, trainer.test_y)["mse"]
     history = trainer.fit()
-    mse = [r["test_mse"] for r in history]
+    assert not (tmp_path / "ae" / "checkpoints" / "best.pt").exists()
+    mse = [r["train_mse"] for r in history]
+    test = trainer.final["test_mse"]
+    assert trainer.final["checkpoint"] == "last"
     assert before > 0.25  # saturated sigmoids from U(-1, 1) output ~0.5 everywhere
     assert mse == sorted(mse, reverse=True)
-    assert mse[-1] < 0.1 and mse[-1] < before / 3, (before, mse)
+    assert test < 0.1 and test < before / 3, (before, mse, test)

@@ -17,10 +17,13 @@ from torch import nn
 
 from disgen import checkpoint, runs
 from disgen.config import TrainConfig, resolve
-from disgen.data import TensorDataset, load_dataset, to_float
+from disgen.data import TensorDataset, load_dataset, splits, to_float
 from disgen.errors import DisgenError
 from disgen.models import ModelSpec, get_model
 from disgen.objectives import Objective, get_objective
+
+
+SPLITS = {"test": "test", "val": "validation", "train": "training"}
 
 
 @dataclass
@@ -35,6 +38,13 @@ class Run:
     image_shape: tuple[int, int, int]
     classes: list[str]
     history: list[dict] = field(default_factory=list)
+    checkpoint: str = "last"  # which checkpoint the weights are from ("best" or "last")
+    epoch: int | None = None  # the epoch that checkpoint was written at
+    final: dict | None = None  # the test record written after the last epoch (runs.read_final)
+
+    def __post_init__(self) -> None:
+        if self.final is None:
+            self.final = runs.read_final(self.dir)
 
     @property
     def device(self) -> torch.device:
@@ -94,20 +104,38 @@ class Run:
         lo, hi = self.spec.value_range
         return ((out - lo) / (hi - lo)).clamp(0, 1)
 
-    def evaluate(self, dataset: str | TensorDataset | None = None, data_dir: str | None = None,
-                 **options: Any) -> dict:
-        """The objective's test metrics on ``dataset``'s test split (default: the training dataset).
-
-        ``options`` go to the objective's ``eval_context`` (a GAN's ``reference`` run directory and
-        ``n_samples``)."""
+    def dataset(self, dataset: str | TensorDataset | None = None, data_dir: str | None = None) -> TensorDataset:
+        """``dataset`` (default: the run's own) split the way the run split its data: with the run's
+        ``--val-split``, so the run's own dataset gives back exactly its validation images."""
         data = dataset if isinstance(dataset, TensorDataset) else \
             load_dataset(dataset or self.config.dataset, data_dir or self.config.data_dir, self.image_shape)
         if tuple(data.image_shape) != tuple(self.image_shape):
             raise DisgenError(f"dataset {data.name} has images {data.image_shape}, the model takes "
                               f"{self.image_shape}")
-        x = to_float(data.test.images.to(self.device), self.spec.value_range)
+        return splits.with_validation(data, self.config.val_split)
+
+    def evaluate(self, dataset: str | TensorDataset | None = None, data_dir: str | None = None,
+                 split: str = "test", **options: Any) -> dict:
+        """The objective's metrics on ``split`` ("test", "val" or "train") of ``dataset`` (default:
+        the run's own, whose validation and training splits must be the ones the run was trained
+        with; disgen.data.splits).
+
+        ``options`` go to the objective's ``eval_context`` (a GAN's ``reference`` run directory and
+        ``n_samples``)."""
+        if split not in SPLITS:
+            raise DisgenError(f"--split {split!r}: choose one of {', '.join(SPLITS)}")
+        data = self.dataset(dataset, data_dir)
+        own = dataset is None or (isinstance(dataset, str) and dataset == self.config.dataset)
+        if own and split != "test":  # the training and validation images depend on the split
+            splits.check(self.dir, data.extra["split"], f"evaluate the {split} split of")
+        part = {"test": data.test, "val": data.val, "train": data.train}[split]
+        if part is None or len(part) == 0:
+            why = " (the run was trained with --val-split 0)" if split == "val" else ""
+            raise DisgenError(f"dataset {data.name} has no {SPLITS[split]} split{why}; evaluate another "
+                              f"split with --split {'val' if split == 'test' and data.val else 'test'}")
+        x = to_float(part.images.to(self.device), self.spec.value_range)
         extra = self.objective.eval_context(data, self.device, **options) if self.objective.eval_context else {}
-        return self.objective.evaluate(self.nets, x, data.test.labels.to(self.device), **extra)
+        return self.objective.evaluate(self.nets, x, part.labels.to(self.device), **extra)
 
 
 def train(model: str = "cnn-classifier", *, config_file: str | None = None, resume: bool = False,
@@ -133,15 +161,17 @@ def train(model: str = "cnn-classifier", *, config_file: str | None = None, resu
     history = trainer.fit(resume=resume)
     data = trainer.data
     return Run(trainer.run_dir, cfg, trainer.spec, trainer.objective, trainer.nets, data.image_shape,
-               list(data.classes), history)
+               list(data.classes), history, "last", trainer.epoch, trainer.final)
 
 
-def load(run_dir: str | Path, checkpoint_name: str = "last", device: str = "cpu") -> Run:
-    """Load a trained run from its directory alone (``checkpoint_name``: "last" or "best")."""
+def load(run_dir: str | Path, checkpoint_name: str = "auto", device: str = "cpu") -> Run:
+    """Load a trained run from its directory alone. ``checkpoint_name``: "best" (the best
+    validation epoch), "last", or "auto" (the default): best where the run has it, else last."""
     run_dir = Path(run_dir)
     cfg = runs.read_config(run_dir)
     spec = get_model(cfg.model)
-    state = checkpoint.load(run_dir / "checkpoints" / f"{checkpoint_name}.pt", device)
+    path = runs.checkpoint_path(run_dir, checkpoint_name)
+    state = checkpoint.load(path, device)
     info = state["data"]
     image_shape = tuple(info["image_shape"])
     nets = spec.build(spec.model_config(cfg.model_args), image_shape, len(info["classes"]))
@@ -150,4 +180,4 @@ def load(run_dir: str | Path, checkpoint_name: str = "last", device: str = "cpu"
         m.load_state_dict(state["nets"][k])
         m.to(device).eval()
     return Run(run_dir, cfg, spec, get_objective(spec.objective), nets, image_shape,
-               list(info["classes"]), runs.read_metrics(run_dir))
+               list(info["classes"]), runs.read_metrics(run_dir), path.stem, state.get("epoch"))

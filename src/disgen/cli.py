@@ -109,12 +109,16 @@ def run_dir_args(p: argparse.ArgumentParser, inputs: str | None = None, out: str
         p.add_argument("inputs", metavar="INPUT", nargs="+", help=inputs)
     if out:
         p.add_argument("--out", metavar=out, required=out_required)
-    p.add_argument("--checkpoint", default="last", choices=("last", "best"),
-                   help="which checkpoint of the run to use (default: last)")
+    p.add_argument("--checkpoint", default="auto", choices=("auto", "best", "last"),
+                   help="which checkpoint of the run to use: best (the best validation epoch), last, or "
+                        "auto (the default): best where the run has one, else last")
 
 
 def eval_args(p: argparse.ArgumentParser, argv: list[str]) -> None:
     run_dir_args(p)
+    p.add_argument("--split", default="test", choices=("test", "val", "train"),
+                   help="which split to evaluate (default: test); val and train are the run's own, "
+                        "checked against RUN_DIR/split.json")
     p.add_argument("--dataset", help="dataset to evaluate on (default: the training dataset)")
     p.add_argument("--data-dir", help="folder holding the dataset's files")
     p.add_argument("--reference", metavar="RUN_DIR", help="generators: the classifier run whose "
@@ -135,6 +139,8 @@ def cmd_models(args) -> None:
         print(f"{name:18s} [{spec.objective}] {spec.description}")
         for preset, values in spec.presets.items():
             shown = ", ".join(f"{k}={v}" for k, v in values.items() if k != "model")
+            if values.get("val_split", 1) == 0:
+                shown += "  [trains on the whole training split, as its document did: no validation split, no best.pt]"
             print(f"    --preset {preset:8s} {shown}")
 
 
@@ -167,22 +173,28 @@ def cmd_train(args) -> None:
     distributed.shutdown(clean=True)
     if not distributed.is_main():  # under torchrun the main process reports
         return
-    final = run.history[-1] if run.history else {}
-    tests = {k: v for k, v in final.items() if k.startswith("test_")}
-    print(json.dumps({"run_dir": str(run.dir), "epochs": len(run.history), **tests}))
+    last = run.history[-1] if run.history else {}
+    final = run.final or {}
+    shown = {k: v for k, v in last.items() if k.startswith("val_")}
+    if final:
+        shown.update({"checkpoint": final["checkpoint"], "checkpoint_epoch": final["checkpoint_epoch"],
+                      **{k: v for k, v in final.items() if k.startswith("test_")}})
+    print(json.dumps({"run_dir": str(run.dir), "epochs": len(run.history), **shown}))
     print(f"run directory: {run.dir}", file=sys.stderr)
 
 
-@command("eval", "evaluate a run on a test split and write RUN_DIR/eval.json", eval_args)
+@command("eval", "evaluate a run on its test (or validation, training) split; kept in RUN_DIR/eval.json",
+         eval_args)
 def cmd_eval(args) -> None:
     from disgen.api import load
-    from disgen.runs import write_json
+    from disgen.runs import record_eval
 
     run = load(args.run_dir, args.checkpoint)
     options = {"reference": args.reference, "n_samples": args.n_samples} if run.objective.eval_context else {}
-    metrics = run.evaluate(args.dataset, args.data_dir, **options)
-    result = {"dataset": args.dataset or run.config.dataset, "checkpoint": args.checkpoint, **metrics}
-    write_json(Path(args.run_dir) / "eval.json", result)
+    metrics = run.evaluate(args.dataset, args.data_dir, split=args.split, **options)
+    result = {"dataset": args.dataset or run.config.dataset, "split": args.split, "checkpoint": run.checkpoint,
+              "checkpoint_epoch": run.epoch, **metrics}
+    record_eval(Path(args.run_dir), result)
     print(json.dumps(result))
 
 

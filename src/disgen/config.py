@@ -43,6 +43,13 @@ class TrainConfig:
     augment: str = opt("none", "none | affine (random rotation, scale and shift: digits) | flip "
                         "(flips and 2-pixel shifts: clothes, objects) | imagenet (random resized "
                         "crop, flip, colour jitter)")
+    val_split: float = opt(0.1, "share of the training split held out for validation, stratified and the "
+                                "same for every --seed (a dataset's own validation split is used as "
+                                "it is); best.pt and the warnings read it. 0: train on the whole "
+                                "training split (no best.pt)")
+    test_every_epoch: bool = opt(False, "also evaluate the test split after every epoch, a curve for "
+                                        "reports that nothing reads for choices (the test split is "
+                                        "otherwise evaluated once, after the last epoch)")
     labels: int = opt(0, "use N labelled training images (N/classes per class, seeded; "
                          "RUN_DIR/labels.json): classifiers and aae; 0: all")
     seed: int = opt(0, "random seed (weights, shuffling, augmentation)")
@@ -179,6 +186,9 @@ def validate(cfg: TrainConfig) -> None:
         raise DisgenError(f"--betas takes two numbers in [0, 1), e.g. 0.9,0.999 (got {cfg.betas})")
     if not 0 <= cfg.seed < 2**63:
         raise DisgenError(f"--seed must be in 0 .. 2**63-1 (got {cfg.seed})")
+    if not 0 <= cfg.val_split < 1:
+        raise DisgenError(f"--val-split must be in [0, 1), e.g. 0.1 (got {cfg.val_split}); 0 trains on the "
+                          "whole training split")
     if cfg.labels < 0:
         raise DisgenError(f"--labels must be >= 0 (got {cfg.labels}); 0 uses every label")
     if cfg.weight_decay < 0:

@@ -136,11 +136,11 @@ class Explorer:
 
     def info(self) -> dict:
         run = self.run
-        final = run.history[-1] if run.history else {}
+        final = {**(run.history[-1] if run.history else {}), **(run.final or {})}  # val_*, then test_*
         return {"run": run.dir.name, "model": run.spec.name, "objective": run.spec.objective,
                 "description": run.spec.description, "dataset": run.config.dataset,
                 "checkpoint": self.checkpoint, "epochs": len(run.history),
-                "metrics": {k: v for k, v in final.items() if k.startswith("test_")
+                "metrics": {k: v for k, v in final.items() if k.startswith(("val_", "test_"))
                             and isinstance(v, (int, float)) and math.isfinite(v)},
                 "classes": run.classes, "image_shape": list(run.image_shape),
                 "max_upload_bytes": self.max_upload_bytes, "features": self.features}

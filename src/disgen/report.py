@@ -1,6 +1,7 @@
 """``disgen report RUN_DIR [RUN_DIR...] [--out report.html]``: one self-contained HTML file.
 
-One run: its final and best metrics (and eval.json), curves of every logged metric over the
+One run: its final and best metrics (validation metrics per epoch; the test split's, evaluated
+once after training, and the rest of eval.json apart), curves of every logged metric over the
 epochs, the pictures that fit the model (see ``disgen.report_figures``) and its resolved config.
 Several runs: their curves overlaid, a metrics table with the final and best values of each, and
 the config values in which they differ. Images are inline PNG (base64), curves inline SVG, the
@@ -36,8 +37,9 @@ class RunFiles:
     label: str
     config: dict  # config.json as written
     info: dict  # run.json (dataset, device, versions), {} if missing
-    history: list[dict]  # metrics.jsonl
-    evaluation: dict  # eval.json, {} if missing
+    history: list[dict]  # metrics.jsonl's epoch records
+    final: dict  # metrics.jsonl's final record: the test split after the last epoch ({} if none)
+    evaluation: list[dict]  # eval.json's results: the test split after training, `disgen eval`s
     objective: str
     best: tuple[str, str]  # the objective's metric that picks best.pt, and "min" or "max"
 
@@ -67,8 +69,10 @@ def read_run(path: Path, label: str | None = None) -> RunFiles:
         info["data"] = {}
     if not isinstance(info["data"].get("classes"), list):
         info["data"]["classes"] = []
+    read_json(path / runs.EVAL_FILE)  # refuses a file that is not JSON, naming it
     return RunFiles(path, label or path.name, read_json(path / "config.json"), info, history,
-                    read_json(path / "eval.json"), objective.name, objective.best)
+                    runs.read_final(path) or {}, runs.read_evals(path), objective.name, objective.pick(
+                        {k[4:]: v for rec in history for k, v in rec.items() if k.startswith("val_")}))
 
 
 # -- numbers -----------------------------------------------------------------------------------
@@ -83,17 +87,18 @@ def epoch_of(history: list[dict], i: int) -> int | float:
 
 
 def metric_keys(history: list[dict]) -> list[str]:
-    """Numeric keys in the order first logged: test metrics, then training, then bookkeeping."""
+    """Numeric keys in the order first logged: validation metrics, then a test curve
+    (--test-every-epoch), then training, then bookkeeping."""
     keys = list(dict.fromkeys(k for rec in history for k, v in rec.items() if is_number(v) and k != "epoch"))
-    rank = {"test": 0, "train": 1}
-    return sorted(keys, key=lambda k: (2 if k in BOOKKEEPING else rank.get(k.split("_")[0], 1)))
+    rank = {"val": 0, "test": 1, "train": 2}
+    return sorted(keys, key=lambda k: (3 if k in BOOKKEEPING else rank.get(k.split("_")[0], 2)))
 
 
 def direction(key: str) -> str | None:
-    """"min" or "max" for test metrics whose better side is clear, else None (GAN losses, lr, ...)."""
-    if not key.startswith("test_"):
+    """"min" or "max" for held-out metrics whose better side is clear, else None (GAN losses, lr, ...)."""
+    if not key.startswith(("val_", "test_")):
         return None
-    words = key[5:].split("_")
+    words = key.split("_", 1)[1].split("_")
     if any(w in LOWER_BETTER for w in words):
         return "min"
     if any(w in HIGHER_BETTER for w in words):
@@ -134,9 +139,11 @@ def summary_html(run: RunFiles) -> str:
             ("versions", f"disgen {run.info.get('disgen', '?')}, torch {run.info.get('torch', '?')}, "
                          f"Python {run.info.get('python', '?')}")]
     key, mode = run.best
-    best = best_of(run.history, f"test_{key}", mode)
+    best = best_of(run.history, f"val_{key}", mode)
     if best:
-        rows.append(("checkpoints/best.pt", f"epoch {best[1]}, test_{key} {best[0]:.4g} ({mode} is best)"))
+        rows.append(("checkpoints/best.pt", f"epoch {best[1]}, val_{key} {best[0]:.4g} ({mode} is best)"))
+    else:
+        rows.append(("checkpoints/best.pt", "none: the run has no validation split (--val-split 0)"))
     return table(["", ""], [[escape(a), escape(b)] for a, b in rows], header=False)
 
 
@@ -152,28 +159,42 @@ def metrics_html(run: RunFiles) -> str:
     if not run.history:
         return '<p class="note">No epoch has completed yet (metrics.jsonl is empty).</p>'
     last = run.history[-1]
-    picks = f"test_{run.best[0]}"
+    picks = f"val_{run.best[0]}"
     rows = []
     for key in metric_keys(run.history):
         mode = direction(key)
         best = best_of(run.history, key, mode) if mode else None
-        mark = ' <span class="tag">picks best.pt</span>' if key == picks else ""
+        mark = ' <span class="tag">picks best.pt</span>' if key == picks else \
+            ' <span class="tag">test curve: --test-every-epoch, read by nothing</span>' if key.startswith("test_") else ""
         rows.append([f"<code>{escape(key)}</code>{mark}", num(last.get(key)),
                      num(*best) if best else "<td>—</td>", escape(mode or "")])
     html = table(["metric", f"final (epoch {epoch_of(run.history, -1)})", "best", "better"],
                  rows, cls="metrics")
-    if run.evaluation:
-        ev = [[f"<code>{escape(k)}</code>", num(v)] for k, v in run.evaluation.items()]
-        html += "<h3>eval.json (<code>disgen eval</code>)</h3>" + table(["key", "value"], ev, cls="metrics")
+    if run.final:
+        rows = [[f"<code>{escape(k)}</code>", num(v)] for k, v in run.final.items()
+                if k not in ("epoch", "final", "checkpoint", "checkpoint_epoch")]
+        html += (f"<h3>test split, evaluated once after epoch {escape(str(run.final.get('epoch')))} with "
+                 f"checkpoints/{escape(str(run.final.get('checkpoint')))}.pt (epoch "
+                 f"{escape(str(run.final.get('checkpoint_epoch')))})</h3>" + table(["metric", "value"], rows, cls="metrics"))
+    own = (run.config.get("dataset"), "test", run.final.get("checkpoint"))
+    for result in run.evaluation:
+        if run.final and (result.get("dataset"), result.get("split"), result.get("checkpoint")) == own:
+            continue  # the same evaluation as the final record above
+        where = (f"{result.get('split', 'test')} split of {result.get('dataset', '?')}, checkpoint "
+                 f"{result.get('checkpoint', '?')}" + (f" (epoch {result['checkpoint_epoch']})"
+                                                       if is_number(result.get("checkpoint_epoch")) else ""))
+        ev = [[f"<code>{escape(k)}</code>", num(v)] for k, v in result.items()
+              if k not in ("dataset", "split", "checkpoint", "checkpoint_epoch")]
+        html += f"<h3>eval.json: {escape(where)}</h3>" + table(["metric", "value"], ev, cls="metrics")
     return html
 
 
 def curve_groups(keys: list[str]) -> dict[str, list[str]]:
-    """train_X and test_X share a chart named X, the times of an epoch one named seconds; other
-    keys get one each."""
+    """train_X, val_X and test_X share a chart named X, the times of an epoch one named seconds;
+    other keys get one each."""
     groups: dict[str, list[str]] = {}
     for k in keys:
-        name = k.split("_", 1)[1] if k.startswith(("train_", "test_")) else k
+        name = k.split("_", 1)[1] if k.startswith(("train_", "val_", "test_")) else k
         name = "seconds" if k == "eval_seconds" else name
         groups.setdefault(name, []).append(k)
     return groups
@@ -189,8 +210,9 @@ def curves_html(run: RunFiles) -> str:
         return '<p class="note">No curves yet.</p>'
     charts = []
     for name, keys in curve_groups(metric_keys(run.history)).items():
-        lines = [series(run.history, k, k) for k in keys]
-        charts.append(f'<figure class="curve">{line_chart(name, lines)}{legend(keys)}</figure>')
+        labels = [f"{k} (every epoch, not used for choices)" if k.startswith("test_") else k for k in keys]
+        lines = [series(run.history, k, label) for k, label in zip(keys, labels)]
+        charts.append(f'<figure class="curve">{line_chart(name, lines)}{legend(labels)}</figure>')
     return f'<div class="figures">{"".join(charts)}</div>'
 
 
@@ -242,6 +264,13 @@ def compare_report(group: list[RunFiles]) -> str:
             mode = direction(k)
             best = best_of(r.history, k, mode) if mode and r.history else None
             row += [num(r.history[-1].get(k) if r.history else None), num(*best) if best else "<td>—</td>"]
+        metric_rows.append(row)
+    tests = list(dict.fromkeys(k for r in group for k, v in r.final.items() if k.startswith("test_") and is_number(v)))
+    for k in tests:  # the test split, once after training, with the checkpoint each run chose
+        row = [f"<code>{escape(k)}</code> <small>(after training)</small>"]
+        for r in group:
+            at = r.final.get("checkpoint_epoch") if k in r.final else None
+            row += [num(r.final.get(k), at), "<td>—</td>"]
         metric_rows.append(row)
     head = ["metric"] + [f"{escape(label)}: {part}" for label in labels for part in ("final", "best")]
     overlaid = [line_chart(k, [series(r.history, k, r.label) for r in group], colors) for k in shared]

@@ -1,8 +1,8 @@
 """The pictures of ``disgen report``, per objective, as inline HTML.
 
 Pictures the run already drew (RUN_DIR/images, RUN_DIR/samples) are reused. What the run does not
-hold is computed from a checkpoint, on the CPU and in inference mode, on the test split of the
-run's own dataset, with the same drawing functions training uses: the objective's ``snapshot`` at
+hold is computed from a checkpoint, on the CPU and in inference mode, on the validation split of
+the run's own dataset (its test split for a run without one), with the same drawing functions training uses: the objective's ``snapshot`` at
 "after" (when the run's own final pictures are missing or older than its last checkpoint, or
 another checkpoint is asked for), the confusion matrix and worst-classified images of
 ``disgen.objectives.transfer`` for classifiers, and a class-coverage histogram for image GANs.
@@ -83,19 +83,21 @@ def is_fresh(run_dir: Path) -> bool:
 def load_context(run_dir: Path, checkpoint: str, out_dir: Path):
     """(Run, TensorDataset, Context) of ``checkpoint`` on the CPU, ``out_dir`` for its pictures."""
     import disgen
-    from disgen.data import load_dataset, to_float
+    from disgen.data import to_float
 
     run = disgen.load(run_dir, checkpoint, device="cpu")
-    data = load_dataset(run.config.dataset, run.config.data_dir, run.image_shape)
+    data = run.dataset()  # split as the run was: the same validation images
     vr = run.spec.value_range
-    ctx = Context(run.nets, to_float(data.train.images[:1000], vr), to_float(data.test.images, vr),
-                  data.test.labels, list(run.classes), vr, out_dir)
+    held_out, name = (data.val, "validation") if data.val is not None else (data.test, "test")
+    ctx = Context(run.nets, to_float(data.train.images[:1000], vr), to_float(held_out.images, vr),
+                  held_out.labels, list(run.classes), vr, out_dir, name)
     return run, data, ctx
 
 
 def save_class_coverage(run, data, path: Path, log: Log) -> Path | None:
     """Bars of the reference classifier's predicted classes of generated samples against the real
-    test split's classes (the histogram behind test_classes_covered and test_class_kl)."""
+    validation split's classes (test split without one): the histogram behind val_classes_covered
+    and val_class_kl."""
     from disgen import metrics
     from disgen.objectives.gan import PER_EPOCH_IMAGES, generate, latent
     from disgen.reference import get_reference
@@ -109,12 +111,14 @@ def save_class_coverage(run, data, path: Path, log: Log) -> Path | None:
     pred = ref.predict_features(ref.features_of(fake, run.spec.value_range)).argmax(1)
     k = ref.num_classes
     gen_share = torch.bincount(pred, minlength=k).double() / len(pred)
-    real_share = torch.bincount(data.test.labels, minlength=k).double() / max(1, len(data.test))
-    cov = metrics.class_coverage(pred, data.test.labels, k)
+    real = data.val if data.val is not None else data.test
+    real_share = torch.bincount(real.labels, minlength=k).double() / max(1, len(real))
+    cov = metrics.class_coverage(pred, real.labels, k)
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(max(4.5, 0.4 * k + 2), 3.0))  # ~540 px for 10 classes: beside the slider
     pos = torch.arange(k).numpy()
-    ax.bar(pos - 0.2, real_share.numpy(), 0.4, label="real test images", color="0.6")
+    ax.bar(pos - 0.2, real_share.numpy(), 0.4,
+           label=f"real {'validation' if data.val is not None else 'test'} images", color="0.6")
     ax.bar(pos + 0.2, gen_share.numpy(), 0.4, label=f"{len(pred)} generated", color="tab:orange")
     ax.set_xticks(pos, [str(c) for c in run.classes[:k]], rotation=90 if k > 12 else 0)
     ax.set_ylabel("share")
@@ -156,26 +160,37 @@ def computed_pictures(run_dir: Path, checkpoint: str, objective: str, tmp: Path,
 # -- the pictures section of one run ---------------------------------------------------------------
 # name -> title, in the order a section shows them; the rest of images/ goes under "other pictures".
 TITLES = {
-    "classify": [("confusion.png", "confusion matrix on the test split"),
-                 ("worst.png", "worst-classified test images: true>predicted p(true)"),
-                 ("predictions_after.png", "test predictions after training (red: wrong)")],
-    "transfer": [("confusion.png", "confusion matrix on the validation split"),
-                 ("worst.png", "worst-classified validation images: true>predicted p(true)")],
+    "classify": [("confusion.png", "confusion matrix on the {split} split"),
+                 ("worst.png", "worst-classified {split} images: true>predicted p(true)"),
+                 ("predictions_after.png", "predictions on {split} images after training (red: wrong)")],
+    "transfer": [("confusion.png", "confusion matrix on the {split} split"),
+                 ("worst.png", "worst-classified {split} images: true>predicted p(true)")],
     "reconstruct": [("reconstructions_before.png", "before training: rows of originals, each "
                                                    "followed by their reconstructions"),
                     ("reconstructions_after.png", "after training: rows of originals, each "
                                                   "followed by their reconstructions")],
-    "aae": [("latent_after.png", "encoded test z coloured by class, beside the prior"),
+    "aae": [("latent_after.png", "encoded z of {split} images coloured by class, beside the prior"),
             ("z_hist_after.png", "encoded z against the prior, per dimension"),
             ("reconstructions_after.png", "rows of originals, each followed by their reconstructions"),
             ("samples.png", "decoded prior samples"),
-            ("style_grid_test.png", "styles of test images (rows) decoded as each class (columns)"),
+            ("style_grid_test.png", "styles of {split} images (rows) decoded as each class (columns)"),
             ("style_grid_prior.png", "prior styles (rows) decoded as each class (columns)")],
     "gan": [("class_coverage.png", "classes of generated images (reference classifier) against the "
-                                   "real test split"),
+                                   "real {split} split"),
             ("samples_final.png", "samples after training (fixed z)"),
             ("decision_after.png", "after training: real and generated points over D(x)")],
 }
+
+
+def held_out_split(run_dir: Path) -> str:
+    """Which split the run's pictures show: "validation" where the run has one, else "test"."""
+    from disgen.data import splits
+
+    try:
+        info = splits.read(run_dir)
+    except DisgenError:
+        info = None
+    return "validation" if info is not None and info.get("sizes", {}).get("val", 0) else "test"
 
 
 def pictures_html(run_dir: Path, objective: str, checkpoint: str, tmp: Path, log: Log = stderr) -> str:
@@ -207,7 +222,9 @@ def pictures_html(run_dir: Path, objective: str, checkpoint: str, tmp: Path, log
     if checkpoint == "last":  # the last frame already shows the final networks
         shown |= {"decision_after.png"} if decisions else set()
         shown |= {"samples_final.png"} if samples else set()
+    held_out = held_out_split(run_dir)
     for name, title in TITLES.get(objective, []):
+        title = title.format(split=held_out)
         if name in pics and name not in shown:
             parts.append(figure(title, img(pics[name], title)))
             shown.add(name)

@@ -19,7 +19,7 @@ SKIP = {"epoch", "curves.png"}  # the curves are the scalars themselves
 
 
 def scalar_tag(key: str) -> str:
-    for split in ("train", "test"):
+    for split in ("train", "val", "test"):
         if key.startswith(split + "_"):
             return f"{split}/{key[len(split) + 1:]}"
     return key

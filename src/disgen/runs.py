@@ -2,10 +2,13 @@
 
     RUN_DIR/config.json        the resolved TrainConfig
     RUN_DIR/run.json           dataset (name, image shape, classes), device, versions
-    RUN_DIR/metrics.jsonl      one JSON object per completed epoch
-    RUN_DIR/checkpoints/       last.pt (every epoch) and best.pt (best test metric)
+    RUN_DIR/split.json         which images the validation split holds (disgen.data.splits)
+    RUN_DIR/metrics.jsonl      one JSON object per completed epoch (train_*, val_*), then a
+                               final record ("final": true) with the test split's metrics
+    RUN_DIR/checkpoints/       last.pt (every epoch) and best.pt (best validation metric)
     RUN_DIR/images/            pictures
-    RUN_DIR/eval.json          written by ``disgen eval``
+    RUN_DIR/eval.json          every evaluation of the run, one per dataset, split and checkpoint:
+                               the test split after training, and each ``disgen eval``
 """
 from __future__ import annotations
 
@@ -80,8 +83,8 @@ def read_config(run_dir: Path) -> TrainConfig:
     return from_dict(data)
 
 
-def read_metrics(run_dir: Path, upto: int | None = None) -> list[dict]:
-    """Epoch records of metrics.jsonl (those with epoch <= ``upto``; a torn last line is dropped)."""
+def _records(run_dir: Path) -> list[dict]:
+    """Every well-formed record of metrics.jsonl (a torn last line is dropped)."""
     path = Path(run_dir) / "metrics.jsonl"
     if not path.exists():
         return []
@@ -91,11 +94,58 @@ def read_metrics(run_dir: Path, upto: int | None = None) -> list[dict]:
             rec = json.loads(line)
         except json.JSONDecodeError:
             continue
-        if not isinstance(rec, dict) or not isinstance(rec.get("epoch", 0), (int, float)):
-            continue
-        if upto is None or rec.get("epoch", 0) <= upto:
+        if isinstance(rec, dict) and isinstance(rec.get("epoch", 0), (int, float)):
             out.append(rec)
     return out
+
+
+def read_metrics(run_dir: Path, upto: int | None = None) -> list[dict]:
+    """Epoch records of metrics.jsonl (those with epoch <= ``upto``), without the final test record."""
+    return [r for r in _records(run_dir) if not r.get("final") and (upto is None or r.get("epoch", 0) <= upto)]
+
+
+def read_final(run_dir: Path) -> dict | None:
+    """The final record of metrics.jsonl: the test split's metrics after the last epoch (None if
+    the run has not finished, or has no test split)."""
+    finals = [r for r in _records(run_dir) if r.get("final")]
+    return finals[-1] if finals else None
+
+
+EVAL_FILE = "eval.json"
+
+
+def read_evals(run_dir: Path) -> list[dict]:
+    """The evaluations kept in eval.json, one per (dataset, split, checkpoint)."""
+    path = Path(run_dir) / EVAL_FILE
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return []
+    if isinstance(data, dict) and isinstance(data.get("results"), list):
+        return [r for r in data["results"] if isinstance(r, dict)]
+    return [data] if isinstance(data, dict) and "dataset" in data else []  # one result (older disgen)
+
+
+def record_eval(run_dir: Path, result: dict) -> list[dict]:
+    """Keep ``result`` in eval.json, replacing an earlier one of the same dataset, split and
+    checkpoint (and nothing else), and return them all."""
+    key = lambda r: (r.get("dataset"), r.get("split", "test"), r.get("checkpoint"))
+    kept = [r for r in read_evals(run_dir) if key(r) != key(result)] + [result]
+    write_json(Path(run_dir) / EVAL_FILE, {"results": kept})
+    return kept
+
+
+def has_checkpoint(run_dir: Path) -> bool:
+    return any((Path(run_dir) / "checkpoints" / n).is_file() for n in ("last.pt", "best.pt"))
+
+
+def checkpoint_path(run_dir: Path, name: str = "auto") -> Path:
+    """``checkpoints/NAME.pt``; ``auto``: best.pt (chosen on validation) where the run has one,
+    else last.pt."""
+    folder = Path(run_dir) / "checkpoints"
+    if name == "auto":
+        name = "best" if (folder / "best.pt").is_file() else "last"
+    return folder / f"{name}.pt"
 
 
 def write_metrics(run_dir: Path, records: list[dict]) -> None:

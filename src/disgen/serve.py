@@ -1,6 +1,6 @@
 """``disgen serve RUN_DIR``: a local web page to try a trained model (issue 7).
 
-    disgen serve RUN_DIR [--host 127.0.0.1] [--port 8000] [--checkpoint last|best]
+    disgen serve RUN_DIR [--host 127.0.0.1] [--port 8000] [--checkpoint auto|best|last]
 
 What the page offers follows the run's objective: classifiers (and semi-supervised AAEs) show the
 class probabilities of a digit drawn on a canvas or an image dropped on it; autoencoders show its
@@ -120,7 +120,7 @@ def require_stack() -> None:
         raise DisgenError("`disgen serve` needs Starlette and uvicorn: pip install 'disgen[serve]'")
 
 
-def make_app(run_dir: str | Path, checkpoint: str = "last",
+def make_app(run_dir: str | Path, checkpoint: str = "auto",
              max_upload_bytes: int = MAX_UPLOAD_BYTES) -> "Starlette":
     """The explorer of ``run_dir`` as an ASGI app (serve it with uvicorn, test it with
     Starlette's TestClient). The run is loaded once, on the CPU."""
@@ -128,7 +128,7 @@ def make_app(run_dir: str | Path, checkpoint: str = "last",
 
     require_stack()
     run = load(run_dir, checkpoint)
-    explorer = Explorer(run, features_of(run), checkpoint, max_upload_bytes)
+    explorer = Explorer(run, features_of(run), run.checkpoint, max_upload_bytes)  # auto: the one it chose
     worker = ThreadPoolExecutor(1, thread_name_prefix="disgen-serve-model")
     slots = asyncio.Semaphore(REQUEST_SLOTS)
 

@@ -4,12 +4,19 @@ seeding, batching, the learning-rate schedule, progress, evaluation, logging, ch
 and pictures. Under torchrun every process trains its part of each batch; only the main process
 evaluates, draws and writes the run directory.
 
+Measurement discipline: every choice made during training (``best.pt``, the live warnings) reads
+the validation split (disgen.data.splits) and only it; the test split is evaluated once, after the
+last epoch, with the model the run chose (``best.pt`` where there is a validation split, else the
+last weights), unless ``--test-every-epoch`` asks for a test curve.
+
 A run directory holds everything: ``config.json``, ``run.json`` (data and environment),
-``metrics.jsonl`` (one line per epoch), ``checkpoints/last.pt`` and ``best.pt`` and ``images/``.
+``split.json`` (which images the validation split holds), ``metrics.jsonl`` (one line per epoch,
+then the final test record), ``eval.json``, ``checkpoints/last.pt`` and ``best.pt`` and ``images/``.
 """
 from __future__ import annotations
 
 import contextlib
+import copy
 import functools
 import json
 import os
@@ -23,7 +30,7 @@ from torch import nn
 
 from disgen import checkpoint, distributed, precision, runs
 from disgen.config import TrainConfig
-from disgen.data import TensorDataset, load_dataset, to_float
+from disgen.data import ImageSplit, TensorDataset, load_dataset, splits, to_float
 from disgen.data.augment import TRANSFORMS
 from disgen.data.loader import TensorLoader
 from disgen.divergence import DivergenceGuard, due
@@ -63,8 +70,8 @@ class Trainer:
         self.run_dir = Path(distributed.gather(str(run_dir))[0])  # the main process's (a timestamp)
         cfg.run_dir = str(self.run_dir)
         model_cfg = self.spec.model_config(cfg.model_args)
-        self.data = dataset if dataset is not None else \
-            load_dataset(cfg.dataset, cfg.data_dir, self.spec.data_shape(model_cfg))
+        self.data = splits.with_validation(dataset if dataset is not None else load_dataset(
+            cfg.dataset, cfg.data_dir, self.spec.data_shape(model_cfg)), cfg.val_split)
         torch.manual_seed(cfg.seed)  # model init is the first draw: same seed, same weights
         image_shape, classes = self.data.image_shape, len(self.data.classes)
         self.nets: dict[str, nn.Module] = {
@@ -80,8 +87,8 @@ class Trainer:
         vr = self.spec.value_range
         self.train_x = to_float(self.data.train.images.to(self.device), vr)
         self.train_y = self.data.train.labels.to(self.device)
-        self.test_x = to_float(self.data.test.images.to(self.device), vr)
-        self.test_y = self.data.test.labels.to(self.device)
+        self.val_x, self.val_y = self.on_device(self.data.val)
+        self.test_x, self.test_y = self.on_device(self.data.test)
         self.generator = torch.Generator(device=self.device).manual_seed(cfg.seed)
         self.label_idx = labelled_indices(self.data.train.labels, cfg.labels, classes, cfg.seed) \
             if cfg.labels else None
@@ -100,8 +107,15 @@ class Trainer:
             if self.objective.eval_context and self.main else {}
         self.epoch = 0
         self.best: float | None = None
+        self.final: dict | None = None  # the test record written after the last epoch
         self.history: list[dict] = []
         self.guard = DivergenceGuard(self.nets)
+
+    def on_device(self, split: ImageSplit | None) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """A split's images as floats in the model's range and its labels, on the device."""
+        if split is None or len(split) == 0:
+            return None, None
+        return to_float(split.images.to(self.device), self.spec.value_range), split.labels.to(self.device)
 
     def make_loader(self, model_cfg) -> TensorLoader | LabelledLoader:
         """The training batches. With ``--labels N`` (disgen.labels) classifiers train on the
@@ -190,16 +204,23 @@ class Trainer:
         from disgen.report_tensorboard import TensorBoardLog
 
         tensorboard = TensorBoardLog(self.run_dir) if self.cfg.tensorboard and self.main else None  # fails early
+        split = self.data.extra["split"]
         if self.main:
+            if resume and runs.has_checkpoint(self.run_dir):  # the same validation images, or no resume
+                splits.check(self.run_dir, split, "resume")
             runs.prepare(self.run_dir, self.cfg, self.data, self.device, resume,
                          {**self.speed.as_dict(), "processes": distributed.world().size})
+            splits.save(self.run_dir, split)
+            self.log(splits.describe(split))
             if self.label_idx is not None:
                 save_labels(self.run_dir, self.label_idx, self.data.name, self.cfg.seed)
         distributed.barrier()  # the run directory exists before any process reads it
         if resume:
             self.resume_from_checkpoint()
-        ctx = Context(self.nets, self.train_x, self.test_x, self.test_y, list(self.data.classes),
-                      self.spec.value_range, self.run_dir / "images")
+        shown = (self.val_x, self.val_y, "validation") if self.val_x is not None else \
+            (self.test_x, self.test_y, "test")  # what the pictures show: validation images where there are
+        ctx = Context(self.nets, self.train_x, *shown[:2], list(self.data.classes), self.spec.value_range,
+                      self.run_dir / "images", shown[2])
         with deterministic(self.cfg.deterministic):
             if self.epoch == 0:
                 self.draw(ctx, "before")
@@ -212,6 +233,7 @@ class Trainer:
             self.draw(ctx, "after")
             if tensorboard:
                 tensorboard.close(self.epoch)
+        self.final_test()
         distributed.check_in_step(self.nets)
         if self.history:
             from disgen.viz import save_curves
@@ -219,6 +241,39 @@ class Trainer:
             self.draw(ctx, "curves", lambda: save_curves(self.history, self.run_dir / "images" / "curves.png",
                                                          f"{self.cfg.model} on {self.data.name}"))
         return self.history
+
+    def final_test(self) -> dict | None:
+        """The test split, evaluated once after the last epoch with the model the run chose:
+        ``best.pt`` (the best validation epoch) when the run has a validation split, else the last
+        weights. Appended to metrics.jsonl as the final record and kept in eval.json; a resumed run
+        that already has it for this epoch is not evaluated again."""
+        if not self.main or self.test_x is None or self.epoch == 0:
+            return None
+        done = runs.read_final(self.run_dir)
+        if done is not None and done.get("epoch") == self.epoch:
+            return done
+        nets, which, chosen = self.nets, "last", self.epoch
+        best = self.run_dir / "checkpoints" / "best.pt"
+        if self.val_x is not None and best.is_file():
+            state = checkpoint.load(best, self.device)
+            nets = {k: copy.deepcopy(m) for k, m in self.nets.items()}
+            for k, m in nets.items():
+                m.load_state_dict(state["nets"][k])
+            which, chosen = "best", state["epoch"]
+        start = time.perf_counter()
+        kw = self.objective.eval_context(self.data, self.device, log=self.log, per_epoch="final") \
+            if self.objective.eval_context else {}
+        with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
+            test = self.objective.evaluate(nets, self.test_x, self.test_y, **kw)
+        record = {"epoch": self.epoch, "final": True, "checkpoint": which, "checkpoint_epoch": chosen,
+                  **{f"test_{k}": v for k, v in test.items()}, "eval_seconds": round(time.perf_counter() - start, 3)}
+        runs.append_metrics(self.run_dir, record)
+        runs.record_eval(self.run_dir, {"dataset": self.cfg.dataset, "split": "test", "checkpoint": which,
+                                        "checkpoint_epoch": chosen, **test})
+        self.final = record
+        self.log(f"test split ({len(self.test_x)} images, evaluated once) with {which}.pt of epoch {chosen}: " +
+                 " ".join(f"{k}={v:.4g}" for k, v in test.items()))
+        return record
 
     def resume_from_checkpoint(self) -> None:
         """Restore the newest good checkpoint (a damaged last.pt falls back to best.pt) and cut
@@ -319,11 +374,16 @@ class Trainer:
             self.state()
             return
         start = time.perf_counter()
-        test = self.objective.evaluate(self.nets, self.test_x, self.test_y, **self.eval_kw)
-        record.update({f"test_{k}": v for k, v in test.items()})
+        if self.val_x is not None:  # what every choice reads
+            val = self.objective.evaluate(self.nets, self.val_x, self.val_y, **self.eval_kw)
+            record.update({f"val_{k}": v for k, v in val.items()})
+        if self.cfg.test_every_epoch and self.test_x is not None:  # a curve to look at, never to choose by
+            with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
+                test = self.objective.evaluate(self.nets, self.test_x, self.test_y, **self.eval_kw)
+            record.update({f"test_{k}": v for k, v in test.items()})
         record["eval_seconds"] = round(time.perf_counter() - start, 3)
-        key, mode = self.objective.best
-        value = test.get(key)
+        key, mode = self.objective.pick({k[4:]: v for k, v in record.items() if k.startswith("val_")})
+        value = record.get(f"val_{key}")
         improved = value is not None and (self.best is None or
                                           (value > self.best if mode == "max" else value < self.best))
         if improved:

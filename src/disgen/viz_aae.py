@@ -80,7 +80,7 @@ def snapshot(ctx: Context, tag: str) -> None:
     if tag not in ("before", "after"):
         return
     nets, cfg = ctx.nets, ctx.nets["encoder"].cfg
-    x, y = ctx.test_x[:2000], ctx.test_y[:2000]
+    x, y = ctx.eval_x[:2000], ctx.eval_y[:2000]
     _, z = encode(nets, x)
     gen = torch.Generator(device=z.device).manual_seed(0)  # the same prior draws in every picture
     prior = sample_prior(cfg, len(z), z.device, gen)

@@ -1,7 +1,9 @@
 """Datasets: a registry of named image datasets held as tensors.
 
 Every dataset is returned as a :class:`TensorDataset` of uint8 images ``(N, C, H, W)`` and int64
-labels, with a train and a test split. Conversion to floats happens once, on the device, in the
+labels, with a train and a test split, and a validation split where the dataset has its own (a
+Kaggle-organised ``valid/`` folder, gaussian2d's generated points); otherwise the Trainer carves one
+out of the training split (:mod:`disgen.data.splits`). Conversion to floats happens once, on the device, in the
 range the model asks for (see :func:`to_float`): ``[0, 1]`` by default, ``[-1, 1]`` for GAN-style
 models.
 
@@ -33,14 +35,19 @@ class ImageSplit:
 
 @dataclass
 class TensorDataset:
-    """A named dataset with train and test splits and human-readable class names."""
+    """A named dataset with train and test splits and human-readable class names.
+
+    ``val`` is the dataset's own validation split, if it has one (None: carve one out of ``train``
+    with :func:`disgen.data.splits.with_validation`). ``test`` may be None where the dataset has
+    no labelled test split (a Kaggle competition's test images are scored by Kaggle)."""
 
     name: str
     train: ImageSplit
-    test: ImageSplit
+    test: ImageSplit | None
     classes: list[str]
     source: str = ""  # where it was read from, shown to the user
     extra: dict = field(default_factory=dict)
+    val: ImageSplit | None = None
 
     @property
     def image_shape(self) -> tuple[int, int, int]:

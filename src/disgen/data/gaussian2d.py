@@ -2,9 +2,10 @@
 ring of 8 Gaussians, the standard picture of mode collapse (Metz et al. 2016).
 
 Points are float32 ``(N, 2)`` "images" in their own units (no [0, 255] scaling). The train split
-is drawn as the seed does. The test split is *moment-matched*: its sample mean and covariance are
-exactly the true ones, so a Fréchet distance to the test split is the distance to the true
-Gaussian itself, without the sampling error of a finite test set.
+is drawn as the seed does. The validation and test splits are fresh draws of their own (a
+generated dataset need not give up training points), and *moment-matched*: their sample mean and
+covariance are exactly the true ones, so a Fréchet distance to either is the distance to the true
+Gaussian itself, without the sampling error of a finite sample.
 """
 from __future__ import annotations
 
@@ -43,23 +44,23 @@ def ring(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     return centres + RING_STD * torch.randn(len(labels), 2, generator=gen, dtype=torch.float64), labels
 
 
-def points(name: str, train: torch.Tensor, test: torch.Tensor, train_y: torch.Tensor,
-           test_y: torch.Tensor, classes: list[str]) -> TensorDataset:
-    return TensorDataset(name, ImageSplit(train.float(), train_y), ImageSplit(test.float(), test_y),
-                         classes, source="generated")
+def points(name: str, splits: dict[str, tuple[torch.Tensor, torch.Tensor]], classes: list[str]) -> TensorDataset:
+    """A points dataset from ``{"train" | "val" | "test": (points, labels)}``."""
+    train, val, test = (ImageSplit(x.float(), y) for x, y in (splits[k] for k in ("train", "val", "test")))
+    return TensorDataset(name, train, test, classes, source="generated", val=val)
 
 
 @register_dataset("gaussian2d", "1,000 2-D points X @ A + b of seed 003 (mean [1, 2], cov [[1.01, 1.95], "
                   "[1.95, 4.25]]); generated, no files")
 def load_gaussian2d(data_dir: Path | None = None) -> TensorDataset:
     zeros = torch.zeros(N_TRAIN, dtype=torch.int64)
-    return points("gaussian2d", seed_gaussian(N_TRAIN, 0), seed_gaussian(N_TEST, 1, exact=True),
-                  zeros, torch.zeros(N_TEST, dtype=torch.int64), ["gaussian"])
+    return points("gaussian2d", {"train": (seed_gaussian(N_TRAIN, 0), zeros),
+                                 "val": (seed_gaussian(N_TEST, 2, exact=True), zeros[:N_TEST]),
+                                 "test": (seed_gaussian(N_TEST, 1, exact=True), zeros[:N_TEST])}, ["gaussian"])
 
 
 @register_dataset("gaussian2d-ring8", "2-D ring of 8 Gaussians (radius 2, std 0.05), labels = mode: "
                   "shows mode collapse")
 def load_ring8(data_dir: Path | None = None) -> TensorDataset:
-    (train, train_y), (test, test_y) = ring(N_TRAIN * 2, 0), ring(N_TEST * 2, 1)
-    return points("gaussian2d-ring8", train, test, train_y, test_y,
-                  [f"mode{i}" for i in range(RING_MODES)])
+    return points("gaussian2d-ring8", {"train": ring(N_TRAIN * 2, 0), "val": ring(N_TEST * 2, 2),
+                                       "test": ring(N_TEST * 2, 1)}, [f"mode{i}" for i in range(RING_MODES)])

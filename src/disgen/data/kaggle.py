@@ -8,9 +8,11 @@ systems) instead of copying them. The split is stratified like d2l's ``reorg_tra
 breed gives ``max(1, floor(n_min * valid_ratio))`` images to ``valid/``, where ``n_min`` is the
 smallest breed's count, chosen by a seeded shuffle.
 
-``--dataset OUT`` trains on ``train/`` and evaluates on ``valid/`` each epoch; ``--dataset
-OUT/train_valid`` trains on every labelled image (its per-epoch metrics are then on ``valid/``,
-which is part of the training data: a check of fit, not of generalisation).
+``--dataset OUT`` trains on ``train/`` with ``valid/`` as its validation split (evaluated each
+epoch; best.pt is the best of them); ``--dataset OUT/train_valid`` trains on every labelled image,
+the final run once settings are chosen (use ``--val-split 0``: ``valid/`` is part of its training
+data, so the dataset has no validation split of its own). The competition's test images have no
+labels, so neither has a test split: Kaggle scores ``disgen predict --format kaggle``.
 """
 from __future__ import annotations
 
@@ -209,8 +211,9 @@ def organized_root(path: Path) -> tuple[Path, str] | None:
 
 
 def load_organized(path: str | Path, image_shape: tuple[int, int, int]) -> TensorDataset:
-    """Training split from ``train/`` (or ``train_valid/``), test split from ``valid/``; classes are
-    the training folder's subfolders. Decoded once (worker processes) and cached."""
+    """Training split from ``train/`` with ``valid/`` as the validation split, or ``train_valid/``
+    alone; no test split (the competition's test images are unlabelled). Classes are the training
+    folder's subfolders. Decoded once (worker processes) and cached."""
     from disgen.data.image_folder import decode_cached, list_images
 
     root, train_name = organized_root(Path(path).expanduser())
@@ -218,7 +221,7 @@ def load_organized(path: str | Path, image_shape: tuple[int, int, int]) -> Tenso
     if not classes:
         raise DisgenError(f"{root / train_name} has no class subfolders: run `disgen kaggle-organize` first")
     splits, skipped, total = {}, [], 0
-    for name in (train_name, "valid"):
+    for name in (train_name, "valid") if train_name == "train" else (train_name,):
         files = list_images(root / name)
         images, ok, bad = decode_cached(root / name, files, tuple(image_shape))
         skipped += [f"{name}/{b}" for b in bad]
@@ -235,5 +238,5 @@ def load_organized(path: str | Path, image_shape: tuple[int, int, int]) -> Tenso
         if len(split) == 0:
             raise DisgenError(f"no readable images in {root / name}")
     return TensorDataset(root.name if train_name == "train" else f"{root.name}-train_valid",
-                         splits[train_name], splits["valid"], classes, source=str(root),
-                         extra={"skipped": skipped, "files": total})
+                         splits[train_name], None, classes, source=str(root),
+                         extra={"skipped": skipped, "files": total}, val=splits.get("valid"))

@@ -180,7 +180,8 @@ def check(cfg: AAEConfig) -> None:
 PRESETS = {
     # Seed 004: 784-1000-1000-[10 classes, z 10], decoder mirrored, discriminators 1000-1000-1,
     # z ~ N(0, 5²), Adam lr 0.001 beta1 0.9, batch 100, 1000 epochs (its 95% on full MNIST).
-    "seed": dict(
+    "seed": dict(  # the document trained on the whole training split: no validation split
+        val_split=0.0,
         model=dict(mode="semi-supervised", hidden=(1000, 1000), z_dim=10, d_hidden=(1000, 1000),
                    prior_std=5.0),
         optimizer="adam", lr=1e-3, betas=(0.9, 0.999), batch_size=100, epochs=1000,

@@ -78,7 +78,8 @@ class Discriminator(nn.Module):
 
 PRESETS = {
     # d2l: lr 0.005 for both, Adam betas (0.5, 0.999), 50 epochs; batch 256 is d2l's loader's.
-    "seed": dict(optimizer="adam", lr=0.005, betas=(0.5, 0.999), batch_size=256, epochs=50,
+    "seed": dict(val_split=0.0,  # the document trained on the whole training split
+                 optimizer="adam", lr=0.005, betas=(0.5, 0.999), batch_size=256, epochs=50,
                  model=dict(bn_eps=0.8, d_input_norm=True)),
     "default": dict(optimizer="adam", lr=2e-4, betas=(0.5, 0.999), batch_size=64, epochs=50,
                     model=dict(bn_eps=1e-5, d_input_norm=False)),

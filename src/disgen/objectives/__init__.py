@@ -51,27 +51,31 @@ StepFn = Callable[[Nets, Opts, tuple[torch.Tensor, torch.Tensor]], dict[str, tor
 
 @dataclass
 class Context:
-    """What an objective's picture hooks may look at; ``out_dir`` is the run's images folder."""
+    """What an objective's picture hooks may look at: held-out images ``eval_x``/``eval_y`` of the
+    split named ``eval_split`` (the validation split where the run has one); ``out_dir`` is the
+    run's images folder."""
 
     nets: Nets
     train_x: torch.Tensor
-    test_x: torch.Tensor
-    test_y: torch.Tensor
+    eval_x: torch.Tensor
+    eval_y: torch.Tensor
     classes: list[str]
     value_range: tuple[float, float]
     out_dir: Path
+    eval_split: str = "validation"
 
 
 @dataclass
 class Objective:
     """``evaluate(nets, x, y) -> {metric: float}`` is pure; ``best`` names the metric that picks
-    ``best.pt`` and whether higher or lower is better. ``snapshot(ctx, tag)`` draws pictures at
+    ``best.pt`` (on the validation split) and whether higher or lower is better, or several such
+    pairs, of which the first that the evaluation reports is used (:meth:`pick`). ``snapshot(ctx, tag)`` draws pictures at
     ``tag`` "before" training, after each epoch ("epoch_NNN") and "after"."""
 
     name: str
     step: StepFn
     evaluate: Callable[..., dict[str, float]]
-    best: tuple[str, str]
+    best: tuple[str, str] | tuple[tuple[str, str], ...]
     snapshot: Callable[[Context, str], None] | None = None
     predict: Callable[[Nets, torch.Tensor], torch.Tensor] | None = None
     reconstruct: Callable[[Nets, torch.Tensor], torch.Tensor] | None = None
@@ -93,6 +97,12 @@ class Objective:
     # precompute(nets, train_cfg, model_cfg, train_x) -> what the training batches hold instead of
     # the images (e.g. cached features that ``step`` feeds to the head), or None to keep images.
     precompute: Callable[..., torch.Tensor | None] | None = None
+
+    def pick(self, metrics: dict) -> tuple[str, str]:
+        """(metric, "min" | "max") that picks best.pt, for an evaluation that reported ``metrics``
+        (keys without their split prefix)."""
+        pairs = self.best if isinstance(self.best[0], tuple) else (self.best,)
+        return next((p for p in pairs if p[0] in metrics), pairs[-1])
 
 
 _REGISTRY: dict[str, Objective] = {}

@@ -264,7 +264,7 @@ def warnings(history: list[dict]) -> list[str]:
 
 
 register_objective(Objective(
-    "aae", step, evaluate, best=("mse", "min"), snapshot=snapshot, predict=predict,
+    "aae", step, evaluate, best=(("accuracy", "max"), ("mse", "min")), snapshot=snapshot, predict=predict,
     reconstruct=reconstruct, optimizers=optimizers, sample=sample, warnings=warnings,
     needs_labelled=True,
 ))

@@ -42,7 +42,7 @@ def snapshot(ctx: Context, tag: str) -> None:
         save_grid(ctx.train_x[:100], ctx.out_dir / "train_batch.png", 10, value_range=ctx.value_range)
     if tag not in ("before", "after"):
         return
-    x, y = ctx.test_x[:100], ctx.test_y[:100]
+    x, y = ctx.eval_x[:100], ctx.eval_y[:100]
     pred = predict(ctx.nets, x).argmax(1)
     right = (pred == y).tolist()
     save_grid(

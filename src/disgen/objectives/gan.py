@@ -114,7 +114,7 @@ def generate(nets: Nets, z: torch.Tensor, batch_size: int = 1000) -> torch.Tenso
 
 def evaluate(nets: Nets, x: torch.Tensor, y: torch.Tensor, reference=None,
              n_samples: int | None = None, value_range=(-1.0, 1.0)) -> dict[str, float]:
-    """Generated samples against the real test split ``x``: for 2-D points the closed-form
+    """Generated samples against the real held-out images ``x`` (a validation or test split): for 2-D points the closed-form
     ``w2_squared`` (and ring modes), for images the reference classifier's metrics."""
     g = nets["generator"]
     gen = torch.Generator(device=x.device).manual_seed(0)  # the same samples every evaluation
@@ -152,14 +152,18 @@ def evaluate_images(reference, fake: torch.Tensor, real: torch.Tensor, labels: t
 
 
 def eval_context(data, device, log=None, reference: str | None = None, n_samples: int | None = None,
-                 per_epoch: bool = False) -> dict:
-    """The reference classifier for image datasets (trained once and cached, see disgen.reference);
-    ``per_epoch``: fewer samples, for the evaluation after every training epoch."""
+                 per_epoch: bool | str = False) -> dict:
+    """The reference classifier for image datasets (trained once and cached, see disgen.reference).
+    ``per_epoch``: fewer samples, for the evaluation of the validation split after every training
+    epoch; ``"final"``: for the test split after the last epoch."""
     images = data.train.images.dim() == 4
-    # Per epoch: at most PER_EPOCH_IMAGES, and no more than twice the test split (a tiny folder's
-    # test split cannot tell more samples apart, and generating them costs).
-    per_epoch_n = min(PER_EPOCH_IMAGES, max(128, 2 * len(data.test))) if per_epoch and images else None
-    kw = {"n_samples": n_samples or per_epoch_n}
+    # Per epoch at most PER_EPOCH_IMAGES, after training at most EVAL_IMAGES, and never more than
+    # twice the split compared against (a tiny folder's split cannot tell more samples apart, and
+    # generating them costs).
+    held_out = data.test if per_epoch == "final" else data.val if data.val is not None else data.test
+    cap = EVAL_IMAGES if per_epoch == "final" else PER_EPOCH_IMAGES
+    auto_n = min(cap, max(128, 2 * len(held_out) if held_out is not None else 128)) if per_epoch and images else None
+    kw = {"n_samples": n_samples or auto_n}
     if images:
         from disgen.reference import get_reference
 
@@ -169,16 +173,17 @@ def eval_context(data, device, log=None, reference: str | None = None, n_samples
 
 
 def warnings(history: list[dict]) -> list[str]:
-    """Live signs of collapse or divergence after the latest epoch."""
+    """Live signs of collapse or divergence after the latest epoch (from training and validation
+    metrics only)."""
     last, out = history[-1], []
     if last.get("train_d_acc", 0) >= 0.99:
         out.append(f"D classified {last['train_d_acc']:.1%} of real and fake right over epoch "
                    f"{last['epoch']}: G's gradient vanishes; training is diverging or collapsing")
-    entropies = [h["test_class_entropy"] for h in history if "test_class_entropy" in h]
+    entropies = [h["val_class_entropy"] for h in history if "val_class_entropy" in h]
     if len(entropies) >= 2 and entropies[-1] < 0.7 * max(entropies[:-1]):
         out.append(f"class-histogram entropy fell from {max(entropies[:-1]):.2f} to {entropies[-1]:.2f} "
-                   "nats: mode collapse (see test_min_class_share)")
-    modes = [h["test_modes_covered"] for h in history if "test_modes_covered" in h]
+                   "nats: mode collapse (see val_min_class_share)")
+    modes = [h["val_modes_covered"] for h in history if "val_modes_covered" in h]
     if len(modes) >= 2 and modes[-1] < max(modes[:-1]):
         out.append(f"modes covered fell from {max(modes[:-1]):.0f} to {modes[-1]:.0f}: mode collapse")
     return out

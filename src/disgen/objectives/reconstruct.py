@@ -30,7 +30,7 @@ def snapshot(ctx: Context, tag: str) -> None:
     if tag == "before":
         save_grid(ctx.train_x[:100], ctx.out_dir / "train_batch.png", 10, value_range=ctx.value_range)
     if tag in ("before", "after"):
-        x = ctx.test_x[:50]
+        x = ctx.eval_x[:50]
         save_pairs(x, reconstruct(ctx.nets, x), ctx.out_dir / f"reconstructions_{tag}.png", 10,
                    value_range=ctx.value_range)
 

@@ -116,21 +116,21 @@ def save_confusion(matrix: torch.Tensor, classes: list[str], path: Path) -> Path
 def snapshot(ctx: Context, tag: str) -> None:
     if tag == "before":
         save_grid(ctx.train_x[:64], ctx.out_dir / "train_batch.png", 8, value_range=ctx.value_range)
-    if tag != "after" or len(ctx.test_x) == 0:
+    if tag != "after" or len(ctx.eval_x) == 0:
         return
-    logits = logits_of(ctx.nets, ctx.test_x)
+    logits = logits_of(ctx.nets, ctx.eval_x)
     pred = logits.argmax(1)
-    save_confusion(confusion(pred.cpu(), ctx.test_y.cpu(), len(ctx.classes)), ctx.classes,
+    save_confusion(confusion(pred.cpu(), ctx.eval_y.cpu(), len(ctx.classes)), ctx.classes,
                    ctx.out_dir / "confusion.png")
-    losses = F.cross_entropy(logits, ctx.test_y, reduction="none")
+    losses = F.cross_entropy(logits, ctx.eval_y, reduction="none")
     worst = losses.argsort(descending=True)[:WORST]
-    p_true = logits.softmax(1)[worst, ctx.test_y[worst]]
-    scale = -(-128 // ctx.test_x.shape[-1])  # room for the captions under small images
-    n = max(3, (ctx.test_x.shape[-1] * scale // 6 - 6) // 2)  # characters per class name (6-px font)
-    save_grid(ctx.test_x[worst], ctx.out_dir / "worst.png", 8, value_range=ctx.value_range, scale=scale,
-              captions=[f"{ctx.classes[int(ctx.test_y[i])][:n]}>{ctx.classes[int(pred[i])][:n]} {p:.2f}"
+    p_true = logits.softmax(1)[worst, ctx.eval_y[worst]]
+    scale = -(-128 // ctx.eval_x.shape[-1])  # room for the captions under small images
+    n = max(3, (ctx.eval_x.shape[-1] * scale // 6 - 6) // 2)  # characters per class name (6-px font)
+    save_grid(ctx.eval_x[worst], ctx.out_dir / "worst.png", 8, value_range=ctx.value_range, scale=scale,
+              captions=[f"{ctx.classes[int(ctx.eval_y[i])][:n]}>{ctx.classes[int(pred[i])][:n]} {p:.2f}"
                         for i, p in zip(worst.tolist(), p_true.tolist())],
-              caption_colors=[(255, 90, 90) if pred[i] != ctx.test_y[i] else (230, 230, 230)
+              caption_colors=[(255, 90, 90) if pred[i] != ctx.eval_y[i] else (230, 230, 230)
                               for i in worst.tolist()])
 
 

@@ -1,0 +1,107 @@
+"""Every results table in README.md and docs/*.md is what benchmarks/results/*.json give
+(benchmarks/tables.py --check), and the check fails when a figure drifts from its file."""
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+import tables  # noqa: E402
+from table_defs import TABLES  # noqa: E402
+
+
+def markers() -> list[tuple[Path, str]]:
+    return [(doc, m.group(2)) for doc in tables.documents(ROOT) for m in tables.MARKER.finditer(doc.read_text())]
+
+
+def test_every_table_matches_its_results_files(capsys):
+    assert tables.main(["--check"]) == 0, capsys.readouterr().err
+    found = markers()
+    assert {name for _, name in found} == set(TABLES)  # every table is shown somewhere, every marker known
+    assert any(doc.name == "README.md" for doc, _ in found)
+
+
+def first_number_path(data, path=()):
+    """The path of the first float in a results file (skipping the bookkeeping fields)."""
+    if isinstance(data, dict):
+        for k, v in data.items():
+            if k in ("commit", "date", "machine", "load_average", "command", "seeds", "args"):
+                continue
+            found = first_number_path(v, path + (k,))
+            if found:
+                return found
+    elif isinstance(data, list):
+        for i, v in enumerate(data):
+            found = first_number_path(v, path + (i,))
+            if found:
+                return found
+    elif isinstance(data, float):
+        return path
+    return None
+
+
+@pytest.mark.parametrize("name", sorted(TABLES))
+def test_changing_one_figure_fails_the_check(name, tmp_path, capsys):
+    """For each table, change the figure of a results file that it shows: --check names the table."""
+    results = tmp_path / "results"
+    shutil.copytree(ROOT / "benchmarks" / "results", results)
+    seen: list[str] = []
+
+    def recording(file: str) -> dict:
+        seen.append(file)
+        return tables.Results(results)(file)
+
+    before = TABLES[name](recording)
+    for file in dict.fromkeys(seen):
+        data = json.loads((results / f"{file}.json").read_text())
+        for key in ("mean", "median", "ratio", "value"):  # prefer a headline field
+            path = next((p for p in paths_to(data, key)), None)
+            if path:
+                break
+        else:
+            path = first_number_path(data)
+        if path is None:
+            continue
+        target = data
+        for k in path[:-1]:
+            target = target[k]
+        original = target[path[-1]]
+        target[path[-1]] = (original * 1.37 + 0.123) if isinstance(original, float) else [v * 1.37 + 0.123 for v in original]
+        (results / f"{file}.json").write_text(json.dumps(data))
+        if TABLES[name](tables.Results(results)) != before:
+            break
+        (results / f"{file}.json").write_text(json.dumps(json.loads((ROOT / "benchmarks" / "results" / f"{file}.json").read_text())))
+    else:
+        pytest.fail(f"no figure of {seen} changes table {name}")
+    assert tables.main(["--check", "--results", str(results)]) == 1
+    err = capsys.readouterr().err
+    assert re.search(rf"table\(s\) [^\n]*\b{re.escape(name)}\b[^\n]* differ", err), err
+
+
+def paths_to(data, key, path=()):
+    if isinstance(data, dict):
+        for k, v in data.items():
+            if k == key and (isinstance(v, float) or (isinstance(v, list) and v and all(isinstance(x, float) for x in v))):
+                yield path + (k,)
+            else:
+                yield from paths_to(v, key, path + (k,))
+    elif isinstance(data, list):
+        for i, v in enumerate(data):
+            yield from paths_to(v, key, path + (i,))
+
+
+def test_unknown_table_and_missing_results_are_named(tmp_path, capsys):
+    root = tmp_path / "root"
+    (root / "docs").mkdir(parents=True)
+    (root / "README.md").write_text("<!-- table: no-such-table -->\n| x |\n<!-- /table -->\n")
+    (root / "docs" / "a.md").write_text("<!-- table: gan2d -->\n<!-- /table -->\n")
+    assert tables.main(["--check", "--root", str(root), "--results", str(tmp_path / "empty")]) == 1
+    err = capsys.readouterr().err
+    assert "unknown table 'no-such-table'" in err
+    assert "gan2d.json does not exist: run the benchmark that writes it" in err
