@@ -26,7 +26,8 @@ pytest.importorskip("starlette", reason="disgen serve needs the serve extra: pip
 from starlette.testclient import TestClient  # noqa: E402
 
 import disgen  # noqa: E402
-from disgen import explorer, serve  # noqa: E402
+from disgen import serve  # noqa: E402
+from disgen.serve import explorer  # noqa: E402
 from disgen.api import Run  # noqa: E402
 from disgen.cli import build_parser, main  # noqa: E402
 from disgen.config import resolve  # noqa: E402
@@ -343,7 +344,7 @@ def test_oversized_bodies_are_refused_before_they_are_read(clf_url):
 
 
 def test_a_stalled_body_times_out(clf_url, monkeypatch):
-    monkeypatch.setattr(serve, "BODY_SECONDS", 0.5)
+    monkeypatch.setattr(serve.app, "BODY_SECONDS", 0.5)
     head = b"POST /api/predict HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\nContent-Length: 100\r\n\r\n"
     t = time.monotonic()
     status, body = raw_request(clf_url, head, b"\x89PNG")  # 4 of the 100 bytes, then nothing
@@ -402,7 +403,7 @@ def test_cli_errors(classifier_run, tmp_path, capsys, monkeypatch):
         busy.listen()
         assert main(["serve", str(classifier_run.dir), "--port", str(busy.getsockname()[1])]) == 2
         assert "cannot listen on 127.0.0.1" in capsys.readouterr().err
-    monkeypatch.setattr(serve, "Starlette", None)
+    monkeypatch.setattr(serve.app, "Starlette", None)
     assert main(["serve", str(classifier_run.dir)]) == 2
     assert "pip install 'disgen[serve]'" in capsys.readouterr().err
 

@@ -1,41 +1,24 @@
-"""``disgen serve RUN_DIR``: a local web page to try a trained model (issue 7).
+"""The explorer's ASGI app: routes, the JSON API's request reading (content types, body limits
+and time limits) and its errors. :func:`make_app` builds it for one run directory; the model side
+is :mod:`disgen.serve.explorer`, the server around it :mod:`disgen.serve.server`.
 
-    disgen serve RUN_DIR [--host 127.0.0.1] [--port 8000] [--checkpoint last|best]
-
-What the page offers follows the run's objective: classifiers (and semi-supervised AAEs) show the
-class probabilities of a digit drawn on a canvas or an image dropped on it; autoencoders show its
-reconstruction; generators a sample button, a seed, latent sliders and an interpolation between two
-seeds; supervised and semi-supervised AAEs also a digit selector. The page is static files shipped
-in ``serve_static/`` (no CDN), talking to a small JSON API:
-
-    GET  /api/info          what the run is and which of the endpoints below it offers
-    POST /api/predict       image bytes -> class probabilities
-    POST /api/reconstruct   image bytes -> the reconstruction
-    POST /api/sample        {"seed": N} or {"z": [...]}, optional "label" -> image and its z (or points)
-    POST /api/interpolate   {"seed_a": N, "seed_b": M, "steps": S, "label": L} -> images
-
-The run directory is only read. Bodies are limited before they are read in full, at most
-``REQUEST_SLOTS`` requests hold a body at once, and one model thread runs every decode and forward
-pass in inference mode, so many concurrent requests queue instead of growing memory. Errors are
-JSON ``{"error": message}`` with a 4xx status.
+Bodies are limited before they are read in full, at most ``REQUEST_SLOTS`` requests hold a body at
+once, and one model thread runs every decode and forward pass in inference mode, so many concurrent
+requests queue instead of growing memory. Errors are JSON ``{"error": message}`` with a 4xx status.
 """
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import ipaddress
 import json
-import socket
-import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable
 
 import torch
 
-from disgen.cli import command, run_dir_args
 from disgen.errors import DisgenError
-from disgen.explorer import MAX_UPLOAD_BYTES, Explorer, RequestError, features_of
+from disgen.serve.explorer import MAX_UPLOAD_BYTES, Explorer, RequestError, features_of
 
 try:  # the `serve` extra: `disgen serve` says how to install it when missing
     from starlette.applications import Starlette
@@ -47,7 +30,7 @@ try:  # the `serve` extra: `disgen serve` says how to install it when missing
 except ImportError:  # pragma: no cover - exercised only without the extra
     Starlette = None
 
-STATIC = Path(__file__).with_name("serve_static")
+STATIC = Path(__file__).with_name("static")
 MAX_JSON_BYTES = 64 * 2**10  # a JSON request: a latent vector of a few hundred numbers
 REQUEST_SLOTS = 8  # requests reading a body or waiting for the model at once; the rest wait unread
 BODY_SECONDS = 30.0  # a body that takes longer (a stalled client) is refused, freeing its slot
@@ -167,79 +150,3 @@ def make_app(run_dir: str | Path, checkpoint: str = "last",
     app = Starlette(routes=routes, lifespan=lifespan, exception_handlers=handlers)
     app.state.explorer = explorer
     return app
-
-
-def bind(host: str, port: int) -> socket.socket:
-    """A listening socket on ``host``:``port`` (0: a free port), refused with a clear error."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((host, port))
-    except OSError as err:
-        sock.close()
-        raise DisgenError(f"cannot listen on {host}:{port} ({err.strerror or err}): choose another "
-                          "--port, or a --host of this computer") from None
-    sock.listen(2048)  # uvicorn's default backlog: bursts of connections wait, not fail
-    return sock
-
-
-def url_of(sock: socket.socket) -> str:
-    host, port = sock.getsockname()[:2]
-    return f"http://[{host}]:{port}/" if ":" in host else f"http://{host}:{port}/"
-
-
-@contextlib.contextmanager
-def serving(app, host: str = "127.0.0.1", port: int = 0, timeout: float = 30.0):
-    """Serve ``app`` with uvicorn in a background thread; yields its URL once it answers.
-
-        with serving(make_app("runs/my-run")) as url:
-            ...  # a browser (or urllib) talks to url
-    """
-    import threading
-    import time
-
-    import uvicorn
-
-    sock = bind(host, port)
-    url = url_of(sock)
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + timeout
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            sock.close()
-            raise DisgenError(f"the server on {url} did not start within {timeout:.0f} s")
-        time.sleep(0.02)
-    try:
-        yield url
-    finally:
-        server.should_exit = True
-        thread.join(timeout)
-        sock.close()
-
-
-def serve_args(p, argv) -> None:
-    run_dir_args(p)
-    p.add_argument("--host", default="127.0.0.1",
-                   help="address to listen on (default 127.0.0.1: this computer only; 0.0.0.0 opens "
-                        "the page to your network)")
-    p.add_argument("--port", type=int, default=8000, help="port (default 8000; 0 picks a free one)")
-
-
-@command("serve", "a local web page to try a trained model: draw digits, sample, interpolate",
-         serve_args)
-def cmd_serve(args) -> None:
-    require_stack()
-    import uvicorn
-
-    if not 0 <= args.port <= 65535:
-        raise DisgenError(f"--port {args.port}: choose a port from 0 to 65535")
-    app = make_app(args.run_dir, args.checkpoint)
-    sock = bind(args.host, args.port)
-    if not ipaddress.ip_address(sock.getsockname()[0]).is_loopback:
-        print(f"disgen serve: listening on {args.host}: other computers can reach this page",
-              file=sys.stderr)
-    print(f"disgen serve: {args.run_dir} at {url_of(sock)} (Ctrl-C stops it)", file=sys.stderr, flush=True)
-    uvicorn.Server(uvicorn.Config(app, log_level="warning")).run(sockets=[sock])
