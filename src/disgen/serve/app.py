@@ -2,15 +2,19 @@
 and time limits) and its errors. :func:`make_app` builds it for one run directory; the model side
 is :mod:`disgen.serve.explorer`, the server around it :mod:`disgen.serve.server`.
 
-Bodies are limited before they are read in full, at most ``REQUEST_SLOTS`` requests hold a body at
-once, and one model thread runs every decode and forward pass in inference mode, so many concurrent
-requests queue instead of growing memory. Errors are JSON ``{"error": message}`` with a 4xx status.
+Bodies are limited in size before they are read in full and in time before a request waits for
+the model (a stalled body cannot hold a place in that queue); at most ``REQUEST_SLOTS`` requests
+are handed to the one model thread, which runs every decode and forward pass in inference mode.
+Only requests naming this server in their Host header are answered (no DNS rebinding), each on a
+connection of its own. Errors are JSON ``{"error": message}`` with a 4xx status.
 """
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import json
+import re
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable
@@ -23,8 +27,9 @@ from disgen.serve.explorer import MAX_UPLOAD_BYTES, Explorer, RequestError, feat
 try:  # the `serve` extra: `disgen serve` says how to install it when missing
     from starlette.applications import Starlette
     from starlette.exceptions import HTTPException
-    from starlette.requests import Request
-    from starlette.responses import FileResponse, JSONResponse
+    from starlette.middleware import Middleware
+    from starlette.requests import ClientDisconnect, Request
+    from starlette.responses import FileResponse, JSONResponse, Response
     from starlette.routing import Mount, Route
     from starlette.staticfiles import StaticFiles
 except ImportError:  # pragma: no cover - exercised only without the extra
@@ -32,18 +37,20 @@ except ImportError:  # pragma: no cover - exercised only without the extra
 
 STATIC = Path(__file__).with_name("static")
 MAX_JSON_BYTES = 64 * 2**10  # a JSON request: a latent vector of a few hundred numbers
-REQUEST_SLOTS = 8  # requests reading a body or waiting for the model at once; the rest wait unread
-BODY_SECONDS = 30.0  # a body that takes longer (a stalled client) is refused, freeing its slot
+REQUEST_SLOTS = 8  # requests handed to the model thread at once; the rest wait, their bodies read
+BODY_SECONDS = 30.0  # a body that takes longer to arrive (a stalled client) is refused with 408
+LOOPBACK = ("127.0.0.1", "localhost", "::1")  # the names a server on this computer always answers to
+HOST = re.compile(r"(?:\[(?P<ipv6>[0-9a-f:.]+)\]|(?P<name>[^:\[\]]+))(?::[0-9]*)?")  # a Host header
 PAGE_HEADERS = {  # the page may load only its own files: nothing from the network
     "Content-Security-Policy": "default-src 'self'; img-src 'self' data: blob:",
     "X-Content-Type-Options": "nosniff",
 }
 
 
-async def read_body(request: Request, limit: int) -> bytes:
+async def read_body(request: Request, limit: int, seconds: float) -> bytes:
     """The request body, refused with 413 as soon as it is known to pass ``limit`` bytes: from
     Content-Length before reading, or while streaming a body sent without one; 408 when it takes
-    over ``BODY_SECONDS``."""
+    over ``seconds``."""
     length = request.headers.get("content-length")
     if length is not None and not length.isdigit():
         raise RequestError(400, f"bad Content-Length {length[:20]!r}")
@@ -60,22 +67,22 @@ async def read_body(request: Request, limit: int) -> bytes:
         return b"".join(chunks)
 
     try:
-        return await asyncio.wait_for(collect(), BODY_SECONDS)
+        return await asyncio.wait_for(collect(), seconds)
     except asyncio.TimeoutError:
-        raise RequestError(408, f"the request body did not arrive within {BODY_SECONDS:.0f} s") from None
+        raise RequestError(408, f"the request body did not arrive within {seconds:g} s") from None
 
 
-async def read_payload(request: Request, kind: str, upload_limit: int) -> Any:
+async def read_payload(request: Request, kind: str, upload_limit: int, seconds: float) -> Any:
     """An image endpoint's bytes or a JSON endpoint's object, checked for type and size."""
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if kind == "image":
         if not (ctype.startswith("image/") or ctype == "application/octet-stream"):
             raise RequestError(415, f"send the image file's bytes as image/* or "
                                     f"application/octet-stream, not {ctype or 'no content type'!r}")
-        return await read_body(request, upload_limit)
+        return await read_body(request, upload_limit, seconds)
     if ctype != "application/json":
         raise RequestError(415, f"send a JSON object as application/json, not {ctype or 'no content type'!r}")
-    raw = await read_body(request, MAX_JSON_BYTES)
+    raw = await read_body(request, MAX_JSON_BYTES, seconds)
     try:
         body = json.loads(raw)
     except (ValueError, RecursionError) as err:  # bad syntax or UTF-8, a 5000-digit number, deep nesting
@@ -98,15 +105,78 @@ async def error_response(request: Request, err: Exception) -> JSONResponse:
                                   "its log has the details"}, 500)
 
 
+async def client_gone(request: Request, err: Exception) -> Response:
+    """A client that left mid-request (it closed, or gave way to a newer connection): there is no
+    one to answer and nothing wrong with the server, so no traceback and no log line."""
+    return Response(status_code=400)
+
+
+def canonical(name: str) -> tuple[str, bool]:
+    """A host name as it is, or an IP address in its one written form (``0:0::1`` -> ``::1``);
+    and whether it is an address."""
+    try:
+        return str(ipaddress.ip_address(name)), True
+    except ValueError:
+        return name, False
+
+
+class ThisServerOnly:
+    """ASGI middleware: answers only requests whose Host header names this server, whatever the
+    path (page, static files, API). A page of another site can make its own name resolve to
+    127.0.0.1 (DNS rebinding) and would then read the answers; its requests carry that name as
+    Host, so they get 421. The names: ``LOOPBACK`` and ``host``, the address listened on, with or
+    without a port; listening on every address (0.0.0.0, ::) also admits any IP address, which no
+    other site can take as its name. Every answer also closes its connection: one request per
+    connection keeps the server's count of open connections a count of clients at work."""
+
+    def __init__(self, app, host: str = "127.0.0.1"):
+        self.app = app
+        self.any_address = host in ("0.0.0.0", "::", "")
+        names = LOOPBACK if self.any_address else (*LOOPBACK, host.strip("[]").lower())
+        self.names = list(dict.fromkeys(canonical(n)[0] for n in names))
+
+    def refusal(self, hosts: list[bytes]) -> JSONResponse | None:
+        if len(hosts) != 1:
+            return JSONResponse({"error": "send one Host header naming this server"}, 400)
+        value = hosts[0].decode("latin-1")
+        match = HOST.fullmatch(value.strip().lower())
+        name, is_address = canonical(match["ipv6"] or match["name"]) if match else ("", False)
+        if name in self.names or (self.any_address and is_address):
+            return None
+        known = ", ".join(f"[{n}]" if ":" in n else n for n in self.names)
+        return JSONResponse({"error": f"the Host header {value[:80]!r} does not name this server "
+                                      f"({known}{', or an IP address' if self.any_address else ''}): "
+                                      "refused, so that pages of other sites cannot read its answers"},
+                            421)
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        refusal = self.refusal([v for k, v in scope["headers"] if k == b"host"])
+        if refusal is not None:
+            return await refusal(scope, receive, send)
+
+        async def closing(message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                if not any(k.lower() == b"connection" for k, _ in headers):
+                    message = {**message, "headers": [*headers, (b"connection", b"close")]}
+            await send(message)
+
+        await self.app(scope, receive, closing)
+
+
 def require_stack() -> None:
     if Starlette is None:
         raise DisgenError("`disgen serve` needs Starlette and uvicorn: pip install 'disgen[serve]'")
 
 
-def make_app(run_dir: str | Path, checkpoint: str = "last",
-             max_upload_bytes: int = MAX_UPLOAD_BYTES) -> "Starlette":
-    """The explorer of ``run_dir`` as an ASGI app (serve it with uvicorn, test it with
-    Starlette's TestClient). The run is loaded once, on the CPU."""
+def make_app(run_dir: str | Path, checkpoint: str = "last", max_upload_bytes: int = MAX_UPLOAD_BYTES,
+             host: str = "127.0.0.1", body_seconds: float = BODY_SECONDS) -> "Starlette":
+    """The explorer of ``run_dir`` as an ASGI app (serve it with :mod:`disgen.serve.server`, test it
+    with Starlette's TestClient on ``base_url="http://localhost"``), answering requests for
+    ``host``, the address it is served on (see :class:`ThisServerOnly`). The run is loaded once,
+    on the CPU."""
     from disgen.api import load
 
     require_stack()
@@ -121,8 +191,8 @@ def make_app(run_dir: str | Path, checkpoint: str = "last",
 
     def post(path: str, method: Callable, kind: str) -> Route:
         async def endpoint(request: Request) -> JSONResponse:
-            async with slots:
-                payload = await read_payload(request, kind, max_upload_bytes)
+            payload = await read_payload(request, kind, max_upload_bytes, body_seconds)
+            async with slots:  # only once the body is here: a stalled client never holds a slot
                 loop = asyncio.get_running_loop()
                 result = await loop.run_in_executor(worker, in_inference, method, payload)
             return JSONResponse(result)
@@ -147,6 +217,7 @@ def make_app(run_dir: str | Path, checkpoint: str = "last",
               post("/api/interpolate", explorer.interpolate, "json"),
               Mount("/static", StaticFiles(directory=STATIC), name="static")]
     handlers = {kind: error_response for kind in (RequestError, DisgenError, HTTPException, Exception)}
-    app = Starlette(routes=routes, lifespan=lifespan, exception_handlers=handlers)
+    app = Starlette(routes=routes, lifespan=lifespan, middleware=[Middleware(ThisServerOnly, host=host)],
+                    exception_handlers={**handlers, ClientDisconnect: client_gone})
     app.state.explorer = explorer
     return app
