@@ -1,6 +1,7 @@
 """``disgen serve RUN_DIR``: a local web page to try a trained model (issue 7).
 
     disgen serve RUN_DIR [--host 127.0.0.1] [--port 8000] [--checkpoint last|best]
+                 [--max-connections 256] [--header-timeout 10] [--body-timeout 30]
 
 What the page offers follows the run's objective: classifiers (and semi-supervised AAEs) show the
 class probabilities of a digit drawn on a canvas or an image dropped on it; autoencoders show its
@@ -16,9 +17,10 @@ in ``static/`` (no CDN), talking to a small JSON API:
 
 The run directory is only read. The modules, each importing only those before it:
 
-    explorer  the model side: features, input checks, the answers (no HTTP)
-    app       the ASGI app: routes, request reading and its limits, JSON errors
-    server    the listening socket, uvicorn, and the ``disgen serve`` command
+    explorer     the model side: features, input checks, the answers (no HTTP)
+    app          the ASGI app: routes, request reading and its limits, the Host check, JSON errors
+    connections  what uvicorn leaves unbounded: a head's time, the number of open connections
+    server       the listening socket, uvicorn, and the ``disgen serve`` command
 """
 from disgen.serve.explorer import MAX_UPLOAD_BYTES
 from disgen.serve.app import MAX_JSON_BYTES, make_app

@@ -108,7 +108,7 @@ async def error_response(request: Request, err: Exception) -> JSONResponse:
 async def client_gone(request: Request, err: Exception) -> Response:
     """A client that left mid-request (it closed, or gave way to a newer connection): there is no
     one to answer and nothing wrong with the server, so no traceback and no log line."""
-    return Response(status_code=400)
+    return Response(status_code=400)  # goes nowhere: uvicorn drops what is sent to a closed connection
 
 
 def canonical(name: str) -> tuple[str, bool]:
@@ -131,7 +131,7 @@ class ThisServerOnly:
 
     def __init__(self, app, host: str = "127.0.0.1"):
         self.app = app
-        self.any_address = host in ("0.0.0.0", "::", "")
+        self.any_address = host == "" or canonical(host.strip("[]"))[0] in ("0.0.0.0", "::")
         names = LOOPBACK if self.any_address else (*LOOPBACK, host.strip("[]").lower())
         self.names = list(dict.fromkeys(canonical(n)[0] for n in names))
 
