@@ -471,7 +471,7 @@ def test_heads_and_bodies_must_arrive_in_time(classifier_run, digits, reliabilit
             outcome = "closed at the head's limit, nothing sent"
             right = sent == b"" and first is not None and LIMIT - 0.1 < first < LIMIT + 2.5
         else:
-            outcome = f"408 with a JSON error at the {part}' limit, not later"
+            outcome = f"408 with a JSON error at the {part} limit, not later"
             right = (answer is not None and answer.status == 408 and end is not None
                      and f"{part} did not arrive within {LIMIT:g} s" in answer.body["error"]
                      and LIMIT - 0.1 < first < LIMIT + 2.5)
