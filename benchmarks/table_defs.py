@@ -85,3 +85,115 @@ def gan2d(results: Results) -> str:
                      f"{max(w2['values']):.4f}", x["checkpoint"], f"{x['seconds']['mean']:.1f}", commit(r)])
     return md(["preset", "n (seeds)", "median test w2_squared", "mean ± std", "min", "max", "checkpoint",
                "wall s / run", "commit"], rows)
+
+
+# -- presets chosen on validation (bench_preset_check.py) ----------------------------------------------
+@table("preset-check")
+def preset_check(results: Results) -> str:
+    r = results("preset_check")
+    rows = []
+    for check, x in r["results"].items():
+        chosen = max if x["better"] == "max" else min
+        best = chosen(x["variants"], key=lambda v: x["variants"][v]["val"]["mean"])
+        for variant, v in x["variants"].items():
+            cell = metric_cell(x["metric"], v["val"], bold=variant == best)
+            rows.append([f"`{check}`", variant, f"`{v['command']}`", v["val"]["n"], f"validation {x['metric']} {cell}",
+                         f"{v['train_seconds']['mean']:.0f}", commit(r)])
+    return md(["model", "variant", "command", "n", "best validation epoch (higher/lower is better as named)",
+               "train s / run", "commit"], rows)
+
+
+# -- dcgan28 at equal training time (bench_gan_equal_time.py) ------------------------------------------
+def equal_time(results: Results, name: str) -> str:
+    r = results(name)
+    cols = [("frechet_distance", 3), ("kid", 4), ("precision", 3), ("recall", 3), ("min_class_share", 3),
+            ("classes_covered", 1)]
+    rows = []
+    for preset, x in r["results"].items():
+        rows.append([preset, x["epochs"], f"{x['train_seconds']['mean']:.0f}", x["frechet_distance"]["n"]] +
+                    [pm(x[c], d) for c, d in cols] + [commit(r)])
+    return md(["preset", "epochs", "train s", "n (seeds)", "test Fréchet distance", "KID", "precision", "recall",
+               "min_class_share", "classes covered", "commit"], rows)
+
+
+@table("dcgan28-fashion-mnist")
+def dcgan28_fashion(results: Results) -> str:
+    return equal_time(results, "dcgan28_equal_time_fashion-mnist")
+
+
+@table("dcgan28-mnist-mini")
+def dcgan28_mini(results: Results) -> str:
+    return equal_time(results, "dcgan28_equal_time_mnist-mini")
+
+
+# -- semi-supervised AAE against its baseline (bench_aae_labels.py) -------------------------------------
+AAE_ROWS = {"aae": "`aae` (default preset)", "baseline": "same network, `mlp-classifier` on the labels alone",
+            "consistency-only": "ablation: the consistency term without the AAE's phases"}
+
+
+def aae_labels(results: Results, names: list[str]) -> str:
+    rows = []
+    for name in names:
+        r = results(name)
+        a = r["args"]
+        for model, s in r["summary"].items():
+            epochs = f"{s['epochs']} (over the {a['labels']} labels)" if model == "baseline" else s["epochs"]
+            rows.append([a["dataset"], a["labels"], AAE_ROWS.get(model, model), epochs, s["accuracy"]["n"],
+                         pm(s["accuracy"], 2, 100, "%", bold=model == "aae"), pm(s["val_accuracy"], 2, 100, "%"),
+                         f"{s['cpu_minutes']['mean']:.1f}", commit(r)])
+    return md(["dataset", "labels", "model", "epochs", "n (seeds)", "test accuracy (best.pt)",
+               "validation accuracy (chose it)", "CPU min / run", "commit"], rows)
+
+
+@table("aae-labels")
+def aae_labels_headline(results: Results) -> str:
+    return aae_labels(results, ["aae_mnist-mini_100", "aae_fashion-mnist_1000"])
+
+
+# -- the supervised AAE's style grid (bench_aae_style_grid.py) ------------------------------------------
+@table("aae-style-grid")
+def aae_style_grid(results: Results) -> str:
+    rows = []
+    for name, what in (("aae_style_grid_mnist-mini", "label-conditioned d_gauss (the default)"),):
+        r = results(name)
+        a = r["args"]
+        rows.append([what, a["epochs"], a["z_dim"], r["results"]["test style"]["n"],
+                     pm(r["results"]["prior style"], 1, 100, "%", bold=True), pm(r["results"]["test style"], 1, 100, "%"),
+                     f"{r['cpu_minutes']['mean']:.1f}", commit(r)])
+    return md(["supervised aae", "epochs", "z dim", "n (seeds)", "prior styles read as their column's digit",
+               "test-image styles read as their column's digit", "CPU min / run", "commit"], rows)
+
+
+# -- cnn-classifier --preset fast on Fashion-MNIST (bench_time_to_accuracy.py) --------------------------
+@table("time-to-accuracy")
+def time_to_accuracy(results: Results) -> str:
+    r = results("time_to_accuracy_fashion-mnist")
+    target = f"{100 * r['target']:.0f}%"
+    reached = f"{pm(r['to_target'], 0)} ({r['reached']} runs)" if r.get("to_target") else f"never ({r['reached']})"
+    return md(["run", "n (seeds)", "test accuracy (best.pt)", f"training seconds to {target} (test curve)",
+               "whole command, wall s", "machine", "commit"],
+              [[f"`cnn-classifier --preset {r['preset']}`, Fashion-MNIST", r["test_accuracy"]["n"],
+                pm(r["test_accuracy"], 2, 100, "%", bold=True), reached, pm(r["wall"], 0), machine(r), commit(r)]])
+
+
+# -- training speed against plain PyTorch (bench_speed.py) ----------------------------------------------
+SPEED_ROWS = {"mlp-classifier": "mlp-classifier (seed 000), batch 100",
+              "mlp-autoencoder": "mlp-autoencoder (seed 001), batch 100",
+              "cnn-classifier": "cnn-classifier, batch 100", "dcgan28": "dcgan28 (seed 002), batch 64",
+              "aae": "aae (seed 004), batch 100"}
+
+
+@table("speed")
+def speed(results: Results) -> str:
+    r = results("speed")
+    rows = []
+    for model, what in SPEED_ROWS.items():
+        x = r["models"].get(model)
+        if x is None:
+            continue
+        ms = x["ms_per_batch"]
+        target = f"{x['target']}x ({'met' if x['ratio'][0] >= x['target'] else 'not met'})" if x.get("target") else "none set"
+        rows.append([what, f"**{x['ratio'][0]:.2f}x ± {x['ratio'][1]:.2f}**", target,
+                     f"{ms['plain'][0]:.1f} / {ms['auto'][0]:.1f}", r["repeats"], commit(r)])
+    return md(["model (plain port of)", "disgen / plain", "target", "ms per batch, plain / disgen", "n (repeats)",
+               "commit"], rows)

@@ -26,7 +26,8 @@ pytest.importorskip("starlette", reason="disgen serve needs the serve extra: pip
 from starlette.testclient import TestClient  # noqa: E402
 
 import disgen  # noqa: E402
-from disgen import explorer, serve  # noqa: E402
+from disgen import serve  # noqa: E402
+from disgen.serve import explorer  # noqa: E402
 from disgen.api import Run  # noqa: E402
 from disgen.cli import build_parser, main  # noqa: E402
 from disgen.config import resolve  # noqa: E402
@@ -55,7 +56,7 @@ def points_run(tmp_path_factory) -> Run:
 
 
 def client_of(run: Run, **options) -> TestClient:
-    return TestClient(serve.make_app(run.dir, **options))
+    return TestClient(serve.make_app(run.dir, **options), base_url="http://localhost")
 
 
 @pytest.fixture(scope="module")
@@ -211,8 +212,7 @@ def test_body_limit(classifier_run):
         r = post_image(c, drawn("1") + b"\0" * 2000)
         assert r.status_code == 413 and "2,000" in r.json()["error"]
         assert c.get("/api/info").json()["max_upload_bytes"] == 2000
-    r = post_image(TestClient(serve.make_app(classifier_run.dir)), b"{" * 70_000, "/api/sample",
-                   "application/json")
+    r = post_image(client_of(classifier_run), b"{" * 70_000, "/api/sample", "application/json")
     assert r.status_code == 413 and f"{serve.MAX_JSON_BYTES:,}" in r.json()["error"]
 
 
@@ -314,6 +314,56 @@ def test_the_run_directory_is_never_written(classifier_run, generator_run):
     assert {r.dir: listing(r.dir) for r in (classifier_run, generator_run)} == before
 
 
+# -- only for this server's names (DNS rebinding) ------------------------------------------------
+FOREIGN_HOSTS = ["evil.example", "evil.example:8000", "127.0.0.1.evil.example", "localhost.evil.example:8000",
+                 "127.0.0.2", "[::2]:8000", "10.0.0.5", "localhost:http", "::1", "[::1", "127.0.0.1:8000@evil.example"]
+OWN_HOSTS = ["127.0.0.1", "127.0.0.1:8000", "localhost", "localhost:8000", "LocalHost:1", "[::1]", "[::1]:8000",
+             "[0:0::1]:8000"]
+EVERY_KIND = [("GET", "/"), ("GET", "/static/explorer.js"), ("GET", "/api/info"), ("POST", "/api/predict"),
+              ("GET", "/api/nothing")]  # the page, its files, the API, an unknown path
+
+
+def ask_as(client, host: str, method: str, path: str):
+    return client.request(method, path, content=drawn("1") if method == "POST" else None,
+                          headers={"host": host, "content-type": "image/png"})
+
+
+@pytest.mark.parametrize("host", FOREIGN_HOSTS)
+def test_requests_naming_another_host_are_refused(clf, host):
+    """A page of another site whose name resolves to 127.0.0.1 sends that name as Host: 421,
+    whatever it asks for, with a JSON error and nothing of the run."""
+    for method, path in EVERY_KIND:
+        r = ask_as(clf, host, method, path)
+        assert r.status_code == 421 and r.headers["content-type"] == "application/json", (method, path, r.text)
+        error = r.json()["error"]
+        assert set(r.json()) == {"error"} and "does not name this server" in error and "localhost" in error
+        assert b"mlp-classifier" not in r.content and b"canvas" not in r.content and b"fetch" not in r.content
+
+
+@pytest.mark.parametrize("host", OWN_HOSTS)
+def test_requests_naming_this_server_are_answered(clf, host):
+    assert ask_as(clf, host, "GET", "/api/info").json()["model"] == "mlp-classifier"
+    assert 'id="canvas"' in ask_as(clf, host, "GET", "/").text
+    assert ask_as(clf, host, "POST", "/api/predict").json()["label"] == "1"
+
+
+@pytest.mark.parametrize("listen,own,foreign", [
+    ("192.168.1.5", ["192.168.1.5", "192.168.1.5:8000", "localhost:8000"], ["192.168.1.6:8000", "evil.example"]),
+    ("MyBox.lan", ["mybox.lan:8000", "MYBOX.LAN", "127.0.0.1"], ["mybox.lan.evil.example", "evil.example"]),
+    ("::1", ["[::1]:8000", "[0::1]"], ["[::2]", "evil.example"]),
+    ("0.0.0.0", ["192.168.1.5:8000", "[fe80::1]:8000", "10.1.2.3", "localhost"], ["evil.example:8000", "mybox"]),
+    ("::", ["192.168.1.5:8000", "[2001:db8::1]", "localhost"], ["evil.example", "[::1"]),
+])
+def test_the_address_listened_on_names_the_server_too(classifier_run, listen, own, foreign):
+    """``--host`` adds its name; every address (0.0.0.0, ::) admits any IP address, which no other
+    site can take as its own name, but still no other name."""
+    with client_of(classifier_run, host=listen) as c:
+        for host in own:
+            assert ask_as(c, host, "GET", "/api/info").status_code == 200, host
+        for host in foreign:
+            assert ask_as(c, host, "GET", "/api/info").status_code == 421, host
+
+
 # -- the real server -----------------------------------------------------------------------------
 def raw_request(url: str, head: bytes, body: bytes = b"") -> tuple[int, dict]:
     """Send ``head`` (and ``body``) on a socket; the status and JSON of the answer, read until the
@@ -330,25 +380,25 @@ def raw_request(url: str, head: bytes, body: bytes = b"") -> tuple[int, dict]:
 
 def test_oversized_bodies_are_refused_before_they_are_read(clf_url):
     # A claim of a 1 GB upload is answered at once, without waiting for (or reading) the body.
-    head = (b"POST /api/predict HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\n"
+    head = (b"POST /api/predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: image/png\r\n"
             b"Content-Length: 1000000000\r\n\r\n")
     t = time.monotonic()
     status, body = raw_request(clf_url, head)
     assert status == 413 and "1,000,000,000" in body["error"] and time.monotonic() - t < 5
     # A chunked body without a length is cut off once it passes the limit.
-    head = (b"POST /api/sample HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+    head = (b"POST /api/sample HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
             b"Transfer-Encoding: chunked\r\n\r\n")
     chunk = b"%x\r\n%s\r\n" % (serve.MAX_JSON_BYTES + 10, b" " * (serve.MAX_JSON_BYTES + 10))
     status, body = raw_request(clf_url, head, chunk)  # no final chunk: the server must not wait for it
     assert status == 413 and "limit" in body["error"]
 
 
-def test_a_stalled_body_times_out(clf_url, monkeypatch):
-    monkeypatch.setattr(serve, "BODY_SECONDS", 0.5)
-    head = b"POST /api/predict HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\nContent-Length: 100\r\n\r\n"
-    t = time.monotonic()
-    status, body = raw_request(clf_url, head, b"\x89PNG")  # 4 of the 100 bytes, then nothing
-    assert status == 408 and "did not arrive" in body["error"] and time.monotonic() - t < 5
+def test_a_stalled_body_times_out(classifier_run):
+    head = b"POST /api/predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: image/png\r\nContent-Length: 100\r\n\r\n"
+    with serve.serving(serve.make_app(classifier_run.dir, body_seconds=0.5)) as url:
+        t = time.monotonic()
+        status, body = raw_request(url, head, b"\x89PNG")  # 4 of the 100 bytes, then nothing
+    assert status == 408 and "did not arrive within 0.5 s" in body["error"] and 0.4 < time.monotonic() - t < 5
 
 
 def test_concurrent_requests_all_get_right_answers(clf_url):
@@ -403,7 +453,7 @@ def test_cli_errors(classifier_run, tmp_path, capsys, monkeypatch):
         busy.listen()
         assert main(["serve", str(classifier_run.dir), "--port", str(busy.getsockname()[1])]) == 2
         assert "cannot listen on 127.0.0.1" in capsys.readouterr().err
-    monkeypatch.setattr(serve, "Starlette", None)
+    monkeypatch.setattr(serve.app, "Starlette", None)
     assert main(["serve", str(classifier_run.dir)]) == 2
     assert "pip install 'disgen[serve]'" in capsys.readouterr().err
 
