@@ -1,6 +1,6 @@
 """``disgen serve RUN_DIR``: a local web page to try a trained model (issue 7).
 
-    disgen serve RUN_DIR [--host 127.0.0.1] [--port 8000] [--checkpoint last|best]
+    disgen serve RUN_DIR [--host 127.0.0.1] [--port 8000] [--checkpoint auto|best|last]
                  [--max-connections 256] [--header-timeout 10] [--body-timeout 30]
 
 What the page offers follows the run's objective: classifiers (and semi-supervised AAEs) show the
