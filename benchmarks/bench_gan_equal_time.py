@@ -66,7 +66,8 @@ def train(preset: str, epochs: int, seed: int, dataset: str, root: Path) -> dict
         raise SystemExit(f"{' '.join(cmd)} failed:\n{done.stderr[-3000:]}")
     final, history = runs.read_final(run_dir), runs.read_metrics(run_dir)
     out = {"seed": seed, "epochs": epochs, "train_seconds": sum(r["seconds"] for r in history),
-           "checkpoint_epoch": final["checkpoint_epoch"], **{m: final.get(f"test_{m}") for m in METRICS}}
+           "checkpoint_epoch": final["checkpoint_epoch"], **{m: final.get(f"test_{m}") for m in METRICS},
+           "val_frechet_distance": history[final["checkpoint_epoch"] - 1]["val_frechet_distance"]}
     print(f"{preset:8s} seed {seed}: {epochs} epochs, {out['train_seconds']:.0f} s, test FD "
           f"{out['frechet_distance']:.3f}, min_class_share {out['min_class_share']:.3f}", file=sys.stderr, flush=True)
     return out
@@ -94,6 +95,7 @@ def main() -> None:
         results[preset] = {"epochs": epochs[preset], "seconds_per_epoch_timed": per_epoch[preset],
                            "train_seconds": stats([r["train_seconds"] for r in runs_]),
                            "checkpoint_epoch": [r["checkpoint_epoch"] for r in runs_],
+                           "val_frechet_distance": stats([r["val_frechet_distance"] for r in runs_]),
                            **{m: stats([r[m] for r in runs_]) for m in METRICS}}
     rows = [[p, r["epochs"], f"{r['train_seconds']['mean']:.0f}"] +
             [f"{r[m]['mean']:.4g} ± {r[m]['std']:.2g}" for m in METRICS] for p, r in results.items()]

@@ -29,6 +29,9 @@ CHECKS: dict[str, tuple[str, str, dict[str, list[str]]]] = {
     "mlp-autoencoder": ("mse", "min", {
         "seed": ["mlp-autoencoder", "--preset", "seed", "--dataset", "fashion-mnist"],
         "default": ["mlp-autoencoder", "--dataset", "fashion-mnist"]}),
+    "gan2d": ("w2_squared", "min", {
+        "seed": ["gan2d", "--preset", "seed"],
+        "default": ["gan2d"]}),
     "cnn-classifier": ("accuracy", "max", {
         "seed": ["cnn-classifier", "--preset", "seed"],
         "fast": ["cnn-classifier", "--preset", "fast"],

@@ -82,9 +82,10 @@ def gan2d(results: Results) -> str:
     for preset, x in r["results"].items():
         w2 = x["w2"]
         rows.append([preset, w2["n"], f"{x['median']:.4f}", pm(w2, 4), f"{min(w2['values']):.4f}",
-                     f"{max(w2['values']):.4f}", x["checkpoint"], f"{x['seconds']['mean']:.1f}", commit(r)])
+                     f"{max(w2['values']):.4f}", x["checkpoint"], commit(r)])
+    # No seconds: every figure of this table is bit-identical when the benchmark is rerun at its commit.
     return md(["preset", "n (seeds)", "median test w2_squared", "mean ± std", "min", "max", "checkpoint",
-               "wall s / run", "commit"], rows)
+               "commit"], rows)
 
 
 # -- presets chosen on validation (bench_preset_check.py) ----------------------------------------------
