@@ -64,7 +64,7 @@ def with_validation(data: TensorDataset, fraction: float) -> TensorDataset:
         raise DisgenError(f"--val-split {fraction}: use a fraction in [0, 1), e.g. 0.1; 0 trains on the "
                           "whole training split")
     info: dict = {"val_split": fraction}
-    if fraction == 0:
+    if fraction == 0 or (len(data.train) == 0 and data.val is None):  # nothing to hold out (e.g. a test set alone)
         data = replace(data, val=None)
         info["source"] = "none"
     elif data.val is not None:
