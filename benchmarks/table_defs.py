@@ -198,3 +198,138 @@ def speed(results: Results) -> str:
                      f"{ms['plain'][0]:.1f} / {ms['auto'][0]:.1f}", r["repeats"], commit(r)])
     return md(["model (plain port of)", "disgen / plain", "target", "ms per batch, plain / disgen", "n (repeats)",
                "commit"], rows)
+
+
+# -- the seed-0 curve behind the time to accuracy (bench_time_to_accuracy.py) ---------------------------
+@table("time-to-accuracy-curve")
+def time_to_accuracy_curve(results: Results) -> str:
+    r = results("time_to_accuracy_fashion-mnist")
+    seed, points = next(iter(r["curves"].items()))
+    rows = [[p["epoch"], f"{p['train_seconds']:.1f}", f"{p['train_and_eval_seconds']:.1f}",
+             f"{100 * p['val_accuracy']:.2f}%", f"{100 * p['test_accuracy']:.2f}%", commit(r)] for p in points]
+    return md(["epoch", f"training seconds (seed {seed})", "training + evaluation seconds", "validation accuracy",
+               "test accuracy (--test-every-epoch curve, read by nothing)", "commit"], rows)
+
+
+# -- matrix-product share of conv training steps (bench_flops.py) --------------------------------------
+FLOPS_ROWS = {"cnn-classifier": "cnn-classifier", "dcgan28-seed": "dcgan28 seed preset (seed 002)",
+              "dcgan28-default": "dcgan28 default preset of that commit (before `--g-depth 1`)",
+              "dcgan64-default": "dcgan64 default preset"}
+
+
+@table("flops")
+def flops(results: Results) -> str:
+    r = results("flops")
+    peak = r["peak_gflop_per_s"]
+    rows = []
+    for model, what in FLOPS_ROWS.items():
+        x = r["models"].get(model)
+        if x is None:
+            continue
+        auto, fp32 = x["auto"], x["fp32"]
+        picks = auto["precision"] + (", NHWC" if auto["channels_last"] else "")
+        rows.append([what, x["batch"], f"{x['gflop_per_step']:.1f}", f"{fp32['ms_per_step'][0]:.1f} ± {fp32['ms_per_step'][1]:.1f}",
+                     f"**{auto['ms_per_step'][0]:.1f} ± {auto['ms_per_step'][1]:.1f}**", picks,
+                     f"{100 * auto['fraction_of_peak']:.0f}% / {100 * fp32['fraction_of_peak']:.0f}%", r["repeats"], commit(r)])
+    return md(["model", "batch", "GFLOP per step", "fp32 ms/step", "`auto` ms/step", "`auto` picks",
+               f"fraction of peak, auto / fp32 (peak: bf16 {peak['bf16']:.0f}, fp32 {peak['fp32']:.0f} GFLOP/s)",
+               "n (repeats)", "commit"], rows)
+
+
+# -- run-to-run spread of the seed 000 MLP's speed ratio (bench_speed.py --models mlp-classifier) -------
+@table("speed-mlp-runs")
+def speed_mlp_runs(results: Results) -> str:
+    rows = []
+    for name in ("speed_mlp_3", "speed_mlp_4", "speed_mlp", "speed_mlp_2"):
+        r = results(name)
+        x = r["models"]["mlp-classifier"]
+        sps = x["samples_per_s"]
+        rows.append([f"`{name}.json`", r["load_average"], f"{sps['plain'][0]:,.0f}", f"{sps['auto'][0]:,.0f}",
+                     f"{x['ratio'][0]:.2f}x ± {x['ratio'][1]:.2f}", f"{x['ratio_median']:.2f}x",
+                     f"{x['ratio_fastest']:.2f}x", r["repeats"], commit(r)])
+    return md(["run (results file)", "load average", "plain samples/s", "disgen samples/s", "disgen / plain",
+               "median", "fastest epochs", "n (repeats)", "commit"], rows)
+
+
+# -- fp32 against bf16 quality (bench_precision.py), before the validation split -------------------------
+def of(values: list[float]) -> dict:
+    """mean and sample std of per-seed values, as common.stats gives them."""
+    import statistics
+    return {"mean": statistics.mean(values), "std": statistics.stdev(values) if len(values) > 1 else 0.0}
+
+
+PRECISION_ROWS = [
+    ("precision_quality", "cnn test_accuracy", "`cnn-classifier --preset fast`, Fashion-MNIST, 7 epochs"),
+    ("precision_quality_aae", "aae test_accuracy",
+     "semi-supervised `aae` default of that commit (consistency term, cosine lr), mnist-mini, `--labels 100`, 20 epochs"),
+    ("precision_quality", "dcgan28 test_frechet_distance",
+     "`dcgan28` default of that commit (before `--g-depth 1`; the old reference), mnist-mini, 10 epochs"),
+    ("precision_quality", "dcgan28 test_min_class_share", "the same"),
+]
+
+
+@table("precision")
+def precision(results: Results) -> str:
+    rows = []
+    for name, key, what in PRECISION_ROWS:
+        r = results(name)
+        x = r["results"][key]
+        metric = key.split(" ", 1)[1]
+        cell = (lambda v: pm(of(v), 2, 100, "%")) if metric.endswith("accuracy") else (lambda v: pm(of(v), 3))
+        rows.append([what, f"`{metric}` (last epoch)", len(x["fp32"]), cell(x["fp32"]), cell(x["bf16"]), commit(r)])
+    return md(["case", "metric", "n (seeds)", "fp32", "bf16", "commit"], rows)
+
+
+# -- the AAE before the validation split: the paper's AAE and the consistency-only ablation ------------
+AAE_HISTORY = [("aae_mnist-mini_100_paper", "aae", "the paper's `aae` (no consistency term, constant lr)"),
+               ("aae_mnist-mini_100_paper", "baseline", "its baseline: `mlp-classifier` on the labels alone"),
+               ("aae_mnist-mini_100_ablation", "consistency-only",
+                "ablation: the default's consistency term without the AAE's phases"),
+               ("aae_fashion-mnist_1000_paper", "aae", "the paper's `aae` (no consistency term, constant lr)"),
+               ("aae_fashion-mnist_1000_paper", "baseline", "its baseline: `mlp-classifier` on the labels alone"),
+               ("aae_fashion-mnist_1000_ablation", "consistency-only",
+                "ablation: the default's consistency term without the AAE's phases")]
+
+
+@table("aae-history")
+def aae_history(results: Results) -> str:
+    rows = []
+    for name, model, what in AAE_HISTORY:
+        r = results(name)
+        runs_ = r["results"][model]
+        rows.append([r["args"]["dataset"], r["args"]["labels"], what, runs_[0]["epochs"], len(runs_),
+                     pm(of([x["accuracy"] for x in runs_]), 2, 100, "%"),
+                     f"{of([x['cpu_minutes'] for x in runs_])['mean']:.1f}", commit(r)])
+    return md(["dataset", "labels", "model", "epochs", "n (seeds)", "test accuracy, last epoch", "CPU min / run",
+               "commit"], rows)
+
+
+# -- the supervised AAE's style grid with the paper's d_gauss (bench_aae_style_grid.py --no-label-conditioned)
+@table("aae-style-grid-plain")
+def aae_style_grid_plain(results: Results) -> str:
+    r = results("aae_style_grid_mnist-mini_plain")
+    a, x = r["args"], r["results"]
+    share = lambda v: pm(v, 1, 100, "%") if isinstance(v, dict) else f"{100 * v:.1f}%"  # noqa: E731
+    n = x["prior style"]["n"] if isinstance(x["prior style"], dict) else 1
+    cpu = r["cpu_minutes"]["mean"] if isinstance(r["cpu_minutes"], dict) else r["cpu_minutes"]
+    return md(["supervised aae", "epochs", "z dim", "n (seeds)", "prior styles read as their column's digit",
+               "test-image styles read as their column's digit", "CPU min / run", "commit"],
+              [["plain d_gauss (`--no-label-conditioned`: the paper's), last weights", a["epochs"], a["z_dim"], n,
+                share(x["prior style"]), share(x["test style"]), f"{cpu:.1f}", commit(r)]])
+
+
+# -- resnet-transfer on the synthetic competition, and ResNet-34 step times (bench_transfer.py) ----------
+@table("transfer-synthetic")
+def transfer_synthetic(results: Results) -> str:
+    r = results("transfer")
+    rows = [[what, len(x["accuracy"]), pm(of(x["accuracy"]), 3), f"{min(x['accuracy']):.3f}",
+             pm(of(x["log_loss"]), 3), f"{of(x['seconds'])['mean']:.0f}", commit(r)] for what, x in r["pipeline"].items()]
+    return md(["set-up", "n (seeds)", "valid/ accuracy, last epoch", "min", "valid/ log loss, last epoch", "s / run",
+               "commit"], rows)
+
+
+@table("transfer-steps")
+def transfer_steps(results: Results) -> str:
+    r = results("transfer")
+    rows = [[f"`{mode}`", len(s), pm(of(s), 2), commit(r)] for mode, s in r["resnet34_224_step_seconds"].items()]
+    return md(["`--train-backbone`", "n (timed steps)", "s / step", "commit"], rows)
