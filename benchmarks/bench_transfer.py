@@ -47,8 +47,8 @@ def pipeline(seeds: list[int], root: Path) -> tuple[list[list[str]], dict]:
                                run_dir=str(root / f"setup{k}-{seed}"), **BASE, **train_opts,
                                model_args=dict(arch="resnet18", image_size=32, pretrained=False, **model_opts))
             secs.append(time.perf_counter() - start)
-            acc.append(run.history[-1]["test_accuracy"])
-            loss.append(run.history[-1]["test_log_loss"])
+            acc.append(run.history[-1]["val_accuracy"])  # valid/ is the validation split (no test split)
+            loss.append(run.history[-1]["val_log_loss"])
             print(f"{name} seed {seed}: acc {acc[-1]:.3f} log loss {loss[-1]:.3f} {secs[-1]:.0f} s", file=sys.stderr)
         raw[name] = {"accuracy": acc, "log_loss": loss, "seconds": secs}
         (ma, sa), (ml, sl) = summary(acc), summary(loss)
