@@ -319,17 +319,13 @@ def aae_style_grid_plain(results: Results) -> str:
 
 
 # -- resnet-transfer on the synthetic competition, and ResNet-34 step times (bench_transfer.py) ----------
-@table("transfer-synthetic")
-def transfer_synthetic(results: Results) -> str:
+@table("transfer")
+def transfer(results: Results) -> str:
+    """Two tables of one results file: the synthetic pipeline's set-ups, then the ResNet-34 steps."""
     r = results("transfer")
-    rows = [[what, len(x["accuracy"]), pm(of(x["accuracy"]), 3), f"{min(x['accuracy']):.3f}",
-             pm(of(x["log_loss"]), 3), f"{of(x['seconds'])['mean']:.0f}", commit(r)] for what, x in r["pipeline"].items()]
-    return md(["set-up", "n (seeds)", "valid/ accuracy, last epoch", "min", "valid/ log loss, last epoch", "s / run",
-               "commit"], rows)
-
-
-@table("transfer-steps")
-def transfer_steps(results: Results) -> str:
-    r = results("transfer")
-    rows = [[f"`{mode}`", len(s), pm(of(s), 2), commit(r)] for mode, s in r["resnet34_224_step_seconds"].items()]
-    return md(["`--train-backbone`", "n (timed steps)", "s / step", "commit"], rows)
+    setups = [[what, len(x["accuracy"]), pm(of(x["accuracy"]), 3), f"{min(x['accuracy']):.3f}",
+               pm(of(x["log_loss"]), 3), f"{of(x['seconds'])['mean']:.0f}", commit(r)] for what, x in r["pipeline"].items()]
+    steps = [[f"`{mode}`", len(s), pm(of(s), 2), commit(r)] for mode, s in r["resnet34_224_step_seconds"].items()]
+    return (md(["set-up (part 1)", "n (seeds)", "valid/ accuracy, last epoch", "min", "valid/ log loss, last epoch",
+                "s / run", "commit"], setups) + "\n" +
+            md(["`--train-backbone` (part 2)", "n (timed steps)", "s / step", "commit"], steps))
