@@ -200,17 +200,6 @@ def speed(results: Results) -> str:
                "commit"], rows)
 
 
-# -- the seed-0 curve behind the time to accuracy (bench_time_to_accuracy.py) ---------------------------
-@table("time-to-accuracy-curve")
-def time_to_accuracy_curve(results: Results) -> str:
-    r = results("time_to_accuracy_fashion-mnist")
-    seed, points = next(iter(r["curves"].items()))
-    rows = [[p["epoch"], f"{p['train_seconds']:.1f}", f"{p['train_and_eval_seconds']:.1f}",
-             f"{100 * p['val_accuracy']:.2f}%", f"{100 * p['test_accuracy']:.2f}%", commit(r)] for p in points]
-    return md(["epoch", f"training seconds (seed {seed})", "training + evaluation seconds", "validation accuracy",
-               "test accuracy (--test-every-epoch curve, read by nothing)", "commit"], rows)
-
-
 # -- matrix-product share of conv training steps (bench_flops.py) --------------------------------------
 FLOPS_ROWS = {"cnn-classifier": "cnn-classifier", "dcgan28-seed": "dcgan28 seed preset (seed 002)",
               "dcgan28-default": "dcgan28 default preset of that commit (before `--g-depth 1`)",
