@@ -36,7 +36,7 @@ from disgen.cli import main
 from disgen.errors import DisgenError
 from disgen.weights import read_weights
 
-from conftest import SUBPROCESS_ENV
+from conftest import SUBPROCESS_ENV, run_disgen
 from test_trainer import Payload, assert_same_training, last_state, metrics, mlp_reference  # noqa: F401
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -231,6 +231,90 @@ def test_sigkill_at_random_moments_then_resume_is_exact(objective, tmp_path, idx
 @pytest.mark.parametrize("objective", sorted(OBJECTIVE_RUNS))
 def test_sigkill_many_times_then_resume_is_exact(objective, tmp_path, idx_dir, reliability):
     kill_and_resume(objective, 8, tmp_path, idx_dir, reliability)
+
+
+# ---- one process per run directory; SIGTERM as Ctrl-C ---------------------------------------------
+
+
+def popen_disgen(*args) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "disgen", *map(str, args)], env=SUBPROCESS_ENV,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+
+def wait_for(condition, proc: subprocess.Popen, what: str, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert proc.poll() is None, f"exited before {what}: {proc.stderr.read()}"
+        assert time.monotonic() < deadline, f"no {what} after {timeout} s"
+        time.sleep(0.01)
+
+
+def test_a_second_train_on_a_run_dir_stops_at_once_naming_the_first(tmp_path, idx_dir, reliability):
+    """Two real ``disgen train`` processes on one --run-dir: the second stops with one error naming
+    the directory and the first's pid, writing nothing; the first trains on, its files intact.
+    Then SIGTERM stops the first as Ctrl-C does: exit 143, the --resume command named, last.pt
+    intact, and the resumed run ends in the bits of one never interrupted."""
+    d, ref = tmp_path / "run", tmp_path / "ref"
+    base = ["train", "mlp-classifier", "--dataset", idx_dir, "--batch-size", "10", "--lr-schedule", "none",
+            "--no-progress"]
+    first = popen_disgen(*base, "--epochs", "1000", "--run-dir", d)
+    try:
+        wait_for(lambda: runs.read_metrics(d) and (d / "checkpoints" / "last.pt").exists(), first, "epoch 1")
+        before = (d / "config.json").read_bytes(), (d / "run.json").read_bytes()
+        for extra in ([], ["--resume"]):
+            second = run_disgen(*map(str, [*base, "--epochs", "1000", "--run-dir", d, *extra]))
+            line = last_line(second.stderr)
+            assert second.returncode == 2 and second.stderr.count("\n") == 1, second.stderr
+            assert line.startswith(f"disgen: error: run directory {d} is in use: process {first.pid} (")
+            assert "-m disgen train mlp-classifier" in line and f"{d / 'train.lock'}" in line
+        assert ((d / "config.json").read_bytes(), (d / "run.json").read_bytes()) == before
+        assert first.poll() is None
+        first.send_signal(signal.SIGTERM)
+        code, err = first.wait(60), first.stderr.read()
+    finally:
+        first.kill()
+        first.wait()
+        first.stderr.close()
+    assert code == 128 + signal.SIGTERM, err
+    assert last_line(err) == (f"disgen: interrupted by SIGTERM; the last checkpoint, {d / 'checkpoints' / 'last.pt'}, "
+                              f"is intact: continue with `disgen train mlp-classifier --run-dir {d} --resume`")
+    check_checkpoints(d)
+    stopped = checkpoint.load(d / "checkpoints" / "last.pt")["epoch"]
+    assert [r["epoch"] for r in runs.read_metrics(d)][:stopped] == list(range(1, stopped + 1))
+    assert main([*map(str, base), "--epochs", str(stopped + 1), "--run-dir", str(d), "--resume"]) == 0
+    assert main([*map(str, base), "--epochs", str(stopped + 1), "--run-dir", str(ref)]) == 0
+    assert_same_training(ref, d)
+    reliability.record("crash", "a second disgen train on a run directory in use (with and without --resume)",
+                       "stopped at once with one error naming the directory and the first process's pid; "
+                       "nothing written", 2)
+    reliability.record("crash", "SIGTERM during training", "exit 143 with the --resume command; last.pt intact; "
+                       "resumed to bit-identical final state")
+
+
+def test_run_dir_lock_is_released_by_a_sigkill(tmp_path, idx_dir, reliability):
+    """The lock is the kernel's (flock): a process killed with SIGKILL holds it no longer, and
+    --resume goes on at once."""
+    d = tmp_path / "run"
+    base = ["train", "mlp-classifier", "--dataset", idx_dir, "--no-progress", "--run-dir", d]
+    proc = popen_disgen(*base, "--epochs", "1000")
+    try:
+        wait_for(lambda: (d / "checkpoints" / "last.pt").exists(), proc, "a checkpoint")
+        with pytest.raises(DisgenError, match=f"process {proc.pid} .*is training in it"):
+            with runs.lock(d):
+                pass
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(30)
+    finally:
+        proc.kill()
+        proc.wait()
+        proc.stderr.close()
+    assert (d / "train.lock").read_text().strip() == str(proc.pid)  # a stale pid, no lock
+    epoch = checkpoint.load(d / "checkpoints" / "last.pt")["epoch"]
+    resumed = run_disgen(*map(str, [*base, "--epochs", epoch + 1, "--resume"]))
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"resuming {d} after epoch {epoch}" in resumed.stderr
+    reliability.record("crash", "--resume after a SIGKILL of the process holding the run directory's lock",
+                       "the kernel had released it; resumed")
 
 
 # ---- checksums: damaged checkpoints are detected, and resume uses a good one ----------------------

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from disgen import checkpoint, runs
+from disgen import checkpoint, distributed, runs
 from disgen.config import TrainConfig, resolve
 from disgen.data import TensorDataset, load_dataset, to_float
 from disgen.errors import DisgenError
@@ -129,8 +129,9 @@ def train(model: str = "cnn-classifier", *, config_file: str | None = None, resu
         cfg = resolve(model, options, config_file)
     run_dir = Path(cfg.run_dir) if cfg.run_dir else runs.default_run_dir(cfg)
     cfg.run_dir = str(run_dir)
-    trainer = Trainer(cfg, run_dir, dataset_obj)
-    history = trainer.fit(resume=resume)
+    with runs.lock(run_dir, enabled=distributed.is_main()), runs.resumable(cfg, run_dir):
+        trainer = Trainer(cfg, run_dir, dataset_obj)
+        history = trainer.fit(resume=resume)
     data = trainer.data
     return Run(trainer.run_dir, cfg, trainer.spec, trainer.objective, trainer.nets, data.image_shape,
                list(data.classes), history)

@@ -3,18 +3,21 @@ generated from :class:`disgen.config.TrainConfig` and the chosen model's config 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import dataclasses
 import importlib
 import json
+import signal
 import sys
+import threading
 import typing
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 from disgen.config import TrainConfig, field_types
-from disgen.errors import DisgenError
+from disgen.errors import DisgenError, Interrupted
 
 SKIP = {"model", "model_args"}
 
@@ -160,7 +163,8 @@ def cmd_train(args) -> None:
     if model_args:
         options["model_args"] = model_args
     try:
-        run = train(args.model, config_file=args.config_file, resume=args.resume, **options)
+        with sigterm_as_interrupt():  # `kill`, a batch system's time limit: as Ctrl-C
+            run = train(args.model, config_file=args.config_file, resume=args.resume, **options)
     except BaseException:
         distributed.shutdown()
         raise
@@ -243,11 +247,31 @@ def main(argv: list[str] | None = None) -> int:
     except DisgenError as err:
         print(f"disgen: error: {err}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("disgen: interrupted; a training run continues with `disgen train MODEL --run-dir DIR "
-              "--resume`", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as err:
+        signum = getattr(err, "signum", signal.SIGINT)
+        print(f"disgen: interrupted{' by SIGTERM' if signum == signal.SIGTERM else ''}; " +
+              (str(err) or "a training run continues with `disgen train MODEL --run-dir DIR --resume`"),
+              file=sys.stderr)
+        return 128 + signum
     return 0
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM stops the code inside as Ctrl-C does (:class:`Interrupted` is a KeyboardInterrupt):
+    the last checkpoint intact and the command to continue named. Signals reach the main thread only."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def terminate(signum: int, frame) -> None:
+        raise Interrupted(signum=signum)
+
+    before = signal.signal(signal.SIGTERM, terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, before)
 
 
 if __name__ == "__main__":
