@@ -391,13 +391,13 @@ def test_checkpoint_digest_covers_every_value(tmp_path):
              "opts": {"model": {"state": {0: {"step": torch.tensor(7.0)}}, "param_groups": [{"lr": 1e-3}]}}}
     path = tmp_path / "c.pt"
     checkpoint.save(path, state)
-    saved = checkpoint.load(path)
+    saved = checkpoint.load(path, validate=False)  # a few values, not a whole run's state
     assert saved["sha256"] == checkpoint.digest(saved) and len(saved["sha256"]) == 64
     assert (saved["disgen"], saved["torch"]) == (disgen.__version__, str(torch.__version__))
     for change in (lambda s: s["nets"]["model"]["w"].__setitem__((1, 2), 5.5), lambda s: s.update(epoch=4),
                    lambda s: s["opts"]["model"]["param_groups"][0].update(lr=2e-3),
                    lambda s: s["nets"]["model"].update(w=s["nets"]["model"]["w"].double())):
-        copy = checkpoint.load(path)
+        copy = checkpoint.load(path, validate=False)
         change(copy)
         assert checkpoint.digest(copy) != saved["sha256"]
 
@@ -552,6 +552,7 @@ def test_crafted_pickle_as_weights_file_is_refused(tmp_path, reliability):
     with pytest.raises(DisgenError, match="cannot read weights") as err:
         read_weights(path)
     assert str(path) in str(err.value) and not marker.exists()
+    assert "would run code" in str(err.value) and "weights_only" not in str(err.value)
     reliability.record("loading", "crafted pickle that runs code, as --weights FILE",
                        "refused, code never ran")
 
@@ -563,7 +564,8 @@ def test_crafted_pickle_as_run_checkpoint_is_refused_by_eval(tmp_path, classifie
     torch.save({"format": checkpoint.FORMAT, "version": checkpoint.VERSION, "x": Payload(marker)},
                d / "checkpoints" / "last.pt")
     code, err = cli_error(capsys, "eval", d)
-    assert code == 2 and "cannot be loaded safely" in err and not marker.exists()
+    assert code == 2 and "cannot be loaded safely: it is not a disgen checkpoint, it holds Python objects" in err
+    assert "do not load it" in err and "weights_only" not in err and not marker.exists()
     reliability.record("loading", "crafted pickle that runs code, as a run's last.pt (disgen eval)",
                        "refused with one clear error, code never ran")
 
@@ -595,6 +597,136 @@ def test_checkpoint_of_another_model_lists_the_mismatch(tmp_path, classifier_run
     assert "model.decoder.2.weight missing from the checkpoint" in err
     reliability.record("loading", "a classifier's checkpoint in an autoencoder's run (--resume)",
                        "one clear error listing model and tensor mismatches")
+
+
+# ---- crafted checkpoints: well-formed files (their digest recomputed) with bad contents -------------
+
+
+@pytest.fixture(scope="module")
+def resumable_runs(tmp_path_factory, idx_dir) -> dict[str, Path]:
+    """One epoch of mlp-classifier with Adam (a cosine schedule) and with SGD (momentum buffers)."""
+    out = {}
+    for opt in ("adam", "sgd"):
+        d = tmp_path_factory.mktemp("crafted") / opt
+        assert main(["train", "mlp-classifier", "--dataset", str(idx_dir), "--epochs", "1", "--hidden", "16",
+                     "--optimizer", opt, "--no-progress", "--run-dir", str(d)]) == 0
+        out[opt] = d
+    return out
+
+
+def craft(run: Path, tmp_path: Path, change) -> Path:
+    """A copy of ``run`` whose last.pt is ``change(state)``, saved with a fresh digest, and no best.pt
+    (so nothing falls back to a good checkpoint)."""
+    d = tmp_path / "crafted"
+    shutil.copytree(run, d)
+    state = checkpoint.load(d / "checkpoints" / "last.pt")
+    change(state)
+    state.pop("sha256")
+    checkpoint.save(d / "checkpoints" / "last.pt", state)
+    (d / "checkpoints" / "best.pt").unlink()
+    return d
+
+
+def resume_and_eval(d: Path, idx_dir: Path) -> list[tuple[int, str]]:
+    """``train --resume`` and ``eval`` in real processes (a native crash is an exit status here)."""
+    out = []
+    for args in (["train", "mlp-classifier", "--dataset", str(idx_dir), "--epochs", "2", "--resume",
+                  "--no-progress", "--run-dir", str(d)], ["eval", str(d)]):
+        proc = run_disgen(*args)
+        out.append((proc.returncode, proc.stderr))
+    return out
+
+
+TENSOR_MISMATCHES = {
+    "Adam exp_avg of the wrong shape": ("adam", lambda s: s["opts"]["model"]["state"][0].update(
+        exp_avg=torch.zeros(3)), "opts.model state 0.exp_avg shape (3,) != its parameter's shape (16, 784)"),
+    "Adam exp_avg_sq transposed": ("adam", lambda s: s["opts"]["model"]["state"][2].update(
+        exp_avg_sq=s["opts"]["model"]["state"][2]["exp_avg_sq"].t().contiguous()),
+        "state 2.exp_avg_sq shape (16, 10) != its parameter's shape (10, 16)"),
+    "Adam exp_avg in float64": ("adam", lambda s: s["opts"]["model"]["state"][1].update(
+        exp_avg=s["opts"]["model"]["state"][1]["exp_avg"].double()), "state 1.exp_avg shape (16,) torch.float64"),
+    "SGD momentum_buffer of the wrong shape": ("sgd", lambda s: s["opts"]["model"]["state"][0].update(
+        momentum_buffer=torch.zeros(16, 783)), "state 0.momentum_buffer shape (16, 783) != its parameter's"),
+    "a param group of fewer parameters": ("adam", lambda s: (s["opts"]["model"]["param_groups"][0].update(
+        params=[0, 1, 2]), s["opts"]["model"]["state"].pop(3)), "param groups of [3] parameters != [4]"),
+    "a network weight of the wrong shape": ("adam", lambda s: s["nets"]["model"].update(
+        {"fc.weight": torch.zeros(10, 17)}), "model.fc.weight shape (10, 17) != shape (10, 16)"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(TENSOR_MISMATCHES))
+def test_checkpoint_tensors_that_do_not_fit_are_refused_before_use(case, resumable_runs, tmp_path, idx_dir,
+                                                                   reliability):
+    """A wrong-shaped Adam exp_avg once reached the fused kernel: a segmentation fault (exit 139)."""
+    opt, change, words = TENSOR_MISMATCHES[case]
+    d = craft(resumable_runs[opt], tmp_path, change)
+    before = (d / "checkpoints" / "last.pt").read_bytes()
+    (train_code, train_err), (eval_code, eval_err) = resume_and_eval(d, idx_dir)
+    line = last_line(train_err)
+    assert train_code == 2 and line.startswith("disgen: error: ") and len(train_err.splitlines()) <= 2, train_err
+    assert "the checkpoint does not fit this model: " in line and words in line, line
+    assert (d / "checkpoints" / "last.pt").read_bytes() == before and [r["epoch"] for r in metrics(d)] == [1]
+    if case.startswith("a network"):  # eval loads the networks only
+        assert eval_code == 2 and words in last_line(eval_err)
+    else:
+        assert eval_code == 0, eval_err
+    reliability.record("loading", "crafted checkpoint: a tensor that does not fit its parameter (Adam, SGD, "
+                       "networks; train --resume and eval)", "one clear error naming the tensor and both "
+                       "shapes; nothing written", 1)
+
+
+STRUCTURE = {  # case: (change, words of the error, whether eval refuses it too)
+    "missing data": (lambda s: s.pop("data"), "'data' missing", True),
+    "missing opts": (lambda s: s.pop("opts"), "'opts' missing", True),
+    "missing rng": (lambda s: s.pop("rng"), "'rng' missing", True),
+    "epoch a string": (lambda s: s.update(epoch="abc"), "'epoch' is str", True),
+    "epoch a bool": (lambda s: s.update(epoch=True), "'epoch' is bool", True),
+    "a negative epoch": (lambda s: s.update(epoch=-3), "epoch -3 is not in 0..", True),
+    "image shape 1x100000x100000": (lambda s: s["data"].update(image_shape=[1, 100000, 100000]),
+                                    "data.image_shape [1, 100000, 100000] is not a data shape", True),
+    "image shape of strings": (lambda s: s["data"].update(image_shape=["1", "28", "28"]),
+                               "data.image_shape ['1', '28', '28'] is not a data shape", True),
+    "no classes": (lambda s: s["data"].update(classes=[]), "data.classes is not a list of 1..100000", True),
+    "a torch RNG state of 10 bytes": (lambda s: s["rng"].update(torch=torch.zeros(10, dtype=torch.uint8)),
+                                      "rng.torch is not a generator state (a uint8 vector of 5056 bytes)", True),
+    "a loader RNG state of floats": (lambda s: s["rng"].update(loader=torch.zeros(5056)),
+                                     "rng.loader is not a generator state", True),
+    "a step of -1": (lambda s: s["opts"]["model"]["state"][0].update(step=torch.tensor(-1.0)),
+                     "state 0.step is -1.0, not a count of steps", True),
+    "a step that is a vector": (lambda s: s["opts"]["model"]["state"][3].update(step=torch.ones(5)),
+                                "state 3.step is a tensor of shape (5,), not a count of steps", True),
+    "a NaN learning rate": (lambda s: s["opts"]["model"]["param_groups"][0].update(lr=float("nan")),
+                            "param_groups[0].lr is nan, not a value like", False),
+    "betas of three numbers": (lambda s: s["opts"]["model"]["param_groups"][0].update(betas=(0.9, 0.9, 0.9)),
+                               "param_groups[0].betas is (0.9, 0.9, 0.9), not a value like", False),
+    "a schedule with an attribute of its own": (lambda s: s["scheds"]["model"].update(step=5), "scheds.model has unexpected key(s) step",
+                                                False),
+}
+
+
+@pytest.mark.parametrize("case", sorted(STRUCTURE))
+def test_checkpoint_structure_is_checked_before_use(case, resumable_runs, tmp_path, capsys, reliability):
+    change, words, eval_refuses = STRUCTURE[case]
+    d = craft(resumable_runs["adam"], tmp_path, change)
+    last = d / "checkpoints" / "last.pt"
+    code, err = cli_error(capsys, "train", "mlp-classifier", "--epochs", "2", "--resume", "--no-progress",
+                          "--run-dir", d)
+    assert code == 2 and words in err, err
+    if eval_refuses:  # the structure: refused on load, by every command
+        assert err.startswith(f"disgen: error: no usable checkpoint in {d / 'checkpoints'}: checkpoint {last} is "
+                              "not a valid disgen checkpoint: "), err
+    else:  # what only --resume uses: optimizer hyperparameters and schedules
+        assert err.startswith("disgen: error: the checkpoint does not fit this model: "), err
+    code, err = cli_error(capsys, "eval", d)
+    if eval_refuses:
+        assert code == 2 and err.startswith(f"disgen: error: checkpoint {last} is not a valid disgen checkpoint: ")
+        assert words in err
+    else:
+        assert code == 0, err
+    assert [r["epoch"] for r in metrics(d)] == [1]
+    reliability.record("loading", "crafted checkpoint: missing keys, wrong types, negative epochs, absurd image "
+                       "shapes, bad RNG states, steps, learning rates, schedules", "one clear error naming the "
+                       "key and value", 1)
 
 
 # ---- determinism ------------------------------------------------------------------------------------

@@ -62,6 +62,23 @@ class ModelSpec:
         return self.config_cls(**{k: coerce(k, v, hints[k]) for k, v in overrides.items()})
 
 
+# The largest data a model is built for: (C, H, W) images, or (D,) points. A side of 8192 pixels
+# is 16 times ImageNet's crop; a bigger one is a corrupt or hostile header, not a dataset.
+MAX_CHANNELS, MAX_SIDE, MAX_POINT_DIM = 4, 8192, 4096
+
+
+def check_data_shape(shape: Any, what: str) -> tuple[int, ...]:
+    """``shape`` as a tuple if it is one a model can be built for, else a DisgenError naming ``what``."""
+    ints = isinstance(shape, (list, tuple)) and all(isinstance(n, int) and not isinstance(n, bool) and n >= 1
+                                                     for n in shape)
+    ok = ints and (len(shape) == 3 and shape[0] <= MAX_CHANNELS and max(shape[1:]) <= MAX_SIDE
+                   or len(shape) == 1 and shape[0] <= MAX_POINT_DIM)
+    if not ok:
+        raise DisgenError(f"{what} {shape!r} is not a data shape a model can be built for: (C, H, W) with C in "
+                          f"1..{MAX_CHANNELS} and H, W in 1..{MAX_SIDE}, or (D,) points with D in 1..{MAX_POINT_DIM}")
+    return tuple(shape)
+
+
 _REGISTRY: dict[str, ModelSpec] = {}
 _MODULES = ("mlp_classifier", "mlp_autoencoder", "cnn_classifier", "gan2d", "dcgan28", "dcgan64", "aae",
             "resnet_transfer")
