@@ -729,6 +729,51 @@ def test_checkpoint_structure_is_checked_before_use(case, resumable_runs, tmp_pa
                        "key and value", 1)
 
 
+# ---- model sizes ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("flags,words", [
+    (["--hidden=-5"], "mlp-classifier --hidden (-5,): a size must be a whole number in 0..16,777,216 (got -5)"),
+    (["--hidden", "200000,200000"], "mlp-classifier with --hidden (200000, 200000) has 40,159,200,010 parameters, "
+                                    "over the "),
+    (["--hidden", ",".join(["8"] * 101)], "--hidden: 101 layers, over the limit of 100"),
+    (["--dropout", "5"], "ValueError: dropout probability has to be between 0 and 1, but got 5.0"),
+    (["--dropout", "nan"], "mlp-classifier --dropout nan: must be a finite number"),
+])
+def test_absurd_model_sizes_on_the_command_line(tmp_path, idx_dir, capsys, reliability, flags, words):
+    d = tmp_path / "run"
+    code, err = cli_error(capsys, "train", "mlp-classifier", "--dataset", idx_dir, "--epochs", "1", "--no-progress",
+                          "--run-dir", d, *flags)
+    assert code == 2 and err.startswith("disgen: error: ") and words in err, err
+    assert not (d / "checkpoints").exists()
+    reliability.record("inputs", "model sizes: negative, absurd (160 GB of weights), 101 layers, NaN or out of "
+                       "range (flags)", "one clear error naming the option, the number and the limit")
+
+
+def test_absurd_model_size_in_a_run_config(tmp_path, classifier_run, capsys, reliability):
+    """A run's config.json with hidden [1000000000, 50] (3 TB of weights): eval, predict and
+    --resume refuse it before allocating anything."""
+    d = tmp_path / "run"
+    shutil.copytree(classifier_run.dir, d)
+    cfg = json.loads((d / "config.json").read_text())
+    cfg["model_args"]["hidden"] = [1_000_000_000, 50]
+    (d / "config.json").write_text(json.dumps(cfg))
+    digits = d / "digits-idx3-ubyte"
+    from disgen.data.idx import write_idx
+
+    write_idx(digits, torch.zeros(2, 28, 28, dtype=torch.uint8))
+    for args in (["eval", d], ["predict", d, digits], ["train", "mlp-classifier", "--resume", "--run-dir", d]):
+        code, err = cli_error(capsys, *args)
+        assert code == 2 and err == ("disgen: error: mlp-classifier --hidden (1000000000, 50): a size must be a whole "
+                                     "number in 0..16,777,216 (got 1,000,000,000)"), (args, err)
+    cfg["model_args"]["hidden"] = [10_000_000, 50]  # in range, but 8.35 billion weights
+    (d / "config.json").write_text(json.dumps(cfg))
+    code, err = cli_error(capsys, "eval", d)
+    assert code == 2 and "with --hidden (10000000, 50) has 8,350,000,560 parameters, over the " in err, err
+    reliability.record("inputs", "model sizes in a run's config.json (eval, predict, --resume)",
+                       "one clear error naming the option, the number and the limit", 4)
+
+
 # ---- determinism ------------------------------------------------------------------------------------
 
 

@@ -2,6 +2,10 @@
 round-trip; and the seed presets' architectures checked against their source documents."""
 from __future__ import annotations
 
+import dataclasses
+import re
+import tracemalloc
+
 import pytest
 import torch
 from torch import nn
@@ -9,7 +13,7 @@ from torch import nn
 from disgen import checkpoint
 from disgen.config import resolve
 from disgen.errors import DisgenError
-from disgen.models import get_model, list_models
+from disgen.models import MAX_LAYERS, MAX_SIZE, get_model, list_models
 from disgen.objectives import get_objective
 from disgen.optim import make_optimizer
 
@@ -179,6 +183,71 @@ def test_checkpoint_round_trip(tmp_path, model, preset):
         fresh["model"].eval()
         with torch.no_grad():
             assert torch.equal(nets["model"](x), fresh["model"](x))
+
+
+def size_options(model: str) -> dict[str, object]:
+    """The model's options that are sizes: an int or a tuple of ints by default."""
+    spec = get_model(model)
+    out = {}
+    for f in dataclasses.fields(spec.config_cls):
+        sizes = f.default if isinstance(f.default, tuple) else [f.default]
+        if sizes and all(isinstance(v, int) and not isinstance(v, bool) for v in sizes):
+            out[f.name] = f.default
+    return out
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_every_size_option_is_range_checked(model):
+    """Negative and absurd values of every size option of every model (not only --hidden)."""
+    spec = get_model(model)
+    assert size_options(model), f"{model} has no size option"
+    for name, default in size_options(model).items():
+        flag = "--" + name.replace("_", "-")
+        for bad in (-5, MAX_SIZE + 1):
+            value = tuple(bad for _ in default) or (bad,) if isinstance(default, tuple) else bad
+            with pytest.raises(DisgenError, match=f"^{model} {flag} .*must be a whole number in 0..") as err:
+                spec.model_config({name: value})
+            assert f"(got {bad:,})" in str(err.value)
+        if isinstance(default, tuple):  # one layer per entry
+            with pytest.raises(DisgenError, match=f"{flag}: {MAX_LAYERS + 1} layers, over the limit of {MAX_LAYERS}"):
+                spec.model_config({name: (1,) * (MAX_LAYERS + 1)})
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_absurd_sizes_are_refused_before_any_memory_is_taken(model):
+    """Each size option of each model in turn at MAX_SIZE (a valid number): the networks would
+    need petabytes, and are refused from their shapes on the meta device, with the count, the
+    limit and the options in the message, in a few MiB of memory."""
+    spec = get_model(model)
+    refused = 0
+    for name, default in size_options(model).items():
+        if name.endswith(("depth", "convs")) or default in (0, ()):
+            continue
+        value = tuple(MAX_SIZE for _ in default) if isinstance(default, tuple) else MAX_SIZE
+
+        def build_it() -> str | None:
+            try:
+                cfg = spec.model_config({name: value})
+                spec.build(cfg, spec.data_shape(cfg) or IMAGE_SHAPE, CLASSES)
+            except DisgenError as err:
+                return str(err)
+            return None
+
+        build_it()  # once untraced: the first meta-device ops import parts of torch
+        tracemalloc.start()
+        try:
+            message = build_it()
+        finally:
+            peak = tracemalloc.get_traced_memory()[1]
+            tracemalloc.stop()
+        assert peak < 64 << 20, (name, peak)
+        if message is None:  # e.g. a count of images per group: no size of the networks
+            continue
+        refused += 1
+        assert re.search(r"has [\d,]+ parameters, over the [\d,]+ this machine can train|needs [\d,.]+ GiB of "
+                         r"activations for one input of shape .*, over the limit of 2 GiB|data shape .* is not a "
+                         r"data shape a model can be built for", message), (name, message)
+    assert refused >= 1
 
 
 def layers(net: nn.Module) -> list[nn.Module]:

@@ -11,6 +11,8 @@ decorated with :func:`register_dataset`, and list the module in ``_MODULES`` bel
 from __future__ import annotations
 
 import importlib
+import math
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -45,6 +47,24 @@ class TensorDataset:
     @property
     def image_shape(self) -> tuple[int, int, int]:
         return tuple(self.train.images.shape[1:])  # (C, H, W)
+
+
+def machine_memory() -> int:
+    """Bytes of physical memory (16 GiB where the system does not say)."""
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return 16 << 30
+
+
+def check_decoded_size(n: int, shape: tuple[int, ...], what: str, advice: str) -> None:
+    """Refuse to decode ``n`` images of ``shape`` when they and the float32 copy a model trains on
+    (5 bytes a value) would take over half this machine's memory, before any is decoded."""
+    need, limit = n * math.prod(shape) * 5, machine_memory() // 2
+    if need > limit:
+        raise DisgenError(f"{what}: {n:,} images of {'x'.join(map(str, shape))} would take {need / 2**30:,.1f} GiB "
+                          f"decoded (uint8 and float32), over half this machine's {machine_memory() / 2**30:.1f} "
+                          f"GiB of memory; {advice}")
 
 
 Loader = Callable[..., TensorDataset]
