@@ -774,6 +774,48 @@ def test_absurd_model_size_in_a_run_config(tmp_path, classifier_run, capsys, rel
                        "one clear error naming the option, the number and the limit", 4)
 
 
+# ---- config files -----------------------------------------------------------------------------------
+
+CONFIGS = {  # what: (file contents, words of the error)
+    "nested 100,000 deep": ('{"model_args": ' + "[" * 100_000 + "]" * 100_000 + "}", "nests its values over 32 deep"),
+    "nested 40 deep": ('{"model_args": {"hidden": ' + "[" * 40 + "]" * 40 + "}}", "nests its values over 32 deep"),
+    "a 50 MB dataset name": (json.dumps({"dataset": "x" * (50 << 20)}), "is over 1,048,576 bytes"),
+    "a 300,000-character dataset name": (json.dumps({"dataset": "d" * 300_000}),
+                                         "--dataset 'dddddddddddddddddddddddddddddddddddddddd'... (300,000 characters) "
+                                         "is not a name or path"),
+    "a 300-byte folder name": (json.dumps({"dataset": "a/" + "é" * 150}), "is not a name or path: at most 4096 "
+                               "characters, 255 bytes between slashes"),
+    "a NUL in a path": (json.dumps({"dataset": "data/a\u0000b"}), "--dataset 'data/a\\x00b' (8 characters) is not "
+                        "a name or path"),
+    "not UTF-8": (b"\xff\xfe{}", "is not valid JSON"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CONFIGS))
+def test_hostile_config_files(tmp_path, classifier_run, capsys, reliability, case):
+    """As --config FILE and as a run's config.json (eval, --resume): one line, exit 2."""
+    text, words = CONFIGS[case]
+    config = tmp_path / "config.json"
+    config.write_bytes(text if isinstance(text, bytes) else text.encode())
+    code, err = cli_error(capsys, "train", "mlp-classifier", "--config", config, "--run-dir", tmp_path / "new")
+    assert code == 2 and err.startswith("disgen: error: ") and words in err, err
+    assert not (tmp_path / "new").exists()
+    d = tmp_path / "run"
+    shutil.copytree(classifier_run.dir, d)
+    saved = json.loads((d / "config.json").read_text())
+    if case.startswith(("nested", "a 50 MB", "not UTF-8")):
+        shutil.copy(config, d / "config.json")
+    else:
+        (d / "config.json").write_text(json.dumps({**saved, **json.loads(text)}))
+    for args in (["eval", d], ["train", "mlp-classifier", "--resume", "--epochs", "6", "--run-dir", d]):
+        code, err = cli_error(capsys, *args)
+        assert code == 2 and err.startswith("disgen: error: ") and words in err, (args, err)
+    assert [r["epoch"] for r in metrics(d)] == [1, 2, 3, 4, 5]
+    reliability.record("inputs", "config file nested 100,000 deep, over 1 MiB, with a 50 MB or 300-byte-component "
+                       "path, a NUL, not UTF-8 (--config and a run's config.json)", "one clear error naming the "
+                       "file or value", 3)
+
+
 # ---- determinism ------------------------------------------------------------------------------------
 
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from html import escape
 from pathlib import Path
 
-from disgen import runs
+from disgen import config, runs
 from disgen.checkpoint import atomic_write
 from disgen.cli import command
 from disgen.errors import DisgenError
@@ -43,12 +43,7 @@ class RunFiles:
 
 
 def read_json(path: Path) -> dict:
-    if not path.exists():
-        return {}
-    try:
-        data = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise DisgenError(f"{path} is not valid JSON ({err}); restore or delete it") from None
+    data = config.read_json(path, "run file")
     return data if isinstance(data, dict) else {}
 
 

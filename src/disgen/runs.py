@@ -23,7 +23,7 @@ import torch
 
 from disgen import __version__
 from disgen.checkpoint import atomic_write
-from disgen.config import TrainConfig, from_dict
+from disgen.config import TrainConfig, from_dict, read_json, validate
 from disgen.data import TensorDataset
 from disgen.errors import DisgenError, Interrupted
 
@@ -75,16 +75,15 @@ def prepare(run_dir: Path, cfg: TrainConfig, data: TensorDataset, device: torch.
 
 def read_config(run_dir: Path) -> TrainConfig:
     path = Path(run_dir) / "config.json"
-    if not path.is_file():
+    data = read_json(path, "the run's config") if path.is_file() else None
+    if data is None:
         raise DisgenError(f"{run_dir} is not a disgen run directory (no config.json); "
                           "pass the directory that `disgen train` printed")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise DisgenError(f"{path} is not valid JSON ({err})") from None
     if not isinstance(data, dict):
         raise DisgenError(f"{path} must hold a JSON object of option: value, not {type(data).__name__}")
-    return from_dict(data)
+    cfg = from_dict(data)
+    validate(cfg)
+    return cfg
 
 
 def read_metrics(run_dir: Path, upto: int | None = None) -> list[dict]:
@@ -96,7 +95,7 @@ def read_metrics(run_dir: Path, upto: int | None = None) -> list[dict]:
     for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
         try:
             rec = json.loads(line)
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, RecursionError):
             continue
         if not isinstance(rec, dict) or not isinstance(rec.get("epoch", 0), (int, float)):
             continue

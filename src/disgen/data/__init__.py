@@ -98,7 +98,10 @@ def load_dataset(name_or_path: str, data_dir: str | Path | None = None,
     """Load a registered dataset by name, or a directory holding IDX files or images by path.
 
     ``image_shape`` (C, H, W) is the size a folder of images is resized to (default 3x64x64)."""
+    from disgen.config import check_text
+
     _import_all()
+    check_text("--dataset", name_or_path)
     if name_or_path in _REGISTRY:
         loader, _ = _REGISTRY[name_or_path]
         return loader(Path(data_dir) if data_dir else None)

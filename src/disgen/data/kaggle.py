@@ -208,11 +208,10 @@ def read_manifest(out: Path) -> dict[str, list]:
     path = out / MANIFEST
     if not path.exists():
         return {}
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-        links = doc["links"] if isinstance(doc, dict) and doc.get("format") == MANIFEST_FORMAT else None
-    except (OSError, ValueError, RecursionError, KeyError):
-        links = None
+    from disgen.config import read_json
+
+    doc = read_json(path, "kaggle-organize's manifest", max_bytes=1 << 30)
+    links = doc.get("links") if isinstance(doc, dict) and doc.get("format") == MANIFEST_FORMAT else None
     if not isinstance(links, dict) or not all(
             isinstance(e, list) and e and isinstance(e[0], str) for e in links.values()):
         raise DisgenError(f"{path} is damaged or not kaggle-organize's list of the links it made, so "

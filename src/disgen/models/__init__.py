@@ -119,6 +119,10 @@ def check_options(name: str, cfg: Any) -> None:
                 raise DisgenError(f"{name} {flag}: {len(sizes):,} layers, over the limit of {MAX_LAYERS}")
         elif isinstance(value, float) and not math.isfinite(value):
             raise DisgenError(f"{name} {flag} {value!r}: must be a finite number")
+        elif isinstance(value, str):
+            from disgen.config import check_text
+
+            check_text(f"{name} {flag}", value)
 
 
 def check_size(spec: ModelSpec, cfg: Any, image_shape: tuple[int, ...], num_classes: int) -> None:
