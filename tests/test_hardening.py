@@ -686,7 +686,7 @@ STRUCTURE = {  # case: (change, words of the error, whether eval refuses it too)
                                     "data.image_shape [1, 100000, 100000] is not a data shape", True),
     "image shape of strings": (lambda s: s["data"].update(image_shape=["1", "28", "28"]),
                                "data.image_shape ['1', '28', '28'] is not a data shape", True),
-    "no classes": (lambda s: s["data"].update(classes=[]), "data.classes is not a list of 1..100000", True),
+    "no classes": (lambda s: s["data"].update(classes=[]), "data.classes is not a list of 1..100,000", True),
     "a torch RNG state of 10 bytes": (lambda s: s["rng"].update(torch=torch.zeros(10, dtype=torch.uint8)),
                                       "rng.torch is not a generator state (a uint8 vector of 5056 bytes)", True),
     "a loader RNG state of floats": (lambda s: s["rng"].update(loader=torch.zeros(5056)),
@@ -814,6 +814,167 @@ def test_hostile_config_files(tmp_path, classifier_run, capsys, reliability, cas
     reliability.record("inputs", "config file nested 100,000 deep, over 1 MiB, with a 50 MB or 300-byte-component "
                        "path, a NUL, not UTF-8 (--config and a run's config.json)", "one clear error naming the "
                        "file or value", 3)
+
+
+# ---- inputs: IDX files and images for predict, and every output path ----------------------------------
+
+
+def predict_line(capsys, run: Path, *args) -> tuple[int, str]:
+    return cli_error(capsys, "predict", run, *args)
+
+
+def test_idx_or_image_is_decided_by_content_not_name(tmp_path, classifier_run, mnist_mini, capsys, reliability):
+    digits = mnist_mini.test.images[:3, 0]
+    photo = tmp_path / "my_idx_photo.png"  # an image whose name says idx
+    Image.fromarray(digits[0].numpy()).save(photo)
+    from disgen.data.idx import write_idx
+
+    idx = write_idx(tmp_path / "digits.png", digits)  # IDX bytes named .png
+    code, out, _ = main(["predict", str(classifier_run.dir), str(photo), str(idx)]), *capsys.readouterr()
+    rows = out.strip().splitlines()[1:]
+    assert code == 0 and [r.split(",")[0] for r in rows] == [str(photo), "0", "1", "2"]
+    expected = classifier_run.predict(torch.cat([digits[:1], digits])).argmax(1).tolist()
+    assert [int(r.split(",")[1]) for r in rows] == expected
+    reliability.record("inputs", "predict: a PNG named my_idx_photo.png and IDX bytes named .png",
+                       "each read by its content (magic number), predicted as the same digits")
+
+
+def test_idx_with_no_images_or_values_outside_pixels(tmp_path, classifier_run, capsys, reliability):
+    from disgen.data.idx import write_idx
+
+    cases = {
+        "empty-idx3-ubyte": (torch.zeros(0, 28, 28, dtype=torch.uint8), "holds no images (its header declares 0)"),
+        "nan-idx3-ubyte": (torch.full((3, 28, 28), float("nan")), "holds float32 values outside the pixel range "
+                                                                   "0..255 (2,352 of 2,352, e.g. nan)"),
+        "inf-idx3-ubyte": (torch.full((1, 28, 28), 7.0).index_fill_(1, torch.tensor([3]), float("inf")),
+                           "(28 of 784, e.g. inf)"),
+        "negative-idx3-ubyte": (torch.full((2, 28, 28), -1, dtype=torch.int16), "holds int16 values outside"),
+        "big-idx3-ubyte": (torch.full((2, 28, 28), 256.0, dtype=torch.float64), "holds float64 values outside"),
+    }
+    for name, (x, words) in cases.items():
+        path = write_idx(tmp_path / name, x)
+        code, err = predict_line(capsys, classifier_run.dir, path)
+        assert code == 2 and err.startswith(f"disgen: error: IDX file {path} ") and words in err, err
+    path = write_idx(tmp_path / "float-idx3-ubyte", torch.full((2, 28, 28), 127.6))  # floats in 0..255: fine
+    assert main(["predict", str(classifier_run.dir), str(path)]) == 0
+    ref = classifier_run.predict(torch.full((2, 28, 28), 128, dtype=torch.uint8))
+    assert capsys.readouterr().out.splitlines()[1].split(",")[2:] == [f"{v:.6f}" for v in ref[0].tolist()]
+    reliability.record("inputs", "predict: an IDX file of 0 images, of NaN, infinity or values outside 0..255",
+                       "one clear error naming the file, the type and the values", len(cases))
+
+
+def test_idx_declaring_more_than_its_decoded_cost_allows(tmp_path, classifier_run, capsys, reliability):
+    """A 2 MB .gz declaring 2,738,000 images of 28x28 (2.1 GB of bytes, 12 GiB as the uint8 and
+    float32 images predict makes): refused from its header, before decompressing anything."""
+    import gzip
+
+    path = tmp_path / "bomb-idx3-ubyte.gz"
+    with gzip.open(path, "wb", compresslevel=1) as f:
+        f.write(struct.pack(">BBBBIII", 0, 0, 8, 3, 2_738_000, 28, 28))
+        f.write(bytes(64 << 20))  # the rest would follow; the header decides
+    code, err = predict_line(capsys, classifier_run.dir, path)
+    assert code == 2 and err == (f"disgen: error: IDX file {path} declares shape (2738000, 28, 28) of uint8 "
+                                 "(2,146,592,000 values: 12.0 GiB decoded, as uint8 and float32 images), over the "
+                                 "limit of 2 GiB: its header is corrupt, or split the file into smaller ones")
+    reliability.record("inputs", "predict: a .gz declaring 2,738,000 images (12 GiB decoded)",
+                       "refused from its header, nothing decompressed")
+
+
+def peak_rss_mib(*args) -> tuple[int, float]:
+    """Exit code and peak resident memory (MiB) of ``python -m disgen ARGS`` in a fresh process."""
+    code = ("import resource, subprocess, sys; p = subprocess.run([sys.executable, '-m', 'disgen', *sys.argv[1:]], "
+            "stdout=subprocess.DEVNULL); print(p.returncode, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")
+    out = subprocess.run([sys.executable, "-c", code, *map(str, args)], capture_output=True, text=True,
+                         env=SUBPROCESS_ENV, timeout=300).stdout.split()
+    return int(out[0]), int(out[1]) / 1024
+
+
+def test_predict_memory_follows_the_images(tmp_path, classifier_run, reliability):
+    """100,000 images of 28x28 (78 MB, 7 kB gzipped) under the cap: predict holds the body about
+    once and makes float batches a chunk at a time; before, it held it 3 times over and then a
+    float32 copy of all of it (7 times the bytes)."""
+    import gzip
+
+    from disgen.data.idx import write_idx
+
+    small, big = tmp_path / "one-idx3-ubyte", tmp_path / "many-idx3-ubyte.gz"
+    write_idx(small, torch.zeros(1, 28, 28, dtype=torch.uint8))
+    n, raw = 100_000, 100_000 * 784
+    with gzip.open(big, "wb", compresslevel=1) as f:
+        f.write(struct.pack(">BBBBIII", 0, 0, 8, 3, n, 28, 28) + bytes(raw))
+    code, base = peak_rss_mib("predict", classifier_run.dir, small, "--out", tmp_path / "one.csv")
+    assert code == 0
+    code, peak = peak_rss_mib("predict", classifier_run.dir, big, "--out", tmp_path / "many.csv")
+    assert code == 0 and len((tmp_path / "many.csv").read_text().splitlines()) == n + 1
+    grew = peak - base
+    assert grew < 3.5 * raw / 2**20 + 40, (base, peak)  # the body, its uint8 batch and the CSV's text
+    reliability.record("inputs", "predict: 100,000 images in a 7 kB .gz (78 MB of pixels)",
+                       f"read in a stream; peak memory {grew / (raw / 2**20):.1f}x the pixels' bytes over a 1-image run")
+
+
+def test_decompression_bomb_names_the_one_limit(tmp_path, classifier_run, capsys, reliability):
+    from test_images import png_declaring
+
+    for w, h in ((8000, 7000), (100_000, 100_000)):  # Pillow warns past 50 M pixels, raises past 100 M
+        path = tmp_path / f"bomb{w}.png"
+        path.write_bytes(png_declaring(w, h))
+        code, err = predict_line(capsys, classifier_run.dir, path)
+        assert code == 2 and err == (f"disgen: error: cannot read image {path}: it has {w * h:,} pixels, over the "
+                                     "limit of 50,000,000 pixels (a decompression bomb, or far larger than a model "
+                                     "needs): shrink it first")
+    reliability.record("inputs", "predict: PNGs declaring 56 M and 10,000 M pixels", "one error naming the "
+                       "image's pixels and the one limit that applies", 2)
+
+
+OUTPUTS = {  # command: its arguments (RUN: a run of that kind), the output flag
+    "predict": (["predict", "{classifier}", "{idx}"], "--out"),
+    "predict --format kaggle": (["predict", "{classifier}", "{pngs}", "--format", "kaggle"], "--out"),
+    "reconstruct": (["reconstruct", "{autoencoder}", "{idx}"], "--out"),
+    "sample": (["sample", "{gan}", "--n", "4"], "--out"),
+    "sample --out-dir": (["sample", "{gan}", "--n", "4"], "--out-dir"),
+    "report": (["report", "{classifier}"], "--out"),
+}
+
+
+@pytest.fixture(scope="module")
+def gan_run(tmp_path_factory, idx_dir) -> Path:
+    """A generator of images: a tiny aae, whose decoder draws digits."""
+    d = tmp_path_factory.mktemp("gan") / "aae"
+    assert main(["train", "aae", "--dataset", str(idx_dir), "--hidden", "16", "--d-hidden", "8", "--z-dim", "2",
+                 "--epochs", "1", "--no-progress", "--run-dir", str(d)]) == 0
+    return d
+
+
+@pytest.mark.parametrize("command", sorted(OUTPUTS))
+def test_every_output_path(tmp_path, command, classifier_run, autoencoder_run, gan_run, mnist_mini, capsys,
+                           reliability):
+    """Each command's output in a folder that does not exist yet is made (the folder created);
+    one that cannot be made, a folder given as the file and a read-only folder are one error each."""
+    from disgen.data.idx import write_idx
+
+    pngs = tmp_path / "pngs"
+    pngs.mkdir()
+    Image.fromarray(mnist_mini.test.images[0, 0].numpy()).save(pngs / "a1.png")
+    names = {"classifier": classifier_run.dir, "autoencoder": autoencoder_run.dir, "gan": gan_run,
+             "idx": write_idx(tmp_path / "x-idx3-ubyte", mnist_mini.test.images[:3, 0]), "pngs": pngs}
+    args, flag = OUTPUTS[command]
+    args = [a.format(**names) for a in args]
+    name = "grid.csv" if command.startswith("predict") else "out.html" if command == "report" else "grid.png"
+    made = tmp_path / "missing" / "dir" / name
+    assert main([*args, flag, str(made)]) == 0, capsys.readouterr().err
+    capsys.readouterr()
+    assert (made.is_dir() and len(list(made.iterdir())) == 4) if flag == "--out-dir" else made.stat().st_size > 0
+    (tmp_path / "a-file").write_text("mine")
+    blocked = tmp_path / "a-file" / "sub" / name  # a file where a folder would be
+    code, err = cli_error(capsys, *args, flag, blocked)
+    assert code == 2 and err.startswith(f"disgen: error: {flag} {blocked}: cannot make the folder "), err
+    assert (tmp_path / "a-file").read_text() == "mine"
+    if flag == "--out":
+        code, err = cli_error(capsys, *args, flag, tmp_path)
+        assert code == 2 and err.startswith(f"disgen: error: --out {tmp_path} is a folder: give a file name"), err
+    reliability.record("inputs", "every output path (predict, kaggle submission, reconstruct, sample, report): a "
+                       "missing folder, a file in the way, a folder as the file", "the missing folder made; one "
+                       "clear error for the others", 3 if flag == "--out" else 2)
 
 
 # ---- determinism ------------------------------------------------------------------------------------

@@ -210,7 +210,6 @@ REQUIRED = {"model": str, "config": dict, "epoch": int, "best": (int, float, typ
             "nets": dict, "opts": dict, "scheds": dict, "rng": dict}
 MAX_EPOCH = 2**31
 MAX_STEP = 2**53  # steps counted in float32/float64 stay exact below this
-MAX_CLASSES = 100_000
 RNG_BYTES = {"torch": torch.get_rng_state().numel()}  # the CPU generator's Mersenne Twister state
 
 
@@ -253,6 +252,8 @@ def check_structure(state: dict, path: Path) -> None:
 
 
 def data_problems(data: dict, check_data_shape: Callable) -> list[str]:
+    from disgen.data import MAX_CLASSES
+
     problems = []
     if not isinstance(data.get("name"), str) or len(data["name"]) > 4096:
         problems.append("data.name is not a name")
@@ -263,7 +264,7 @@ def data_problems(data: dict, check_data_shape: Callable) -> list[str]:
     classes = data.get("classes")
     if not isinstance(classes, list) or not 1 <= len(classes) <= MAX_CLASSES or \
             not all(isinstance(c, str) and len(c) <= 1000 for c in classes):
-        problems.append(f"data.classes is not a list of 1..{MAX_CLASSES} class names")
+        problems.append(f"data.classes is not a list of 1..{MAX_CLASSES:,} class names")
     return problems
 
 

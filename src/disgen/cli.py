@@ -7,7 +7,9 @@ import contextlib
 import csv
 import dataclasses
 import importlib
+import io
 import json
+import os
 import signal
 import sys
 import threading
@@ -127,6 +129,30 @@ def eval_args(p: argparse.ArgumentParser, argv: list[str]) -> None:
 
 
 INPUTS_HELP = "image files (any size and colour), folders of images, or IDX image files"
+MAX_SAMPLES = 100_000  # generated at once: 4 bytes a value each (100,000 of 3x64x64: 4.9 GB)
+
+
+def output_path(value: str | Path | None, flag: str = "--out", folder: bool = False) -> Path | None:
+    """``value`` as a command's output file (``folder``: output folder), checked and its folder
+    made before any work: a folder given as a file, a path too long, a folder that cannot be made
+    (a file in the way, no permission, a read-only disk) is one error naming the path."""
+    from disgen.config import check_text
+
+    if value is None:
+        return None
+    path = Path(value)
+    check_text(flag, str(value))
+    if not folder and path.is_dir():
+        raise DisgenError(f"{flag} {path} is a folder: give a file name, e.g. {path / 'out.png'}")
+    where = path if folder else path.parent
+    try:
+        where.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise DisgenError(f"{flag} {path}: cannot make the folder {where}: {err.strerror or err}; choose "
+                          f"another {flag}") from None
+    if not os.access(where, os.W_OK):
+        raise DisgenError(f"{flag} {path}: the folder {where} is not writable; choose another {flag}")
+    return path
 
 
 @command("models", "list models and their presets")
@@ -182,6 +208,8 @@ def cmd_eval(args) -> None:
     from disgen.api import load
     from disgen.runs import write_json
 
+    if args.n_samples is not None and not 1 <= args.n_samples <= MAX_SAMPLES:
+        raise DisgenError(f"--n-samples must be in 1..{MAX_SAMPLES:,} (got {args.n_samples})")
     run = load(args.run_dir, args.checkpoint)
     options = {"reference": args.reference, "n_samples": args.n_samples} if run.objective.eval_context else {}
     metrics = run.evaluate(args.dataset, args.data_dir, **options)
@@ -203,6 +231,7 @@ def cmd_predict(args) -> None:
     from disgen.api import load
     from disgen.images import load_inputs
 
+    output_path(args.out)
     run = load(args.run_dir, args.checkpoint)
     if args.format == "kaggle":
         from disgen.submission import write_submission
@@ -212,17 +241,18 @@ def cmd_predict(args) -> None:
     digits = all(c.isdigit() for c in run.classes)
     names, x = load_inputs(args.inputs, run.image_shape, digits)
     probs = run.predict(x)
-    out = open(args.out, "w", newline="") if args.out else sys.stdout
-    try:
-        writer = csv.writer(out)
-        writer.writerow(["input", "label"] + [f"p{i}" for i in range(probs.shape[1])])
-        for name, p in zip(names, probs.tolist()):
-            writer.writerow([name, run.classes[max(range(len(p)), key=p.__getitem__)]] +
-                            [f"{v:.6f}" for v in p])
-    finally:
-        if args.out:
-            out.close()
-            print(f"wrote {len(names)} predictions to {args.out}", file=sys.stderr)
+    text = io.StringIO()
+    writer = csv.writer(text)
+    writer.writerow(["input", "label"] + [f"p{i}" for i in range(probs.shape[1])])
+    for name, p in zip(names, probs.tolist()):
+        writer.writerow([name, run.classes[max(range(len(p)), key=p.__getitem__)]] + [f"{v:.6f}" for v in p])
+    if not args.out:
+        sys.stdout.write(text.getvalue())
+        return
+    from disgen.checkpoint import atomic_write
+
+    atomic_write(Path(args.out), lambda f: f.write(text.getvalue().encode()))
+    print(f"wrote {len(names)} predictions to {args.out}", file=sys.stderr)
 
 
 @command("reconstruct", "autoencoder reconstructions of images, as a grid PNG",
@@ -232,6 +262,7 @@ def cmd_reconstruct(args) -> None:
     from disgen.images import load_inputs
     from disgen.viz import save_pairs
 
+    output_path(args.out)
     run = load(args.run_dir, args.checkpoint)
     names, x = load_inputs(args.inputs, run.image_shape, True)
     recon = run.reconstruct(x)
@@ -246,6 +277,10 @@ def main(argv: list[str] | None = None) -> int:
         COMMANDS[args.command].run(args)
     except DisgenError as err:
         print(f"disgen: error: {err}", file=sys.stderr)
+        return 2
+    except OSError as err:  # the environment (a disk filling up, a file vanishing) after every check
+        where = f" {err.filename}" if err.filename else ""
+        print(f"disgen: error: could not read or write{where}: {err.strerror or err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as err:
         signum = getattr(err, "signum", signal.SIGINT)

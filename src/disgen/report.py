@@ -19,7 +19,7 @@ from pathlib import Path
 
 from disgen import config, runs
 from disgen.checkpoint import atomic_write
-from disgen.cli import command
+from disgen.cli import command, output_path
 from disgen.errors import DisgenError
 from disgen.report_svg import PALETTE, Series, legend, line_chart
 
@@ -362,6 +362,7 @@ def report_args(p, argv) -> None:
 
 @command("report", "write a self-contained HTML report of a run, or compare several runs", report_args)
 def cmd_report(args) -> None:
+    output_path(args.out)
     out = write_report(args.run_dirs, args.out, args.checkpoint)
     what = args.run_dirs[0] if len(args.run_dirs) == 1 else f"{len(args.run_dirs)} runs"
     print(f"wrote a report of {what} to {out}", file=sys.stderr)

@@ -49,6 +49,9 @@ class TensorDataset:
         return tuple(self.train.images.shape[1:])  # (C, H, W)
 
 
+MAX_CLASSES = 100_000  # a model's classes; more means a corrupt labels file or checkpoint
+
+
 def machine_memory() -> int:
     """Bytes of physical memory (16 GiB where the system does not say)."""
     try:

@@ -15,7 +15,7 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from disgen.data import machine_memory
+from disgen.data import MAX_CLASSES, machine_memory
 from disgen.errors import DisgenError
 
 # (C, H, W) of the training images and the number of classes: what a builder needs from the data.
@@ -130,8 +130,8 @@ def check_size(spec: ModelSpec, cfg: Any, image_shape: tuple[int, ...], num_clas
     a parameter count that cannot be trained in this machine's memory, or activations of one
     input over MAX_ACTIVATION_BYTES, naming the number, the limit and the size options."""
     check_data_shape(tuple(image_shape), "the data shape")
-    if not (isinstance(num_classes, int) and 1 <= num_classes <= 100_000):
-        raise DisgenError(f"{num_classes!r} classes: a model is built for 1..100,000")
+    if not (isinstance(num_classes, int) and 1 <= num_classes <= MAX_CLASSES):
+        raise DisgenError(f"{num_classes!r} classes: a model is built for 1..{MAX_CLASSES:,}")
     sizes = {f.name: getattr(cfg, f.name) for f in fields(cfg) if f.name.endswith(
         ("hidden", "width", "widths", "dim", "depth", "size", "convs", "encoder", "decoder"))}
     options = ", ".join(f"--{k.replace('_', '-')} {v}" for k, v in sizes.items()) or "its options"
