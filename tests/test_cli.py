@@ -89,11 +89,26 @@ def test_eval_classifier_writes_eval_json(capsys, classifier_run, idx_dir):
     assert written["accuracy"] == classifier_run.history[-1]["test_accuracy"] > 0.85
     assert {"accuracy", "loss"} <= set(expected)
 
-    code, out, err = cli(capsys, "eval", d, "--dataset", idx_dir, "--checkpoint", "best")
-    assert code == 0, err
-    written = json.loads((d / "eval.json").read_text())
-    assert written == {"dataset": str(idx_dir), "checkpoint": "best",
-                       **disgen.load(d, "best").evaluate(str(idx_dir))}
+
+
+def test_eval_best_checkpoint_is_not_the_last(capsys, tmp_path, idx_dir):
+    """A run whose best epoch was its first (as one that overfits): best.pt is epoch 1's, last.pt
+    epoch 3's, so --checkpoint best must give other numbers than the default."""
+    d = tmp_path / "run"
+    base = ["train", "mlp-classifier", "--dataset", idx_dir, "--no-progress", "--run-dir", d]
+    assert cli(capsys, *base, "--epochs", "1")[0] == 0
+    first = (d / "checkpoints" / "last.pt").read_bytes()
+    assert cli(capsys, *base, "--epochs", "3", "--resume")[0] == 0
+    (d / "checkpoints" / "best.pt").write_bytes(first)
+    results = {}
+    for which in ("best", "last"):
+        code, out, err = cli(capsys, "eval", d, "--checkpoint", which)
+        assert code == 0, err
+        results[which] = json.loads((d / "eval.json").read_text())
+        assert results[which] == json.loads(out) == {"dataset": str(idx_dir), "checkpoint": which,
+                                                     **disgen.load(d, which).evaluate()}
+    assert results["best"]["accuracy"] != results["last"]["accuracy"]
+    assert results["best"]["loss"] > results["last"]["loss"]  # epoch 1 against epoch 3
 
 
 def test_eval_autoencoder_reports_mse(capsys, autoencoder_run):

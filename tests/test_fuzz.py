@@ -353,9 +353,8 @@ def test_cli_values(scratch, reliability, flag, value):
     lines = err.getvalue().splitlines()
     assert code == 2 and len(lines) == 1 and lines[0].startswith("disgen: error: "), err.getvalue()
     assert out.getvalue() == ""
-    if "unknown dataset" not in lines[0]:
-        line = lines[0]
-        assert flag in line or flag.replace("-", "_") in line or repr(value) in line or value in line, line
+    if "unknown dataset" not in lines[0]:  # the value's error: it names the flag (the value may be "" or "1")
+        assert f"--{flag}" in lines[0], lines[0]
     assert not (scratch / "cli-run" / "checkpoints").exists()
     reliability.record("inputs", "train flag values: random numbers and text for each flag (hypothesis)",
                        "a valid value: stopped at the missing dataset, one line, exit 2"

@@ -91,7 +91,8 @@ def resolve(model: str, overrides: dict | None = None, config_file: str | None =
     spec = get_model(model)
     if not isinstance(preset_name, str) or preset_name not in spec.presets:
         raise DisgenError(
-            f"model {model!r} has no preset {preset_name!r}: choose one of {', '.join(spec.presets)}"
+            f"--preset {preset_name!r}: model {model!r} has no preset {preset_name!r}; choose one of "
+            f"{', '.join(spec.presets)}"
         )
     merged: dict[str, Any] = {"model": model, "preset": preset_name}
     model_args: dict[str, Any] = {}
@@ -159,7 +160,8 @@ def coerce(name: str, value: Any, kind: Any) -> Any:
             return dict(value)
         return kind(value)
     except (TypeError, ValueError, OverflowError):  # OverflowError: int(float("inf"))
-        raise DisgenError(f"bad value {value!r} for {name}: expected {getattr(kind, '__name__', kind)}") from None
+        raise DisgenError(f"bad value {value!r} for {name} (--{name.replace('_', '-')}): expected "
+                          f"{getattr(kind, '__name__', kind)}") from None
 
 
 def validate(cfg: TrainConfig) -> None:
