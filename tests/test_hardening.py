@@ -26,6 +26,7 @@ from collections import Counter
 from functools import lru_cache
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from PIL import Image
@@ -34,6 +35,7 @@ import disgen
 from disgen import checkpoint, runs
 from disgen.cli import main
 from disgen.errors import DisgenError
+from disgen.models import list_models
 from disgen.weights import read_weights
 
 from conftest import SUBPROCESS_ENV, run_disgen
@@ -88,15 +90,23 @@ def cli_error(capsys, *args) -> tuple[int, str]:
 
 # ---- crash safety: SIGKILL at random moments, then --resume -------------------------------------
 
-# One run per objective on tiny data, with state that must all come back on resume: dropout,
-# augmentation, schedules, the labelled loader of the semi-supervised aae.
-OBJECTIVE_RUNS = {
-    "classify": ["mlp-classifier", "--batch-size", "10", "--augment", "affine", "--dropout", "0.2",
-                 "--lr-schedule", "onecycle"],
-    "reconstruct": ["mlp-autoencoder", "--batch-size", "10"],
-    "gan": ["gan2d"],  # gaussian2d, cosine schedule, D at its own lr
-    "aae": ["aae", "--batch-size", "10", "--labels", "100", "--hidden", "64", "--d-hidden", "32",
-            "--z-dim", "4"],
+# One run per registered model on tiny data, with state that must all come back on resume:
+# dropout, augmentation, schedules, batch norm, a GAN's two optimizers and weight average, the
+# labelled loader of the semi-supervised aae. Data: "idx" (digits), "rgb" (a folder of colour
+# pictures in two classes), or None (the model's own default, gaussian2d for gan2d).
+MODEL_RUNS = {
+    "mlp-classifier": ("idx", ["--batch-size", "10", "--augment", "affine", "--dropout", "0.2",
+                               "--lr-schedule", "onecycle"]),
+    "mlp-autoencoder": ("idx", ["--batch-size", "10"]),
+    "cnn-classifier": ("idx", ["--batch-size", "20", "--widths", "4,8,8"]),  # affine, one-cycle, batch norm
+    "gan2d": (None, []),  # gaussian2d, cosine schedule, D at its own lr
+    "dcgan28": ("idx", ["--batch-size", "20", "--g-width", "8", "--d-width", "8", "--latent-dim", "8",
+                        "--ema", "0.9"]),
+    "dcgan64": ("rgb", ["--batch-size", "10", "--width", "4", "--latent-dim", "8"]),
+    "aae": ("idx", ["--batch-size", "10", "--labels", "100", "--hidden", "64", "--d-hidden", "32",
+                    "--z-dim", "4"]),
+    "resnet-transfer": ("rgb", ["--batch-size", "10", "--no-pretrained", "--arch", "resnet18", "--image-size",
+                                "32", "--train-backbone", "last"]),  # imagenet augmentation, step schedule
 }
 EPOCHS = 3
 KILL_FAULTS = {
@@ -107,11 +117,27 @@ KILL_FAULTS = {
 }
 
 
-def train_args(objective: str, run_dir: Path, idx_dir: Path) -> list[str]:
-    model, *flags = OBJECTIVE_RUNS[objective]
-    data = [] if objective == "gan" else ["--dataset", str(idx_dir)]
-    return ["train", model, *data, "--epochs", str(EPOCHS), *flags, "--no-progress",
-            "--run-dir", str(run_dir)]
+@pytest.fixture(scope="module")
+def rgb_dir(tmp_path_factory) -> Path:
+    """60 noisy 40x40 colour pictures in two classes (red, blue): a folder dataset."""
+    root = tmp_path_factory.mktemp("rgb") / "pictures"
+    rng = np.random.default_rng(0)
+    for name, colour in (("red", (200, 30, 30)), ("blue", (30, 30, 200))):
+        (root / name).mkdir(parents=True)
+        for i in range(30):
+            pixels = (rng.integers(0, 60, (40, 40, 3)) + np.array(colour)).clip(0, 255).astype(np.uint8)
+            Image.fromarray(pixels).save(root / name / f"{i}.png")
+    return root
+
+
+def test_every_registered_model_is_killed_and_resumed():
+    assert sorted(MODEL_RUNS) == list_models()
+
+
+def train_args(model: str, run_dir: Path, data: dict[str, Path]) -> list[str]:
+    kind, flags = MODEL_RUNS[model]
+    dataset = ["--dataset", str(data[kind])] if kind else []
+    return ["train", model, *dataset, "--epochs", str(EPOCHS), *flags, "--no-progress", "--run-dir", str(run_dir)]
 
 
 class Forked:
@@ -185,16 +211,16 @@ def check_checkpoints(run_dir: Path) -> int:
     return len(list((run_dir / "checkpoints").glob(".*.tmp")))
 
 
-def kill_and_resume(objective: str, kills: int, tmp_path: Path, idx_dir: Path, reliability) -> None:
+def kill_and_resume(model: str, kills: int, tmp_path: Path, data: dict[str, Path], reliability) -> None:
     """``kills`` attempts, alternately a DISGEN_FAULT kill inside a checkpoint write and a timed
     kill during training, each resuming the last; then a resume to the end, compared bit for bit
     with an uninterrupted run in this process."""
-    rng = random.Random(f"{objective}-{kills}")
-    first_point = sorted(OBJECTIVE_RUNS).index(objective)  # the objectives share out the fault points
+    rng = random.Random(f"{model}-{kills}")
+    first_point = sorted(MODEL_RUNS).index(model)  # the models share out the fault points
     ref, run = tmp_path / "uninterrupted", tmp_path / "killed"
-    assert main(train_args(objective, ref, idx_dir)) == 0
+    assert main(train_args(model, ref, data)) == 0
     epoch_s = sum(r["seconds"] + r["eval_seconds"] for r in runs.read_metrics(ref)) / EPOCHS
-    args = train_args(objective, run, idx_dir) + ["--resume"]
+    args = train_args(model, run, data) + ["--resume"]
     tried = []
     for k in range(kills):
         if k % 2 == 0:
@@ -222,15 +248,22 @@ def kill_and_resume(objective: str, kills: int, tmp_path: Path, idx_dir: Path, r
     assert [r["epoch"] for r in metrics(run)] == list(range(1, EPOCHS + 1))
 
 
-@pytest.mark.parametrize("objective", sorted(OBJECTIVE_RUNS))
-def test_sigkill_at_random_moments_then_resume_is_exact(objective, tmp_path, idx_dir, reliability):
-    kill_and_resume(objective, 2, tmp_path, idx_dir, reliability)
+@pytest.fixture
+def kill_data(idx_dir, rgb_dir, tmp_path, monkeypatch) -> dict[str, Path]:
+    """The datasets of MODEL_RUNS; decoded images and GANs' reference classifiers cached apart."""
+    monkeypatch.setenv("DISGEN_HOME", str(tmp_path / "home"))
+    return {"idx": idx_dir, "rgb": rgb_dir}
+
+
+@pytest.mark.parametrize("model", sorted(MODEL_RUNS))
+def test_sigkill_at_random_moments_then_resume_is_exact(model, tmp_path, kill_data, reliability):
+    kill_and_resume(model, 2, tmp_path, kill_data, reliability)
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("objective", sorted(OBJECTIVE_RUNS))
-def test_sigkill_many_times_then_resume_is_exact(objective, tmp_path, idx_dir, reliability):
-    kill_and_resume(objective, 8, tmp_path, idx_dir, reliability)
+@pytest.mark.parametrize("model", sorted(MODEL_RUNS))
+def test_sigkill_many_times_then_resume_is_exact(model, tmp_path, kill_data, reliability):
+    kill_and_resume(model, 8, tmp_path, kill_data, reliability)
 
 
 # ---- one process per run directory; SIGTERM as Ctrl-C ---------------------------------------------
