@@ -182,7 +182,11 @@ def optimizer_mismatches(saved: dict, opts: dict) -> list[str]:
                                           {k: v for k, v in og.items() if k != "params"}, "", required=("lr",))]
         params = {i: p for tg, group in zip(theirs["param_groups"], opt.param_groups)
                   for i, p in zip(tg["params"], group["params"])}
+        keys = state_keys(opt)
         for i, entry in theirs["state"].items():
+            missing = sorted(keys - set(entry)) if keys is not None else []
+            if missing:
+                problems.append(f"opts.{name} state {i} lacks {', '.join(missing)}")
             for key, v in entry.items():
                 if not isinstance(v, torch.Tensor):
                     continue
@@ -195,6 +199,19 @@ def optimizer_mismatches(saved: dict, opts: dict) -> list[str]:
                     problems.append(f"opts.{name} state {i}.{key} {describe(v)} != its parameter's "
                                     f"{describe(p) if key != 'step' else 'shape ()'}")
     return problems
+
+
+def state_keys(opt: torch.optim.Optimizer) -> set[str] | None:
+    """The keys of the state ``opt``'s class keeps per parameter (Adam: step, exp_avg, exp_avg_sq),
+    from one step of a twin on a single number; None if the class cannot be made so."""
+    p = torch.zeros(1, requires_grad=True)
+    p.grad = torch.zeros(1)
+    try:
+        twin = type(opt)([p], **opt.defaults)
+        twin.step()
+    except Exception:  # an optimizer whose options are not all constructor arguments
+        return None
+    return set(twin.state[p])
 
 
 def plain_mismatches(theirs: dict, ours: dict, where: str, exact_keys: bool = False,
