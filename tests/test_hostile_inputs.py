@@ -5,20 +5,31 @@ output path. Each ends in one ``disgen: error:`` line and exit 2, or works. Faul
 in test_hardening.py."""
 from __future__ import annotations
 
+import gzip
 import json
+import math
 import shutil
 import struct
 import subprocess
 import sys
+import tracemalloc
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
+from hypothesis import example, given
+from hypothesis import strategies as st
 from PIL import Image
 
 from disgen.cli import main
+from disgen.config import MAX_CONFIG_BYTES, MAX_JSON_DEPTH, field_types, resolve
+from disgen.data.idx import MAX_DECODED_BYTES, decoded_bytes, read_idx
+from disgen.errors import DisgenError
+from disgen.models import MAX_SIZE, check_size, get_model
 
 from conftest import SUBPROCESS_ENV
+from test_fuzz import fuzz, scratch  # noqa: F401  (the fixture)
 from test_hardening import cli_error, metrics, reliability  # noqa: F401  (the fixture)
 
 
@@ -270,3 +281,132 @@ def test_every_output_path(tmp_path, command, classifier_run, autoencoder_run, g
                        "clear error for the others", 3 if flag == "--out" else 2)
 
 
+
+
+# ---- fuzzed: config files (depth, size, ranges) and IDX headers (declared sizes against memory) -----
+
+
+@fuzz(60)
+@given(depth=st.one_of(st.integers(1, 40), st.integers(1, 3000)), where=st.sampled_from(["top", "model_args", "hidden"]), kind=st.booleans())
+@example(depth=100_000, where="model_args", kind=True)
+@example(depth=32, where="top", kind=False)
+def test_config_nesting(scratch, reliability, depth, where, kind):
+    """A value nested ``depth`` deep (lists or objects): refused past 32 whatever the depth,
+    from a RecursionError of the parser or after parsing; a shallower one gives a result or an
+    error about the value."""
+    inner = ("[" * depth + "]" * depth) if kind else ('{"a": ' * depth + "1" + "}" * depth)
+    doc = {"top": inner, "model_args": f'{{"model_args": {inner}}}',
+           "hidden": f'{{"model_args": {{"hidden": {inner}}}}}'}[where]
+    path = scratch / "nested.json"
+    path.write_text(doc)
+    total = depth + {"top": 0, "model_args": 1, "hidden": 2}[where] - (0 if kind else 0)
+    try:
+        resolve("mlp-classifier", None, str(path))
+    except DisgenError as err:
+        message = str(err)
+    else:
+        message = None
+    deep = total > MAX_JSON_DEPTH
+    assert (message is not None and f"nests its values over {MAX_JSON_DEPTH} deep" in message) == deep, message
+    assert deep or message is None or "\n" not in message
+    reliability.record("inputs", "config file nested 1 to 100,000 deep (hypothesis)",
+                       "refused past 32 deep, one DisgenError" if deep else "read: a result or one DisgenError")
+
+
+@fuzz(40)
+@given(n=st.integers(0, 3 << 19), key=st.sampled_from(["dataset", "data_dir", "run_dir"]))
+@example(n=50 << 20, key="dataset")
+def test_config_sizes(scratch, reliability, n, key):
+    path = scratch / "sized.json"
+    path.write_text(json.dumps({key: "d" * n}))
+    size = path.stat().st_size
+    try:
+        cfg = resolve("mlp-classifier", None, str(path))
+    except DisgenError as err:
+        message = str(err)
+    else:
+        message, outcome = None, "accepted: a name of at most 255 characters"
+        assert getattr(cfg, key) == "d" * n
+    if size > MAX_CONFIG_BYTES:
+        assert message and f"is over {MAX_CONFIG_BYTES:,} bytes" in message
+        outcome = "refused before parsing: over 1 MiB"
+    elif n > 255:
+        assert message and f"--{key.replace('_', '-')} 'dddd" in message and "is not a name or path" in message
+        outcome = "refused: a name or path over its length"
+    else:
+        assert message is None or n == 0, message
+        outcome = "accepted: a name of at most 255 characters" if message is None else "one DisgenError"
+    reliability.record("inputs", "config file holding a name of 0 to 50 M characters (hypothesis)", outcome)
+
+
+NUMERIC = sorted(k for k, t in field_types().items() if t in (int, float) and k != "seed") + ["seed"]
+
+
+@fuzz(80)
+@given(values=st.dictionaries(st.sampled_from(NUMERIC + ["hidden"]), st.one_of(
+    st.integers(-10**12, 10**12), st.floats(), st.lists(st.integers(-10, 10**9), max_size=4)), max_size=4))
+@example(values={"hidden": [1_000_000_000, 50]})
+@example(values={"hidden": [200_000, 200_000]})
+@example(values={"hidden": [-5]})
+def test_config_ranges(scratch, reliability, values):
+    """Random numbers for every numeric option and mlp-classifier's layer sizes: accepted only
+    when every value is in its range and the network fits this machine (checked on the meta
+    device), else one DisgenError naming the option."""
+    path = scratch / "ranges.json"
+    model = {"hidden": values.pop("hidden")} if "hidden" in values else {}
+    path.write_text(json.dumps({**values, "model_args": model}))
+    spec = get_model("mlp-classifier")
+    try:
+        cfg = resolve("mlp-classifier", None, str(path))
+        check_size(spec, spec.model_config(cfg.model_args), (1, 28, 28), 10)
+    except DisgenError as err:
+        names = [*values, *model]
+        assert "\n" not in str(err) and any(k.replace("_", "-") in str(err) or k in str(err) for k in names), err
+        outcome = "one DisgenError naming the option"
+    else:
+        assert cfg.epochs >= 1 and cfg.batch_size >= 1 and cfg.lr_period >= 1 and 0 < cfg.lr < math.inf
+        assert cfg.labels >= 0 and 0 <= cfg.seed < 2**63 and cfg.weight_decay >= 0
+        assert all(math.isfinite(getattr(cfg, k)) for k in ("momentum", "weight_decay", "lr_decay"))
+        assert all(0 <= h <= MAX_SIZE for h in cfg.model_args.get("hidden", ()))
+        outcome = "accepted: every value in range, the network within this machine's memory"
+    reliability.record("inputs", "config file: random numbers for every numeric option and the layer sizes "
+                       "(hypothesis)", outcome)
+
+
+@fuzz(80)
+@given(dims=st.lists(st.one_of(st.integers(0, 40), st.integers(0, 2**32 - 1)), min_size=1, max_size=3),
+       held=st.integers(0, 4 << 20), channels=st.sampled_from([1, 3]))
+@example(dims=[2_738_000, 28, 28], held=4 << 20, channels=1)
+@example(dims=[5000, 28, 28], held=5000 * 784, channels=3)
+def test_idx_declared_sizes_against_memory(scratch, reliability, dims, held, channels):
+    """A gzip IDX declaring ``dims`` (up to 2^32-1 each) and holding ``held`` bytes of body: refused
+    from its header when its decoded tensors (at ``channels``) would cost over 2 GiB, else read
+    in a stream: peak memory follows the bytes the file holds, never the declared size."""
+    declared = math.prod(dims)
+    body = bytes(min(held, declared))
+    path = scratch / "declared-idx3-ubyte.gz"
+    path.write_bytes(gzip.compress(struct.pack(f">BBBB{len(dims)}I", 0, 0, 8, len(dims), *dims) + body,
+                                   compresslevel=1, mtime=0))
+    cost = decoded_bytes(tuple(dims), np.dtype(np.uint8), channels)
+    tracemalloc.start()
+    try:
+        try:
+            x = read_idx(path, channels=channels)
+            message = None
+        except DisgenError as err:
+            message = str(err)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < (4 << 20) + 2.5 * len(body), (dims, len(body), peak)
+    if cost > MAX_DECODED_BYTES:
+        assert message and "over the limit of 2 GiB" in message and f"{cost / 2**30:,.1f} GiB decoded" in message
+        outcome = "refused from its header: decoded cost over 2 GiB"
+    elif len(body) < declared:
+        assert message and "truncated IDX file" in message
+        outcome = "refused: the body is shorter than declared (read no further than it holds)"
+    else:
+        assert message is None and tuple(x.shape) == tuple(dims)
+        outcome = "read: the body matched the header"
+    reliability.record("inputs", "IDX .gz headers declaring up to 2^32-1 per dimension, against the decoded "
+                       "cost and the bytes held (hypothesis)", outcome)

@@ -177,41 +177,49 @@ def optimizer_mismatches(saved: dict, opts: dict) -> list[str]:
                             f"parameters != {[len(g['params']) for g in ours['param_groups']]}")
             continue
         for i, (tg, og) in enumerate(zip(theirs["param_groups"], ours["param_groups"])):
+            # Numbers (lr, betas, eps...) must be there; torch fills in missing flags (amsgrad, fused...).
+            numbers = tuple(k for k, v in og.items() if k != "params" and not (isinstance(v, bool) or v is None))
             problems += [f"opts.{name}.param_groups[{i}].{p}" for p in
                          plain_mismatches({k: v for k, v in tg.items() if k != "params"},
-                                          {k: v for k, v in og.items() if k != "params"}, "", required=("lr",))]
+                                          {k: v for k, v in og.items() if k != "params"}, "", required=numbers)]
         params = {i: p for tg, group in zip(theirs["param_groups"], opt.param_groups)
                   for i, p in zip(tg["params"], group["params"])}
-        keys = state_keys(opt)
+        for i, tg in enumerate(theirs["param_groups"]):  # fused kernels take every parameter's state or none
+            have = [j in theirs["state"] for j in tg["params"]]
+            if any(have) and not all(have):
+                problems.append(f"opts.{name}.param_groups[{i}]: a state for {sum(have)} of its {len(have)} "
+                                "parameters, not all")
+        scalars = state_scalars(opt)  # None: unknown, then only a step may be a scalar
         for i, entry in theirs["state"].items():
-            missing = sorted(keys - set(entry)) if keys is not None else []
+            missing = sorted(set(scalars) - set(entry)) if scalars is not None else []
             if missing:
                 problems.append(f"opts.{name} state {i} lacks {', '.join(missing)}")
             for key, v in entry.items():
                 if not isinstance(v, torch.Tensor):
                     continue
                 p = params[i]
-                if key == "step" or v.dim() == 0:
+                if scalars.get(key, False) if scalars is not None else key == "step":
                     ok = v.dim() == 0 and not v.is_complex()
                 else:
                     ok = tuple(v.shape) == tuple(p.shape) and v.dtype == p.dtype
                 if not ok:
                     problems.append(f"opts.{name} state {i}.{key} {describe(v)} != its parameter's "
-                                    f"{describe(p) if key != 'step' else 'shape ()'}")
+                                    f"{'shape ()' if v.dim() and key == 'step' else describe(p)}")
     return problems
 
 
-def state_keys(opt: torch.optim.Optimizer) -> set[str] | None:
-    """The keys of the state ``opt``'s class keeps per parameter (Adam: step, exp_avg, exp_avg_sq),
-    from one step of a twin on a single number; None if the class cannot be made so."""
-    p = torch.zeros(1, requires_grad=True)
-    p.grad = torch.zeros(1)
+def state_scalars(opt: torch.optim.Optimizer) -> dict[str, bool] | None:
+    """The keys of the state ``opt``'s class keeps per parameter, each with whether it is a
+    scalar (Adam: step) rather than shaped like its parameter (exp_avg, exp_avg_sq), from one
+    step of a twin on a parameter of shape (2,); None if the class cannot be made so."""
+    p = torch.zeros(2, requires_grad=True)
+    p.grad = torch.zeros(2)
     try:
         twin = type(opt)([p], **opt.defaults)
         twin.step()
     except Exception:  # an optimizer whose options are not all constructor arguments
         return None
-    return set(twin.state[p])
+    return {k: not (isinstance(v, torch.Tensor) and v.shape == p.shape) for k, v in twin.state[p].items()}
 
 
 def plain_mismatches(theirs: dict, ours: dict, where: str, exact_keys: bool = False,
