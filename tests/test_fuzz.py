@@ -2,7 +2,7 @@
 run): IDX files, images, Kaggle's labels.csv, config files and command-line values. Each input
 gives a result or one DisgenError naming the problem: never another exception, a traceback,
 memory in proportion to what a header declares, or a hang. The cases tried are counted in
-build/reliability.json (see test_hardening.py)."""
+benchmarks/results/reliability.json (see test_hardening.py)."""
 from __future__ import annotations
 
 import contextlib

@@ -3,7 +3,7 @@ same bits as an uninterrupted run; damaged checkpoints are detected by their dig
 falls back to a good one; a really full disk (a small tmpfs) and a diverging loss stop the run with
 one clear error and the last checkpoint intact; crafted pickles are refused; --deterministic.
 
-Every fault tried is counted in build/reliability.json (the ``reliability`` fixture);
+Every fault tried is counted in benchmarks/results/reliability.json (the ``reliability`` fixture);
 ``python scripts/reliability_table.py`` writes those counts into docs/reliability.md.
 """
 from __future__ import annotations
@@ -42,13 +42,13 @@ from conftest import SUBPROCESS_ENV, run_disgen
 from test_trainer import Payload, assert_same_training, last_state, metrics, mlp_reference  # noqa: F401
 
 ROOT = Path(__file__).resolve().parents[1]
-RELIABILITY = ROOT / "build" / "reliability.json"
+RELIABILITY = ROOT / "benchmarks" / "results" / "reliability.json"  # docs/reliability.md's table
 SECTIONS = ("crash", "checksum", "disk", "divergence", "loading", "inputs", "server", "determinism")
 
 
 class Reliability:
     """The faults one test module tried: (section, fault) -> outcome -> count. Saved merged into
-    build/reliability.json, replacing earlier counts of the same faults."""
+    benchmarks/results/reliability.json, replacing earlier counts of the same faults."""
 
     def __init__(self, module: str):
         self.module = module
@@ -61,7 +61,7 @@ class Reliability:
     def save(self) -> None:
         if not self.rows:
             return
-        RELIABILITY.parent.mkdir(exist_ok=True)
+        RELIABILITY.parent.mkdir(parents=True, exist_ok=True)
         saved = json.loads(RELIABILITY.read_text()) if RELIABILITY.is_file() else {}
         for (section, fault), outcomes in self.rows.items():
             saved[fault] = {"section": section, "test": self.module, "tries": sum(outcomes.values()),
