@@ -244,6 +244,17 @@ def test_load_idx_directory(tmp_path):
     assert torch.equal(data.test.labels, test.labels)
 
 
+def test_load_idx_directory_without_images_or_with_a_billion_classes(tmp_path):
+    save_idx_dir(tmp_path / "empty", make_split(12), make_split(0))
+    with pytest.raises(DisgenError, match=r"t10k-images-idx3-ubyte.gz holds no images: a dataset needs some"):
+        load_dataset(str(tmp_path / "empty"))
+    train = make_split(12)
+    train.labels[3] = 1_000_000_000  # classes are numbered 0..K-1: a billion class names
+    save_idx_dir(tmp_path / "many", train, make_split(6))
+    with pytest.raises(DisgenError, match=r"labels in .*many go up to 1,000,000,000: .* more than 100,000"):
+        load_dataset(str(tmp_path / "many"))
+
+
 def test_load_idx_directory_count_mismatch(tmp_path):
     save_idx_dir(tmp_path, make_split(12), make_split(6))
     write_idx(tmp_path / "t10k-labels-idx1-ubyte.gz", torch.zeros(5, dtype=torch.uint8))
