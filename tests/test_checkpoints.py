@@ -71,7 +71,7 @@ TENSOR_MISMATCHES = {
     "a param group of fewer parameters": ("adam", lambda s: (s["opts"]["model"]["param_groups"][0].update(
         params=[0, 1, 2]), s["opts"]["model"]["state"].pop(3)), "param groups of [3] parameters != [4]"),
     "a network weight of the wrong shape": ("adam", lambda s: s["nets"]["model"].update(
-        {"fc.weight": torch.zeros(10, 17)}), "model.fc.weight shape (10, 17) != shape (10, 16)"),
+        {"fc.weight": torch.zeros(10, 17)}), "model.fc.weight shape (10, 17) != (10, 16)"),
 }
 
 

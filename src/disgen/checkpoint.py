@@ -23,6 +23,7 @@ import io
 import math
 import os
 import pickle
+import re
 import signal
 import tempfile
 from pathlib import Path
@@ -141,7 +142,10 @@ def load(path: Path, map_location: str | torch.device = "cpu", validate: bool = 
         raise DisgenError(f"checkpoint {path} does not exist; train first or pass the right run directory")
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
-    except pickle.UnpicklingError:  # weights_only refused a Python object: code that would run on load
+    except pickle.UnpicklingError as err:
+        if not holds_code(err):
+            raise DisgenError(f"checkpoint {path} cannot be loaded safely (UnpicklingError: {str(err)[:200]}); it "
+                              "may be truncated, corrupt or not a disgen checkpoint") from None
         raise DisgenError(f"checkpoint {path} cannot be loaded safely: it is not a disgen checkpoint, it holds "
                           "Python objects that would run code when unpickled; do not load it (with disgen, "
                           "torch.load or otherwise) unless you trust whoever made it, and use another "
@@ -160,6 +164,14 @@ def load(path: Path, map_location: str | torch.device = "cpu", validate: bool = 
     if validate:
         check_structure(state, path)
     return state
+
+
+def holds_code(err: pickle.UnpicklingError) -> bool:
+    """Whether ``torch.load(weights_only=True)`` refused a Python object (code that would run when
+    unpickled), rather than bytes that are no pickle at all. Its message would advise loading
+    the file unsafely, so it is never shown."""
+    why = str(err).partition("WeightsUnpickler error:")[2]  # torch's reason, after its advice
+    return bool(re.search(r"global|reduce|build|class", why, re.IGNORECASE))  # not e.g. "Unsupported operand"
 
 
 def check_version(state: dict[str, Any], path: Path) -> None:

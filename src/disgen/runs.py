@@ -142,8 +142,10 @@ def check_compatible(state: dict, cfg: TrainConfig, nets: dict, opts: dict | Non
                 problems.append(f"{name}.{key} missing from the checkpoint")
             elif key not in ours:
                 problems.append(f"{name}.{key} unexpected in the checkpoint")
-            elif tuple(ours[key].shape) != tuple(theirs[key].shape) or ours[key].dtype != theirs[key].dtype:
-                problems.append(f"{name}.{key} {describe(theirs[key])} != {describe(ours[key])}")
+            elif tuple(ours[key].shape) != tuple(theirs[key].shape):
+                problems.append(f"{name}.{key} shape {tuple(theirs[key].shape)} != {tuple(ours[key].shape)}")
+            elif ours[key].dtype != theirs[key].dtype:
+                problems.append(f"{name}.{key} dtype {theirs[key].dtype} != {ours[key].dtype}")
     if opts is not None:
         problems += optimizer_mismatches(state["opts"], opts)
         problems += [f"scheds.{p}" for p in plain_mismatches(
@@ -184,11 +186,6 @@ def optimizer_mismatches(saved: dict, opts: dict) -> list[str]:
                                           {k: v for k, v in og.items() if k != "params"}, "", required=numbers)]
         params = {i: p for tg, group in zip(theirs["param_groups"], opt.param_groups)
                   for i, p in zip(tg["params"], group["params"])}
-        for i, tg in enumerate(theirs["param_groups"]):  # fused kernels take every parameter's state or none
-            have = [j in theirs["state"] for j in tg["params"]]
-            if any(have) and not all(have):
-                problems.append(f"opts.{name}.param_groups[{i}]: a state for {sum(have)} of its {len(have)} "
-                                "parameters, not all")
         scalars = state_scalars(opt)  # None: unknown, then only a step may be a scalar
         for i, entry in theirs["state"].items():
             missing = sorted(set(scalars) - set(entry)) if scalars is not None else []

@@ -21,6 +21,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from disgen.checkpoint import holds_code
 from disgen.data.download import TIMEOUT, _describe, cache_dir
 from disgen.errors import DisgenError
 
@@ -95,7 +96,10 @@ def read_weights(path: str | Path) -> dict[str, torch.Tensor]:
             state = load_file(str(path))
         else:
             state = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError:  # weights_only refused a Python object: code that would run on load
+    except pickle.UnpicklingError as err:
+        if not holds_code(err):
+            raise DisgenError(f"cannot read weights {path} (UnpicklingError: {str(err)[:200]}); use a .pth state "
+                              "dict saved with torch.save or a .safetensors file") from None
         raise DisgenError(f"cannot read weights {path}: it is not a file of weights, it holds Python objects "
                           "that would run code when unpickled; do not load it (with disgen, torch.load or "
                           "otherwise) unless you trust whoever made it") from None
