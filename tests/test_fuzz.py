@@ -11,6 +11,7 @@ import gzip
 import io
 import json
 import math
+import os
 import struct
 import tracemalloc
 from datetime import timedelta
@@ -347,7 +348,7 @@ def test_cli_values(scratch, reliability, flag, value):
     the first problem, which must be the value's (naming the flag) or the dataset's."""
     args = ["train", "mlp-classifier", "--no-progress", "--run-dir", str(scratch / "cli-run"),
             "--dataset", str(scratch / "no-such-dataset"), f"--{flag}={value}"]
-    out, err = io.StringIO(), io.StringIO()
+    out, err, here = io.StringIO(), io.StringIO(), sorted(os.listdir())  # a relative --run-dir lands here
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         code = main(args)
     lines = err.getvalue().splitlines()
@@ -355,7 +356,7 @@ def test_cli_values(scratch, reliability, flag, value):
     assert out.getvalue() == ""
     if "unknown dataset" not in lines[0]:  # the value's error: it names the flag (the value may be "" or "1")
         assert f"--{flag}" in lines[0], lines[0]
-    assert not (scratch / "cli-run" / "checkpoints").exists()
+    assert not (scratch / "cli-run").exists() and sorted(os.listdir()) == here  # nothing left behind
     reliability.record("inputs", "train flag values: random numbers and text for each flag (hypothesis)",
                        "a valid value: stopped at the missing dataset, one line, exit 2"
                        if "unknown dataset" in lines[0] else "one 'disgen: error:' line naming it, exit 2")

@@ -324,6 +324,19 @@ def test_a_second_train_on_a_run_dir_stops_at_once_naming_the_first(tmp_path, id
                        "resumed to bit-identical final state")
 
 
+def test_a_run_that_stops_before_writing_leaves_no_lock_behind(tmp_path, capsys):
+    """The lock is the first thing a run writes: a run refused later (no such dataset) leaves a
+    new --run-dir as it found it, absent, and an existing folder with the user's files only."""
+    new, mine = tmp_path / "new" / "run", tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("mine")
+    for d in (new, mine):
+        code, err = cli_error(capsys, "train", "mlp-classifier", "--dataset", tmp_path / "nowhere", "--run-dir", d)
+        assert code == 2 and "unknown dataset" in err
+    assert not (tmp_path / "new").exists()  # the folders it made, removed
+    assert sorted(p.name for p in mine.iterdir()) == ["notes.txt", "train.lock"]
+
+
 def test_run_dir_lock_is_released_by_a_sigkill(tmp_path, idx_dir, reliability):
     """The lock is the kernel's (flock): a process killed with SIGKILL holds it no longer, and
     --resume goes on at once."""

@@ -263,6 +263,7 @@ def lock(run_dir: Path, enabled: bool = True) -> Iterator[None]:
         yield
         return
     path = Path(run_dir) / LOCK
+    made = [d for d in [path.parent, *path.parent.parents] if not d.exists()]  # the folders this makes
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
@@ -277,7 +278,14 @@ def lock(run_dir: Path, enabled: bool = True) -> Iterator[None]:
                               "another --run-dir") from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-        yield
+        try:
+            yield
+        finally:
+            if made and os.listdir(path.parent) == [LOCK]:  # a run that stopped before writing anything
+                with contextlib.suppress(OSError):
+                    path.unlink()
+                    for folder in made:  # innermost first; one holding anything else stays
+                        folder.rmdir()
     finally:
         os.close(fd)  # drops the lock
 
