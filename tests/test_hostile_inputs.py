@@ -283,6 +283,23 @@ def test_every_output_path(tmp_path, command, classifier_run, autoencoder_run, g
 
 
 
+def test_sample_options_out_of_range(tmp_path, gan_run, capsys, reliability):
+    d = tmp_path / "gan2d"
+    assert main(["train", "gan2d", "--epochs", "1", "--no-progress", "--run-dir", str(d)]) == 0
+    capsys.readouterr()
+    cases = [([d, "--label", "3"], "--label 3: a gan2d run draws no chosen class"),
+             ([gan_run, "--label", "10"], "--label 10: this run has classes 0 to 9"),
+             ([gan_run, "--n", "0"], "--n must be in 1..100,000 (got 0)"),
+             ([gan_run, "--n", "1000000000"], "--n must be in 1..100,000 (got 1000000000)")]
+    for args, words in cases:
+        code, err = cli_error(capsys, "sample", *args, "--out", tmp_path / "s.png")
+        assert code == 2 and words in err, err
+    code, err = cli_error(capsys, "eval", gan_run, "--n-samples", "-5")
+    assert code == 2 and "--n-samples must be in 1..100,000 (got -5)" in err
+    reliability.record("inputs", "sample --label for a model without classes or past them, --n and eval "
+                       "--n-samples out of range", "one clear error naming the option", len(cases) + 1)
+
+
 # ---- fuzzed: config files (depth, size, ranges) and IDX headers (declared sizes against memory) -----
 
 

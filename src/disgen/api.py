@@ -7,6 +7,7 @@
 """
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -93,8 +94,9 @@ class Run:
         ``label``: the class to draw (supervised and semi-supervised aae runs)."""
         if self.objective.sample is None:
             raise DisgenError(f"{self.spec.name} is not a generator; `sample` works on GAN runs")
-        if label is not None and not 0 <= label < len(self.classes):
-            raise DisgenError(f"--label {label}: the run's classes are 0..{len(self.classes) - 1}")
+        if label is not None and "labels" not in inspect.signature(self.objective.sample).parameters:
+            raise DisgenError(f"--label {label}: a {self.spec.name} run draws no chosen class; --label applies to "
+                              "supervised and semi-supervised aae runs")
         from disgen.objectives.gan import latent
 
         if z is None:  # an aae's decoder is its generator
