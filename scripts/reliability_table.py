@@ -1,7 +1,8 @@
 """Write the table of faults the tests tried into docs/reliability.md.
 
-    .venv/bin/pytest -q tests/test_hardening.py tests/test_fuzz.py tests/test_serve_load.py
-    .venv/bin/python scripts/reliability_table.py   # build/reliability.json -> docs/reliability.md
+    .venv/bin/pytest -q tests/test_hardening.py tests/test_checkpoints.py tests/test_hostile_inputs.py \
+        tests/test_fuzz.py tests/test_serve_load.py
+    .venv/bin/python scripts/reliability_table.py   # benchmarks/results/reliability.json -> docs/reliability.md
 
 The tests record each fault they tried (what, how often, what happened); this script only
 formats those counts, between the markers in docs/reliability.md, and adds the git commit they
@@ -16,7 +17,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-COUNTS = ROOT / "build" / "reliability.json"
+COUNTS = ROOT / "benchmarks" / "results" / "reliability.json"
 DOC = ROOT / "docs" / "reliability.md"
 START, END = "<!-- reliability-table:start -->", "<!-- reliability-table:end -->"
 SECTIONS = {
@@ -55,8 +56,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--check", action="store_true", help="only compare; exit 1 if out of date")
     args = parser.parse_args(argv)
     if not COUNTS.is_file():
-        print(f"{COUNTS} does not exist: run tests/test_hardening.py, tests/test_fuzz.py and "
-              "tests/test_serve_load.py first", file=sys.stderr)
+        print(f"{COUNTS} does not exist: run tests/test_hardening.py, tests/test_checkpoints.py, "
+              "tests/test_hostile_inputs.py, tests/test_fuzz.py and tests/test_serve_load.py first", file=sys.stderr)
         return 2
     doc = DOC.read_text()
     if START not in doc or END not in doc:

@@ -103,6 +103,28 @@ def test_eval_classifier_writes_eval_json(capsys, classifier_run, idx_dir):
     assert {("mnist-mini", "test", "best"), (str(idx_dir), "test", "last")} <= set(keys)
 
 
+def test_eval_best_checkpoint_is_not_the_last(capsys, tmp_path, idx_dir):
+    """A run whose best epoch was its first (as one that overfits): best.pt is epoch 1's, last.pt
+    epoch 3's, so --checkpoint best must give other numbers than the default."""
+    d = tmp_path / "run"
+    base = ["train", "mlp-classifier", "--dataset", idx_dir, "--no-progress", "--run-dir", d]
+    assert cli(capsys, *base, "--epochs", "1")[0] == 0
+    first = (d / "checkpoints" / "last.pt").read_bytes()
+    assert cli(capsys, *base, "--epochs", "3", "--resume")[0] == 0
+    (d / "checkpoints" / "best.pt").write_bytes(first)
+    results = {}
+    for which in ("best", "last"):
+        code, out, err = cli(capsys, "eval", d, "--checkpoint", which)
+        assert code == 0, err
+        results[which] = [e for e in runs.read_evals(d) if e["checkpoint"] == which and e["split"] == "test"][-1]
+        assert results[which] == json.loads(out)
+        assert results[which] == {"dataset": str(idx_dir), "split": "test", "checkpoint": which,
+                                  "checkpoint_epoch": 1 if which == "best" else 3,
+                                  **disgen.load(d, which).evaluate()}
+    assert results["best"]["accuracy"] != results["last"]["accuracy"]
+    assert results["best"]["loss"] > results["last"]["loss"]  # epoch 1 against epoch 3
+
+
 def test_eval_autoencoder_reports_mse(capsys, autoencoder_run):
     d = autoencoder_run.dir
     code, out, err = cli(capsys, "eval", d)

@@ -3,7 +3,7 @@ same bits as an uninterrupted run; damaged checkpoints are detected by their dig
 falls back to a good one; a really full disk (a small tmpfs) and a diverging loss stop the run with
 one clear error and the last checkpoint intact; crafted pickles are refused; --deterministic.
 
-Every fault tried is counted in build/reliability.json (the ``reliability`` fixture);
+Every fault tried is counted in benchmarks/results/reliability.json (the ``reliability`` fixture);
 ``python scripts/reliability_table.py`` writes those counts into docs/reliability.md.
 """
 from __future__ import annotations
@@ -26,6 +26,7 @@ from collections import Counter
 from functools import lru_cache
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from PIL import Image
@@ -34,19 +35,20 @@ import disgen
 from disgen import checkpoint, runs
 from disgen.cli import main
 from disgen.errors import DisgenError
+from disgen.models import list_models
 from disgen.weights import read_weights
 
-from conftest import SUBPROCESS_ENV
+from conftest import SUBPROCESS_ENV, run_disgen
 from test_trainer import Payload, assert_same_training, last_state, metrics, mlp_reference  # noqa: F401
 
 ROOT = Path(__file__).resolve().parents[1]
-RELIABILITY = ROOT / "build" / "reliability.json"
+RELIABILITY = ROOT / "benchmarks" / "results" / "reliability.json"  # docs/reliability.md's table
 SECTIONS = ("crash", "checksum", "disk", "divergence", "loading", "inputs", "server", "determinism")
 
 
 class Reliability:
     """The faults one test module tried: (section, fault) -> outcome -> count. Saved merged into
-    build/reliability.json, replacing earlier counts of the same faults."""
+    benchmarks/results/reliability.json, replacing earlier counts of the same faults."""
 
     def __init__(self, module: str):
         self.module = module
@@ -59,7 +61,7 @@ class Reliability:
     def save(self) -> None:
         if not self.rows:
             return
-        RELIABILITY.parent.mkdir(exist_ok=True)
+        RELIABILITY.parent.mkdir(parents=True, exist_ok=True)
         saved = json.loads(RELIABILITY.read_text()) if RELIABILITY.is_file() else {}
         for (section, fault), outcomes in self.rows.items():
             saved[fault] = {"section": section, "test": self.module, "tries": sum(outcomes.values()),
@@ -88,15 +90,23 @@ def cli_error(capsys, *args) -> tuple[int, str]:
 
 # ---- crash safety: SIGKILL at random moments, then --resume -------------------------------------
 
-# One run per objective on tiny data, with state that must all come back on resume: dropout,
-# augmentation, schedules, the labelled loader of the semi-supervised aae.
-OBJECTIVE_RUNS = {
-    "classify": ["mlp-classifier", "--batch-size", "10", "--augment", "affine", "--dropout", "0.2",
-                 "--lr-schedule", "onecycle"],
-    "reconstruct": ["mlp-autoencoder", "--batch-size", "10"],
-    "gan": ["gan2d"],  # gaussian2d, cosine schedule, D at its own lr
-    "aae": ["aae", "--batch-size", "10", "--labels", "100", "--hidden", "64", "--d-hidden", "32",
-            "--z-dim", "4"],
+# One run per registered model on tiny data, with state that must all come back on resume:
+# dropout, augmentation, schedules, batch norm, a GAN's two optimizers and weight average, the
+# labelled loader of the semi-supervised aae. Data: "idx" (digits), "rgb" (a folder of colour
+# pictures in two classes), or None (the model's own default, gaussian2d for gan2d).
+MODEL_RUNS = {
+    "mlp-classifier": ("idx", ["--batch-size", "10", "--augment", "affine", "--dropout", "0.2",
+                               "--lr-schedule", "onecycle"]),
+    "mlp-autoencoder": ("idx", ["--batch-size", "10"]),
+    "cnn-classifier": ("idx", ["--batch-size", "20", "--widths", "4,8,8"]),  # affine, one-cycle, batch norm
+    "gan2d": (None, []),  # gaussian2d, cosine schedule, D at its own lr
+    "dcgan28": ("idx", ["--batch-size", "20", "--g-width", "8", "--d-width", "8", "--latent-dim", "8",
+                        "--ema", "0.9"]),
+    "dcgan64": ("rgb", ["--batch-size", "10", "--width", "4", "--latent-dim", "8"]),
+    "aae": ("idx", ["--batch-size", "10", "--labels", "100", "--hidden", "64", "--d-hidden", "32",
+                    "--z-dim", "4"]),
+    "resnet-transfer": ("rgb", ["--batch-size", "10", "--no-pretrained", "--arch", "resnet18", "--image-size",
+                                "32", "--train-backbone", "last"]),  # imagenet augmentation, step schedule
 }
 EPOCHS = 3
 KILL_FAULTS = {
@@ -107,11 +117,27 @@ KILL_FAULTS = {
 }
 
 
-def train_args(objective: str, run_dir: Path, idx_dir: Path) -> list[str]:
-    model, *flags = OBJECTIVE_RUNS[objective]
-    data = [] if objective == "gan" else ["--dataset", str(idx_dir)]
-    return ["train", model, *data, "--epochs", str(EPOCHS), *flags, "--no-progress",
-            "--run-dir", str(run_dir)]
+@pytest.fixture(scope="module")
+def rgb_dir(tmp_path_factory) -> Path:
+    """60 noisy 40x40 colour pictures in two classes (red, blue): a folder dataset."""
+    root = tmp_path_factory.mktemp("rgb") / "pictures"
+    rng = np.random.default_rng(0)
+    for name, colour in (("red", (200, 30, 30)), ("blue", (30, 30, 200))):
+        (root / name).mkdir(parents=True)
+        for i in range(30):
+            pixels = (rng.integers(0, 60, (40, 40, 3)) + np.array(colour)).clip(0, 255).astype(np.uint8)
+            Image.fromarray(pixels).save(root / name / f"{i}.png")
+    return root
+
+
+def test_every_registered_model_is_killed_and_resumed():
+    assert sorted(MODEL_RUNS) == list_models()
+
+
+def train_args(model: str, run_dir: Path, data: dict[str, Path]) -> list[str]:
+    kind, flags = MODEL_RUNS[model]
+    dataset = ["--dataset", str(data[kind])] if kind else []
+    return ["train", model, *dataset, "--epochs", str(EPOCHS), *flags, "--no-progress", "--run-dir", str(run_dir)]
 
 
 class Forked:
@@ -185,16 +211,16 @@ def check_checkpoints(run_dir: Path) -> int:
     return len(list((run_dir / "checkpoints").glob(".*.tmp")))
 
 
-def kill_and_resume(objective: str, kills: int, tmp_path: Path, idx_dir: Path, reliability) -> None:
+def kill_and_resume(model: str, kills: int, tmp_path: Path, data: dict[str, Path], reliability) -> None:
     """``kills`` attempts, alternately a DISGEN_FAULT kill inside a checkpoint write and a timed
     kill during training, each resuming the last; then a resume to the end, compared bit for bit
     with an uninterrupted run in this process."""
-    rng = random.Random(f"{objective}-{kills}")
-    first_point = sorted(OBJECTIVE_RUNS).index(objective)  # the objectives share out the fault points
+    rng = random.Random(f"{model}-{kills}")
+    first_point = sorted(MODEL_RUNS).index(model)  # the models share out the fault points
     ref, run = tmp_path / "uninterrupted", tmp_path / "killed"
-    assert main(train_args(objective, ref, idx_dir)) == 0
+    assert main(train_args(model, ref, data)) == 0
     epoch_s = sum(r["seconds"] + r["eval_seconds"] for r in runs.read_metrics(ref)) / EPOCHS
-    args = train_args(objective, run, idx_dir) + ["--resume"]
+    args = train_args(model, run, data) + ["--resume"]
     tried = []
     for k in range(kills):
         if k % 2 == 0:
@@ -222,15 +248,119 @@ def kill_and_resume(objective: str, kills: int, tmp_path: Path, idx_dir: Path, r
     assert [r["epoch"] for r in metrics(run)] == list(range(1, EPOCHS + 1))
 
 
-@pytest.mark.parametrize("objective", sorted(OBJECTIVE_RUNS))
-def test_sigkill_at_random_moments_then_resume_is_exact(objective, tmp_path, idx_dir, reliability):
-    kill_and_resume(objective, 2, tmp_path, idx_dir, reliability)
+@pytest.fixture
+def kill_data(idx_dir, rgb_dir, tmp_path, monkeypatch) -> dict[str, Path]:
+    """The datasets of MODEL_RUNS; decoded images and GANs' reference classifiers cached apart."""
+    monkeypatch.setenv("DISGEN_HOME", str(tmp_path / "home"))
+    return {"idx": idx_dir, "rgb": rgb_dir}
+
+
+@pytest.mark.parametrize("model", sorted(MODEL_RUNS))
+def test_sigkill_at_random_moments_then_resume_is_exact(model, tmp_path, kill_data, reliability):
+    kill_and_resume(model, 2, tmp_path, kill_data, reliability)
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("objective", sorted(OBJECTIVE_RUNS))
-def test_sigkill_many_times_then_resume_is_exact(objective, tmp_path, idx_dir, reliability):
-    kill_and_resume(objective, 8, tmp_path, idx_dir, reliability)
+@pytest.mark.parametrize("model", sorted(MODEL_RUNS))
+def test_sigkill_many_times_then_resume_is_exact(model, tmp_path, kill_data, reliability):
+    kill_and_resume(model, 8, tmp_path, kill_data, reliability)
+
+
+# ---- one process per run directory; SIGTERM as Ctrl-C ---------------------------------------------
+
+
+def popen_disgen(*args) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "disgen", *map(str, args)], env=SUBPROCESS_ENV,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+
+def wait_for(condition, proc: subprocess.Popen, what: str, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert proc.poll() is None, f"exited before {what}: {proc.stderr.read()}"
+        assert time.monotonic() < deadline, f"no {what} after {timeout} s"
+        time.sleep(0.01)
+
+
+def test_a_second_train_on_a_run_dir_stops_at_once_naming_the_first(tmp_path, idx_dir, reliability):
+    """Two real ``disgen train`` processes on one --run-dir: the second stops with one error naming
+    the directory and the first's pid, writing nothing; the first trains on, its files intact.
+    Then SIGTERM stops the first as Ctrl-C does: exit 143, the --resume command named, last.pt
+    intact, and the resumed run ends in the bits of one never interrupted."""
+    d, ref = tmp_path / "run", tmp_path / "ref"
+    base = ["train", "mlp-classifier", "--dataset", idx_dir, "--batch-size", "10", "--lr-schedule", "none",
+            "--no-progress"]
+    first = popen_disgen(*base, "--epochs", "1000", "--run-dir", d)
+    try:
+        wait_for(lambda: runs.read_metrics(d) and (d / "checkpoints" / "last.pt").exists(), first, "epoch 1")
+        before = (d / "config.json").read_bytes(), (d / "run.json").read_bytes()
+        for extra in ([], ["--resume"]):
+            second = run_disgen(*map(str, [*base, "--epochs", "1000", "--run-dir", d, *extra]))
+            line = last_line(second.stderr)
+            assert second.returncode == 2 and second.stderr.count("\n") == 1, second.stderr
+            assert line.startswith(f"disgen: error: run directory {d} is in use: process {first.pid} (")
+            assert "-m disgen train mlp-classifier" in line and f"{d / 'train.lock'}" in line
+        assert ((d / "config.json").read_bytes(), (d / "run.json").read_bytes()) == before
+        assert first.poll() is None
+        first.send_signal(signal.SIGTERM)
+        code, err = first.wait(60), first.stderr.read()
+    finally:
+        first.kill()
+        first.wait()
+        first.stderr.close()
+    assert code == 128 + signal.SIGTERM, err
+    assert last_line(err) == (f"disgen: interrupted by SIGTERM; the last checkpoint, {d / 'checkpoints' / 'last.pt'}, "
+                              f"is intact: continue with `disgen train mlp-classifier --run-dir {d} --resume`")
+    check_checkpoints(d)
+    stopped = checkpoint.load(d / "checkpoints" / "last.pt")["epoch"]
+    assert [r["epoch"] for r in runs.read_metrics(d)][:stopped] == list(range(1, stopped + 1))
+    assert main([*map(str, base), "--epochs", str(stopped + 1), "--run-dir", str(d), "--resume"]) == 0
+    assert main([*map(str, base), "--epochs", str(stopped + 1), "--run-dir", str(ref)]) == 0
+    assert_same_training(ref, d)
+    reliability.record("crash", "a second disgen train on a run directory in use (with and without --resume)",
+                       "stopped at once with one error naming the directory and the first process's pid; "
+                       "nothing written", 2)
+    reliability.record("crash", "SIGTERM during training", "exit 143 with the --resume command; last.pt intact; "
+                       "resumed to bit-identical final state")
+
+
+def test_a_run_that_stops_before_writing_leaves_no_lock_behind(tmp_path, capsys):
+    """The lock is the first thing a run writes: a run refused later (no such dataset) leaves a
+    new --run-dir as it found it, absent, and an existing folder with the user's files only."""
+    new, mine = tmp_path / "new" / "run", tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("mine")
+    for d in (new, mine):
+        code, err = cli_error(capsys, "train", "mlp-classifier", "--dataset", tmp_path / "nowhere", "--run-dir", d)
+        assert code == 2 and "unknown dataset" in err
+    assert not (tmp_path / "new").exists()  # the folders it made, removed
+    assert sorted(p.name for p in mine.iterdir()) == ["notes.txt", "train.lock"]
+
+
+def test_run_dir_lock_is_released_by_a_sigkill(tmp_path, idx_dir, reliability):
+    """The lock is the kernel's (flock): a process killed with SIGKILL holds it no longer, and
+    --resume goes on at once."""
+    d = tmp_path / "run"
+    base = ["train", "mlp-classifier", "--dataset", idx_dir, "--no-progress", "--run-dir", d]
+    proc = popen_disgen(*base, "--epochs", "1000")
+    try:
+        wait_for(lambda: (d / "checkpoints" / "last.pt").exists(), proc, "a checkpoint")
+        with pytest.raises(DisgenError, match=f"process {proc.pid} .*is training in it"):
+            with runs.lock(d):
+                pass
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(30)
+    finally:
+        proc.kill()
+        proc.wait()
+        proc.stderr.close()
+    assert (d / "train.lock").read_text().strip() == str(proc.pid)  # a stale pid, no lock
+    epoch = checkpoint.load(d / "checkpoints" / "last.pt")["epoch"]
+    resumed = run_disgen(*map(str, [*base, "--epochs", epoch + 1, "--resume"]))
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"resuming {d} after epoch {epoch}" in resumed.stderr
+    reliability.record("crash", "--resume after a SIGKILL of the process holding the run directory's lock",
+                       "the kernel had released it; resumed")
 
 
 # ---- checksums: damaged checkpoints are detected, and resume uses a good one ----------------------
@@ -317,13 +447,13 @@ def test_checkpoint_digest_covers_every_value(tmp_path):
              "opts": {"model": {"state": {0: {"step": torch.tensor(7.0)}}, "param_groups": [{"lr": 1e-3}]}}}
     path = tmp_path / "c.pt"
     checkpoint.save(path, state)
-    saved = checkpoint.load(path)
+    saved = checkpoint.load(path, validate=False)  # a few values, not a whole run's state
     assert saved["sha256"] == checkpoint.digest(saved) and len(saved["sha256"]) == 64
     assert (saved["disgen"], saved["torch"]) == (disgen.__version__, str(torch.__version__))
     for change in (lambda s: s["nets"]["model"]["w"].__setitem__((1, 2), 5.5), lambda s: s.update(epoch=4),
                    lambda s: s["opts"]["model"]["param_groups"][0].update(lr=2e-3),
                    lambda s: s["nets"]["model"].update(w=s["nets"]["model"]["w"].double())):
-        copy = checkpoint.load(path)
+        copy = checkpoint.load(path, validate=False)
         change(copy)
         assert checkpoint.digest(copy) != saved["sha256"]
 
@@ -478,6 +608,7 @@ def test_crafted_pickle_as_weights_file_is_refused(tmp_path, reliability):
     with pytest.raises(DisgenError, match="cannot read weights") as err:
         read_weights(path)
     assert str(path) in str(err.value) and not marker.exists()
+    assert "would run code" in str(err.value) and "weights_only" not in str(err.value)
     reliability.record("loading", "crafted pickle that runs code, as --weights FILE",
                        "refused, code never ran")
 
@@ -489,7 +620,8 @@ def test_crafted_pickle_as_run_checkpoint_is_refused_by_eval(tmp_path, classifie
     torch.save({"format": checkpoint.FORMAT, "version": checkpoint.VERSION, "x": Payload(marker)},
                d / "checkpoints" / "last.pt")
     code, err = cli_error(capsys, "eval", d, "--checkpoint", "last")
-    assert code == 2 and "cannot be loaded safely" in err and not marker.exists()
+    assert code == 2 and "cannot be loaded safely: it is not a disgen checkpoint, it holds Python objects" in err
+    assert "do not load it" in err and "weights_only" not in err and not marker.exists()
     reliability.record("loading", "crafted pickle that runs code, as a run's last.pt (disgen eval)",
                        "refused with one clear error, code never ran")
 

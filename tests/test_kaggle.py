@@ -118,7 +118,8 @@ def test_organize_layout_links_and_stratified_split(competition, organized):
     assert (summary["train"], summary["valid"], summary["train_valid"], summary["test"]) == (97, 24, 121, 12)
     for breed in BREEDS:
         assert len(list((organized / "valid" / breed).iterdir())) == 6
-    assert sorted(p.name for p in organized.iterdir()) == ["organize.json", "test", "train", "train_valid", "valid"]
+    assert sorted(p.name for p in organized.iterdir()) == ["manifest.json", "organize.json", "test", "train",
+                                                           "train_valid", "valid"]
     assert len(list((organized / "test" / "unknown").iterdir())) == 12
     linked = next((organized / "train_valid" / "dots").iterdir())
     assert os.path.samefile(linked, root / "train" / linked.name)  # a link, not a copy
@@ -136,6 +137,82 @@ def test_organize_is_idempotent_and_reseeding_replaces_the_split(competition, tm
     organize(competition[0], out, 0.2, seed=1)
     after = listing(out)
     assert len(after) == len(before) and after != before  # the old split's links are gone
+
+
+def snapshot(root: Path) -> dict[str, bytes]:
+    """Every file under ``root`` (links followed) with its bytes."""
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+USER_THINGS = {
+    "a file in a split's folder": lambda out: (out / "train" / "thesis.txt").write_text("my thesis"),
+    "a file in a breed's folder": lambda out: (out / "valid" / "dots" / "notes.md").write_text("mine"),
+    "a file next to the splits": lambda out: (out / "README").write_text("mine"),
+    "an empty folder": lambda out: (out / "test" / "mine").mkdir(),
+    "one of its links replaced by a file": lambda out: (
+        next((out / "train" / "checks").iterdir()).unlink(),
+        (out / "train" / "checks" / "x.jpg").write_bytes(b"my photo")),
+    "a link replaced by a same-named file": lambda out: [
+        (p.unlink(), p.write_bytes(b"my photo")) for p in [next((out / "train_valid" / "dots").iterdir())]],
+    "a symlink to a folder of the user's": lambda out: (out / "train" / "pics").symlink_to(out.parent / "mine"),
+}
+
+
+@pytest.mark.parametrize("thing", sorted(USER_THINGS))
+def test_organize_never_deletes_what_it_did_not_make(competition, tmp_path, thing):
+    """A re-run (another seed: every old link goes) refuses an OUT holding anything it did not
+    write, before touching anything: the user's files and its own links are all still there."""
+    out = tmp_path / "org"
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "keep.txt").write_text("keep")
+    organize(competition[0], out, 0.2, seed=0)
+    USER_THINGS[thing](out)
+    before = snapshot(out)
+    with pytest.raises(DisgenError, match=r"holds 1 file\(s\) or folder\(s\) that kaggle-organize did not "
+                       r"write: .*never deletes or overwrites"):
+        organize(competition[0], out, 0.2, seed=1)
+    assert snapshot(out) == before and (tmp_path / "mine" / "keep.txt").read_text() == "keep"
+    if thing == "an empty folder":
+        assert (out / "test" / "mine").is_dir()
+
+
+def test_organize_refuses_a_folder_it_did_not_write(competition, tmp_path, capsys):
+    out = tmp_path / "mine"
+    (out / "train").mkdir(parents=True)
+    (out / "train" / "thesis.txt").write_text("my thesis")
+    (out / "organize.json").write_text("{}")  # looks like an older disgen's, but has no manifest
+    code = main(["kaggle-organize", str(competition[0]), "--out", str(out)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and err[0].startswith(f"disgen: error: --out {out} holds 2 file(s)")
+    assert "did not write: organize.json, train (it has no manifest.json" in err[0]
+    assert (out / "train" / "thesis.txt").read_text() == "my thesis" and (out / "organize.json").read_text() == "{}"
+    (out / "manifest.json").write_text('{"links": "not a list"}')
+    with pytest.raises(DisgenError, match="manifest.json is damaged or not kaggle-organize's list"):
+        organize(competition[0], out)
+    (out / "manifest.json").unlink()
+    (out / "train" / "thesis.txt").unlink()
+    (out / "organize.json").unlink()
+    with pytest.raises(DisgenError, match="did not write: train .it has no"):  # an empty folder is the user's
+        organize(competition[0], out)
+    (out / "train").rmdir()
+    organize(competition[0], out)  # an empty --out of the user's is fine
+    assert (out / "manifest.json").is_file() and len(listing(out)) == 254 + 2
+
+
+def test_organize_after_a_kill_half_way_knows_its_links(competition, tmp_path):
+    """A run killed after its first manifest (links listed before they are made) and part of the
+    links: the re-run recognises them (hard links to their sources) and finishes."""
+    out = tmp_path / "org"
+    organize(competition[0], out, 0.2, seed=0)
+    manifest = json.loads((out / "manifest.json").read_text())
+    pending = {rel: entry[:1] for rel, entry in manifest["links"].items()}  # as the first write lists them
+    (out / "manifest.json").write_text(json.dumps({**manifest, "links": pending}))
+    (out / "organize.json").unlink()
+    for rel in sorted(pending)[::2]:  # half of them never made
+        (out / rel).unlink()
+    summary = organize(competition[0], out, 0.2, seed=1)
+    assert summary["train_valid"] == 121 and len(listing(out)) == 254 + 2
+    assert all(len(e) == 3 for e in json.loads((out / "manifest.json").read_text())["links"].values())
 
 
 @pytest.mark.parametrize("damage,message", [

@@ -2,6 +2,10 @@
 round-trip; and the seed presets' architectures checked against their source documents."""
 from __future__ import annotations
 
+import dataclasses
+import re
+import tracemalloc
+
 import pytest
 import torch
 from torch import nn
@@ -9,7 +13,7 @@ from torch import nn
 from disgen import checkpoint
 from disgen.config import resolve
 from disgen.errors import DisgenError
-from disgen.models import get_model, list_models
+from disgen.models import MAX_LAYERS, MAX_SIZE, get_model, list_models
 from disgen.objectives import get_objective
 from disgen.optim import make_optimizer
 
@@ -21,15 +25,25 @@ MODEL_PRESETS = [(m, p) for m in MODELS for p in get_model(m).presets]
 CHECKED = {"classify", "reconstruct"}
 
 
-def shape_of(model: str) -> tuple[int, ...]:
-    return tuple(getattr(get_model(model), "input_shape", None) or IMAGE_SHAPE)
+# Sizes that keep a model fast on a CPU, applied over every preset: resnet-transfer then decodes
+# 36x36 images (its data_shape()), not 256x256.
+SMALL = {"resnet-transfer": {"image_size": 32}}
+
+
+def model_config(model: str, preset: str = "default"):
+    spec = get_model(model)
+    return spec.model_config({**resolve(model, {"preset": preset}).model_args, **SMALL.get(model, {})})
+
+
+def shape_of(model: str, preset: str = "default") -> tuple[int, ...]:
+    """The data shape the model is built for: its config's data_shape() (e.g. resnet-transfer's
+    --image-size), else its fixed input_shape, else mnist-mini's."""
+    return tuple(get_model(model).data_shape(model_config(model, preset)) or IMAGE_SHAPE)
 
 
 def build(model: str, preset: str, seed: int = 0) -> dict[str, nn.Module]:
-    spec = get_model(model)
-    cfg = resolve(model, {"preset": preset})
     torch.manual_seed(seed)
-    return spec.build(spec.model_config(cfg.model_args), shape_of(model), CLASSES)
+    return get_model(model).build(model_config(model, preset), shape_of(model, preset), CLASSES)
 
 
 def optimizers(model: str, preset: str, nets: dict[str, nn.Module]) -> dict:
@@ -38,15 +52,15 @@ def optimizers(model: str, preset: str, nets: dict[str, nn.Module]) -> dict:
     cfg = resolve(model, {"preset": preset})
     objective = get_objective(spec.objective)
     if getattr(objective, "optimizers", None) is not None:
-        return objective.optimizers(nets, cfg, spec.model_config(cfg.model_args))
+        return objective.optimizers(nets, cfg, model_config(model, preset))
     return {k: make_optimizer(m.parameters(), cfg) for k, m in nets.items()}
 
 
-def batch(model: str, n: int = 8, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+def batch(model: str, n: int = 8, seed: int = 0, preset: str = "default") -> tuple[torch.Tensor, torch.Tensor]:
     """Random inputs in the model's value range, and labels."""
     gen = torch.Generator().manual_seed(seed)
     lo, hi = get_model(model).value_range
-    x = torch.rand(n, *shape_of(model), generator=gen) * (hi - lo) + lo
+    x = torch.rand(n, *shape_of(model, preset), generator=gen) * (hi - lo) + lo
     return x, torch.randint(0, CLASSES, (n,), generator=gen)
 
 
@@ -83,12 +97,13 @@ def test_builds_from_every_preset(model, preset):
 def test_outputs_have_the_right_shape_and_are_finite(model, preset):
     """Raw forward for classify/reconstruct models; for every model, whichever of the objective's
     ``predict`` (probabilities), ``reconstruct`` and ``sample`` (generators with ``latent_dim``)
-    it has. A mode-dependent refusal (DisgenError) of predict/reconstruct is allowed."""
+    it has, at the data shape the model is built for. Every preset of every model that has
+    predict or reconstruct must give it: a refusal (DisgenError) fails the test."""
     spec = get_model(model)
     objective = get_objective(spec.objective)
     lo, hi = spec.value_range
     nets = build(model, preset)
-    x, _ = batch(model, 8)
+    x, _ = batch(model, 8, preset=preset)
     checked = []
     if spec.objective in CHECKED:
         net = nets["model"].eval()
@@ -101,28 +116,20 @@ def test_outputs_have_the_right_shape_and_are_finite(model, preset):
             assert out.shape == x.shape and out.min() >= lo and out.max() <= hi
         checked.append("forward")
     if objective.predict is not None:
-        try:
-            p = objective.predict(nets, x)
-        except DisgenError:
-            pass
-        else:
-            assert p.shape == (8, CLASSES) and torch.isfinite(p).all()
-            assert torch.allclose(p.sum(1), torch.ones(8), atol=1e-5) and p.min() >= 0
-            checked.append("predict")
+        p = objective.predict(nets, x)
+        assert p.shape == (8, CLASSES) and torch.isfinite(p).all()
+        assert torch.allclose(p.sum(1), torch.ones(8), atol=1e-5) and p.min() >= 0
+        checked.append("predict")
     if objective.reconstruct is not None:
-        try:
-            r = objective.reconstruct(nets, x)
-        except DisgenError:
-            pass
-        else:
-            assert r.shape == x.shape and torch.isfinite(r).all()
-            assert r.min() >= lo - 1e-6 and r.max() <= hi + 1e-6
-            checked.append("reconstruct")
+        r = objective.reconstruct(nets, x)
+        assert r.shape == x.shape and torch.isfinite(r).all()
+        assert r.min() >= lo - 1e-6 and r.max() <= hi + 1e-6
+        checked.append("reconstruct")
     generators = [m for m in nets.values() if hasattr(m, "latent_dim")]
     if getattr(objective, "sample", None) is not None and generators:
         z = torch.randn(8, generators[0].latent_dim)
         fake = objective.sample(nets, z)
-        assert fake.shape == (8, *shape_of(model)) and torch.isfinite(fake).all()
+        assert fake.shape == (8, *shape_of(model, preset)) and torch.isfinite(fake).all()
         if spec.value_range == (-1.0, 1.0):  # tanh output
             assert fake.min() >= -1 and fake.max() <= 1
         checked.append("sample")
@@ -134,7 +141,7 @@ def test_outputs_have_the_right_shape_and_are_finite(model, preset):
                                           if get_model(mp[0]).objective == "classify"])
 def test_classifier_features_and_head(model, preset):
     net = build(model, preset)["model"].eval()
-    x, _ = batch(model, 6)
+    x, _ = batch(model, 6, preset=preset)
     with torch.no_grad():
         h = net.features(x)
         assert h.dim() == 2 and h.shape[0] == 6
@@ -148,7 +155,7 @@ def test_one_step_finite_loss_changes_every_parameter(model, preset):
     before = {k: {n: p.detach().clone() for n, p in m.named_parameters()} for k, m in nets.items()}
     for m in nets.values():
         m.train()
-    out = get_objective(get_model(model).objective).step(nets, opts, batch(model, 16))
+    out = get_objective(get_model(model).objective).step(nets, opts, batch(model, 16, preset=preset))
     assert out, "a step returns its losses"
     for name, value in out.items():
         assert value.dim() == 0 and torch.isfinite(value), name
@@ -161,12 +168,12 @@ def test_one_step_finite_loss_changes_every_parameter(model, preset):
 @pytest.mark.parametrize("model,preset", MODEL_PRESETS)
 def test_checkpoint_round_trip(tmp_path, model, preset):
     nets = build(model, preset, seed=0)
-    x, y = batch(model, 16)
+    x, y = batch(model, 16, preset=preset)
     # One step so weights and batch-norm statistics differ from a fresh build.
     get_objective(get_model(model).objective).step(nets, optimizers(model, preset, nets), (x, y))
     path = tmp_path / "ck.pt"
     checkpoint.save(path, {"model": model, "nets": {k: m.state_dict() for k, m in nets.items()}})
-    state = checkpoint.load(path)
+    state = checkpoint.load(path, validate=False)  # networks only, not a training run's state
     assert state["model"] == model
     fresh = build(model, preset, seed=1)
     for k, m in fresh.items():
@@ -179,6 +186,71 @@ def test_checkpoint_round_trip(tmp_path, model, preset):
         fresh["model"].eval()
         with torch.no_grad():
             assert torch.equal(nets["model"](x), fresh["model"](x))
+
+
+def size_options(model: str) -> dict[str, object]:
+    """The model's options that are sizes: an int or a tuple of ints by default."""
+    spec = get_model(model)
+    out = {}
+    for f in dataclasses.fields(spec.config_cls):
+        sizes = f.default if isinstance(f.default, tuple) else [f.default]
+        if sizes and all(isinstance(v, int) and not isinstance(v, bool) for v in sizes):
+            out[f.name] = f.default
+    return out
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_every_size_option_is_range_checked(model):
+    """Negative and absurd values of every size option of every model (not only --hidden)."""
+    spec = get_model(model)
+    assert size_options(model), f"{model} has no size option"
+    for name, default in size_options(model).items():
+        flag = "--" + name.replace("_", "-")
+        for bad in (-5, MAX_SIZE + 1):
+            value = tuple(bad for _ in default) or (bad,) if isinstance(default, tuple) else bad
+            with pytest.raises(DisgenError, match=f"^{model} {flag} .*must be a whole number in 0..") as err:
+                spec.model_config({name: value})
+            assert f"(got {bad:,})" in str(err.value)
+        if isinstance(default, tuple):  # one layer per entry
+            with pytest.raises(DisgenError, match=f"{flag}: {MAX_LAYERS + 1} layers, over the limit of {MAX_LAYERS}"):
+                spec.model_config({name: (1,) * (MAX_LAYERS + 1)})
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_absurd_sizes_are_refused_before_any_memory_is_taken(model):
+    """Each size option of each model in turn at MAX_SIZE (a valid number): the networks would
+    need petabytes, and are refused from their shapes on the meta device, with the count, the
+    limit and the options in the message, in a few MiB of memory."""
+    spec = get_model(model)
+    refused = 0
+    for name, default in size_options(model).items():
+        if name.endswith(("depth", "convs")) or default in (0, ()):
+            continue
+        value = tuple(MAX_SIZE for _ in default) if isinstance(default, tuple) else MAX_SIZE
+
+        def build_it() -> str | None:
+            try:
+                cfg = spec.model_config({name: value})
+                spec.build(cfg, spec.data_shape(cfg) or IMAGE_SHAPE, CLASSES)
+            except DisgenError as err:
+                return str(err)
+            return None
+
+        build_it()  # once untraced: the first meta-device ops import parts of torch
+        tracemalloc.start()
+        try:
+            message = build_it()
+        finally:
+            peak = tracemalloc.get_traced_memory()[1]
+            tracemalloc.stop()
+        assert peak < 64 << 20, (name, peak)
+        if message is None:  # e.g. a count of images per group: no size of the networks
+            continue
+        refused += 1
+        assert re.search(r"has [\d,]+ parameters, over the [\d,]+ this machine can train|needs [\d,.]+ GiB of "
+                         r"activations for one input of shape .*, over the limit of 2 GiB|data shape .* is not a "
+                         r"data shape a model can be built for", message), (name, message)
+    assert refused >= 1
 
 
 def layers(net: nn.Module) -> list[nn.Module]:

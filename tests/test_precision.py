@@ -22,14 +22,29 @@ def nets_of(model: str) -> dict:
     return spec.build(spec.model_config({}), shape, 10)
 
 
-@pytest.mark.parametrize("model,expected", [
-    ("cnn-classifier", "bf16"), ("dcgan28", "bf16"), ("aae", "bf16"),
-    ("mlp-classifier", "fp32"), ("mlp-autoencoder", "fp32"), ("gan2d", "fp32"),
-])
-def test_auto_picks_bf16_where_it_pays_on_this_cpu(model, expected):
-    if expected == "bf16" and not NATIVE_BF16:
-        expected = "fp32"  # emulated bfloat16 is slower than float32
-    assert precision.resolve_precision("auto", CPU, nets_of(model)) == expected
+# With native bfloat16: bf16 for convolutions and big networks, fp32 for small MLPs.
+AUTO_WITH_NATIVE_BF16 = {"cnn-classifier": "bf16", "dcgan28": "bf16", "aae": "bf16",
+                         "mlp-classifier": "fp32", "mlp-autoencoder": "fp32", "gan2d": "fp32"}
+
+
+@pytest.mark.parametrize("native", [True, False])
+@pytest.mark.parametrize("model", sorted(AUTO_WITH_NATIVE_BF16))
+def test_auto_picks_bf16_where_it_pays(model, native):
+    """The rule with the hardware's answer injected both ways, so a CPU with or without native
+    bfloat16 tests both: without it, fp32 everywhere (emulated bfloat16 is slower) on a CPU; on
+    CUDA, bf16 where native, else fp16 with its gradient scaler."""
+    nets = nets_of(model)
+    expected = AUTO_WITH_NATIVE_BF16[model] if native else "fp32"
+    assert precision.resolve_precision("auto", CPU, nets, native=native) == expected
+    assert precision.resolve_precision("auto", torch.device("cuda"), nets, native=native) == \
+        ("bf16" if native else "fp16")
+
+
+@pytest.mark.parametrize("model", sorted(AUTO_WITH_NATIVE_BF16))
+def test_auto_asks_this_cpu(model):
+    nets = nets_of(model)
+    assert precision.resolve_precision("auto", CPU, nets) == \
+        precision.resolve_precision("auto", CPU, nets, native=NATIVE_BF16)
 
 
 def test_explicit_choices_are_kept_and_bad_ones_named():

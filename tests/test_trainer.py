@@ -284,7 +284,7 @@ def test_failed_checkpoint_write_keeps_previous(tmp_path, monkeypatch, exc, expe
     if expected is DisgenError:
         assert str(path) in str(err.value) and "No space left" in str(err.value)
     monkeypatch.undo()
-    state = checkpoint.load(path)
+    state = checkpoint.load(path, validate=False)  # a few values, not a whole run's state
     assert state["epoch"] == 1 and torch.equal(state["nets"]["model"]["w"], torch.arange(5.0))
     assert sorted(p.name for p in path.parent.iterdir()) == ["last.pt"]
 

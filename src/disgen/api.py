@@ -7,6 +7,7 @@
 """
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,12 +16,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from disgen import checkpoint, runs
+from disgen import checkpoint, distributed, runs
 from disgen.config import TrainConfig, resolve
 from disgen.data import TensorDataset, load_dataset, splits, to_float
 from disgen.errors import DisgenError
 from disgen.models import ModelSpec, get_model
-from disgen.objectives import Objective, get_objective
+from disgen.objectives import Objective, batches, get_objective
 
 
 SPLITS = {"test": "test", "val": "validation", "train": "training"}
@@ -50,8 +51,9 @@ class Run:
     def device(self) -> torch.device:
         return next(next(iter(self.nets.values())).parameters()).device
 
-    def as_batch(self, x: Any) -> torch.Tensor:
-        """Images as a float batch (N, C, H, W) in the model's value range.
+    def as_batch(self, x: Any, floats: bool = True) -> torch.Tensor:
+        """Images as a float batch (N, C, H, W) in the model's value range (``floats=False``: the
+        images shaped so, still as given).
 
         Accepts tensors or arrays shaped (H, W), (N, H, W), (N, C, H, W) or flat (N, C*H*W);
         uint8 values are read as 0..255, floats as 0..1.
@@ -67,6 +69,10 @@ class Run:
         if t.dim() != 4 or tuple(t.shape[1:]) != (c, h, w):
             raise DisgenError(f"images of shape {tuple(t.shape)} do not fit this model, which takes "
                               f"{(c, h, w)} (or (N, {h}, {w}) / (N, {c * h * w}))")
+        if len(t) == 0:
+            raise DisgenError("no images: pass at least one")
+        if not floats:
+            return t
         if t.dtype == torch.uint8:
             return to_float(t.to(self.device), self.spec.value_range)
         lo, hi = self.spec.value_range
@@ -76,15 +82,21 @@ class Run:
         """Class probabilities (N, classes) for images ``x``."""
         if self.objective.predict is None:
             raise DisgenError(f"{self.spec.name} does not classify; `predict` works on classifier runs")
-        return self.objective.predict(self.nets, self.as_batch(x))
+        return self.in_chunks(self.objective.predict, x)
 
     def reconstruct(self, x: Any) -> torch.Tensor:
         """Reconstructions (N, C, H, W), in [0, 1], of images ``x``."""
         if self.objective.reconstruct is None:
             raise DisgenError(f"{self.spec.name} is not an autoencoder; `reconstruct` needs one")
-        out = self.objective.reconstruct(self.nets, self.as_batch(x))
+        out = self.in_chunks(self.objective.reconstruct, x)
         lo, hi = self.spec.value_range
         return (out - lo) / (hi - lo)
+
+    def in_chunks(self, fn, x: Any, size: int = 1024) -> torch.Tensor:
+        """``fn(nets, batch)`` over ``x``, each chunk made a float batch only when its turn comes
+        (the float copy of a large input would cost 4 bytes a pixel at once)."""
+        t = self.as_batch(x, floats=False)
+        return torch.cat([fn(self.nets, self.as_batch(t[s])) for s in batches(len(t), size)])
 
     def sample(self, n: int = 64, seed: int = 0, z: torch.Tensor | None = None,
                label: int | None = None) -> torch.Tensor:
@@ -92,6 +104,9 @@ class Run:
         ``label``: the class to draw (supervised and semi-supervised aae runs)."""
         if self.objective.sample is None:
             raise DisgenError(f"{self.spec.name} is not a generator; `sample` works on GAN runs")
+        if label is not None and "labels" not in inspect.signature(self.objective.sample).parameters:
+            raise DisgenError(f"--label {label}: a {self.spec.name} run draws no chosen class; --label applies to "
+                              "supervised and semi-supervised aae runs")
         from disgen.objectives.gan import latent
 
         if z is None:  # an aae's decoder is its generator
@@ -157,8 +172,9 @@ def train(model: str = "cnn-classifier", *, config_file: str | None = None, resu
         cfg = resolve(model, options, config_file)
     run_dir = Path(cfg.run_dir) if cfg.run_dir else runs.default_run_dir(cfg)
     cfg.run_dir = str(run_dir)
-    trainer = Trainer(cfg, run_dir, dataset_obj)
-    history = trainer.fit(resume=resume)
+    with runs.lock(run_dir, enabled=distributed.is_main()), runs.resumable(cfg, run_dir):
+        trainer = Trainer(cfg, run_dir, dataset_obj)
+        history = trainer.fit(resume=resume)
     data = trainer.data
     return Run(trainer.run_dir, cfg, trainer.spec, trainer.objective, trainer.nets, data.image_shape,
                list(data.classes), history, "last", trainer.epoch, trainer.final)

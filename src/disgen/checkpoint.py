@@ -20,7 +20,10 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
+import math
 import os
+import pickle
+import re
 import signal
 import tempfile
 from pathlib import Path
@@ -131,14 +134,23 @@ def save(path: Path, state: dict[str, Any]) -> None:
     fault("checkpoint-after-rename")
 
 
-def load(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Load a checkpoint safely (``weights_only=True``) and check its format, version and digest."""
+def load(path: Path, map_location: str | torch.device = "cpu", validate: bool = True) -> dict[str, Any]:
+    """Load a checkpoint safely (``weights_only=True``) and check its format, version, digest and
+    (``validate``) the structure of a training run's state (:func:`check_structure`)."""
     path = Path(path)
     if not path.is_file():
         raise DisgenError(f"checkpoint {path} does not exist; train first or pass the right run directory")
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as err:  # corrupt zip, truncated file, or a pickle holding code
+    except pickle.UnpicklingError as err:
+        if not holds_code(err):
+            raise DisgenError(f"checkpoint {path} cannot be loaded safely (UnpicklingError: {str(err)[:200]}); it "
+                              "may be truncated, corrupt or not a disgen checkpoint") from None
+        raise DisgenError(f"checkpoint {path} cannot be loaded safely: it is not a disgen checkpoint, it holds "
+                          "Python objects that would run code when unpickled; do not load it (with disgen, "
+                          "torch.load or otherwise) unless you trust whoever made it, and use another "
+                          "checkpoint of the run") from None
+    except Exception as err:  # corrupt zip, truncated file
         raise DisgenError(f"checkpoint {path} cannot be loaded safely ({type(err).__name__}: "
                           f"{(str(err).splitlines() or [''])[0][:200]}); it may be truncated, corrupt or "
                           "not a disgen checkpoint") from None
@@ -149,7 +161,17 @@ def load(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]
     if stored is not None and stored != digest(state):
         raise DisgenError(f"checkpoint {path} is corrupt: its contents do not match the SHA-256 digest "
                           "stored in it (damaged on disk or in a copy); use another checkpoint of the run")
+    if validate:
+        check_structure(state, path)
     return state
+
+
+def holds_code(err: pickle.UnpicklingError) -> bool:
+    """Whether ``torch.load(weights_only=True)`` refused a Python object (code that would run when
+    unpickled), rather than bytes that are no pickle at all. Its message would advise loading
+    the file unsafely, so it is never shown."""
+    why = str(err).partition("WeightsUnpickler error:")[2]  # torch's reason, after its advice
+    return bool(re.search(r"global|reduce|build|class", why, re.IGNORECASE))  # not e.g. "Unsupported operand"
 
 
 def check_version(state: dict[str, Any], path: Path) -> None:
@@ -190,3 +212,117 @@ def load_latest(folder: Path, map_location: str | torch.device = "cpu",
     if path.name != "last.pt" or problems:
         log(f"warning: continuing from {path} (epoch {state.get('epoch')}), the newest good checkpoint")
     return state, path
+
+
+# -- the structure of a training run's checkpoint ------------------------------------------------
+# The digest shows damage, not intent: anyone can write a well-formed file. Before any value is
+# used (a tensor's shape decides what a fused kernel writes to), every key, type and range is
+# checked; runs.check_compatible then checks the tensors against the networks and optimizers.
+REQUIRED = {"model": str, "config": dict, "epoch": int, "best": (int, float, type(None)), "data": dict,
+            "nets": dict, "opts": dict, "scheds": dict, "rng": dict}
+MAX_EPOCH = 2**31
+MAX_STEP = 2**53  # steps counted in float32/float64 stay exact below this
+RNG_BYTES = {"torch": torch.get_rng_state().numel()}  # the CPU generator's Mersenne Twister state
+
+
+def is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def check_structure(state: dict, path: Path) -> None:
+    """Refuse a checkpoint whose keys, types or ranges are not a disgen run's (missing ``rng``,
+    ``epoch: "abc"``, a negative epoch, an absurd image shape...), listing what is wrong."""
+    from disgen.models import check_data_shape
+
+    problems = []
+    for key, kind in REQUIRED.items():
+        if key not in state:
+            problems.append(f"{key!r} missing")
+        elif not isinstance(state[key], kind) or isinstance(state[key], bool):
+            problems.append(f"{key!r} is {type(state[key]).__name__}")
+    if not problems:
+        if not 0 <= state["epoch"] < MAX_EPOCH:
+            problems.append(f"epoch {state['epoch']} is not in 0..{MAX_EPOCH - 1}")
+        problems += data_problems(state["data"], check_data_shape)
+        problems += [f"nets.{k}: not a dict of tensors" for k, net in state["nets"].items()
+                     if not isinstance(k, str) or not isinstance(net, dict)
+                     or not all(isinstance(n, str) and isinstance(t, torch.Tensor) for n, t in net.items())]
+        for name, opt in state["opts"].items():
+            problems += [f"opts.{name}: {p}" for p in optimizer_problems(opt)]
+        problems += [f"scheds.{k}: not a dict" for k, v in state["scheds"].items() if not isinstance(v, dict)]
+        if state.get("scaler") is not None and not isinstance(state["scaler"], dict):
+            problems.append("scaler is not a dict")
+        problems += rng_problems(state["rng"])
+    if problems:
+        shown = "; ".join(problems[:8]) + (f"; and {len(problems) - 8} more" if len(problems) > 8 else "")
+        raise DisgenError(f"checkpoint {path} is not a valid disgen checkpoint: {shown}; it is damaged or was "
+                          "not written by disgen: use another checkpoint of the run, or train again")
+
+
+def data_problems(data: dict, check_data_shape: Callable) -> list[str]:
+    from disgen.data import MAX_CLASSES
+
+    problems = []
+    if not isinstance(data.get("name"), str) or len(data["name"]) > 4096:
+        problems.append("data.name is not a name")
+    try:
+        check_data_shape(data.get("image_shape"), "data.image_shape")
+    except DisgenError as err:
+        problems.append(str(err))
+    classes = data.get("classes")
+    if not isinstance(classes, list) or not 1 <= len(classes) <= MAX_CLASSES or \
+            not all(isinstance(c, str) and len(c) <= 1000 for c in classes):
+        problems.append(f"data.classes is not a list of 1..{MAX_CLASSES:,} class names")
+    return problems
+
+
+def optimizer_problems(opt: Any) -> list[str]:
+    """An optimizer's state_dict: param_groups listing distinct parameter indices, and a state
+    per listed index holding tensors or finite numbers (``step`` in 0..2^53)."""
+    if not isinstance(opt, dict) or not isinstance(opt.get("state"), dict) or \
+            not isinstance(opt.get("param_groups"), list) or not opt["param_groups"]:
+        return ["not a dict of state and param_groups"]
+    groups = opt["param_groups"]
+    if not all(isinstance(g, dict) and isinstance(g.get("params"), list) and all(map(is_int, g["params"]))
+               for g in groups):
+        return ["a param group without a list of parameter indices"]
+    listed = [i for g in groups for i in g["params"]]
+    if len(set(listed)) != len(listed):
+        return ["a parameter index listed twice"]
+    problems = []
+    for i, entry in opt["state"].items():
+        if i not in listed or not isinstance(entry, dict):
+            problems.append(f"state of parameter {i!r}, which no param group lists")
+            continue
+        for key, v in entry.items():
+            if isinstance(v, torch.Tensor):
+                v = v.item() if key == "step" and v.numel() == 1 and not v.is_complex() else v
+            if key == "step" and not (is_number(v) and 0 <= v <= MAX_STEP):
+                shown = f"a tensor of shape {tuple(v.shape)}" if isinstance(v, torch.Tensor) else repr(v)[:40]
+                problems.append(f"state {i}.step is {shown}, not a count of steps")
+            elif not (isinstance(v, torch.Tensor) or v is None or is_number(v)):
+                problems.append(f"state {i}.{key} is {type(v).__name__}")
+    return problems
+
+
+def rng_problems(rng: dict) -> list[str]:
+    """Random generator states: uint8 vectors, the CPU ones of the Mersenne Twister's size."""
+    problems = []
+    ranks = rng.get("processes", [])
+    if not isinstance(ranks, list) or not all(isinstance(r, dict) for r in ranks):
+        return ["rng.processes is not a list of generator states"]
+    for where, states in [("rng", rng)] + [(f"rng.processes[{i}]", r) for i, r in enumerate(ranks)]:
+        for key in ("torch", "loader", "cuda"):
+            t = states.get(key)
+            if t is None and (key == "cuda" or where != "rng" and key == "loader"):
+                continue
+            size = RNG_BYTES.get(key)
+            if not isinstance(t, torch.Tensor) or t.dtype != torch.uint8 or t.dim() != 1 or \
+                    (size is not None and t.numel() != size):
+                problems.append(f"{where}.{key} is not a generator state (a uint8 vector"
+                                f"{f' of {size} bytes' if size else ''})")
+    return problems

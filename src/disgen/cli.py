@@ -3,18 +3,23 @@ generated from :class:`disgen.config.TrainConfig` and the chosen model's config 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import dataclasses
 import importlib
+import io
 import json
+import os
+import signal
 import sys
+import threading
 import typing
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 from disgen.config import TrainConfig, field_types
-from disgen.errors import DisgenError
+from disgen.errors import DisgenError, Interrupted
 
 SKIP = {"model", "model_args"}
 
@@ -128,6 +133,30 @@ def eval_args(p: argparse.ArgumentParser, argv: list[str]) -> None:
 
 
 INPUTS_HELP = "image files (any size and colour), folders of images, or IDX image files"
+MAX_SAMPLES = 100_000  # generated at once: 4 bytes a value each (100,000 of 3x64x64: 4.9 GB)
+
+
+def output_path(value: str | Path | None, flag: str = "--out", folder: bool = False) -> Path | None:
+    """``value`` as a command's output file (``folder``: output folder), checked and its folder
+    made before any work: a folder given as a file, a path too long, a folder that cannot be made
+    (a file in the way, no permission, a read-only disk) is one error naming the path."""
+    from disgen.config import check_text
+
+    if value is None:
+        return None
+    path = Path(value)
+    check_text(flag, str(value))
+    if not folder and path.is_dir():
+        raise DisgenError(f"{flag} {path} is a folder: give a file name, e.g. {path / 'out.png'}")
+    where = path if folder else path.parent
+    try:
+        where.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise DisgenError(f"{flag} {path}: cannot make the folder {where}: {err.strerror or err}; choose "
+                          f"another {flag}") from None
+    if not os.access(where, os.W_OK):
+        raise DisgenError(f"{flag} {path}: the folder {where} is not writable; choose another {flag}")
+    return path
 
 
 @command("models", "list models and their presets")
@@ -166,7 +195,8 @@ def cmd_train(args) -> None:
     if model_args:
         options["model_args"] = model_args
     try:
-        run = train(args.model, config_file=args.config_file, resume=args.resume, **options)
+        with sigterm_as_interrupt():  # `kill`, a batch system's time limit: as Ctrl-C
+            run = train(args.model, config_file=args.config_file, resume=args.resume, **options)
     except BaseException:
         distributed.shutdown()
         raise
@@ -189,6 +219,8 @@ def cmd_eval(args) -> None:
     from disgen.api import load
     from disgen.runs import record_eval
 
+    if args.n_samples is not None and not 1 <= args.n_samples <= MAX_SAMPLES:
+        raise DisgenError(f"--n-samples must be in 1..{MAX_SAMPLES:,} (got {args.n_samples})")
     run = load(args.run_dir, args.checkpoint)
     options = {"reference": args.reference, "n_samples": args.n_samples} if run.objective.eval_context else {}
     metrics = run.evaluate(args.dataset, args.data_dir, split=args.split, **options)
@@ -211,6 +243,7 @@ def cmd_predict(args) -> None:
     from disgen.api import load
     from disgen.images import load_inputs
 
+    output_path(args.out)
     run = load(args.run_dir, args.checkpoint)
     if args.format == "kaggle":
         from disgen.submission import write_submission
@@ -220,17 +253,18 @@ def cmd_predict(args) -> None:
     digits = all(c.isdigit() for c in run.classes)
     names, x = load_inputs(args.inputs, run.image_shape, digits)
     probs = run.predict(x)
-    out = open(args.out, "w", newline="") if args.out else sys.stdout
-    try:
-        writer = csv.writer(out)
-        writer.writerow(["input", "label"] + [f"p{i}" for i in range(probs.shape[1])])
-        for name, p in zip(names, probs.tolist()):
-            writer.writerow([name, run.classes[max(range(len(p)), key=p.__getitem__)]] +
-                            [f"{v:.6f}" for v in p])
-    finally:
-        if args.out:
-            out.close()
-            print(f"wrote {len(names)} predictions to {args.out}", file=sys.stderr)
+    text = io.StringIO()
+    writer = csv.writer(text)
+    writer.writerow(["input", "label"] + [f"p{i}" for i in range(probs.shape[1])])
+    for name, p in zip(names, probs.tolist()):
+        writer.writerow([name, run.classes[max(range(len(p)), key=p.__getitem__)]] + [f"{v:.6f}" for v in p])
+    if not args.out:
+        sys.stdout.write(text.getvalue())
+        return
+    from disgen.checkpoint import atomic_write
+
+    atomic_write(Path(args.out), lambda f: f.write(text.getvalue().encode()))
+    print(f"wrote {len(names)} predictions to {args.out}", file=sys.stderr)
 
 
 @command("reconstruct", "autoencoder reconstructions of images, as a grid PNG",
@@ -240,6 +274,7 @@ def cmd_reconstruct(args) -> None:
     from disgen.images import load_inputs
     from disgen.viz import save_pairs
 
+    output_path(args.out)
     run = load(args.run_dir, args.checkpoint)
     names, x = load_inputs(args.inputs, run.image_shape, True)
     recon = run.reconstruct(x)
@@ -255,11 +290,35 @@ def main(argv: list[str] | None = None) -> int:
     except DisgenError as err:
         print(f"disgen: error: {err}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("disgen: interrupted; a training run continues with `disgen train MODEL --run-dir DIR "
-              "--resume`", file=sys.stderr)
-        return 130
+    except OSError as err:  # the environment (a disk filling up, a file vanishing) after every check
+        where = f" {err.filename}" if err.filename else ""
+        print(f"disgen: error: could not read or write{where}: {err.strerror or err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt as err:
+        signum = getattr(err, "signum", signal.SIGINT)
+        print(f"disgen: interrupted{' by SIGTERM' if signum == signal.SIGTERM else ''}; " +
+              (str(err) or "a training run continues with `disgen train MODEL --run-dir DIR --resume`"),
+              file=sys.stderr)
+        return 128 + signum
     return 0
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM stops the code inside as Ctrl-C does (:class:`Interrupted` is a KeyboardInterrupt):
+    the last checkpoint intact and the command to continue named. Signals reach the main thread only."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def terminate(signum: int, frame) -> None:
+        raise Interrupted(signum=signum)
+
+    before = signal.signal(signal.SIGTERM, terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, before)
 
 
 if __name__ == "__main__":

@@ -71,6 +71,8 @@ class TrainConfig:
         return asdict(self)
 
 
+MAX_PATH, NAME_MAX = 4096, 255  # Linux's PATH_MAX and NAME_MAX
+
 CHOICES = {
     "optimizer": ("adam", "adamw", "sgd"),
     "lr_schedule": ("none", "step", "cosine", "onecycle"),
@@ -96,7 +98,8 @@ def resolve(model: str, overrides: dict | None = None, config_file: str | None =
     spec = get_model(model)
     if not isinstance(preset_name, str) or preset_name not in spec.presets:
         raise DisgenError(
-            f"model {model!r} has no preset {preset_name!r}: choose one of {', '.join(spec.presets)}"
+            f"--preset {preset_name!r}: model {model!r} has no preset {preset_name!r}; choose one of "
+            f"{', '.join(spec.presets)}"
         )
     merged: dict[str, Any] = {"model": model, "preset": preset_name}
     model_args: dict[str, Any] = {}
@@ -164,7 +167,8 @@ def coerce(name: str, value: Any, kind: Any) -> Any:
             return dict(value)
         return kind(value)
     except (TypeError, ValueError, OverflowError):  # OverflowError: int(float("inf"))
-        raise DisgenError(f"bad value {value!r} for {name}: expected {getattr(kind, '__name__', kind)}") from None
+        raise DisgenError(f"bad value {value!r} for {name} (--{name.replace('_', '-')}): expected "
+                          f"{getattr(kind, '__name__', kind)}") from None
 
 
 def validate(cfg: TrainConfig) -> None:
@@ -193,17 +197,73 @@ def validate(cfg: TrainConfig) -> None:
         raise DisgenError(f"--labels must be >= 0 (got {cfg.labels}); 0 uses every label")
     if cfg.weight_decay < 0:
         raise DisgenError(f"--weight-decay must be >= 0 (got {cfg.weight_decay})")
+    for name in ("dataset", "data_dir", "run_dir", "device", "preset"):
+        check_text(f"--{name.replace('_', '-')}", getattr(cfg, name))
+
+
+def check_text(flag: str, value: Any) -> None:
+    """A name or path of at most MAX_PATH characters and NAME_MAX bytes a component (a 50 MB
+    ``dataset`` would otherwise reach the file system: "File name too long")."""
+    if value is None:
+        return
+    parts = str(value).split("/")
+    if len(str(value)) > MAX_PATH or any(len(p.encode("utf-8", "surrogatepass")) > NAME_MAX for p in parts) \
+            or "\0" in str(value):
+        shown = repr(str(value)[:40]) + ("..." if len(str(value)) > 40 else "")
+        raise DisgenError(f"{flag} {shown} ({len(str(value)):,} characters) is not a name or path: "
+                          f"at most {MAX_PATH} characters, {NAME_MAX} bytes between slashes, no NUL")
+
+
+# A config file holds a few dozen options, nested three deep ({"model_args": {"hidden": [..]}}).
+MAX_CONFIG_BYTES, MAX_JSON_DEPTH = 1 << 20, 32
+
+
+def read_json(path: str | Path, what: str, max_bytes: int = MAX_CONFIG_BYTES) -> Any:
+    """The JSON value in ``path`` (``what`` names the file in errors), refusing before parsing a
+    file over ``max_bytes``, and after it nesting over MAX_JSON_DEPTH: a file of 100,000 ``[``
+    exhausts Python's recursion, a 50 MB string is no option. None if the file does not exist."""
+    path = Path(path)
+    try:
+        with open(path, "rb") as f:
+            raw = f.read(max_bytes + 1)
+    except FileNotFoundError:
+        return None
+    except OSError as err:
+        raise DisgenError(f"cannot read {what} {path}: {err.strerror or err}") from None
+    if len(raw) > max_bytes:
+        raise DisgenError(f"{what} {path} is over {max_bytes:,} bytes, far more than such a file holds: pass "
+                          "the right file")
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise DisgenError(f"{what} {path} is not valid JSON: {err}") from None
+    except RecursionError:
+        data, deep = None, True
+    else:
+        deep = nesting(data) > MAX_JSON_DEPTH
+    if deep:
+        raise DisgenError(f"{what} {path} nests its values over {MAX_JSON_DEPTH} deep: it is not a file of "
+                          "options; pass the right file")
+    return data
+
+
+def nesting(value: Any) -> int:
+    """How deep lists and objects nest in a parsed JSON value (without recursion)."""
+    deepest, todo = 0, [(value, 1)]
+    while todo:
+        v, depth = todo.pop()
+        if isinstance(v, (list, dict)):
+            deepest = max(deepest, depth)
+            if depth <= MAX_JSON_DEPTH:  # past it the answer is known
+                todo += [(x, depth + 1) for x in (v.values() if isinstance(v, dict) else v)]
+    return deepest
 
 
 def load_config_file(path: str | Path) -> dict:
     """Read a JSON config file (keys as in config.json; ``model`` overrides under "model_args")."""
-    path = Path(path)
-    try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise DisgenError(f"config file {path} does not exist") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise DisgenError(f"config file {path} is not valid JSON: {err}") from None
+    data = read_json(path, "config file")
+    if data is None:
+        raise DisgenError(f"config file {path} does not exist")
     if not isinstance(data, dict):
         raise DisgenError(f"config file {path} must hold a JSON object of option: value")
     return data

@@ -7,3 +7,16 @@ traceback and exits with status 2.
 
 class DisgenError(Exception):
     """A problem with the user's input, files or environment, explained for the user."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C (SIGINT) or SIGTERM stopped the command; the message says how a training run goes on.
+
+    A KeyboardInterrupt, so code that lets Ctrl-C through (atomic writes remove their temp file,
+    the last checkpoint stays intact) treats SIGTERM alike. ``signum`` gives the exit status,
+    128 + the signal's number, as a shell reports a process the signal ended.
+    """
+
+    def __init__(self, message: str = "", signum: int = 2):
+        super().__init__(message)
+        self.signum = signum

@@ -7,6 +7,7 @@ mass in the 28x28 frame.
 """
 from __future__ import annotations
 
+import re
 import warnings
 from pathlib import Path
 
@@ -20,11 +21,6 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".ti
 # Refuse decompression bombs: a few bytes of PNG can declare 100000x100000 pixels (30 GB).
 # Pillow warns past this and raises past twice this; open_image raises past it.
 Image.MAX_IMAGE_PIXELS = 50_000_000
-
-
-def is_idx(path: Path) -> bool:
-    name = path.name.lower()
-    return "idx" in name or name.endswith((".idx", ".idx.gz"))
 
 
 def expand(inputs: list[str | Path]) -> list[Path]:
@@ -48,25 +44,31 @@ def load_inputs(inputs: list[str | Path], image_shape: tuple[int, int, int],
                 digits: bool = True) -> tuple[list[str], torch.Tensor]:
     """Names and uint8 images (N, C, H, W) from image files, folders and IDX files.
 
-    IDX rows are named by their zero-based index; image files by their path.
+    IDX rows are named by their zero-based index; image files by their path. Whether a file is
+    IDX or an image is decided by its content (the IDX magic number), not its name.
     """
+    from disgen.data.idx import as_pixels, is_idx_file, read_idx
+
     names: list[str] = []
     arrays: list[torch.Tensor] = []
     for path in expand(inputs):
-        if is_idx(path):
-            from disgen.data.idx import read_idx
-
-            x = read_idx(path)
+        if is_idx_file(path):
+            x = read_idx(path, channels=image_shape[0])
             if x.dim() != 3 or tuple(x.shape[1:]) != tuple(image_shape[1:]):
                 raise DisgenError(f"IDX file {path} holds images of shape {tuple(x.shape[1:])}, "
                                   f"the model takes {tuple(image_shape[1:])}")
-            x = x.to(torch.uint8)[:, None].expand(-1, image_shape[0], -1, -1)
+            if len(x) == 0:
+                raise DisgenError(f"IDX file {path} holds no images (its header declares 0): pass a file with "
+                                  "at least one")
+            x = as_pixels(x, path)[:, None].expand(-1, image_shape[0], -1, -1)
             names += [str(i) for i in range(len(x))]
             arrays.append(x)
         else:
             names.append(str(path))
             arrays.append(load_image(path, image_shape, digits)[None])
-    return names, torch.cat(arrays) if arrays else torch.empty(0, *image_shape, dtype=torch.uint8)
+    if not arrays:
+        raise DisgenError("no inputs: pass image files, folders of images or IDX files")
+    return names, torch.cat(arrays)
 
 
 def open_image(path: Path) -> Image.Image:
@@ -87,8 +89,11 @@ def open_image(path: Path) -> Image.Image:
                     return Image.alpha_composite(white, im).convert("RGB")
                 return im.convert("RGB")
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
-        raise DisgenError(f"cannot read image {path}: {err}; images are limited to "
-                          f"{Image.MAX_IMAGE_PIXELS:,} pixels") from None
+        # Pillow's message names its own limit (twice ours past it); give the one that applies.
+        found = re.search(r"\((\d+) pixels\)", str(err))
+        size = f"{int(found.group(1)):,} pixels" if found else "more pixels"
+        raise DisgenError(f"cannot read image {path}: it has {size}, over the limit of {Image.MAX_IMAGE_PIXELS:,} "
+                          "pixels (a decompression bomb, or far larger than a model needs): shrink it first") from None
     except UnidentifiedImageError as err:
         raise DisgenError(f"cannot read image {path}: {err}") from None
     except Exception as err:  # Pillow's decoders raise many types on broken data (OSError, SyntaxError...)

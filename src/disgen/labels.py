@@ -8,7 +8,6 @@ semi-supervised AAE uses every training image unlabelled and the subset as a sec
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Iterator
 
@@ -48,12 +47,15 @@ def save_labels(run_dir: Path, indices: torch.Tensor, dataset: str, seed: int) -
 
 
 def read_labels(run_dir: Path) -> torch.Tensor:
+    from disgen.config import read_json
+
     path = Path(run_dir) / LABELS_FILE
+    data = read_json(path, "labelled-subset file", max_bytes=64 << 20)
+    if data is None:
+        raise DisgenError(f"{path} does not exist: the run was not trained with --labels N")
     try:
-        return torch.tensor(json.loads(path.read_text())["indices"], dtype=torch.long)
-    except FileNotFoundError:
-        raise DisgenError(f"{path} does not exist: the run was not trained with --labels N") from None
-    except (json.JSONDecodeError, KeyError, TypeError) as err:
+        return torch.tensor(data["indices"], dtype=torch.long)
+    except (KeyError, TypeError, ValueError, RuntimeError, OverflowError) as err:
         raise DisgenError(f"{path} is not a labelled-subset file ({err}); re-create it by training "
                           "again with the same --labels and --seed") from None
 

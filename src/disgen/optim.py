@@ -97,12 +97,14 @@ def make_optimizer(params, cfg: TrainConfig, lr: float | None = None) -> torch.o
     lr = cfg.lr if lr is None else lr
     params = list(params)
     if cfg.optimizer == "sgd":
-        cls, kw = torch.optim.SGD, dict(momentum=cfg.momentum, nesterov=cfg.nesterov)
+        # foreach, not fused: torch's fused SGD takes every momentum buffer or none, and a resumed
+        # state may rightly lack some (parameters without gradients yet); foreach handles either.
+        cls, kw = torch.optim.SGD, dict(momentum=cfg.momentum, nesterov=cfg.nesterov, foreach=True, fused=False)
     else:
         cls = LeanAdamW if cfg.optimizer == "adamw" else LeanAdam
         kw = dict(betas=tuple(cfg.betas))
     try:
-        return cls(params, lr=lr, weight_decay=cfg.weight_decay, fused=True, **kw)
+        return cls(params, lr=lr, weight_decay=cfg.weight_decay, **{"fused": True, **kw})
     except (RuntimeError, TypeError):  # a device or dtype without fused kernels
         return cls(params, lr=lr, weight_decay=cfg.weight_decay, **kw)
 

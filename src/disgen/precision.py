@@ -74,8 +74,10 @@ def weight_count(nets: dict[str, nn.Module]) -> int:
     return sum(p.numel() for net in nets.values() for p in net.parameters())
 
 
-def resolve_precision(requested: str, device: torch.device, nets: dict[str, nn.Module]) -> str:
-    """``requested`` as one of fp32 | bf16 | fp16 for these networks on ``device``."""
+def resolve_precision(requested: str, device: torch.device, nets: dict[str, nn.Module],
+                      native: bool | None = None) -> str:
+    """``requested`` as one of fp32 | bf16 | fp16 for these networks on ``device``; ``native``:
+    whether bfloat16 is native there (None: :func:`native_bf16` asks the hardware)."""
     if requested not in PRECISIONS:
         raise DisgenError(f"--precision {requested!r}: choose one of {', '.join(PRECISIONS)}")
     if requested == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
@@ -84,9 +86,10 @@ def resolve_precision(requested: str, device: torch.device, nets: dict[str, nn.M
         raise DisgenError(f"--precision fp16 runs on CUDA (and slowly on the CPU), not on {device.type}")
     if requested != "auto":
         return requested
+    native = native_bf16(device) if native is None else native
     if device.type == "cuda":
-        return "bf16" if native_bf16(device) else "fp16"
-    if device.type == "cpu" and native_bf16(device) and (has_conv(nets) or weight_count(nets) > BIG_MODEL):
+        return "bf16" if native else "fp16"
+    if device.type == "cpu" and native and (has_conv(nets) or weight_count(nets) > BIG_MODEL):
         return "bf16"
     return "fp32"
 

@@ -18,9 +18,9 @@ from dataclasses import dataclass
 from html import escape
 from pathlib import Path
 
-from disgen import runs
+from disgen import config, runs
 from disgen.checkpoint import atomic_write
-from disgen.cli import command
+from disgen.cli import command, output_path
 from disgen.errors import DisgenError
 from disgen.report_svg import PALETTE, Series, legend, line_chart
 
@@ -45,12 +45,7 @@ class RunFiles:
 
 
 def read_json(path: Path) -> dict:
-    if not path.exists():
-        return {}
-    try:
-        data = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise DisgenError(f"{path} is not valid JSON ({err}); restore or delete it") from None
+    data = config.read_json(path, "run file")
     return data if isinstance(data, dict) else {}
 
 
@@ -396,6 +391,7 @@ def report_args(p, argv) -> None:
 
 @command("report", "write a self-contained HTML report of a run, or compare several runs", report_args)
 def cmd_report(args) -> None:
+    output_path(args.out)
     out = write_report(args.run_dirs, args.out, args.checkpoint)
     what = args.run_dirs[0] if len(args.run_dirs) == 1 else f"{len(args.run_dirs)} runs"
     print(f"wrote a report of {what} to {out}", file=sys.stderr)

@@ -9,21 +9,28 @@
     RUN_DIR/images/            pictures
     RUN_DIR/eval.json          every evaluation of the run, one per dataset, split and checkpoint:
                                the test split after training, and each ``disgen eval``
+    RUN_DIR/train.lock         held (flock) by the process training in it; its pid inside
 """
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
+import os
 import platform
 import time
 from pathlib import Path
+from typing import Iterator
 
 import torch
 
 from disgen import __version__
 from disgen.checkpoint import atomic_write
-from disgen.config import TrainConfig, from_dict
+from disgen.config import TrainConfig, from_dict, read_json, validate
 from disgen.data import TensorDataset
-from disgen.errors import DisgenError
+from disgen.errors import DisgenError, Interrupted
+
+LOCK = "train.lock"
 
 
 def default_run_dir(cfg: TrainConfig, root: str | Path = "runs") -> Path:
@@ -71,16 +78,15 @@ def prepare(run_dir: Path, cfg: TrainConfig, data: TensorDataset, device: torch.
 
 def read_config(run_dir: Path) -> TrainConfig:
     path = Path(run_dir) / "config.json"
-    if not path.is_file():
+    data = read_json(path, "the run's config") if path.is_file() else None
+    if data is None:
         raise DisgenError(f"{run_dir} is not a disgen run directory (no config.json); "
                           "pass the directory that `disgen train` printed")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise DisgenError(f"{path} is not valid JSON ({err})") from None
     if not isinstance(data, dict):
         raise DisgenError(f"{path} must hold a JSON object of option: value, not {type(data).__name__}")
-    return from_dict(data)
+    cfg = from_dict(data)
+    validate(cfg)
+    return cfg
 
 
 def _records(run_dir: Path) -> list[dict]:
@@ -92,7 +98,7 @@ def _records(run_dir: Path) -> list[dict]:
     for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
         try:
             rec = json.loads(line)
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, RecursionError):
             continue
         if isinstance(rec, dict) and isinstance(rec.get("epoch", 0), (int, float)):
             out.append(rec)
@@ -118,9 +124,9 @@ def read_evals(run_dir: Path) -> list[dict]:
     """The evaluations kept in eval.json, one per (dataset, split, checkpoint)."""
     path = Path(run_dir) / EVAL_FILE
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
-        return []
+        data = read_json(path, "the run's evaluations")
+    except DisgenError:
+        return []  # damaged: the next evaluation writes it afresh
     if isinstance(data, dict) and isinstance(data.get("results"), list):
         return [r for r in data["results"] if isinstance(r, dict)]
     return [data] if isinstance(data, dict) and "dataset" in data else []  # one result (older disgen)
@@ -165,8 +171,13 @@ def append_metrics(run_dir: Path, record: dict) -> None:
         raise write_error(path, err) from None
 
 
-def check_compatible(state: dict, cfg: TrainConfig, nets: dict) -> None:
-    """Refuse a checkpoint of another model or shape, listing what does not match."""
+def check_compatible(state: dict, cfg: TrainConfig, nets: dict, opts: dict | None = None,
+                     scheds: dict | None = None, generator: torch.Generator | None = None) -> None:
+    """Refuse a checkpoint (its structure checked by checkpoint.load) of another model or shape,
+    listing what does not match: every network tensor's shape and dtype and, to resume, every
+    optimizer state tensor against its parameter, the param groups, schedules, gradient scaler
+    and the loader's generator. A wrong-shaped Adam ``exp_avg`` would otherwise reach a fused
+    kernel, which writes past its end."""
     problems = []
     if state.get("model") != cfg.model:
         problems.append(f"model {state.get('model')!r} != {cfg.model!r}")
@@ -183,6 +194,176 @@ def check_compatible(state: dict, cfg: TrainConfig, nets: dict) -> None:
                 problems.append(f"{name}.{key} unexpected in the checkpoint")
             elif tuple(ours[key].shape) != tuple(theirs[key].shape):
                 problems.append(f"{name}.{key} shape {tuple(theirs[key].shape)} != {tuple(ours[key].shape)}")
+            elif ours[key].dtype != theirs[key].dtype:
+                problems.append(f"{name}.{key} dtype {theirs[key].dtype} != {ours[key].dtype}")
+    if opts is not None:
+        problems += optimizer_mismatches(state["opts"], opts)
+        problems += [f"scheds.{p}" for p in plain_mismatches(
+            state["scheds"], {k: s.state_dict() for k, s in (scheds or {}).items()}, "", exact_keys=True)]
+        scaler = getattr(opts, "scaler", None)
+        if (state.get("scaler") is None) != (scaler is None):
+            problems.append("a gradient scaler (fp16) in one of the checkpoint and this run, not both")
+        elif scaler is not None:
+            problems += [f"scaler.{p}" for p in plain_mismatches(state["scaler"], scaler.state_dict(), "")]
+    if generator is not None and state["rng"]["loader"].numel() != generator.get_state().numel():
+        problems.append(f"the loader's generator state has {state['rng']['loader'].numel()} bytes, this "
+                        f"device's {generator.get_state().numel()} (written on another kind of device?)")
     if problems:
         shown = "; ".join(problems[:10]) + (f"; and {len(problems) - 10} more" if len(problems) > 10 else "")
         raise DisgenError(f"the checkpoint does not fit this model: {shown}")
+
+
+def describe(t: torch.Tensor) -> str:
+    return f"shape {tuple(t.shape)}" + ("" if t.dtype == torch.float32 else f" {t.dtype}")
+
+
+def optimizer_mismatches(saved: dict, opts: dict) -> list[str]:
+    """Each optimizer's param groups and per-parameter state against this run's optimizers."""
+    if set(saved) != set(opts):
+        return [f"optimizers {sorted(saved)} != {sorted(opts)}"]
+    problems = []
+    for name, opt in opts.items():
+        theirs, ours = saved[name], opt.state_dict()
+        if [len(g["params"]) for g in theirs["param_groups"]] != [len(g["params"]) for g in ours["param_groups"]]:
+            problems.append(f"opts.{name}: param groups of {[len(g['params']) for g in theirs['param_groups']]} "
+                            f"parameters != {[len(g['params']) for g in ours['param_groups']]}")
+            continue
+        for i, (tg, og) in enumerate(zip(theirs["param_groups"], ours["param_groups"])):
+            # Numbers (lr, betas, eps...) must be there; torch fills in missing flags (amsgrad, fused...).
+            numbers = tuple(k for k, v in og.items() if k != "params" and not (isinstance(v, bool) or v is None))
+            problems += [f"opts.{name}.param_groups[{i}].{p}" for p in
+                         plain_mismatches({k: v for k, v in tg.items() if k != "params"},
+                                          {k: v for k, v in og.items() if k != "params"}, "", required=numbers)]
+        params = {i: p for tg, group in zip(theirs["param_groups"], opt.param_groups)
+                  for i, p in zip(tg["params"], group["params"])}
+        scalars = state_scalars(opt)  # None: unknown, then only a step may be a scalar
+        for i, entry in theirs["state"].items():
+            missing = sorted(set(scalars) - set(entry)) if scalars is not None else []
+            if missing:
+                problems.append(f"opts.{name} state {i} lacks {', '.join(missing)}")
+            for key, v in entry.items():
+                if not isinstance(v, torch.Tensor):
+                    continue
+                p = params[i]
+                if scalars.get(key, False) if scalars is not None else key == "step":
+                    ok = v.dim() == 0 and not v.is_complex()
+                else:
+                    ok = tuple(v.shape) == tuple(p.shape) and v.dtype == p.dtype
+                if not ok:
+                    problems.append(f"opts.{name} state {i}.{key} {describe(v)} != its parameter's "
+                                    f"{'shape ()' if v.dim() and key == 'step' else describe(p)}")
+    return problems
+
+
+def state_scalars(opt: torch.optim.Optimizer) -> dict[str, bool] | None:
+    """The keys of the state ``opt``'s class keeps per parameter, each with whether it is a
+    scalar (Adam: step) rather than shaped like its parameter (exp_avg, exp_avg_sq), from one
+    step of a twin on a parameter of shape (2,); None if the class cannot be made so."""
+    p = torch.zeros(2, requires_grad=True)
+    p.grad = torch.zeros(2)
+    try:
+        twin = type(opt)([p], **opt.defaults)
+        twin.step()
+    except Exception:  # an optimizer whose options are not all constructor arguments
+        return None
+    return {k: not (isinstance(v, torch.Tensor) and v.shape == p.shape) for k, v in twin.state[p].items()}
+
+
+def plain_mismatches(theirs: dict, ours: dict, where: str, exact_keys: bool = False,
+                     required: tuple[str, ...] = ()) -> list[str]:
+    """Keys whose values are not of the kind this run's own state holds (a number where a number
+    is, finite; a sequence of as many; ``None`` and bools where those are). ``exact_keys``: no
+    keys ours lacks (a scheduler sets every key as an attribute); ``required``: keys it must have."""
+    problems = [f"{where}{k} missing" for k in required if k not in theirs]
+    if exact_keys and set(theirs) != set(ours):
+        extra, missing = sorted(map(str, set(theirs) - set(ours))), sorted(map(str, set(ours) - set(theirs)))
+        return problems + [f"{where.rstrip('.') or 'it'} has " + " and ".join(
+            ([f"unexpected key(s) {', '.join(extra)}"] if extra else []) +
+            ([f"no key(s) {', '.join(missing)}"] if missing else []))]
+    for key in set(theirs) & set(ours):
+        a, b = theirs[key], ours[key]
+        if isinstance(b, dict) and isinstance(a, dict):
+            problems += plain_mismatches(a, b, f"{where}{key}.", exact_keys)
+        elif not same_kind(a, b):
+            problems.append(f"{where}{key} is {a!r:.40}, not a value like {b!r:.40}")
+    return problems
+
+
+def same_kind(a, b) -> bool:
+    from disgen.checkpoint import is_number
+
+    if isinstance(b, bool) or b is None:
+        return isinstance(a, bool) or a is None
+    if isinstance(b, (int, float)):
+        return is_number(a)
+    if isinstance(b, (list, tuple)):
+        return isinstance(a, (list, tuple)) and len(a) == len(b) and all(map(same_kind, a, b))
+    if isinstance(b, torch.Tensor):
+        return isinstance(a, torch.Tensor) and a.shape == b.shape and a.dtype == b.dtype
+    return type(a) is type(b)
+
+
+@contextlib.contextmanager
+def lock(run_dir: Path, enabled: bool = True) -> Iterator[None]:
+    """Hold ``RUN_DIR/train.lock`` (an exclusive ``flock``) while a process trains in ``run_dir``,
+    so a second one stops at once with an error naming the directory and the process that holds
+    it. The kernel drops the lock when its process ends, a SIGKILL included: ``--resume`` after a
+    kill finds it free. ``enabled=False`` (torchrun's other processes): nothing is locked."""
+    if not enabled:
+        yield
+        return
+    path = Path(run_dir) / LOCK
+    made = [d for d in [path.parent, *path.parent.parents] if not d.exists()]  # the folders this makes
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as err:
+        raise write_error(path, err) from None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise DisgenError(f"run directory {run_dir} is in use: {holder(fd)} is training in it (it holds "
+                              f"{path}); wait for it to end, or stop it and continue with --resume, or choose "
+                              "another --run-dir") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        try:
+            yield
+        finally:
+            if made and os.listdir(path.parent) == [LOCK]:  # a run that stopped before writing anything
+                with contextlib.suppress(OSError):
+                    path.unlink()
+                    for folder in made:  # innermost first; one holding anything else stays
+                        folder.rmdir()
+    finally:
+        os.close(fd)  # drops the lock
+
+
+def holder(fd: int) -> str:
+    """The process holding a run's lock: its pid, written once it has the lock, and its command."""
+    for _ in range(20):  # it writes its pid right after taking the lock
+        pid = os.pread(fd, 32, 0).decode(errors="replace").strip()
+        if pid:
+            break
+        time.sleep(0.05)
+    if not pid.isdigit():
+        return "another process (pid unknown)"
+    try:
+        command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+    except OSError:
+        command = ""
+    return f"process {pid}" + (f" ({command[:200]})" if command else "")
+
+
+@contextlib.contextmanager
+def resumable(cfg: TrainConfig, run_dir: Path) -> Iterator[None]:
+    """Ctrl-C or SIGTERM while training becomes :class:`Interrupted`, saying which checkpoint is
+    intact and the command that continues the run."""
+    try:
+        yield
+    except KeyboardInterrupt as err:
+        last = Path(run_dir) / "checkpoints" / "last.pt"
+        state = f"the last checkpoint, {last}, is intact" if last.is_file() else "no checkpoint was written yet"
+        raise Interrupted(f"{state}: continue with `disgen train {cfg.model} --run-dir {run_dir} --resume`",
+                          getattr(err, "signum", 2)) from err

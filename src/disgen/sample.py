@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from disgen.cli import command, run_dir_args
+from disgen.cli import MAX_SAMPLES, command, output_path, run_dir_args
 from disgen.errors import DisgenError
 
 INTERPOLATION_STEPS = 10
@@ -56,8 +56,10 @@ def cmd_sample(args) -> None:
     from disgen.api import load
     from disgen.viz import save_grid
 
-    if args.n < 1:
-        raise DisgenError(f"--n must be at least 1 (got {args.n})")
+    if not 1 <= args.n <= MAX_SAMPLES:
+        raise DisgenError(f"--n must be in 1..{MAX_SAMPLES:,} (got {args.n})")
+    output_path(args.out)
+    output_path(args.out_dir, "--out-dir", folder=True)
     run = load(args.run_dir, args.checkpoint)
     if run.objective.sample is None:
         raise DisgenError(f"{args.run_dir} is a {run.spec.name} run; `sample` needs a generator (GAN) run")
@@ -67,6 +69,9 @@ def cmd_sample(args) -> None:
         rows = max(1, math.ceil(args.n / INTERPOLATION_STEPS))
         z, nrow = interpolation_latents(run.nets.get("generator", run.nets.get("decoder")), rows, args.seed), INTERPOLATION_STEPS
     x = run.sample(args.n, args.seed, z=z, label=args.label)
+    if x.dim() == 2 and args.out_dir:
+        raise DisgenError(f"--out-dir writes one picture per sample; {run.spec.name} draws points: use --out "
+                          "FILE.csv (the points) or FILE.png (a scatter)")
     if x.dim() == 2:
         write_points(run, x, Path(args.out or Path(args.run_dir) / "samples" / "sample.png"))
         return

@@ -158,7 +158,7 @@ class Trainer:
         }
 
     def restore(self, state: dict) -> None:
-        runs.check_compatible(state, self.cfg, self.nets)
+        runs.check_compatible(state, self.cfg, self.nets, self.opts, self.scheds, self.generator)
         for k, m in self.nets.items():
             m.load_state_dict(state["nets"][k])
         wanted = {k: [base_lr(g) for g in o.param_groups] for k, o in self.opts.items()}

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import pickle
 import re
 import socket
 import urllib.error
@@ -20,6 +21,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from disgen.checkpoint import holds_code
 from disgen.data.download import TIMEOUT, _describe, cache_dir
 from disgen.errors import DisgenError
 
@@ -94,7 +96,14 @@ def read_weights(path: str | Path) -> dict[str, torch.Tensor]:
             state = load_file(str(path))
         else:
             state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # truncated file, wrong format, or a pickle holding code
+    except pickle.UnpicklingError as err:
+        if not holds_code(err):
+            raise DisgenError(f"cannot read weights {path} (UnpicklingError: {str(err)[:200]}); use a .pth state "
+                              "dict saved with torch.save or a .safetensors file") from None
+        raise DisgenError(f"cannot read weights {path}: it is not a file of weights, it holds Python objects "
+                          "that would run code when unpickled; do not load it (with disgen, torch.load or "
+                          "otherwise) unless you trust whoever made it") from None
+    except Exception as err:  # truncated file, wrong format
         raise DisgenError(f"cannot read weights {path} ({type(err).__name__}: "
                           f"{(str(err).splitlines() or [''])[0][:200]}); use a .pth state dict saved "
                           "with torch.save or a .safetensors file") from None

@@ -13,6 +13,8 @@ decorated with :func:`register_dataset`, and list the module in ``_MODULES`` bel
 from __future__ import annotations
 
 import importlib
+import math
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -54,6 +56,27 @@ class TensorDataset:
         return tuple(self.train.images.shape[1:])  # (C, H, W)
 
 
+MAX_CLASSES = 100_000  # a model's classes; more means a corrupt labels file or checkpoint
+
+
+def machine_memory() -> int:
+    """Bytes of physical memory (16 GiB where the system does not say)."""
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return 16 << 30
+
+
+def check_decoded_size(n: int, shape: tuple[int, ...], what: str, advice: str) -> None:
+    """Refuse to decode ``n`` images of ``shape`` when they and the float32 copy a model trains on
+    (5 bytes a value) would take over half this machine's memory, before any is decoded."""
+    need, limit = n * math.prod(shape) * 5, machine_memory() // 2
+    if need > limit:
+        raise DisgenError(f"{what}: {n:,} images of {'x'.join(map(str, shape))} would take {need / 2**30:,.1f} GiB "
+                          f"decoded (uint8 and float32), over half this machine's {machine_memory() / 2**30:.1f} "
+                          f"GiB of memory; {advice}")
+
+
 Loader = Callable[..., TensorDataset]
 _REGISTRY: dict[str, tuple[Loader, str]] = {}
 _MODULES = ("disgen.data.mnist", "disgen.data.mnist_mini", "disgen.data.gaussian2d")
@@ -85,7 +108,10 @@ def load_dataset(name_or_path: str, data_dir: str | Path | None = None,
     """Load a registered dataset by name, or a directory holding IDX files or images by path.
 
     ``image_shape`` (C, H, W) is the size a folder of images is resized to (default 3x64x64)."""
+    from disgen.config import check_text
+
     _import_all()
+    check_text("--dataset", name_or_path)
     if name_or_path in _REGISTRY:
         loader, _ = _REGISTRY[name_or_path]
         return loader(Path(data_dir) if data_dir else None)

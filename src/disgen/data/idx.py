@@ -37,20 +37,29 @@ TORCH_TO_IDX: dict[torch.dtype, int] = {
     torch.float32: 0x0D,
     torch.float64: 0x0E,
 }
-# Refuse headers declaring more than this before allocating: the largest real IDX file
-# (MNIST train images) holds 47 MB, so 2 GiB means a corrupt or hostile header.
-MAX_BYTES = 2**31
+# Refuse headers declaring more than this before reading a byte of the body: what the decoded
+# tensors will cost, the array read (its dtype's bytes a value) and, per value and channel, the
+# uint8 pixels and float32 inputs a model is given (5 bytes). The largest real IDX file, MNIST's
+# training images (47 million values), costs 282 MB; 2 GiB means a corrupt or hostile header.
+MAX_DECODED_BYTES = 2**31
 # Bodies are read in pieces of this size, so memory grows with the bytes a file really holds,
 # not with what its header declares (a one-shot read(n) allocates all n bytes up front).
 READ_CHUNK = 1 << 20
 GZIP_MAGIC = b"\x1f\x8b"
 
 
-def read_idx(path: str | Path) -> torch.Tensor:
+def decoded_bytes(shape: tuple[int, ...], dtype: np.dtype, channels: int = 1) -> int:
+    """What reading an IDX body of ``shape`` costs: the array, then uint8 and float32 per channel."""
+    return math.prod(shape) * (dtype.itemsize + 5 * channels)
+
+
+def read_idx(path: str | Path, channels: int = 1) -> torch.Tensor:
     """Read an IDX file (raw or gzip) into a tensor of the matching dtype and shape.
 
     Raises :class:`DisgenError` naming the file for a missing file, a bad header, a truncated
-    body, trailing bytes, an absurd declared size or corrupt gzip data.
+    body, trailing bytes, a declared size whose decoded tensors (as images of ``channels``
+    channels, :func:`decoded_bytes`) would cost over MAX_DECODED_BYTES, or corrupt gzip data.
+    The body is decompressed in a stream and read no further than its header declares.
     """
     path = Path(path)
     if not path.is_file():
@@ -58,6 +67,13 @@ def read_idx(path: str | Path) -> torch.Tensor:
     try:
         with _open(path) as f:
             dtype, shape = _read_header(f, path)
+            cost = decoded_bytes(shape, dtype, channels)
+            if cost > MAX_DECODED_BYTES:
+                raise DisgenError(
+                    f"IDX file {path} declares shape {shape} of {dtype.name} ({math.prod(shape):,} values: "
+                    f"{cost / 2**30:,.1f} GiB decoded, as uint8 and float32 images), over the limit of "
+                    f"{MAX_DECODED_BYTES / 2**30:g} GiB: its header is corrupt, or split the file into smaller ones"
+                )
             return _read_body(f, path, dtype, shape)
     except (gzip.BadGzipFile, zlib.error, EOFError) as err:
         raise DisgenError(
@@ -73,7 +89,8 @@ def _open(path: Path) -> BinaryIO:
     return gzip.open(path, "rb") if compressed else open(path, "rb")
 
 
-def _read_exact(f: BinaryIO, n: int, path: Path, what: str) -> bytes:
+def _read_parts(f: BinaryIO, n: int, path: Path, what: str) -> list[bytes]:
+    """Exactly ``n`` bytes, in pieces of READ_CHUNK: memory follows what the file holds."""
     parts, got = [], 0
     while got < n:
         part = f.read(min(READ_CHUNK, n - got))
@@ -86,7 +103,11 @@ def _read_exact(f: BinaryIO, n: int, path: Path, what: str) -> bytes:
             f"truncated IDX file {path}: {what} needs {n} bytes but only {got} remain; "
             "the file is incomplete: download it again"
         )
-    return b"".join(parts)
+    return parts
+
+
+def _read_exact(f: BinaryIO, n: int, path: Path, what: str) -> bytes:
+    return b"".join(_read_parts(f, n, path, what))
 
 
 def _read_header(f: BinaryIO, path: Path) -> tuple[np.dtype, tuple[int, ...]]:
@@ -109,20 +130,48 @@ def _read_header(f: BinaryIO, path: Path) -> tuple[np.dtype, tuple[int, ...]]:
 
 def _read_body(f: BinaryIO, path: Path, dtype: np.dtype, shape: tuple[int, ...]) -> torch.Tensor:
     nbytes = math.prod(shape) * dtype.itemsize
-    if nbytes > MAX_BYTES:
-        raise DisgenError(
-            f"IDX file {path} declares shape {shape} ({nbytes} bytes), over the {MAX_BYTES}-byte "
-            "limit: its header is corrupt; download the file again"
-        )
-    data = _read_exact(f, nbytes, path, f"shape {shape} of {dtype.name}")
+    parts = _read_parts(f, nbytes, path, f"shape {shape} of {dtype.name}")
     if f.read(1):
         raise DisgenError(
             f"IDX file {path} has bytes after the {nbytes} its header declares for shape {shape}: "
             "the file is corrupt or not IDX; download it again"
         )
-    # astype copies into native byte order, which also makes the array writable for torch.
-    array = np.frombuffer(data, dtype=dtype).astype(dtype.newbyteorder("="))
+    # Each piece is copied into the array and dropped: the body is held about once, not twice.
+    raw, at = np.empty(nbytes, np.uint8), 0
+    parts.reverse()
+    while parts:
+        part = parts.pop()
+        raw[at:at + len(part)] = np.frombuffer(part, np.uint8)
+        at += len(part)
+    array = raw.view(dtype)
+    if not dtype.isnative:  # big-endian on disk: swapped in place, then read as native
+        array = array.byteswap(inplace=True).view(dtype.newbyteorder("="))
     return torch.from_numpy(array.reshape(shape))
+
+
+def is_idx_file(path: Path) -> bool:
+    """Whether ``path``'s content (gzip-compressed or not) starts with an IDX magic number: two
+    zero bytes, a known element type, at least one dimension. The name does not decide."""
+    try:
+        with _open(Path(path)) as f:
+            head = f.read(4)
+    except (OSError, EOFError, zlib.error):
+        return False
+    return len(head) == 4 and head[0] == head[1] == 0 and head[2] in IDX_DTYPES and head[3] >= 1
+
+
+def as_pixels(x: torch.Tensor, path: Path) -> torch.Tensor:
+    """IDX values as uint8 pixels: uint8 as they are; other types (int16, float32...) only if
+    every value is a finite number in 0..255 (rounded), else a DisgenError naming the file."""
+    if x.dtype == torch.uint8:
+        return x
+    bad = ~torch.isfinite(x) | (x < 0) | (x > 255) if x.is_floating_point() else (x < 0) | (x > 255)
+    if bad.any():
+        first = x.reshape(-1)[bad.reshape(-1).nonzero()[0]].item()
+        raise DisgenError(f"IDX file {path} holds {str(x.dtype).removeprefix('torch.')} values outside the pixel range 0..255 "
+                          f"({int(bad.sum()):,} of {x.numel():,}, e.g. {first}): images are read as 0..255; "
+                          "rescale the file's values or write it as uint8")
+    return x.round().to(torch.uint8) if x.is_floating_point() else x.to(torch.uint8)
 
 
 def write_idx(path: str | Path, tensor: torch.Tensor) -> Path:

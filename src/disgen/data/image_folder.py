@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps
 
-from disgen.data import ImageSplit, TensorDataset
+from disgen.data import ImageSplit, TensorDataset, check_decoded_size
 from disgen.errors import DisgenError
 from disgen.images import IMAGE_SUFFIXES, open_image
 
@@ -95,6 +95,8 @@ def decode_cached(root: Path, files: list[Path], image_shape: tuple[int, int, in
     (relative to ``root``) of the files that could not be read."""
     from disgen.data.download import cache_dir
 
+    check_decoded_size(len(files), image_shape, f"image folder {root}", "choose a smaller image size "
+                       "(e.g. --image-size) or fewer images")
     cached = cache_dir() / "image_folder" / f"{cache_key(root, files, image_shape)}.pt"
     if cache and cached.is_file():
         try:

@@ -4,7 +4,9 @@
       --> OUT/train/BREED/  OUT/valid/BREED/  OUT/train_valid/BREED/  OUT/test/unknown/
 
 ``disgen kaggle-organize DATA_DIR --out OUT`` links the files (hard links; symlinks across file
-systems) instead of copying them. The split is stratified like d2l's ``reorg_train_valid``: every
+systems) instead of copying them. ``OUT/manifest.json`` lists every link it made; a re-run removes
+only those, and an ``OUT`` holding anything else (a user's file, a folder it did not make) is
+refused before anything is touched, so it never deletes what it did not write. The split is stratified like d2l's ``reorg_train_valid``: every
 breed gives ``max(1, floor(n_min * valid_ratio))`` images to ``valid/``, where ``n_min`` is the
 smallest breed's count, chosen by a seeded shuffle.
 
@@ -122,7 +124,8 @@ def plan_split(labels: dict[str, str], valid_ratio: float, seed: int) -> dict[st
 
 
 def link(src: Path, dst: Path) -> str:
-    """Hard-link ``src`` to ``dst`` (symlink across file systems); returns the kind made."""
+    """Hard-link ``src`` to ``dst`` (symlink across file systems); returns the kind made. An
+    existing ``dst`` is one of this command's own links (:func:`check_out` checked it)."""
     if dst.is_symlink() or dst.exists():
         if dst.exists() and os.path.samefile(src, dst):
             return "kept"
@@ -158,28 +161,118 @@ def organize(data_dir: str | Path, out: str | Path, valid_ratio: float = 0.1, se
     if not test_files:
         raise DisgenError(f"{data_dir / 'test'} holds no images")
     split = plan_split(labels, valid_ratio, seed)
-    plan: dict[Path, Path] = {}
+    plan: dict[str, Path] = {}  # link, relative to out -> the competition's file
     for name, ids in (("train", split["train"]), ("valid", split["valid"]), ("train_valid", sorted(labels))):
         for i in ids:
-            plan[out / name / labels[i] / train_files[i].name] = train_files[i]
+            plan[f"{name}/{labels[i]}/{train_files[i].name}"] = train_files[i].resolve()
     for i, path in test_files.items():
-        plan[out / "test" / "unknown" / path.name] = path
-    remove_stale(out, set(plan))
-    kinds = Counter(link(src, dst) for dst, src in plan.items())
+        plan[f"test/unknown/{path.name}"] = path.resolve()
+    made = check_out(out)
+    # Listed before they exist: links of a run killed half-way are still known to be ours.
+    write_manifest(out, {**made, **{rel: [str(src)] for rel, src in plan.items()}})
+    for rel in sorted(set(made) - set(plan)):  # an earlier split's links: never two splits mixed
+        (out / rel).unlink(missing_ok=True)
+    kinds = Counter(link(src, out / rel) for rel, src in plan.items())
+    remove_empty_folders(out, {str(Path(rel).parent) for rel in plan})
+    write_manifest(out, {rel: [str(src), *inode(out / rel)] for rel, src in plan.items()})
     summary = {"data_dir": str(data_dir.resolve()), "valid_ratio": valid_ratio, "seed": seed,
                "breeds": len(set(labels.values())), "train": len(split["train"]),
                "valid": len(split["valid"]), "train_valid": len(labels), "test": len(test_files),
                "links": dict(kinds)}
-    (out / "organize.json").write_text(json.dumps(summary, indent=2) + "\n")
+    write_file(out / SUMMARY, json.dumps(summary, indent=2) + "\n")
     return summary
 
 
-def remove_stale(out: Path, keep: set[Path]) -> None:
-    """Links left by an earlier run with another split (so re-running never mixes two splits)."""
+# -- what OUT may hold: only this command's own links --------------------------------------------
+MANIFEST, SUMMARY = "manifest.json", "organize.json"
+MANIFEST_FORMAT = "disgen-kaggle-organize"
+
+
+def inode(path: Path) -> list[int]:
+    """(device, inode) of a link (a hard link's is its source's): a file put in its place has others."""
+    st = path.lstat()
+    return [st.st_dev, st.st_ino]
+
+
+def is_ours(path: Path, entry: list) -> bool:
+    """Whether ``path`` is still the link the manifest ``entry`` ([source, dev, inode]) made."""
+    if path.is_symlink():
+        return os.readlink(path) == entry[0]
+    if len(entry) == 3 and inode(path) == entry[1:]:
+        return True
+    try:  # listed before it was made (a run killed half-way): a hard link to its source
+        return Path(entry[0]).exists() and os.path.samefile(path, entry[0])
+    except OSError:
+        return False
+
+
+def read_manifest(out: Path) -> dict[str, list]:
+    path = out / MANIFEST
+    if not path.exists():
+        return {}
+    from disgen.config import read_json
+
+    doc = read_json(path, "kaggle-organize's manifest", max_bytes=1 << 30)
+    links = doc.get("links") if isinstance(doc, dict) and doc.get("format") == MANIFEST_FORMAT else None
+    if not isinstance(links, dict) or not all(
+            isinstance(e, list) and e and isinstance(e[0], str) for e in links.values()):
+        raise DisgenError(f"{path} is damaged or not kaggle-organize's list of the links it made, so "
+                          f"nothing in {out} can be told apart from your own files: choose a new --out "
+                          "folder (or delete this one yourself)")
+    return links
+
+
+def check_out(out: Path) -> dict[str, list]:
+    """The links an earlier run made in ``out`` (from its manifest), after checking that ``out``
+    holds nothing else: a user's file or folder there is refused, never deleted or overwritten."""
+    if out.exists() and not out.is_dir():
+        raise DisgenError(f"--out {out} is a file: choose a folder (it is created if missing)")
+    made = read_manifest(out) if out.is_dir() else {}
+    own_files = (MANIFEST, SUMMARY) if (out / MANIFEST).is_file() else ()
+    folders = {str(p) for rel in made for p in Path(rel).parents if str(p) != "."}
+    foreign = []
+    for root, dirs, files in os.walk(out) if out.is_dir() else []:
+        for name in dirs + files:
+            path = Path(root) / name
+            rel = str(path.relative_to(out))
+            if rel in own_files and not path.is_symlink():
+                continue
+            if name in dirs and rel in folders and not path.is_symlink():
+                continue
+            if name in files and rel in made and is_ours(path, made[rel]):
+                continue
+            foreign.append(rel)
+        dirs[:] = [d for d in dirs if str((Path(root) / d).relative_to(out)) in folders]
+    if foreign:
+        note = "" if own_files else f" (it has no {MANIFEST}, the list of the links kaggle-organize made; " \
+                                    "one written by a disgen without it is deleted by hand)"
+        raise DisgenError(f"--out {out} holds {len(foreign)} file(s) or folder(s) that kaggle-organize did not "
+                          f"write: {listing(sorted(foreign))}{note}; it never deletes or overwrites what it did "
+                          "not make: move them out, or choose a new --out folder")
+    return made
+
+
+def remove_empty_folders(out: Path, keep: set[str]) -> None:
+    """The folders an earlier split needed and this one does not (e.g. a breed renamed), if empty."""
     for name in SPLITS:
-        for path in sorted((out / name).rglob("*")) if (out / name).is_dir() else []:
-            if (path.is_file() or path.is_symlink()) and path not in keep:
-                path.unlink()
+        for path in sorted((out / name).rglob("*"), reverse=True) if (out / name).is_dir() else []:
+            rel = str(path.relative_to(out))
+            if path.is_dir() and not path.is_symlink() and rel not in keep and not any(path.iterdir()):
+                path.rmdir()
+
+
+def write_manifest(out: Path, links: dict[str, list]) -> None:
+    write_file(out / MANIFEST, json.dumps({"format": MANIFEST_FORMAT, "links": links}) + "\n")
+
+
+def write_file(path: Path, text: str) -> None:
+    from disgen.checkpoint import atomic_write
+
+    try:
+        atomic_write(path, lambda f: f.write(text.encode()))
+    except OSError as err:
+        raise DisgenError(f"could not write {path}: {err.strerror or err}; check the folder's permissions "
+                          "and free space, or choose another --out") from None
 
 
 def organize_args(p, argv) -> None:

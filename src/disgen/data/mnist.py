@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from disgen.data import ImageSplit, TensorDataset, register_dataset
+from disgen.data import MAX_CLASSES, ImageSplit, TensorDataset, register_dataset
 from disgen.data.download import cache_dir, fetch
 from disgen.data.idx import read_idx, write_idx
 from disgen.errors import DisgenError
@@ -171,8 +171,14 @@ def load_idx_dir(
             f"train images are {tuple(train.images.shape[2:])} but test images are "
             f"{tuple(test.images.shape[2:])} in {path}: both splits must have the same size"
         )
+    for split, (images, _) in zip((train, test), SPLIT_FILES.values()):
+        if len(split) == 0:
+            raise DisgenError(f"{find_file(path, images)} holds no images: a dataset needs some in both splits")
     if classes is None:
-        top = int(torch.cat([train.labels, test.labels]).max()) if len(train) + len(test) else -1
+        top = int(torch.cat([train.labels, test.labels]).max())
+        if top >= MAX_CLASSES:
+            raise DisgenError(f"the labels in {path} go up to {top:,}: classes are numbered 0..K-1 from the largest "
+                              f"label, and more than {MAX_CLASSES:,} means a corrupt labels file")
         classes = [str(k) for k in range(top + 1)]
     return TensorDataset(name or path.name, train, test, list(classes), source=str(path))
 

@@ -7,12 +7,15 @@ the test suite's parametrisation, so a new model gets its tests for free.
 from __future__ import annotations
 
 import importlib
+import math
 import typing
 from dataclasses import dataclass, field, fields
 from typing import Any, Callable
 
+import torch
 from torch import nn
 
+from disgen.data import MAX_CLASSES, machine_memory
 from disgen.errors import DisgenError
 
 # (C, H, W) of the training images and the number of classes: what a builder needs from the data.
@@ -33,7 +36,7 @@ class ModelSpec:
     name: str
     objective: str
     config_cls: type
-    build: Builder
+    builder: Builder
     presets: dict[str, dict] = field(default_factory=dict)
     description: str = ""
     value_range: tuple[float, float] = (0.0, 1.0)  # pixel range the model sees; (-1, 1) for tanh GANs
@@ -59,7 +62,122 @@ class ModelSpec:
         from disgen.config import coerce
 
         hints = typing.get_type_hints(self.config_cls)
-        return self.config_cls(**{k: coerce(k, v, hints[k]) for k, v in overrides.items()})
+        cfg = self.config_cls(**{k: coerce(k, v, hints[k]) for k, v in overrides.items()})
+        check_options(self.name, cfg)
+        if self.data_shape(cfg) is not None:
+            check_data_shape(self.data_shape(cfg), f"{self.name}'s data shape")
+        return cfg
+
+    def build(self, cfg: Any, image_shape: tuple[int, ...], num_classes: int) -> dict[str, nn.Module]:
+        """The networks for ``image_shape`` and ``num_classes``, after :func:`check_size` has built
+        them on the meta device (no memory) and found their size sane for this machine."""
+        check_size(self, cfg, image_shape, num_classes)
+        return self.builder(cfg, image_shape, num_classes)
+
+
+# The largest data a model is built for: (C, H, W) images, or (D,) points. A side of 8192 pixels
+# is 16 times ImageNet's crop; a bigger one is a corrupt or hostile header, not a dataset.
+MAX_CHANNELS, MAX_SIDE, MAX_POINT_DIM = 4, 8192, 4096
+
+
+def check_data_shape(shape: Any, what: str) -> tuple[int, ...]:
+    """``shape`` as a tuple if it is one a model can be built for, else a DisgenError naming ``what``."""
+    ints = isinstance(shape, (list, tuple)) and all(isinstance(n, int) and not isinstance(n, bool) and n >= 1
+                                                     for n in shape)
+    ok = ints and (len(shape) == 3 and shape[0] <= MAX_CHANNELS and max(shape[1:]) <= MAX_SIDE
+                   or len(shape) == 1 and shape[0] <= MAX_POINT_DIM)
+    if not ok:
+        raise DisgenError(f"{what} {shape!r} is not a data shape a model can be built for: (C, H, W) with C in "
+                          f"1..{MAX_CHANNELS} and H, W in 1..{MAX_SIDE}, or (D,) points with D in 1..{MAX_POINT_DIM}")
+    return tuple(shape)
+
+
+# Every size option (an int, or a tuple of ints) is a count of units, channels, layers or pixels.
+# Layers are Python objects even on the meta device: a tuple of sizes (one per layer) and an
+# option counting layers (named ``*depth`` or ``convs``) stop at MAX_LAYERS.
+MAX_SIZE, MAX_LAYERS = 2**24, 100
+# Training keeps 16 bytes per parameter (float32 weights, gradients and Adam's two averages); one
+# input's activations past 2 GiB (resnet50 at 224 pixels: about 0.1 GiB) mean sizes gone wrong.
+TRAIN_BYTES_PER_PARAM = 16
+MAX_ACTIVATION_BYTES = 2**31
+
+
+def check_options(name: str, cfg: Any) -> None:
+    """Every size option a whole number in 0..MAX_SIZE (layer counts and the length of a tuple of
+    sizes in 0..MAX_LAYERS) and every float option finite: a size of -5 or 10**9, a million
+    layers or a NaN dropout is refused here with the option, not deep inside torch."""
+    for f in fields(cfg):
+        value, flag = getattr(cfg, f.name), "--" + f.name.replace("_", "-")
+        sizes = value if isinstance(value, (tuple, list)) else [value]
+        if all(isinstance(v, int) and not isinstance(v, bool) for v in sizes):
+            top = MAX_LAYERS if f.name.endswith(("depth", "convs")) else MAX_SIZE
+            bad = [v for v in sizes if not 0 <= v <= top]
+            if bad:
+                raise DisgenError(f"{name} {flag} {value!r}: {'a layer count' if top == MAX_LAYERS else 'a size'} "
+                                  f"must be a whole number in 0..{top:,} (got {bad[0]:,})")
+            if len(sizes) > MAX_LAYERS:
+                raise DisgenError(f"{name} {flag}: {len(sizes):,} layers, over the limit of {MAX_LAYERS}")
+        elif isinstance(value, float) and not math.isfinite(value):
+            raise DisgenError(f"{name} {flag} {value!r}: must be a finite number")
+        elif isinstance(value, str):
+            from disgen.config import check_text
+
+            check_text(f"{name} {flag}", value)
+
+
+def check_size(spec: ModelSpec, cfg: Any, image_shape: tuple[int, ...], num_classes: int) -> None:
+    """Build ``spec``'s networks on the meta device (shapes only, nothing allocated), then refuse
+    a parameter count that cannot be trained in this machine's memory, or activations of one
+    input over MAX_ACTIVATION_BYTES, naming the number, the limit and the size options."""
+    check_data_shape(tuple(image_shape), "the data shape")
+    if not (isinstance(num_classes, int) and 1 <= num_classes <= MAX_CLASSES):
+        raise DisgenError(f"{num_classes!r} classes: a model is built for 1..{MAX_CLASSES:,}")
+    sizes = {f.name: getattr(cfg, f.name) for f in fields(cfg) if f.name.endswith(
+        ("hidden", "width", "widths", "dim", "depth", "size", "convs", "encoder", "decoder"))}
+    options = ", ".join(f"--{k.replace('_', '-')} {v}" for k, v in sizes.items()) or "its options"
+    try:
+        with torch.device("meta"):
+            nets = spec.builder(cfg, tuple(image_shape), num_classes)
+    except DisgenError:
+        raise
+    except Exception as err:  # e.g. a width of 0 where a layer needs one unit, a dropout of 5
+        raise DisgenError(f"{spec.name} cannot be built with {options} for data {tuple(image_shape)}: "
+                          f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}") from None
+    params = sum(p.numel() for m in nets.values() for p in m.parameters())
+    limit = machine_memory() // TRAIN_BYTES_PER_PARAM
+    if params > limit:
+        raise DisgenError(f"{spec.name} with {options} has {params:,} parameters, over the {limit:,} this "
+                          f"machine can train ({TRAIN_BYTES_PER_PARAM} bytes each: weights, gradients and Adam's "
+                          f"two averages, in {machine_memory() / 2**30:.1f} GiB of memory): choose smaller sizes")
+    activations = sum(activation_bytes(m, image_shape) for m in nets.values())
+    if activations > MAX_ACTIVATION_BYTES:
+        raise DisgenError(f"{spec.name} with {options} needs {activations / 2**30:,.1f} GiB of activations for one "
+                          f"input of shape {tuple(image_shape)}, over the limit of {MAX_ACTIVATION_BYTES / 2**30:g} "
+                          "GiB: choose smaller sizes")
+
+
+def activation_bytes(net: nn.Module, image_shape: tuple[int, ...], batch: int = 8) -> int:
+    """Bytes of every layer's output for one input of a meta-device ``net`` (a generator gets
+    its latent code, other networks an image); 0 if it takes another input (a latent
+    discriminator's code)."""
+    total = 0
+
+    def count(module, inputs, output) -> None:
+        nonlocal total
+        if isinstance(output, torch.Tensor) and not list(module.children()):
+            total += output.numel() * output.element_size()
+
+    shape = (net.latent_dim,) if hasattr(net, "latent_dim") else tuple(image_shape)
+    hooks = [m.register_forward_hook(count) for m in net.modules()]
+    try:
+        with torch.no_grad():
+            net.eval()(torch.empty(batch, *shape, device="meta"))
+    except Exception:  # another input than an image or a code: its parameters are counted all the same
+        return 0
+    finally:
+        for h in hooks:
+            h.remove()
+    return total // batch
 
 
 _REGISTRY: dict[str, ModelSpec] = {}
