@@ -318,3 +318,25 @@ def transfer(results: Results) -> str:
     return (md(["set-up (part 1)", "n (seeds)", "valid/ accuracy, last epoch", "min", "valid/ log loss, last epoch",
                 "s / run", "commit"], setups) + "\n" +
             md(["`--train-backbone` (part 2)", "n (timed steps)", "s / step", "commit"], steps))
+
+
+# -- the faults the hardening tests tried (bench_reliability.py) ----------------------------------------
+RELIABILITY_SECTIONS = {
+    "crash": "Crash safety", "checksum": "Damaged checkpoints", "disk": "Full disk",
+    "divergence": "Divergence", "loading": "Safe loading", "inputs": "Hostile inputs", "server": "Web server",
+    "determinism": "Determinism",
+}
+
+
+@table("reliability")
+def reliability(results: Results) -> str:
+    r = results("reliability")
+    faults = r["faults"]
+    rows = sorted(faults.items(), key=lambda kv: (list(RELIABILITY_SECTIONS).index(kv[1]["section"]), kv[0]))
+    body = md(["Area", "Fault tried", "Times", "What happened (times)", "Test"],
+              [[RELIABILITY_SECTIONS[f["section"]], fault.replace("|", "\\|"), f["tries"],
+                "; ".join(f"{what} ({n})" for what, n in f["outcomes"].items()).replace("|", "\\|"),
+                f"`{f['test']}`"] for fault, f in rows])
+    total = sum(f["tries"] for f in faults.values())
+    return body + f"\n{len(faults)} faults, {total} tries in all; counted by the tests at commit {commit(r)}, " \
+                  f"{machine(r)}.\n"

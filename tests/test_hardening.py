@@ -3,8 +3,9 @@ same bits as an uninterrupted run; damaged checkpoints are detected by their dig
 falls back to a good one; a really full disk (a small tmpfs) and a diverging loss stop the run with
 one clear error and the last checkpoint intact; crafted pickles are refused; --deterministic.
 
-Every fault tried is counted in benchmarks/results/reliability.json (the ``reliability`` fixture);
-``python scripts/reliability_table.py`` writes those counts into docs/reliability.md.
+Every fault tried is counted by the ``reliability`` fixture, into the file that DISGEN_RELIABILITY
+names (``python benchmarks/bench_reliability.py`` sets it and saves the counts for docs/reliability.md's
+table); a plain test run writes nothing.
 """
 from __future__ import annotations
 
@@ -42,13 +43,13 @@ from conftest import SUBPROCESS_ENV, run_disgen
 from test_trainer import Payload, assert_same_training, last_state, metrics, mlp_reference  # noqa: F401
 
 ROOT = Path(__file__).resolve().parents[1]
-RELIABILITY = ROOT / "benchmarks" / "results" / "reliability.json"  # docs/reliability.md's table
 SECTIONS = ("crash", "checksum", "disk", "divergence", "loading", "inputs", "server", "determinism")
 
 
 class Reliability:
-    """The faults one test module tried: (section, fault) -> outcome -> count. Saved merged into
-    benchmarks/results/reliability.json, replacing earlier counts of the same faults."""
+    """The faults one test module tried: (section, fault) -> outcome -> count. Saved merged into the
+    file DISGEN_RELIABILITY names (benchmarks/bench_reliability.py), replacing earlier counts of the
+    same faults; without it, nothing is written."""
 
     def __init__(self, module: str):
         self.module = module
@@ -59,14 +60,15 @@ class Reliability:
         self.rows.setdefault((section, fault), Counter())[outcome] += n
 
     def save(self) -> None:
-        if not self.rows:
+        target = os.environ.get("DISGEN_RELIABILITY")
+        if not self.rows or not target:
             return
-        RELIABILITY.parent.mkdir(parents=True, exist_ok=True)
-        saved = json.loads(RELIABILITY.read_text()) if RELIABILITY.is_file() else {}
+        target = Path(target)
+        saved = json.loads(target.read_text()) if target.is_file() else {}
         for (section, fault), outcomes in self.rows.items():
             saved[fault] = {"section": section, "test": self.module, "tries": sum(outcomes.values()),
                             "outcomes": dict(outcomes.most_common())}
-        checkpoint.atomic_write(RELIABILITY, lambda f: f.write(json.dumps(saved, indent=1).encode()))
+        checkpoint.atomic_write(target, lambda f: f.write(json.dumps(saved, indent=1).encode()))
 
 
 @pytest.fixture(scope="module")
