@@ -1,6 +1,6 @@
 # Two commands do all the set-up on a fresh machine with Python >= 3.10 and pip:
 #   make demo   create .venv if missing, install, train + evaluate a classifier on the bundled digits
-#   make test   install the dev dependencies and run the test suite
+#   make test   install the dev dependencies and run the test suite (make test-slow: the longer runs)
 # torch is pinned to the CPU build (2.13.0); for a GPU see README ("Installing for a GPU").
 
 VENV    ?= .venv
@@ -10,7 +10,7 @@ DISGEN  := $(VENV)/bin/disgen
 TORCH   ?= torch==2.13.0
 STAMP   := $(VENV)/.disgen-installed
 
-.PHONY: demo test install bench clean
+.PHONY: demo test test-slow install bench clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,9 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -q
+
+test-slow: $(STAMP)
+	$(PY) -m pytest -q -m slow
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_speed.py

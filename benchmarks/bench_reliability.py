@@ -1,7 +1,7 @@
 """The faults the hardening tests try, counted: what each tried, how often, and what happened.
 
 Runs the test modules that attack disgen (crash safety, damaged and crafted checkpoints, hostile
-inputs, fuzzing, the web server under load) with ``DISGEN_RELIABILITY`` set, so that each module's
+inputs, fuzzing, the web server under load; the slow tests included) with ``DISGEN_RELIABILITY`` set, so that each module's
 ``reliability`` fixture records its faults, and saves the counts with the commit, command and
 machine to ``benchmarks/results/reliability.json``. ``python benchmarks/tables.py`` then writes
 docs/reliability.md's table from it. A plain ``pytest`` run records nothing and writes no file.
@@ -29,7 +29,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         counts = Path(tmp) / "reliability.json"
         env = {**os.environ, "DISGEN_RELIABILITY": str(counts)}
-        done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *MODULES,
+        done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-m", "", "-p", "no:cacheprovider", *MODULES,
                                *sys.argv[1:]], cwd=ROOT, env=env)
         if done.returncode != 0:
             print("the tests failed: no counts saved (a fault that was not handled is no figure)", file=sys.stderr)

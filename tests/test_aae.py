@@ -227,6 +227,7 @@ def test_unsupervised_and_supervised_runs(tmp_path, tiny_data):
     assert not (tmp_path / "unsupervised" / "images" / "style_grid_prior.png").exists()
 
 
+@pytest.mark.slow
 def test_cli_train_eval_predict_semi_supervised(tmp_path, idx_dir):
     run_dir = tmp_path / "cli"
     r = run_disgen("train", "aae", "--dataset", str(idx_dir), "--epochs", "1", "--labels", "30",

@@ -217,6 +217,7 @@ def mutate(state: dict, path: tuple, change: tuple) -> str:
     return kind
 
 
+@pytest.mark.slow
 @fuzz(80)
 @given(data=st.data(), change=changes)
 @example(data=None, change=("reshape", [3]))  # the exp_avg that segfaulted

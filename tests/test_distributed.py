@@ -70,6 +70,7 @@ def test_two_processes_match_one_process_with_the_same_global_batch(two_process_
     assert info["processes"] == 2 and info["precision"] == "fp32"
 
 
+@pytest.mark.slow
 def test_a_two_process_run_resumes_to_the_same_weights(two_process_run, tmp_path, idx_dir):
     run = tmp_path / "resumed"
     args = ["train", "mlp-classifier", "--preset", "seed", "--dataset", str(idx_dir), "--batch-size", "32",
@@ -83,7 +84,7 @@ def test_a_two_process_run_resumes_to_the_same_weights(two_process_run, tmp_path
 
 @pytest.mark.parametrize("model,extra", [
     ("gan2d", ["--dataset", "gaussian2d", "--epochs", "2"]),
-    ("aae", ["--labels", "100", "--epochs", "2", "--batch-size", "50"]),
+    pytest.param("aae", ["--labels", "100", "--epochs", "2", "--batch-size", "50"], marks=pytest.mark.slow),
 ])
 def test_multi_phase_games_train_across_processes(model, extra, tmp_path, idx_dir):
     """The GAN's and AAE's phases (parts frozen, several optimizers) stay in step across processes:

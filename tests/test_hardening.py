@@ -257,7 +257,15 @@ def kill_data(idx_dir, rgb_dir, tmp_path, monkeypatch) -> dict[str, Path]:
     return {"idx": idx_dir, "rgb": rgb_dir}
 
 
-@pytest.mark.parametrize("model", sorted(MODEL_RUNS))
+HEAVY = {"aae", "dcgan28", "dcgan64", "resnet-transfer"}  # over 40 s a kill-and-resume on 2 cores
+
+
+def by_weight(models):
+    """``models`` as parameters, the heavy ones marked slow (``pytest -m slow``; .ci/run runs them)."""
+    return [pytest.param(m, marks=pytest.mark.slow) if m in HEAVY else m for m in models]
+
+
+@pytest.mark.parametrize("model", by_weight(sorted(MODEL_RUNS)))
 def test_sigkill_at_random_moments_then_resume_is_exact(model, tmp_path, kill_data, reliability):
     kill_and_resume(model, 2, tmp_path, kill_data, reliability)
 

@@ -247,6 +247,7 @@ def test_organized_folder_loads_with_modes_sizes_and_the_corrupt_file_skipped(or
     assert (len(everything.train), everything.val, everything.test) == (120, None, None)
 
 
+@pytest.mark.slow
 def test_train_resnet18_from_scratch_reaches_90_percent_and_submits(organized, competition, tmp_path):
     root, _ = competition
     run = disgen.train(

@@ -56,7 +56,8 @@ def tiny_run(model: str, tiny_data) -> tuple[TensorDataset, dict]:
 
 
 @pytest.mark.parametrize("every_epoch", [False, True], ids=["once", "test-every-epoch"])
-@pytest.mark.parametrize("model", list_models())
+@pytest.mark.parametrize("model", [pytest.param(m, marks=pytest.mark.slow) if m in ("aae", "dcgan28", "dcgan64")
+                                   else m for m in list_models()])
 def test_the_test_split_is_evaluated_once_after_the_last_epoch(model, every_epoch, tmp_path, tiny_data):
     data, options = tiny_run(model, tiny_data)
     cfg = resolve(model, {"epochs": 2, "progress": False, "test_every_epoch": every_epoch, **options})

@@ -27,21 +27,21 @@ def test_every_table_matches_its_results_files(capsys):
     assert any(doc.name == "README.md" for doc, _ in found)
 
 
-def first_number_path(data, path=()):
-    """The path of the first float in a results file (skipping the bookkeeping fields)."""
+def first_number_path(data, path=(), kinds=(float,)):
+    """The path of the first number of ``kinds`` in a results file (skipping the bookkeeping fields)."""
     if isinstance(data, dict):
         for k, v in data.items():
             if k in ("commit", "date", "machine", "load_average", "command", "seeds", "args"):
                 continue
-            found = first_number_path(v, path + (k,))
+            found = first_number_path(v, path + (k,), kinds)
             if found:
                 return found
     elif isinstance(data, list):
         for i, v in enumerate(data):
-            found = first_number_path(v, path + (i,))
+            found = first_number_path(v, path + (i,), kinds)
             if found:
                 return found
-    elif isinstance(data, float):
+    elif isinstance(data, kinds) and not isinstance(data, bool):
         return path
     return None
 
@@ -64,8 +64,8 @@ def test_changing_one_figure_fails_the_check(name, tmp_path, capsys):
             path = next((p for p in paths_to(data, key)), None)
             if path:
                 break
-        else:
-            path = first_number_path(data)
+        else:  # a float, else a count
+            path = first_number_path(data) or first_number_path(data, kinds=(int,))
         if path is None:
             continue
         target = data
