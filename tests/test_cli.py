@@ -360,3 +360,30 @@ def test_model_option_help_names_the_default_presets_value(capsys):
     text = " ".join(capsys.readouterr().out.split())
     assert "--consistency CONSISTENCY default 0.0; the default preset: 1.0" in text
     assert "--z-dim Z_DIM default 10 " in text  # the preset keeps the field's default: said once
+
+
+def test_resume_of_a_folder_with_no_run_is_an_error_naming_the_nearest_runs(capsys, tmp_path, idx_dir):
+    """A mistyped --run-dir with --resume trained a fresh run and exited 0; now it is refused,
+    naming the folder and the run directories nearest in name, and nothing is written."""
+    base = ["train", "mlp-classifier", "--dataset", idx_dir, "--epochs", "1", "--no-progress"]
+    assert cli(capsys, *base, "--run-dir", tmp_path / "mlp-run-1")[0] == 0
+    (tmp_path / "other").mkdir()  # a folder that is no run is not offered
+    typo = tmp_path / "mlp-rnu-1"
+    code, out, err = cli(capsys, *base, "--run-dir", typo, "--resume")
+    assert_one_line_error(code, err, f"--resume: {typo} holds no run",
+                          f"nearest run directories: {tmp_path / 'mlp-run-1'}.", "--resume auto")
+    assert "other" not in err and out == "" and not typo.exists()
+
+
+def test_resume_auto_starts_a_run_then_continues_it(capsys, tmp_path, idx_dir):
+    d = tmp_path / "run"
+    base = ["train", "mlp-classifier", "--dataset", idx_dir, "--no-progress", "--run-dir", d, "--resume", "auto"]
+    code, out, err = cli(capsys, *base, "--epochs", "1")
+    assert code == 0, err
+    assert [r["epoch"] for r in runs.read_metrics(d)] == [1]
+    code, out, err = cli(capsys, *base, "--epochs", "2")
+    assert code == 0, err
+    assert f"resuming {d} after epoch 1" in err
+    assert [r["epoch"] for r in runs.read_metrics(d)] == [1, 2]
+    code, _, err = cli(capsys, "train", "mlp-classifier", "--resume", "--no-progress")
+    assert_one_line_error(code, err, "--resume needs --run-dir")

@@ -87,8 +87,9 @@ def train_args(tr: argparse.ArgumentParser, argv: list[str]) -> None:
     tr.add_argument("model", metavar="MODEL", choices=list_models(),
                     help="one of: " + ", ".join(list_models()))
     tr.add_argument("--config", dest="config_file", metavar="FILE", help="JSON file of options")
-    tr.add_argument("--resume", action="store_true",
-                    help="continue the run in --run-dir after its last completed epoch")
+    tr.add_argument("--resume", nargs="?", const=True, default=False, choices=("auto",), metavar="auto",
+                    help="continue the run in --run-dir after its last completed epoch (an error if it holds "
+                         "no run); --resume auto: continue it if it holds one, else start it")
     fields = {f.name: f for f in dataclasses.fields(TrainConfig)}
     for name, kind in field_types().items():
         if name not in SKIP:
