@@ -178,10 +178,12 @@ def cmd_models(args) -> None:
 def cmd_datasets(args) -> None:
     from disgen.data import list_datasets
 
+    from disgen.data import FOLDER_FORMS
+
     for name, desc in list_datasets().items():
         print(f"{name:15s} {desc}")
-    print("PATH           a folder of the four IDX files of an MNIST-like dataset, a folder of images\n"
-          "               (class subfolders optional), or a folder from `disgen kaggle-organize`")
+    for form in FOLDER_FORMS:
+        print(f"{'PATH':15s} {form}")
 
 
 @command("train", "train a model into a run directory", train_args)
