@@ -51,7 +51,7 @@ def sample_args(p, argv) -> None:
                    help=f"rows of {INTERPOLATION_STEPS} images between random pairs of z (--n rounds to rows)")
 
 
-@command("sample", "draw samples from a trained generator (GAN) run", sample_args)
+@command("sample", sample_args)
 def cmd_sample(args) -> None:
     from disgen.api import load
     from disgen.viz import save_grid

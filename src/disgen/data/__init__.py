@@ -21,6 +21,7 @@ from typing import Callable
 
 import torch
 
+from disgen.catalog import FOLDER_FORMS
 from disgen.errors import DisgenError
 
 
@@ -140,16 +141,6 @@ def load_dataset(name_or_path: str, data_dir: str | Path | None = None,
     hint = f" Did you mean {close[0]}?" if close else ""
     raise DisgenError(f"unknown dataset {name_or_path!r}: no registered dataset has that name, and the path "
                       f"{path.absolute()} does not exist.{hint} {dataset_forms()}")
-
-
-# Every form ``--dataset`` takes: the errors, ``disgen datasets`` and ``--dataset``'s help say it.
-FOLDER_FORMS = (
-    "a folder of the four IDX files of an MNIST-like dataset (train-images-idx3-ubyte, "
-    "train-labels-idx1-ubyte, t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte, raw or .gz)",
-    "a folder of images with one subfolder per class (images directly in it: one class)",
-    "a Kaggle layout organised by `disgen kaggle-organize DATA_DIR --out DIR`: DIR (train/ and valid/ "
-    "class folders) or DIR/train_valid",
-)
 
 
 def dataset_forms(names: list[str] | None = None) -> str:
