@@ -116,7 +116,8 @@ def test_dcgan28_training_and_eval(tiny_data, classifier_run, home, tmp_path, ca
     data = subset(tiny_data, 100, 100)  # 100 digits: the automatic reference trains in seconds
     run = disgen.train("dcgan28", dataset_obj=data, epochs=2, batch_size=50, progress=False,
                        model_args={"g_width": 8, "d_width": 8}, run_dir=str(tmp_path / "run"))
-    assert "training a reference cnn-classifier" in capsys.readouterr().err
+    assert "training the reference classifier for Fréchet distance and class coverage (cnn-classifier" in \
+        capsys.readouterr().err
     assert len(list(home.glob("reference/*/checkpoints/last.pt"))) == 1  # cached for next time
     keys = {"frechet_distance", "kid", "precision", "recall", "class_kl", "min_class_share", "classes_covered"}
     assert {f"val_{k}" for k in keys} <= set(run.history[-1])
