@@ -204,6 +204,9 @@ def test_predict_folder_to_csv_file(capsys, tmp_path, classifier_run, digit_file
     assert out == "" and f"wrote {len(files)} predictions to {out_csv}" in err
     names, labels, _ = check_csv(out_csv.read_text(), len(files))
     assert names == sorted(str(f) for f, _, _ in files)
+    one = tmp_path / "one.csv"
+    code, out, err = cli(capsys, "predict", classifier_run.dir, files[0][0], "--out", one)
+    assert code == 0 and f"wrote 1 prediction to {one}" in err
 
 
 def test_predict_idx_file(capsys, tmp_path, classifier_run, mnist_mini):
@@ -230,12 +233,14 @@ def test_reconstruct_writes_grid(capsys, tmp_path, autoencoder_run, mnist_mini):
     assert f"reconstructions of 7 images to {grid}" in err
     with Image.open(grid) as im:
         assert im.format == "PNG"
-        assert im.size == (7 * 30 + 2, 2 * 30 + 2)  # a row of 7 originals, a row of reconstructions
+        # a row of 7 originals, a row of reconstructions, 28-px digits drawn at 56 px as the other grids
+        assert im.size == (7 * 58 + 2, 2 * 58 + 2)
         pixels = np.asarray(im.convert("L"))
-    # Top-left tile is the first original, exactly; the tile below is its reconstruction.
-    assert np.array_equal(pixels[2:30, 2:30], images[0, 0].numpy())
+    # Top-left tile is the first original, exactly (each pixel 2x2); the tile below is its reconstruction.
+    assert np.array_equal(pixels[2:58:2, 2:58:2], images[0, 0].numpy())
+    assert np.array_equal(pixels[3:58:2, 3:58:2], images[0, 0].numpy())
     recon = (autoencoder_run.reconstruct(images[:1])[0, 0] * 255).round().to(torch.uint8).numpy()
-    assert np.abs(pixels[32:60, 2:30].astype(int) - recon.astype(int)).max() <= 1
+    assert np.abs(pixels[60:116:2, 2:58:2].astype(int) - recon.astype(int)).max() <= 1
 
 
 def test_reconstruct_refuses_a_classifier(capsys, tmp_path, classifier_run, digit_files):

@@ -103,7 +103,8 @@ class Run:
         """``n`` generated samples (images in [0, 1], or points) from latent draws of ``seed``;
         ``label``: the class to draw (supervised and semi-supervised aae runs)."""
         if self.objective.sample is None:
-            raise DisgenError(f"{self.spec.name} is not a generator; `sample` works on GAN runs")
+            raise DisgenError(f"{self.spec.name} is not a generator; `sample` works on GAN (gan2d, dcgan28, "
+                              "dcgan64) and aae runs")
         if label is not None and "labels" not in inspect.signature(self.objective.sample).parameters:
             raise DisgenError(f"--label {label}: a {self.spec.name} run draws no chosen class; --label applies to "
                               "supervised and semi-supervised aae runs")

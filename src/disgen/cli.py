@@ -311,7 +311,7 @@ def cmd_predict(args) -> None:
     from disgen.checkpoint import atomic_write
 
     atomic_write(Path(args.out), lambda f: f.write(text.getvalue().encode()))
-    print(f"wrote {len(names)} predictions to {args.out}", file=sys.stderr)
+    print(f"wrote {plural(len(names), 'prediction')} to {args.out}", file=sys.stderr)
 
 
 @command("reconstruct", lambda p, argv: run_dir_args(p, INPUTS_HELP, "GRID.png", out_required=True))
@@ -324,8 +324,17 @@ def cmd_reconstruct(args) -> None:
     run = load(args.run_dir, args.checkpoint)
     names, x = load_inputs(args.inputs, run.image_shape, True)
     recon = run.reconstruct(x)
-    save_pairs(x.float() / 255, recon, args.out, nrow=min(10, len(x)))
-    print(f"wrote originals and reconstructions of {len(names)} images to {args.out}", file=sys.stderr)
+    save_pairs(x.float() / 255, recon, args.out, nrow=min(10, len(x)), scale=grid_scale(run.image_shape))
+    print(f"wrote originals and reconstructions of {plural(len(names), 'image')} to {args.out}", file=sys.stderr)
+
+
+def plural(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
+def grid_scale(image_shape) -> int:
+    """Tiles of small images drawn at least 56 pixels a side, as the runs' own grids draw 28-pixel digits."""
+    return max(1, -(-56 // image_shape[-1]))
 
 
 def main(argv: list[str] | None = None) -> int:
