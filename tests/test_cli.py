@@ -400,3 +400,22 @@ def test_resume_auto_starts_a_run_then_continues_it(capsys, tmp_path, idx_dir):
     assert [r["epoch"] for r in runs.read_metrics(d)] == [1, 2]
     code, _, err = cli(capsys, "train", "mlp-classifier", "--resume", "--no-progress")
     assert_one_line_error(code, err, "--resume needs --run-dir")
+
+
+def test_eval_on_a_dataset_with_other_classes_warns(capsys, tmp_path, classifier_run, idx_dir):
+    """A digit classifier scored on a dataset whose classes are others (cat, dog): a warning naming
+    both, and the result kept beside the run's own in eval.json; a dataset of the same classes: none."""
+    d = tmp_path / "run"
+    shutil.copytree(classifier_run.dir, d)
+    pets = tmp_path / "pets"
+    for k, name in enumerate(("cat", "dog")):
+        (pets / name).mkdir(parents=True)
+        for i in range(10):
+            Image.fromarray(np.full((28, 28), 40 * k + i, dtype=np.uint8)).save(pets / name / f"{i}.png")
+    code, out, err = cli(capsys, "eval", d, "--dataset", pets)
+    assert code == 0, err
+    assert (f"disgen: warning: {pets}'s classes (cat, dog) differ from those the run was trained on "
+            "(0, 1, 2, 3, 4, 5, 6, 7, 8, 9)") in err
+    assert {e["dataset"] for e in runs.read_evals(d)} >= {"mnist-mini", str(pets)}
+    code, out, err = cli(capsys, "eval", d, "--dataset", idx_dir)
+    assert code == 0 and "warning" not in err

@@ -270,7 +270,15 @@ def cmd_eval(args) -> None:
         raise DisgenError(f"--n-samples must be in 1..{MAX_SAMPLES:,} (got {args.n_samples})")
     run = load(args.run_dir, args.checkpoint)
     options = {"reference": args.reference, "n_samples": args.n_samples} if run.objective.eval_context else {}
-    metrics = run.evaluate(args.dataset, args.data_dir, split=args.split, **options)
+    dataset = args.dataset
+    if dataset is not None and dataset != run.config.dataset:  # another dataset: are its classes the run's?
+        dataset = run.dataset(dataset, args.data_dir)
+        if list(dataset.classes) != list(run.classes):
+            print(f"disgen: warning: {args.dataset}'s classes ({', '.join(dataset.classes[:10])}"
+                  f"{', ...' if len(dataset.classes) > 10 else ''}) differ from those the run was trained on "
+                  f"({', '.join(run.classes[:10])}{', ...' if len(run.classes) > 10 else ''}): its scores compare "
+                  "labels by number only", file=sys.stderr)
+    metrics = run.evaluate(dataset, args.data_dir, split=args.split, **options)
     result = {"dataset": args.dataset or run.config.dataset, "split": args.split, "checkpoint": run.checkpoint,
               "checkpoint_epoch": run.epoch, **metrics}
     record_eval(Path(args.run_dir), result)
