@@ -1,5 +1,6 @@
 # Two commands do all the set-up on a fresh machine with Python >= 3.10 and pip:
-#   make demo   create .venv if missing, install, train + evaluate a classifier on the bundled digits
+#   make demo   create .venv if missing, install, train (a short 5-epoch run) + evaluate a classifier on
+#               the bundled digits
 #   make test   install the dev dependencies and run the test suite (make test-slow: the longer runs)
 # torch is pinned to the CPU build (2.13.0); for a GPU see README ("Installing for a GPU").
 
@@ -22,9 +23,14 @@ $(STAMP): $(PY) pyproject.toml
 
 install: $(STAMP)
 
+# The demo trains DEMO_EPOCHS epochs of the default preset (30): a short run, to see every step.
+DEMO_EPOCHS ?= 5
+
 demo: $(STAMP)
 	@set -e; run=runs/demo-$$(date +%Y%m%d-%H%M%S); \
-	$(DISGEN) train cnn-classifier --dataset mnist-mini --run-dir $$run; \
+	echo "a short demo run: cnn-classifier, $(DEMO_EPOCHS) epochs of its default preset's 30 (the full preset:" \
+	     "$(DISGEN) train cnn-classifier --dataset mnist-mini)"; \
+	$(DISGEN) train cnn-classifier --dataset mnist-mini --epochs $(DEMO_EPOCHS) --run-dir $$run; \
 	$(DISGEN) eval $$run; \
 	$(DISGEN) predict $$run src/disgen/data/mnist_mini/t10k-images-idx3-ubyte.gz --out $$run/predictions.csv; \
 	echo; echo "run directory: $$run"; \

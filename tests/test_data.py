@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from PIL import Image
 
 from disgen.data import ImageSplit, list_datasets, load_dataset
 from disgen.data.idx import MAX_DECODED_BYTES, read_idx, write_idx
@@ -356,3 +357,49 @@ def test_flip_augmentation_flips_half_and_shifts_by_at_most_two_pixels():
     assert set(left.tolist()) == {2, 3, 4, 5, 6} and set(rows.tolist()) == {8, 9, 10, 11, 12}
     moved = shift(torch.arange(4.0).view(1, 1, 1, 4), torch.tensor([0]), torch.tensor([1]))
     assert moved.flatten().tolist() == [0.0, 0.0, 1.0, 2.0]  # right by one, zeros coming in
+
+
+# ---- what --dataset may be, said in its errors ------------------------------------------------
+
+FORMS = ["mnist-mini", "registered name", "IDX files", "one subfolder per class", "kaggle-organize"]
+
+
+def test_a_dataset_path_that_does_not_exist_says_so_and_lists_every_form(tmp_path):
+    gone = tmp_path / "digits"
+    with pytest.raises(DisgenError) as err:
+        load_dataset(str(gone))
+    text = str(err.value)
+    assert f"the path {gone} does not exist" in text
+    assert all(form in text for form in FORMS), text
+
+
+def test_a_misspelt_dataset_name_gets_a_suggestion():
+    with pytest.raises(DisgenError, match="Did you mean mnist-mini?"):
+        load_dataset("mnist-mnii")
+
+
+def test_an_empty_folder_says_it_holds_no_images_and_no_idx_files(tmp_path):
+    (tmp_path / "empty" / "sub").mkdir(parents=True)
+    (tmp_path / "empty" / "notes.txt").write_text("not an image")
+    with pytest.raises(DisgenError) as err:
+        load_dataset(str(tmp_path / "empty"))
+    text = str(err.value)
+    assert f"the folder {tmp_path / 'empty'} holds no image files and no IDX files" in text
+    assert "missing" not in text and all(form in text for form in FORMS), text
+
+
+def test_a_kaggle_download_is_sent_to_kaggle_organize(tmp_path):
+    (tmp_path / "dogs" / "train").mkdir(parents=True)
+    Image.new("RGB", (8, 8)).save(tmp_path / "dogs" / "train" / "a1.jpg")
+    (tmp_path / "dogs" / "labels.csv").write_text("id,breed\na1,pug\n")
+    with pytest.raises(DisgenError, match=r"disgen kaggle-organize .*dogs --out DIR"):
+        load_dataset(str(tmp_path / "dogs"))
+
+
+def test_datasets_command_lists_every_folder_form(capsys):
+    from disgen.cli import main
+    from disgen.data import FOLDER_FORMS
+
+    assert main(["datasets"]) == 0
+    out = capsys.readouterr().out
+    assert all(f"PATH            {form}" in out for form in FOLDER_FORMS)

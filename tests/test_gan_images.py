@@ -100,8 +100,13 @@ def test_dcgan64_trains_on_a_folder_and_samples(folder, home, tmp_path, capsys):
     assert main(["sample", str(run_dir), "--n", "3", "--seed", "5", "--out-dir", str(tmp_path / "each")]) == 0
     files = sorted((tmp_path / "each").glob("*.png"))
     assert len(files) == 3 and Image.open(files[0]).size == (64, 64)
+    capsys.readouterr()
     assert main(["sample", str(run_dir), "--n", "20", "--interpolate", "--out", str(tmp_path / "walk.png")]) == 0
     assert Image.open(tmp_path / "walk.png").size == (10 * 66 + 2, 2 * 66 + 2)
+    assert "whole rows" not in capsys.readouterr().err  # 20 is two whole rows: nothing to explain
+    assert main(["sample", str(run_dir), "--n", "16", "--interpolate", "--out", str(tmp_path / "walk.png")]) == 0
+    assert Image.open(tmp_path / "walk.png").size == (10 * 66 + 2, 2 * 66 + 2)
+    assert "--interpolate draws whole rows of 10 steps: 2 rows, 20 images for --n 16" in capsys.readouterr().err
     run = disgen.load(run_dir)
     assert torch.equal(run.sample(4, seed=1), run.sample(4, seed=1))
     assert not torch.equal(run.sample(4, seed=1), run.sample(4, seed=2))
@@ -109,14 +114,15 @@ def test_dcgan64_trains_on_a_folder_and_samples(folder, home, tmp_path, capsys):
 
 def test_sample_refuses_a_classifier_run(classifier_run, capsys):
     assert main(["sample", str(classifier_run.dir)]) == 2
-    assert "needs a generator (GAN) run" in capsys.readouterr().err
+    assert "needs a generator: a GAN (gan2d, dcgan28, dcgan64) or aae run" in capsys.readouterr().err
 
 
 def test_dcgan28_training_and_eval(tiny_data, classifier_run, home, tmp_path, capsys):
     data = subset(tiny_data, 100, 100)  # 100 digits: the automatic reference trains in seconds
     run = disgen.train("dcgan28", dataset_obj=data, epochs=2, batch_size=50, progress=False,
                        model_args={"g_width": 8, "d_width": 8}, run_dir=str(tmp_path / "run"))
-    assert "training a reference cnn-classifier" in capsys.readouterr().err
+    assert "training the reference classifier for Fréchet distance and class coverage (cnn-classifier" in \
+        capsys.readouterr().err
     assert len(list(home.glob("reference/*/checkpoints/last.pt"))) == 1  # cached for next time
     keys = {"frechet_distance", "kid", "precision", "recall", "class_kl", "min_class_share", "classes_covered"}
     assert {f"val_{k}" for k in keys} <= set(run.history[-1])

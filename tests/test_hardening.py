@@ -222,7 +222,7 @@ def kill_and_resume(model: str, kills: int, tmp_path: Path, data: dict[str, Path
     ref, run = tmp_path / "uninterrupted", tmp_path / "killed"
     assert main(train_args(model, ref, data)) == 0
     epoch_s = sum(r["seconds"] + r["eval_seconds"] for r in runs.read_metrics(ref)) / EPOCHS
-    args = train_args(model, run, data) + ["--resume"]
+    args = train_args(model, run, data) + ["--resume", "auto"]
     tried = []
     for k in range(kills):
         if k % 2 == 0:

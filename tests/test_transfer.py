@@ -184,7 +184,21 @@ def test_offline_fails_fast_naming_the_file_and_folder(tmp_path, monkeypatch):
     assert time.perf_counter() - start < 5
     message = str(err.value)
     assert "resnet34-b627a593.pth" in message and str(tmp_path / "home" / "weights") in message
-    assert "--weights FILE" in message
+    assert "--weights FILE" in message and "--no-pretrained" in message
+
+
+def test_confusion_counts_are_readable_and_titled_with_their_split(tmp_path, monkeypatch):
+    """Counts on dark (high-rate) cells are white, on light cells black; the title names the split."""
+    from matplotlib.axes import Axes
+
+    from disgen.objectives.transfer import save_confusion
+
+    texts, titles = [], []
+    monkeypatch.setattr(Axes, "text", lambda self, x, y, s, **kw: texts.append((s, kw.get("color"))))
+    monkeypatch.setattr(Axes, "set_title", lambda self, label, **kw: titles.append(label))
+    save_confusion(torch.tensor([[9, 1], [3, 7]]), ["a", "b"], tmp_path / "c.png", "test")
+    assert texts == [("9", "white"), ("1", "black"), ("3", "black"), ("7", "white")]
+    assert titles == ["confusion matrix on the test split (accuracy 0.800)"]
 
 
 # -- frozen backbone and fine-tuning ---------------------------------------------------------------

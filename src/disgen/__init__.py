@@ -3,6 +3,14 @@ with one tool. ``disgen.train(...)`` and ``disgen.load(run_dir)`` are the Python
 """
 __version__ = "0.1.0"
 
-from disgen.api import Run, load, train  # noqa: E402
-
 __all__ = ["Run", "load", "train", "__version__"]
+
+
+def __getattr__(name: str):
+    """``disgen.train`` etc., imported on first use: ``import disgen`` (the CLI's commands that need
+    no tensors) does not import torch."""
+    if name in ("Run", "load", "train"):
+        from disgen import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'disgen' has no attribute {name!r}")

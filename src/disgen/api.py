@@ -103,7 +103,8 @@ class Run:
         """``n`` generated samples (images in [0, 1], or points) from latent draws of ``seed``;
         ``label``: the class to draw (supervised and semi-supervised aae runs)."""
         if self.objective.sample is None:
-            raise DisgenError(f"{self.spec.name} is not a generator; `sample` works on GAN runs")
+            raise DisgenError(f"{self.spec.name} is not a generator; `sample` works on GAN (gan2d, dcgan28, "
+                              "dcgan64) and aae runs")
         if label is not None and "labels" not in inspect.signature(self.objective.sample).parameters:
             raise DisgenError(f"--label {label}: a {self.spec.name} run draws no chosen class; --label applies to "
                               "supervised and semi-supervised aae runs")
@@ -153,17 +154,27 @@ class Run:
         return self.objective.evaluate(self.nets, x, part.labels.to(self.device), **extra)
 
 
-def train(model: str = "cnn-classifier", *, config_file: str | None = None, resume: bool = False,
+def train(model: str = "cnn-classifier", *, config_file: str | None = None, resume: bool | str = False,
           dataset_obj: TensorDataset | None = None, **options: Any) -> Run:
     """Train ``model`` with TrainConfig ``options`` (e.g. dataset, epochs, lr, run_dir) -> Run.
 
-    With ``resume=True`` and an existing ``run_dir``, its saved config is used (``options`` such as
-    ``epochs`` still override) and training continues after the last completed epoch.
+    With ``resume=True`` the run in ``run_dir`` continues after its last completed epoch, with its
+    saved config (``options`` such as ``epochs`` still override); a ``run_dir`` holding no run is
+    an error naming the nearest run directories. ``resume="auto"``: continue the run if there is
+    one, else start it (for scripts).
     """
     from disgen.trainer import Trainer
 
     run_dir = options.get("run_dir")
-    if resume and run_dir and (Path(run_dir) / "config.json").exists():
+    if resume not in (True, False, "auto"):
+        raise DisgenError(f"--resume {resume!r}: give --resume alone, or --resume auto")
+    if resume and not run_dir:
+        raise DisgenError("--resume needs --run-dir DIR, the run to continue")
+    if resume == "auto":
+        resume = runs.holds_run(Path(run_dir))
+    elif resume and not runs.holds_run(Path(run_dir)):
+        raise runs.no_run_error(Path(run_dir))
+    if resume and (Path(run_dir) / "config.json").exists():
         saved = runs.read_config(Path(run_dir)).to_dict()
         saved.update({k: v for k, v in options.items() if v is not None})
         saved.pop("model", None)

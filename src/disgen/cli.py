@@ -24,16 +24,19 @@ from disgen.errors import DisgenError, Interrupted
 SKIP = {"model", "model_args"}
 
 
-def add_field(parser, name: str, kind, help_text: str, dest: str) -> None:
+def add_field(parser, name: str, kind: str, help_text: str, dest: str, choices=None) -> None:
+    """``--name`` for a config field; ``kind``: "bool" (--x/--no-x), "tuple" (A,B) or "value"."""
     flag = "--" + name.replace("_", "-")
-    if kind is bool:
+    if kind == "bool":
         parser.add_argument(flag, dest=dest, action=argparse.BooleanOptionalAction, default=None,
                             help=help_text)
         return
-    metavar = name.upper()
-    if typing.get_origin(kind) is tuple:
-        metavar = "A,B"
+    metavar = "{" + ",".join(choices) + "}" if choices else "A,B" if kind == "tuple" else name.upper()
     parser.add_argument(flag, dest=dest, default=None, metavar=metavar, help=help_text)
+
+
+def kind_of(hint) -> str:
+    return "bool" if hint is bool else "tuple" if typing.get_origin(hint) is tuple else "value"
 
 
 def model_from_argv(argv: list[str]) -> str | None:
@@ -54,56 +57,102 @@ class Command:
 
 
 COMMANDS: dict[str, Command] = {}
-# Modules outside this file that define commands with @command (imported before parsing).
-COMMAND_MODULES: tuple[str, ...] = ("disgen.sample", "disgen.data.kaggle", "disgen.serve", "disgen.report",)
+# The commands in order, with their help; those defined outside this file (with @command) name the
+# module, imported only when the command runs or shows its own help: `disgen --help` imports none.
+COMMAND_HELP: dict[str, tuple[str, str | None]] = {
+    "models": ("list models and their presets", None),
+    "datasets": ("list datasets", None),
+    "train": ("train a model into a run directory", None),
+    "eval": ("evaluate a run on its test (or validation, training) split; kept in RUN_DIR/eval.json", None),
+    "predict": ("classify images, folders or IDX files into a CSV", None),
+    "reconstruct": ("autoencoder reconstructions of images, as a grid PNG", None),
+    "sample": ("draw samples from a trained generator (GAN or aae) run", "disgen.sample"),
+    "kaggle-organize": ("organise Kaggle's Dog Breed layout into train/ valid/ train_valid/ test/",
+                        "disgen.data.kaggle"),
+    "serve": ("a local web page to try a trained model: draw digits, sample, interpolate", "disgen.serve"),
+    "report": ("write a self-contained HTML report of a run, or compare several runs", "disgen.report"),
+}
 
 
-def command(name: str, help: str, add_args=None):
-    """Register ``run(args)`` as subcommand ``name``; ``add_args(parser, argv)`` adds its flags."""
+def command(name: str, add_args=None):
+    """Register ``run(args)`` as subcommand ``name`` (its help is in COMMAND_HELP);
+    ``add_args(parser, argv)`` adds its flags."""
 
     def wrap(run):
-        COMMANDS[name] = Command(name, help, add_args or (lambda p, argv: None), run)
+        COMMANDS[name] = Command(name, COMMAND_HELP[name][0], add_args or (lambda p, argv: None), run)
         return run
 
     return wrap
 
 
 def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
-    for module in COMMAND_MODULES:
-        importlib.import_module(module)
+    """The parser; only the command ``argv`` names gets its arguments (and its module imported)."""
+    argv = argv or []
+    chosen = argv[0] if argv and argv[0] in COMMAND_HELP else None
     parser = argparse.ArgumentParser(
         prog="disgen", description="Train, evaluate, sample and inspect classic image models.")
-    parser.add_argument("--version", action="version", version=f"disgen {__import__('disgen').__version__}")
+    from disgen import __version__
+
+    parser.add_argument("--version", action="version", version=f"disgen {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for cmd in COMMANDS.values():
-        cmd.add_args(sub.add_parser(cmd.name, help=cmd.help, description=cmd.help), argv or [])
+    for name, (help_text, module) in COMMAND_HELP.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        if name == chosen:
+            if module:
+                importlib.import_module(module)
+            COMMANDS[name].add_args(p, argv)
     return parser
 
 
-def train_args(tr: argparse.ArgumentParser, argv: list[str]) -> None:
-    from disgen.models import get_model, list_models
+def suggest(value: str, choices, what: str) -> DisgenError:
+    """An unknown name as one error with the nearest known one (difflib) and all of them."""
+    import difflib
 
-    tr.description = "Train MODEL. Later sources win: the preset, --config FILE, flags."
-    tr.add_argument("model", metavar="MODEL", choices=list_models(),
-                    help="one of: " + ", ".join(list_models()))
-    tr.add_argument("--config", dest="config_file", metavar="FILE", help="JSON file of options")
-    tr.add_argument("--resume", action="store_true",
-                    help="continue the run in --run-dir after its last completed epoch")
-    fields = {f.name: f for f in dataclasses.fields(TrainConfig)}
-    for name, kind in field_types().items():
-        if name not in SKIP:
-            add_field(tr, name, kind, fields[name].metadata.get("help", ""), name)
+    close = difflib.get_close_matches(value, list(choices), n=1)
+    hint = f"did you mean {close[0]}? " if close else ""
+    return DisgenError(f"unknown {what} {value!r}: {hint}choose one of {', '.join(choices)}")
+
+
+def check_names(argv: list[str]) -> None:
+    """A misspelt command, or model after ``train``: one error saying what was likely meant."""
+    if argv and not argv[0].startswith("-") and argv[0] not in COMMAND_HELP:
+        raise suggest(argv[0], COMMAND_HELP, "command")
     model = model_from_argv(argv)
-    if model in list_models():
-        spec = get_model(model)
+    if model is not None:
+        from disgen import catalog
+
+        if model not in catalog.models():
+            raise suggest(model, sorted(catalog.models()), "model")
+
+
+def train_args(tr: argparse.ArgumentParser, argv: list[str]) -> None:
+    from disgen import catalog
+
+    models = catalog.models()
+    model = model_from_argv(argv)
+    tr.description = "Train MODEL. Later sources win: the preset, --config FILE, flags."
+    tr.add_argument("model", metavar="MODEL", choices=sorted(models), help="one of: " + ", ".join(sorted(models)))
+    tr.add_argument("--config", dest="config_file", metavar="FILE", help="JSON file of options")
+    tr.add_argument("--resume", nargs="?", const=True, default=False, choices=("auto",), metavar="auto",
+                    help="continue the run in --run-dir after its last completed epoch (an error if it holds "
+                         "no run); --resume auto: continue it if it holds one, else start it")
+    hints = field_types()
+    for f in dataclasses.fields(TrainConfig):
+        if f.name in SKIP:
+            continue
+        text, choices = f.metadata.get("help", ""), f.metadata.get("choices")
+        if f.name == "preset" and model in models:
+            choices = tuple(models[model]["presets"])
+            text = f"{model}'s presets: {', '.join(choices)} (see `disgen models`)"
+        add_field(tr, f.name, kind_of(hints[f.name]), text, f.name, choices)
+    if model in models:
         group = tr.add_argument_group(f"options of {model} (override the preset)")
-        hints = typing.get_type_hints(spec.config_cls)
-        preset = spec.presets.get("default", {}).get("model", {})
-        for f in dataclasses.fields(spec.config_cls):
-            text = f"default {f.default!r}"
-            if f.name in preset and preset[f.name] != f.default:
-                text += f"; the default preset: {preset[f.name]!r}"
-            add_field(group, f.name, hints[f.name], text, f"model__{f.name}")
+        preset = models[model]["presets"].get("default", {}).get("model", {})
+        for o in models[model]["options"]:
+            text = f"{o['help']}; default {o['default']!r}"
+            if o["name"] in preset and preset[o["name"]] != o["default"]:
+                text += f"; the default preset: {preset[o['name']]!r}"
+            add_field(group, o["name"], o["kind"], text, f"model__{o['name']}", o["choices"])
 
 
 def run_dir_args(p: argparse.ArgumentParser, inputs: str | None = None, out: str | None = None,
@@ -159,31 +208,30 @@ def output_path(value: str | Path | None, flag: str = "--out", folder: bool = Fa
     return path
 
 
-@command("models", "list models and their presets")
+@command("models")
 def cmd_models(args) -> None:
-    from disgen.models import get_model, list_models
+    from disgen import catalog
 
-    for name in list_models():
-        spec = get_model(name)
-        print(f"{name:18s} [{spec.objective}] {spec.description}")
-        for preset, values in spec.presets.items():
+    for name, spec in sorted(catalog.models().items()):
+        print(f"{name:18s} [{spec['objective']}] {spec['description']}")
+        for preset, values in spec["presets"].items():
             shown = ", ".join(f"{k}={v}" for k, v in values.items() if k != "model")
             if values.get("val_split", 1) == 0:
                 shown += "  [trains on the whole training split, as its document did: no validation split, no best.pt]"
             print(f"    --preset {preset:8s} {shown}")
 
 
-@command("datasets", "list datasets")
+@command("datasets")
 def cmd_datasets(args) -> None:
-    from disgen.data import list_datasets
+    from disgen import catalog
 
-    for name, desc in list_datasets().items():
+    for name, desc in catalog.datasets().items():
         print(f"{name:15s} {desc}")
-    print("PATH           a folder of the four IDX files of an MNIST-like dataset, a folder of images\n"
-          "               (class subfolders optional), or a folder from `disgen kaggle-organize`")
+    for form in catalog.FOLDER_FORMS:
+        print(f"{'PATH':15s} {form}")
 
 
-@command("train", "train a model into a run directory", train_args)
+@command("train", train_args)
 def cmd_train(args) -> None:
     from disgen import distributed
     from disgen.api import train
@@ -213,8 +261,7 @@ def cmd_train(args) -> None:
     print(f"run directory: {run.dir}", file=sys.stderr)
 
 
-@command("eval", "evaluate a run on its test (or validation, training) split; kept in RUN_DIR/eval.json",
-         eval_args)
+@command("eval", eval_args)
 def cmd_eval(args) -> None:
     from disgen.api import load
     from disgen.runs import record_eval
@@ -223,7 +270,15 @@ def cmd_eval(args) -> None:
         raise DisgenError(f"--n-samples must be in 1..{MAX_SAMPLES:,} (got {args.n_samples})")
     run = load(args.run_dir, args.checkpoint)
     options = {"reference": args.reference, "n_samples": args.n_samples} if run.objective.eval_context else {}
-    metrics = run.evaluate(args.dataset, args.data_dir, split=args.split, **options)
+    dataset = args.dataset
+    if dataset is not None and dataset != run.config.dataset:  # another dataset: are its classes the run's?
+        dataset = run.dataset(dataset, args.data_dir)
+        if list(dataset.classes) != list(run.classes):
+            print(f"disgen: warning: {args.dataset}'s classes ({', '.join(dataset.classes[:10])}"
+                  f"{', ...' if len(dataset.classes) > 10 else ''}) differ from those the run was trained on "
+                  f"({', '.join(run.classes[:10])}{', ...' if len(run.classes) > 10 else ''}): its scores compare "
+                  "labels by number only", file=sys.stderr)
+    metrics = run.evaluate(dataset, args.data_dir, split=args.split, **options)
     result = {"dataset": args.dataset or run.config.dataset, "split": args.split, "checkpoint": run.checkpoint,
               "checkpoint_epoch": run.epoch, **metrics}
     record_eval(Path(args.run_dir), result)
@@ -238,7 +293,7 @@ def predict_args(p: argparse.ArgumentParser, argv: list[str]) -> None:
                    "sample_submission.csv, whose column order and ids the submission follows")
 
 
-@command("predict", "classify images, folders or IDX files into a CSV", predict_args)
+@command("predict", predict_args)
 def cmd_predict(args) -> None:
     from disgen.api import load
     from disgen.images import load_inputs
@@ -264,11 +319,10 @@ def cmd_predict(args) -> None:
     from disgen.checkpoint import atomic_write
 
     atomic_write(Path(args.out), lambda f: f.write(text.getvalue().encode()))
-    print(f"wrote {len(names)} predictions to {args.out}", file=sys.stderr)
+    print(f"wrote {plural(len(names), 'prediction')} to {args.out}", file=sys.stderr)
 
 
-@command("reconstruct", "autoencoder reconstructions of images, as a grid PNG",
-         lambda p, argv: run_dir_args(p, INPUTS_HELP, "GRID.png", out_required=True))
+@command("reconstruct", lambda p, argv: run_dir_args(p, INPUTS_HELP, "GRID.png", out_required=True))
 def cmd_reconstruct(args) -> None:
     from disgen.api import load
     from disgen.images import load_inputs
@@ -278,13 +332,23 @@ def cmd_reconstruct(args) -> None:
     run = load(args.run_dir, args.checkpoint)
     names, x = load_inputs(args.inputs, run.image_shape, True)
     recon = run.reconstruct(x)
-    save_pairs(x.float() / 255, recon, args.out, nrow=min(10, len(x)))
-    print(f"wrote originals and reconstructions of {len(names)} images to {args.out}", file=sys.stderr)
+    save_pairs(x.float() / 255, recon, args.out, nrow=min(10, len(x)), scale=grid_scale(run.image_shape))
+    print(f"wrote originals and reconstructions of {plural(len(names), 'image')} to {args.out}", file=sys.stderr)
+
+
+def plural(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
+def grid_scale(image_shape) -> int:
+    """Tiles of small images drawn at least 56 pixels a side, as the runs' own grids draw 28-pixel digits."""
+    return max(1, -(-56 // image_shape[-1]))
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
+        check_names(argv)
         args = build_parser(argv).parse_args(argv)
         COMMANDS[args.command].run(args)
     except DisgenError as err:

@@ -14,11 +14,13 @@ from typing import Any
 from disgen.errors import DisgenError
 
 
-def opt(default: Any, help: str) -> Any:
-    """A dataclass field with its CLI help text."""
+def opt(default: Any, help: str, choices: tuple[str, ...] | None = None) -> Any:
+    """A dataclass field with its CLI help text and, where it has a fixed set, its allowed values:
+    the one mechanism for TrainConfig's and every model config's options."""
+    metadata = {"help": help, **({"choices": tuple(choices)} if choices else {})}
     if isinstance(default, dict):
-        return field(default_factory=dict, metadata={"help": help})
-    return field(default=default, metadata={"help": help})
+        return field(default_factory=dict, metadata=metadata)
+    return field(default=default, metadata=metadata)
 
 
 @dataclass
@@ -27,22 +29,24 @@ class TrainConfig:
 
     model: str = opt("cnn-classifier", "model name (see `disgen models`)")
     preset: str = opt("default", "preset: 'seed' (the source document's settings) or 'default'")
-    dataset: str = opt("mnist-mini", "dataset name (see `disgen datasets`) or a folder of IDX files")
+    dataset: str = opt("mnist-mini", "a registered name (see `disgen datasets`), a folder of the four IDX files, "
+                                     "a folder of images with one subfolder per class, or a Kaggle layout from "
+                                     "`disgen kaggle-organize` (DIR or DIR/train_valid)")
     data_dir: str | None = opt(None, "folder holding the dataset's files, searched before the cache")
     epochs: int = opt(10, "number of passes over the training split")
     batch_size: int = opt(100, "images per optimisation step")
-    optimizer: str = opt("adam", "adam | adamw | sgd")
+    optimizer: str = opt("adam", "the optimizer", choices=("adam", "adamw", "sgd"))
     lr: float = opt(1e-3, "learning rate")
     betas: tuple[float, float] = opt((0.9, 0.999), "Adam's betas, e.g. 0.5,0.999")
     momentum: float = opt(0.9, "SGD momentum")
     nesterov: bool = opt(False, "SGD with Nesterov momentum")
     weight_decay: float = opt(0.0, "L2 weight decay (decoupled for adamw)")
-    lr_schedule: str = opt("none", "none | step | cosine | onecycle")
+    lr_schedule: str = opt("none", "learning-rate schedule", choices=("none", "step", "cosine", "onecycle"))
     lr_period: int = opt(10, "step schedule: decay the lr every this many epochs")
     lr_decay: float = opt(0.1, "step schedule: multiply the lr by this")
-    augment: str = opt("none", "none | affine (random rotation, scale and shift: digits) | flip "
-                        "(flips and 2-pixel shifts: clothes, objects) | imagenet (random resized "
-                        "crop, flip, colour jitter)")
+    augment: str = opt("none", "none, affine (random rotation, scale and shift: digits), flip "
+                        "(flips and 2-pixel shifts: clothes, objects) or imagenet (random resized "
+                        "crop, flip, colour jitter)", choices=("none", "affine", "flip", "imagenet"))
     val_split: float = opt(0.1, "share of the training split held out for validation, stratified and the "
                                 "same for every --seed (a dataset's own validation split is used as "
                                 "it is); best.pt and the warnings read it. 0: train on the whole "
@@ -56,10 +60,11 @@ class TrainConfig:
     deterministic: bool = opt(False, "deterministic kernels only: bit-identical reruns on the same "
                                      "hardware and software, also on a GPU (slower there; README)")
     device: str = opt("auto", "auto | cpu | cuda | cuda:N")
-    precision: str = opt("auto", "auto | fp32 | bf16 | fp16: the number format of the training step "
+    precision: str = opt("auto", "the number format of the training step "
                                  "(autocast; weights stay fp32). auto: bf16 where it is native and pays "
-                                 "off, fp16 on GPUs without bf16, else fp32; run.json records the choice")
-    channels_last: str = opt("auto", "auto | on | off: NHWC memory layout; auto: on for conv nets")
+                                 "off, fp16 on GPUs without bf16, else fp32; run.json records the choice",
+                         choices=("auto", "fp32", "bf16", "fp16"))
+    channels_last: str = opt("auto", "NHWC memory layout; auto: on for conv nets", choices=("auto", "on", "off"))
     compile: bool = opt(False, "torch.compile the networks (slow first steps; see README for when it pays)")
     run_dir: str | None = opt(None, "exact run directory (default runs/<model>-<dataset>-<time>)")
     progress: bool = opt(True, "show a live progress bar")
@@ -73,13 +78,8 @@ class TrainConfig:
 
 MAX_PATH, NAME_MAX = 4096, 255  # Linux's PATH_MAX and NAME_MAX
 
-CHOICES = {
-    "optimizer": ("adam", "adamw", "sgd"),
-    "lr_schedule": ("none", "step", "cosine", "onecycle"),
-    "augment": ("none", "affine", "flip", "imagenet"),
-    "precision": ("auto", "fp32", "bf16", "fp16"),
-    "channels_last": ("auto", "on", "off"),
-}
+# The options with a fixed set of values (opt(..., choices=)), checked by validate().
+CHOICES = {f.name: f.metadata["choices"] for f in fields(TrainConfig) if "choices" in f.metadata}
 
 
 def field_types() -> dict[str, Any]:

@@ -80,8 +80,8 @@ def train_reference(data: TensorDataset, target: Path, log: Callable[[str], None
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     epochs = reference_epochs(len(data.train))
-    log(f"training a reference {REFERENCE_MODEL} on {data.name} for Fréchet distance and class "
-        f"coverage ({epochs} epochs, once; cached in {target})")
+    log(f"training the reference classifier for Fréchet distance and class coverage ({REFERENCE_MODEL} on "
+        f"{data.name}, {epochs} epochs, once per dataset; cached in {target})")
     try:
         disgen.train(REFERENCE_MODEL, **REFERENCE_RECIPE, dataset=data.name, dataset_obj=data, epochs=epochs,
                      progress=False, run_dir=str(tmp / "run"), device="cpu")

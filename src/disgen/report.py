@@ -389,7 +389,7 @@ def report_args(p, argv) -> None:
                    help="the checkpoint that pictures needing the model are drawn from (default: last)")
 
 
-@command("report", "write a self-contained HTML report of a run, or compare several runs", report_args)
+@command("report", report_args)
 def cmd_report(args) -> None:
     output_path(args.out)
     out = write_report(args.run_dirs, args.out, args.checkpoint)

@@ -145,6 +145,34 @@ def has_checkpoint(run_dir: Path) -> bool:
     return any((Path(run_dir) / "checkpoints" / n).is_file() for n in ("last.pt", "best.pt"))
 
 
+def holds_run(run_dir: Path) -> bool:
+    """Whether ``run_dir`` holds a training run to resume: its config.json or a checkpoint."""
+    return (Path(run_dir) / "config.json").is_file() or has_checkpoint(run_dir)
+
+
+def nearest_runs(run_dir: Path, root: str | Path = "runs", n: int = 5) -> list[Path]:
+    """The run directories beside ``run_dir`` and under ``root``, nearest in name first
+    (difflib's ratio): what a mistyped ``--run-dir`` most likely meant."""
+    import difflib
+
+    found = set()
+    for folder in {Path(run_dir).parent, Path(root)}:
+        with contextlib.suppress(OSError):
+            found.update(p for p in folder.iterdir() if p.is_dir() and holds_run(p))
+    name = Path(run_dir).name
+    return sorted(found, key=lambda p: (-difflib.SequenceMatcher(None, name, p.name).ratio(), str(p)))[:n]
+
+
+def no_run_error(run_dir: Path, root: str | Path = "runs") -> DisgenError:
+    """``--resume`` on a folder with no run: the folder, the nearest runs, and what to do."""
+    near = nearest_runs(run_dir, root)
+    listed = ("nearest run directories: " + ", ".join(map(str, near))) if near else \
+        f"no run directories in {Path(run_dir).parent} or {root}/"
+    return DisgenError(f"--resume: {run_dir} holds no run (no config.json, no checkpoint); {listed}. Check "
+                       "--run-dir, or use --resume auto to continue a run where there is one and start one where "
+                       "there is not")
+
+
 def checkpoint_path(run_dir: Path, name: str = "auto") -> Path:
     """``checkpoints/NAME.pt``; ``auto``: best.pt (chosen on validation) where the run has one,
     else last.pt."""

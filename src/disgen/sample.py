@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from disgen.cli import MAX_SAMPLES, command, output_path, run_dir_args
+from disgen.cli import MAX_SAMPLES, command, output_path, plural, run_dir_args
 from disgen.errors import DisgenError
 
 INTERPOLATION_STEPS = 10
@@ -51,7 +51,7 @@ def sample_args(p, argv) -> None:
                    help=f"rows of {INTERPOLATION_STEPS} images between random pairs of z (--n rounds to rows)")
 
 
-@command("sample", "draw samples from a trained generator (GAN) run", sample_args)
+@command("sample", sample_args)
 def cmd_sample(args) -> None:
     from disgen.api import load
     from disgen.viz import save_grid
@@ -62,12 +62,16 @@ def cmd_sample(args) -> None:
     output_path(args.out_dir, "--out-dir", folder=True)
     run = load(args.run_dir, args.checkpoint)
     if run.objective.sample is None:
-        raise DisgenError(f"{args.run_dir} is a {run.spec.name} run; `sample` needs a generator (GAN) run")
+        raise DisgenError(f"{args.run_dir} is a {run.spec.name} run; `sample` needs a generator: a GAN (gan2d, "
+                          "dcgan28, dcgan64) or aae run")
     nrow = None
     z = None
     if args.interpolate:
         rows = max(1, math.ceil(args.n / INTERPOLATION_STEPS))
         z, nrow = interpolation_latents(run.nets.get("generator", run.nets.get("decoder")), rows, args.seed), INTERPOLATION_STEPS
+        if rows * INTERPOLATION_STEPS != args.n:
+            print(f"--interpolate draws whole rows of {INTERPOLATION_STEPS} steps: {plural(rows, 'row')}, "
+                  f"{rows * INTERPOLATION_STEPS} images for --n {args.n}", file=sys.stderr)
     x = run.sample(args.n, args.seed, z=z, label=args.label)
     if x.dim() == 2 and args.out_dir:
         raise DisgenError(f"--out-dir writes one picture per sample; {run.spec.name} draws points: use --out "

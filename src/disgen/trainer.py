@@ -39,6 +39,7 @@ from disgen.labels import LabelledLoader, labelled_indices, save_labels
 from disgen.models import get_model
 from disgen.objectives import Context, Opts, get_objective
 from disgen.optim import base_lr, lr_factor, make_optimizer
+from disgen.progress import progress
 
 
 def resolve_device(name: str) -> torch.device:
@@ -428,12 +429,3 @@ def deterministic(enabled: bool) -> Iterator[None]:
     finally:
         torch.use_deterministic_algorithms(before[0])
         torch.backends.cudnn.benchmark = before[1]
-
-
-def progress(total: int, desc: str, enabled: bool):
-    """A tqdm bar on stderr, or None when disabled or stderr is not a terminal."""
-    if not enabled or not sys.stderr.isatty():
-        return None
-    from tqdm import tqdm
-
-    return tqdm(total=total, desc=desc, leave=False, dynamic_ncols=True)

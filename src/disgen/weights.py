@@ -74,7 +74,7 @@ def download(url: str, folder: Path | None = None, progress: bool = True) -> Pat
         why = str(err) if isinstance(err, RuntimeError) else _describe(err)
         raise DisgenError(
             f"could not download {url} ({why}). Without network, download {name} elsewhere and put "
-            f"it in {folder} (or pass --weights FILE)") from None
+            f"it in {folder}, or pass --weights FILE, or train from random weights with --no-pretrained") from None
     return target
 
 

@@ -21,6 +21,7 @@ from typing import Callable
 
 import torch
 
+from disgen.catalog import FOLDER_FORMS
 from disgen.errors import DisgenError
 
 
@@ -122,18 +123,31 @@ def load_dataset(name_or_path: str, data_dir: str | Path | None = None,
 
         if organized_root(path):  # train/ + valid/ class folders (disgen kaggle-organize)
             return load_organized(path, image_shape if image_shape and len(image_shape) == 3 else (3, 256, 256))
-
+        if (path / "labels.csv").is_file() and (path / "train").is_dir():
+            raise DisgenError(f"{path} is a Kaggle competition download (labels.csv and train/): organise it "
+                              f"first with `disgen kaggle-organize {path} --out DIR`, then train on --dataset DIR")
         if is_image_folder(path):
             return load_image_folder(path, image_shape if image_shape and len(image_shape) == 3 else None)
-        from disgen.data.mnist import load_idx_dir
+        from disgen.data.mnist import has_idx_files, load_idx_dir
 
+        if not has_idx_files(path):
+            raise DisgenError(f"the folder {path} holds no image files and no IDX files. {dataset_forms()}")
         return load_idx_dir(path)
-    known = ", ".join(sorted(_REGISTRY))
-    raise DisgenError(
-        f"unknown dataset {name_or_path!r}: use one of {known}, or a path to a directory "
-        "holding IDX files (train-images-idx3-ubyte[.gz], train-labels-idx1-ubyte[.gz], "
-        "t10k-images-idx3-ubyte[.gz], t10k-labels-idx1-ubyte[.gz])"
-    )
+    if path.exists():
+        raise DisgenError(f"--dataset {path} is a file, not a folder. {dataset_forms()}")
+    import difflib
+
+    close = difflib.get_close_matches(name_or_path, list(_REGISTRY), n=1)
+    hint = f" Did you mean {close[0]}?" if close else ""
+    raise DisgenError(f"unknown dataset {name_or_path!r}: no registered dataset has that name, and the path "
+                      f"{path.absolute()} does not exist.{hint} {dataset_forms()}")
+
+
+def dataset_forms(names: list[str] | None = None) -> str:
+    """One sentence listing every form a dataset may take, with the registered names."""
+    names = sorted(_REGISTRY) if names is None else names
+    return ("A dataset is a registered name (" + ", ".join(names) + "; see `disgen datasets`), " +
+            ", ".join(FOLDER_FORMS[:-1]) + ", or " + FOLDER_FORMS[-1] + ".")
 
 
 def to_float(images: torch.Tensor, value_range: tuple[float, float] = (0.0, 1.0)) -> torch.Tensor:

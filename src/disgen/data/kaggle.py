@@ -283,8 +283,7 @@ def organize_args(p, argv) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of the split (default 0)")
 
 
-@command("kaggle-organize", "organise Kaggle's Dog Breed layout into train/ valid/ train_valid/ test/",
-         organize_args)
+@command("kaggle-organize", organize_args)
 def cmd_organize(args) -> None:
     summary = organize(args.data_dir, args.out, args.valid_ratio, args.seed)
     print(json.dumps(summary))

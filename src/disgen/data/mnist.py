@@ -142,6 +142,11 @@ def _download(source: IdxSource, cache: Path) -> None:
             ) from err
 
 
+def has_idx_files(path: Path) -> bool:
+    """Whether ``path`` holds any of the four MNIST-layout IDX files (raw or .gz)."""
+    return len(_missing(Path(path))) < len(FILE_STEMS)
+
+
 def load_idx_dir(
     path: Path,
     name: str | None = None,

@@ -63,6 +63,11 @@ class ModelSpec:
 
         hints = typing.get_type_hints(self.config_cls)
         cfg = self.config_cls(**{k: coerce(k, v, hints[k]) for k, v in overrides.items()})
+        for f in fields(cfg):
+            allowed = f.metadata.get("choices")
+            if allowed and getattr(cfg, f.name) not in allowed:
+                raise DisgenError(f"{self.name} --{f.name.replace('_', '-')} {getattr(cfg, f.name)!r}: choose one "
+                                  f"of {', '.join(allowed)}")
         check_options(self.name, cfg)
         if self.data_shape(cfg) is not None:
             check_data_shape(self.data_shape(cfg), f"{self.name}'s data shape")
@@ -233,15 +238,12 @@ def init_uniform(scale: float) -> Callable[[nn.Module], None]:
     return apply
 
 
+ACTIVATIONS = ("sigmoid", "relu", "tanh", "gelu", "leaky_relu")  # the choices of every act option
+
+
 def activation(name: str) -> nn.Module:
-    """A fresh activation module by name: sigmoid, relu, tanh, gelu or leaky_relu (slope 0.2)."""
-    table = {
-        "sigmoid": nn.Sigmoid,
-        "relu": nn.ReLU,
-        "tanh": nn.Tanh,
-        "gelu": nn.GELU,
-        "leaky_relu": lambda: nn.LeakyReLU(0.2),
-    }
+    """A fresh activation module by name: one of ACTIVATIONS (leaky_relu's slope is 0.2)."""
+    table = dict(zip(ACTIVATIONS, (nn.Sigmoid, nn.ReLU, nn.Tanh, nn.GELU, lambda: nn.LeakyReLU(0.2))))
     if name not in table:
         raise DisgenError(f"unknown activation {name!r}: use one of {', '.join(table)}")
     return table[name]()

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from disgen.config import opt
 from disgen.errors import DisgenError
 from disgen.models import register_model
 
@@ -27,31 +28,31 @@ PRIORS = ("gaussian", "mixture")
 
 @dataclass
 class AAEConfig:
-    mode: str = "semi-supervised"  # unsupervised | supervised | semi-supervised
-    hidden: tuple[int, ...] = (1000, 1000)  # encoder units per layer; the decoder mirrors them
-    z_dim: int = 10  # style/latent code size (2 for the scatter plots of the paper's figures)
-    d_hidden: tuple[int, ...] = (1000, 1000)  # units per layer of d_gauss and d_cat
-    prior: str = "gaussian"  # gaussian | mixture (10 Gaussians on a circle, needs z_dim 2)
-    prior_std: float = 5.0  # std of the Gaussian prior; seed 004 draws z ~ N(0, 5²)
-    d_lr: float = 0.0  # lr of both discriminators; 0: --lr
-    g_lr: float = 0.0  # lr of the encoder as generator (regularisation phase); 0: --lr
-    dropout: float = 0.0  # probability, before the encoder's heads (regularises few labels)
-    input_noise: float = 0.0  # std of Gaussian noise on the encoder's input in training (denoising)
-    # supervised mode only: d_gauss also sees the one-hot label, so z must match the prior within
-    # every class, not only over all of them: no digit keeps its own corner of z, and any prior draw
-    # is a style that fits every digit (style grid from the prior: 99.0% vs 90.8% of cells read as
-    # their digit, docs/aae.md). False: the paper's supervised AAE.
-    label_conditioned: bool = True
-    # semi-supervised mode: d_gauss also sees the encoder's predicted class (one-hot of argmax y),
-    # so z must carry no class and the decoder has to take the class from y
-    y_conditioned: bool = False
-    # semi-supervised mode: weight of a consistency term on the unlabelled batch (the UDA form of
-    # Xie et al. 2019): the encoder's class probabilities on a perturbed copy of each image are
-    # pulled toward those on the image itself (KL, the clean side held fixed). 0: the paper's AAE.
-    consistency: float = 0.0
-    # the perturbation: affine (small rotation, scale and shift: label-preserving for digits and
-    # clothes alike) | flip (left-right flips and 2-pixel shifts: not for digits) | none (dropout alone)
-    consistency_augment: str = "affine"
+    mode: str = opt("semi-supervised", "which labels the model uses: none, all, or --labels N of them", choices=MODES)
+    hidden: tuple[int, ...] = opt((1000, 1000), "encoder units per layer; the decoder mirrors them")
+    z_dim: int = opt(10, "style/latent code size (2 for the scatter plots of the paper's figures)")
+    d_hidden: tuple[int, ...] = opt((1000, 1000), "units per layer of d_gauss and d_cat")
+    prior: str = opt("gaussian", "the prior z is pushed to; mixture: 10 Gaussians on a circle, needs --z-dim 2",
+                     choices=PRIORS)
+    prior_std: float = opt(5.0, "std of the Gaussian prior; seed 004 draws z ~ N(0, 5²)")
+    d_lr: float = opt(0.0, "lr of both discriminators; 0: --lr")
+    g_lr: float = opt(0.0, "lr of the encoder as generator (regularisation phase); 0: --lr")
+    dropout: float = opt(0.0, "probability, before the encoder's heads (regularises few labels)")
+    input_noise: float = opt(0.0, "std of Gaussian noise on the encoder's input in training (denoising)")
+    # d_gauss also seeing the label: z must match the prior within every class, not only over all of
+    # them, so no digit keeps its own corner of z and any prior draw is a style that fits every digit
+    # (style grid from the prior: 99.0% vs 90.8% of cells read as their digit, docs/aae.md).
+    label_conditioned: bool = opt(True, "supervised mode: d_gauss also sees the one-hot label (no: the "
+                                        "paper's supervised AAE)")
+    y_conditioned: bool = opt(False, "semi-supervised mode: d_gauss also sees the predicted class, so z "
+                                     "carries no class")
+    # The UDA form of Xie et al. 2019: the class probabilities on a perturbed copy of each unlabelled
+    # image are pulled toward those on the image itself (KL, the clean side held fixed).
+    consistency: float = opt(0.0, "semi-supervised mode: weight of a consistency term on the unlabelled "
+                                  "batch; 0: the paper's AAE")
+    consistency_augment: str = opt("affine", "the consistency term's perturbation: affine (rotation, scale, "
+                                             "shift), flip (not for digits) or none (dropout alone)",
+                                   choices=("affine", "flip", "none"))
 
 
 def mlp(sizes: list[int], dropout: float = 0.0) -> nn.Sequential:

@@ -15,14 +15,15 @@ import torch
 from torch import nn
 
 from disgen.errors import DisgenError
+from disgen.config import opt
 from disgen.models import register_model
 
 
 @dataclass
 class CNNClassifierConfig:
-    widths: tuple[int, ...] = (32, 64, 128)  # channels of the three stages (28x28, 14x14, 7x7)
-    convs: tuple[int, ...] = (2, 2, 1)  # 3x3 convolutions per stage
-    dropout: float = 0.2  # before the linear head
+    widths: tuple[int, ...] = opt((32, 64, 128), "channels of the three stages (28x28, 14x14, 7x7)")
+    convs: tuple[int, ...] = opt((2, 2, 1), "3x3 convolutions per stage")
+    dropout: float = opt(0.2, "dropout probability before the linear head")
 
 
 def conv_bn_relu(cin: int, cout: int) -> nn.Sequential:

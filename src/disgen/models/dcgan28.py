@@ -16,27 +16,28 @@ from torch import nn
 
 from disgen.data.augment import shift
 from disgen.errors import DisgenError
+from disgen.config import opt
 from disgen.models import register_model
 from disgen.objectives.gan import add_ema
 
 
 @dataclass
 class DCGAN28Config:
-    arch: str = "dcgan"  # "keras" (seed 002) | "dcgan" (Radford et al. 2015)
-    latent_dim: int = 100  # both seed 002 and Radford et al.
-    noise_std: float = 1.0  # seed 002 draws N(0, 0.3)
-    g_width: int = 64  # channels of G's 14x14 stage (its 7x7 stage has twice as many)
-    g_depth: int = 0  # extra 3x3 conv + batch norm + ReLU layers in each of G's 7x7 and 14x14 stages
-    d_width: int = 64  # channels of D's 14x14 stage (its 7x7 stage has twice as many)
-    d_lr: float | None = None  # D's lr; None: the same as --lr
-    ema: float = 0.0  # decay of G's weight average used for sampling; 0 = none (the seed)
-    diffaugment: bool = False  # D sees randomly shifted and cut-out images, real and fake alike
-    minibatch_std: bool = False  # D's 7x7 stage gets one more channel: the batch's feature spread
-    mbstd_group: int = 0  # images per minibatch-std group (StyleGAN2: 4); 0: the whole batch
-    r1: float = 0.0  # gamma of the R1 penalty on D's gradient at real images (Mescheder et al. 2018); 0: none
-    spectral_norm: bool = False  # D's layers spectrally normalised instead of batch norm (Miyato et al. 2018)
-    real_label: float = 1.0  # D's target for real images; 0.9: one-sided label smoothing (Salimans et al. 2016)
-    pack: int = 1  # D judges packs of this many images stacked as channels (PacGAN, Lin et al. 2018); 1: none
+    arch: str = opt("dcgan", "the networks: keras (seed 002) or dcgan (Radford et al. 2015)", choices=("keras", "dcgan"))
+    latent_dim: int = opt(100, "size of G's input noise z (seed 002 and Radford et al.: 100)")
+    noise_std: float = opt(1.0, "std of z ~ N(0, std); seed 002 draws N(0, 0.3)")
+    g_width: int = opt(64, "channels of G's 14x14 stage (its 7x7 stage has twice as many)")
+    g_depth: int = opt(0, "extra 3x3 conv + batch norm + ReLU layers in each of G's 7x7 and 14x14 stages")
+    d_width: int = opt(64, "channels of D's 14x14 stage (its 7x7 stage has twice as many)")
+    d_lr: float | None = opt(None, "D's learning rate; unset: --lr")
+    ema: float = opt(0.0, "decay of G's weight average used for sampling; 0: none (the seed)")
+    diffaugment: bool = opt(False, "D sees randomly shifted and cut-out images, real and fake alike")
+    minibatch_std: bool = opt(False, "D's 7x7 stage gets one more channel: the batch's feature spread")
+    mbstd_group: int = opt(0, "images per minibatch-std group (StyleGAN2: 4); 0: the whole batch")
+    r1: float = opt(0.0, "gamma of the R1 penalty on D's gradient at real images (Mescheder et al. 2018); 0: none")
+    spectral_norm: bool = opt(False, "D's layers spectrally normalised instead of batch norm (Miyato et al. 2018)")
+    real_label: float = opt(1.0, "D's target for real images; 0.9: one-sided label smoothing (Salimans et al. 2016)")
+    pack: int = opt(1, "D judges packs of this many images stacked as channels (PacGAN, Lin et al. 2018); 1: none")
 
 
 class KerasGenerator(nn.Module):

@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from disgen.errors import DisgenError
+from disgen.config import opt
 from disgen.models import register_model
 from disgen.objectives.gan import add_ema
 from disgen.models.dcgan28 import dcgan_init
@@ -19,15 +20,15 @@ from disgen.models.dcgan28 import dcgan_init
 
 @dataclass
 class DCGAN64Config:
-    latent_dim: int = 100
-    noise_std: float = 1.0
-    width: int = 64  # d2l's n_G = n_D = 64; stages have width x 8, 4, 2, 1
+    latent_dim: int = opt(100, "size of G's input noise z")
+    noise_std: float = opt(1.0, "std of z ~ N(0, std)")
+    width: int = opt(64, "channels of the widest-but-three stage: stages have width x 8, 4, 2, 1 (d2l: 64)")
     # d2l writes BatchNorm2d(c, 0.8): the 0.8 lands on eps (meant as momentum, probably); the seed
     # preset keeps it, the default uses PyTorch's 1e-5.
-    bn_eps: float = 0.8
-    d_input_norm: bool = True  # batch norm in D's first block (d2l: yes; Radford et al.: no)
-    d_lr: float | None = None
-    ema: float = 0.0  # decay of G's weight average used for sampling; 0 = none (the seed)
+    bn_eps: float = opt(0.8, "batch norm's eps (d2l's 0.8, kept by the seed preset; PyTorch's is 1e-5)")
+    d_input_norm: bool = opt(True, "batch norm in D's first block (d2l: yes; Radford et al.: no)")
+    d_lr: float | None = opt(None, "D's learning rate; unset: --lr")
+    ema: float = opt(0.0, "decay of G's weight average used for sampling; 0: none (the seed)")
 
 
 def g_block(cin: int, cout: int, eps: float, stride: int = 2, padding: int = 1) -> nn.Sequential:

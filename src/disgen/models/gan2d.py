@@ -11,20 +11,22 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from disgen.models import activation, register_model
+from disgen.config import opt
+from disgen.models import ACTIVATIONS, activation, register_model
 from disgen.objectives.gan import add_ema
 
 
 @dataclass
 class Gan2dConfig:
-    latent_dim: int = 2  # seed 003: z ~ N(0, I) in 2-D; a linear G then only learns A and b
-    noise_std: float = 1.0
-    g_hidden: tuple[int, ...] = ()  # () = seed's single linear layer; widths for an MLP G (rings)
-    d_hidden: tuple[int, ...] = (5, 3)  # seed 003's 2-5-3-1
-    d_activation: str = "tanh"
-    init_std: float = 0.02  # N(0, 0.02) weights, zero biases (seed 003's _initialize_weights)
-    d_lr: float | None = 0.05  # D's Adam lr; G's is --lr (seed 003: 0.005)
-    ema: float = 0.0  # decay of G's weight average used for sampling; 0 = none (the seed)
+    latent_dim: int = opt(2, "size of z (seed 003: z ~ N(0, I) in 2-D; a linear G then only learns A and b)")
+    noise_std: float = opt(1.0, "std of z ~ N(0, std)")
+    g_hidden: tuple[int, ...] = opt((), "G's hidden widths; empty: the seed's single linear layer (widths: an "
+                                        "MLP G, for rings)")
+    d_hidden: tuple[int, ...] = opt((5, 3), "D's hidden widths (seed 003's 2-5-3-1)")
+    d_activation: str = opt("tanh", "D's hidden activation", choices=ACTIVATIONS)
+    init_std: float = opt(0.02, "N(0, std) weights, zero biases (seed 003's _initialize_weights)")
+    d_lr: float | None = opt(0.05, "D's Adam learning rate; G's is --lr (seed 003: 0.005)")
+    ema: float = opt(0.0, "decay of G's weight average used for sampling; 0: none (the seed)")
 
 
 def mlp(sizes: list[int], act: str) -> nn.Sequential:

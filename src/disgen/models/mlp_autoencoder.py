@@ -10,16 +10,18 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from disgen.models import activation, init_uniform, register_model
+from disgen.config import opt
+from disgen.models import ACTIVATIONS, activation, init_uniform, register_model
 
 
 @dataclass
 class MLPAutoencoderConfig:
-    encoder: tuple[int, ...] = (100, 50)  # seed 001: encode1, encode2 (50 is the code size)
-    decoder: tuple[int, ...] = (50, 100)  # seed 001: decode1, decode2; then back to C*H*W
-    act: str = "sigmoid"
-    init: str = "uniform"  # as mlp-classifier: MXNet's U(-init_scale, init_scale)
-    init_scale: float = 1.0
+    encoder: tuple[int, ...] = opt((100, 50), "encoder units per layer, the last is the code size (seed 001: 100,50)")
+    decoder: tuple[int, ...] = opt((50, 100), "decoder units per layer, then back to C*H*W (seed 001: 50,100)")
+    act: str = opt("sigmoid", "activation of every hidden layer", choices=ACTIVATIONS)
+    init: str = opt("uniform", "weights: uniform, U(-init_scale, init_scale) as MXNet, or default, PyTorch's",
+                    choices=("uniform", "default"))
+    init_scale: float = opt(1.0, "--init uniform: the bound of U(-init_scale, init_scale)")
 
 
 class MLPAutoencoder(nn.Module):

@@ -10,16 +10,18 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from disgen.models import activation, init_uniform, register_model
+from disgen.config import opt
+from disgen.models import ACTIVATIONS, activation, init_uniform, register_model
 
 
 @dataclass
 class MLPClassifierConfig:
-    hidden: tuple[int, ...] = (100, 50)  # units per hidden layer (seed 000: encode1, encode2)
-    act: str = "sigmoid"  # seed 000 uses sigmoid throughout
-    init: str = "uniform"  # "uniform": U(-init_scale, init_scale) as MXNet; "default": PyTorch's
-    init_scale: float = 1.0  # MXNet's (initializer/uniform 1)
-    dropout: float = 0.0  # probability, before the head
+    hidden: tuple[int, ...] = opt((100, 50), "units per hidden layer (seed 000: encode1, encode2)")
+    act: str = opt("sigmoid", "activation of every hidden layer (seed 000: sigmoid)", choices=ACTIVATIONS)
+    init: str = opt("uniform", "weights: uniform, U(-init_scale, init_scale) as MXNet, or default, PyTorch's",
+                    choices=("uniform", "default"))
+    init_scale: float = opt(1.0, "--init uniform: the bound of U(-init_scale, init_scale) (MXNet's 1)")
+    dropout: float = opt(0.0, "dropout probability before the head")
 
 
 class MLPClassifier(nn.Module):

@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from disgen.errors import DisgenError
+from disgen.config import opt
 from disgen.models import register_model
 # torchvision's ResNet init too: He normal (fan_out) convolutions, batch norm as the identity.
 from disgen.models.cnn_classifier import init_weights
@@ -32,17 +33,20 @@ RESIZE_RATIO = 256 / 224  # the seed's test transform: resize to 256, centre-cro
 
 @dataclass
 class ResNetTransferConfig:
-    arch: str = "resnet34"  # resnet18 | resnet34 | resnet50
-    image_size: int = 224  # crop side in pixels; images are stored at image_size * 256/224
-    head: str = "new"  # new: a head on the 1000-d ImageNet output (seed); replace: instead of fc
-    hidden: int = 256  # width of the head's hidden layer (seed: 256); 0: a single linear layer
-    train_backbone: str = "none"  # none (frozen, seed) | last (layer4 and fc) | all
-    backbone_lr_scale: float = 0.1  # the backbone's lr relative to --lr when it trains
-    pretrained: bool = True  # torchvision's ImageNet weights, fetched into the cache
-    weights: str = ""  # a .pth or .safetensors file with torchvision/timm names (wins over pretrained)
-    # Frozen backbone and --augment none: compute the training images' features once and train the
-    # head on them (the same result, epochs in seconds; see objectives/transfer.py).
-    cache_features: bool = False
+    arch: str = opt("resnet34", "the ImageNet ResNet to start from", choices=("resnet18", "resnet34", "resnet50"))
+    image_size: int = opt(224, "crop side in pixels; images are stored at image_size * 256/224")
+    head: str = opt("new", "new: a head on the 1000-d ImageNet output (seed); replace: a head instead of fc",
+                    choices=("new", "replace"))
+    hidden: int = opt(256, "width of the head's hidden layer (seed: 256); 0: a single linear layer")
+    train_backbone: str = opt("none", "what of the backbone trains: none (frozen, seed), last (layer4 and "
+                                      "fc) or all", choices=("none", "last", "all"))
+    backbone_lr_scale: float = opt(0.1, "the backbone's lr relative to --lr when it trains")
+    pretrained: bool = opt(True, "start from torchvision's ImageNet weights, fetched into the cache (offline: "
+                                 "--weights FILE, or --no-pretrained for random weights)")
+    weights: str = opt("", "a .pth or .safetensors file with torchvision/timm names (wins over --pretrained)")
+    # The same result as training through the frozen backbone, epochs in seconds (objectives/transfer.py).
+    cache_features: bool = opt(False, "frozen backbone and --augment none: compute the training images' "
+                                      "features once and train the head on them")
 
     def data_shape(self) -> tuple[int, int, int]:
         """The (C, H, W) images are decoded to: the crop's side times 256/224."""

@@ -91,7 +91,8 @@ def confusion(pred: torch.Tensor, y: torch.Tensor, k: int) -> torch.Tensor:
     return torch.bincount(y * k + pred, minlength=k * k).view(k, k)
 
 
-def save_confusion(matrix: torch.Tensor, classes: list[str], path: Path) -> Path:
+def save_confusion(matrix: torch.Tensor, classes: list[str], path: Path, split: str = "validation") -> Path:
+    """Counts drawn on their true-class rate (Blues): light text on dark cells, dark on light."""
     plt = pyplot()
 
     k = len(classes)
@@ -105,10 +106,11 @@ def save_confusion(matrix: torch.Tensor, classes: list[str], path: Path) -> Path
     if k <= 12:
         for i in range(k):
             for j in range(k):
-                ax.text(j, i, str(int(matrix[i, j])), ha="center", va="center", fontsize=8)
+                ax.text(j, i, str(int(matrix[i, j])), ha="center", va="center", fontsize=8,
+                        color="white" if rates[i, j] > 0.5 else "black")
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
-    ax.set_title(f"validation confusion (accuracy {matrix.diag().sum().item() / max(1, matrix.sum().item()):.3f})")
+    ax.set_title(f"confusion matrix on the {split} split (accuracy {matrix.diag().sum().item() / max(1, matrix.sum().item()):.3f})")
     fig.tight_layout()
     return save_figure(fig, path)
 
@@ -121,7 +123,7 @@ def snapshot(ctx: Context, tag: str) -> None:
     logits = logits_of(ctx.nets, ctx.eval_x)
     pred = logits.argmax(1)
     save_confusion(confusion(pred.cpu(), ctx.eval_y.cpu(), len(ctx.classes)), ctx.classes,
-                   ctx.out_dir / "confusion.png")
+                   ctx.out_dir / "confusion.png", ctx.eval_split)
     losses = F.cross_entropy(logits, ctx.eval_y, reduction="none")
     worst = losses.argsort(descending=True)[:WORST]
     p_true = logits.softmax(1)[worst, ctx.eval_y[worst]]

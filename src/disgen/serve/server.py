@@ -119,8 +119,7 @@ def serve_args(p, argv) -> None:
                    help=f"time for a request's body to arrive (default {BODY_SECONDS:g})")
 
 
-@command("serve", "a local web page to try a trained model: draw digits, sample, interpolate",
-         serve_args)
+@command("serve", serve_args)
 def cmd_serve(args) -> None:
     require_stack()
     if not 0 <= args.port <= 65535:
