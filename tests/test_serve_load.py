@@ -513,15 +513,20 @@ def test_a_flood_past_the_connection_limit(classifier_run, digits, reliability):
         grew = server.memory() - before
         for s in stalled:
             s.close()
-        # every connection waiting for the model: a 9th is turned away at once
-        with ThreadPoolExecutor(limit) as pool:
-            waiting = [pool.submit(heavy, server.address) for _ in range(limit)]
-            busy = wait_for(lambda: server.connections() >= limit, 5)
-            time.sleep(0.2)
-            t0 = time.monotonic()
-            turned_away = request("GET", "/api/info", None, timeout=10)(server.address)
-            turned_away_in = time.monotonic() - t0
-            heavy_answers = [f.result() for f in waiting]
+        # every connection waiting for the model: a 9th is turned away at once. On a loaded machine
+        # one of the 8 may be answered before the 9th arrives (then a place is free and it is
+        # answered, rightly): up to 3 tries for the moment all 8 wait.
+        for _ in range(3):
+            with ThreadPoolExecutor(limit) as pool:
+                waiting = [pool.submit(heavy, server.address) for _ in range(limit)]
+                busy = wait_for(lambda: server.connections() >= limit, 5)
+                time.sleep(0.2)
+                t0 = time.monotonic()
+                turned_away = request("GET", "/api/info", None, timeout=10)(server.address)
+                turned_away_in = time.monotonic() - t0
+                heavy_answers = [f.result() for f in waiting]
+            if turned_away.status != 200:
+                break
         after = predict(server.address, digits[2], 30)[1]
         errors = server.errors()
     finally:

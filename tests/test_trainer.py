@@ -106,9 +106,13 @@ def test_resume_after_interruption_restores_all_state(tmp_path, tiny_data, monke
     assert (cfg.augment, cfg.lr_schedule) == ("affine", "onecycle")  # the resume kept the preset
 
 
-def test_resume_without_checkpoint_starts_from_scratch(tmp_path, tiny_data, mlp_reference):
+def test_resume_auto_without_checkpoint_starts_from_scratch(tmp_path, tiny_data, mlp_reference):
+    """resume="auto" on a folder with no run trains it from the start; resume=True is an error there."""
+    with pytest.raises(DisgenError, match="holds no run"):
+        disgen.train("mlp-classifier", preset="seed", dataset_obj=tiny_data, epochs=3,
+                     progress=False, run_dir=str(tmp_path / "B"), resume=True)
     run = disgen.train("mlp-classifier", preset="seed", dataset_obj=tiny_data, epochs=3,
-                       progress=False, run_dir=str(tmp_path / "B"), resume=True)
+                       progress=False, run_dir=str(tmp_path / "B"), resume="auto")
     assert len(run.history) == 3
     assert_same_training(mlp_reference, tmp_path / "B")
 
