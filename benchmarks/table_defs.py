@@ -117,11 +117,6 @@ def equal_time(results: Results, name: str) -> str:
                "min_class_share", "classes covered", "commit"], rows)
 
 
-@table("dcgan28-fashion-mnist")
-def dcgan28_fashion(results: Results) -> str:
-    return equal_time(results, "dcgan28_equal_time_fashion-mnist")
-
-
 @table("dcgan28-mnist-mini")
 def dcgan28_mini(results: Results) -> str:
     return equal_time(results, "dcgan28_equal_time_mnist-mini")
