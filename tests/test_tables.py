@@ -72,7 +72,7 @@ def test_changing_one_figure_fails_the_check(name, tmp_path, capsys):
         for k in path[:-1]:
             target = target[k]
         original = target[path[-1]]
-        target[path[-1]] = (original * 1.37 + 0.123) if isinstance(original, float) else [v * 1.37 + 0.123 for v in original]
+        target[path[-1]] = (original * 1.37 + 0.123) if isinstance(original, (int, float)) else [v * 1.37 + 0.123 for v in original]
         (results / f"{file}.json").write_text(json.dumps(data))
         if TABLES[name](tables.Results(results)) != before:
             break
