@@ -75,7 +75,11 @@ TENSOR_MISMATCHES = {
 }
 
 
-@pytest.mark.parametrize("case", sorted(TENSOR_MISMATCHES))
+DEFAULT_MISMATCHES = {"Adam exp_avg of the wrong shape", "SGD momentum_buffer of the wrong shape"}  # the rest: -m slow
+
+
+@pytest.mark.parametrize("case", [c if c in DEFAULT_MISMATCHES else pytest.param(c, marks=pytest.mark.slow)
+                                  for c in sorted(TENSOR_MISMATCHES)])
 def test_checkpoint_tensors_that_do_not_fit_are_refused_before_use(case, resumable_runs, tmp_path, idx_dir,
                                                                    reliability):
     """A wrong-shaped Adam exp_avg once reached the fused kernel: a segmentation fault (exit 139)."""
