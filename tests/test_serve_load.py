@@ -485,7 +485,8 @@ def test_heads_and_bodies_must_arrive_in_time(classifier_run, digits, reliabilit
 
 
 def heavy_digit() -> bytes:
-    """A 4000x4000 PNG of a "1" (22 KB): decoding and fitting it keeps the model thread busy ~0.4 s."""
+    """A 4000x4000 PNG of a "1" (22 KB, under the server's 4096x4096 pixel limit): decoding and
+    fitting it keeps the model thread busy ~0.4 s."""
     image = Image.new("L", (4000, 4000), 0)
     ImageDraw.Draw(image).line([(2000, 500), (2000, 3500)], fill=255, width=300)
     buf = io.BytesIO()
@@ -549,7 +550,7 @@ def test_a_flood_past_the_connection_limit(classifier_run, digits, reliability):
     assert bounded, (held, dropped)
     assert right and t < ANSWER_SECONDS, t
     assert grew < STALL_RSS, grew
-    assert busy and refused, (turned_away, turned_away_in, heavy_answers, after)
+    assert busy and refused, (busy, turned_away.status, turned_away_in, [(a.status, str(a.body)[:80]) for a in heavy_answers], after)
     assert not errors, errors
 
 
