@@ -160,6 +160,18 @@ def aae_style_grid(results: Results) -> str:
                "test-image styles read as their column's digit", "CPU min / run", "commit"], rows)
 
 
+# -- cnn-classifier --preset fast on Fashion-MNIST (bench_time_to_accuracy.py) --------------------------
+@table("time-to-accuracy")
+def time_to_accuracy(results: Results) -> str:
+    r = results("time_to_accuracy_fashion-mnist")
+    target = f"{100 * r['target']:.0f}%"
+    reached = f"{pm(r['to_target'], 0)} ({r['reached']} runs)" if r.get("to_target") else f"never ({r['reached']})"
+    return md(["run", "n (seeds)", "test accuracy (best.pt)", f"training seconds to {target} (test curve)",
+               "whole command, wall s", "machine", "commit"],
+              [[f"`cnn-classifier --preset {r['preset']}`, Fashion-MNIST", r["test_accuracy"]["n"],
+                pm(r["test_accuracy"], 2, 100, "%", bold=True), reached, pm(r["wall"], 0), machine(r), commit(r)]])
+
+
 # -- training speed against plain PyTorch (bench_speed.py) ----------------------------------------------
 SPEED_ROWS = {"mlp-classifier": "mlp-classifier (seed 000), batch 100",
               "mlp-autoencoder": "mlp-autoencoder (seed 001), batch 100",
