@@ -1,7 +1,8 @@
 # Two commands do all the set-up on a fresh machine with Python >= 3.10 and pip:
 #   make demo   create .venv if missing, install, train (a short 5-epoch run) + evaluate a classifier on
 #               the bundled digits
-#   make test   install the dev dependencies and run the test suite (make test-slow: the longer runs)
+#   make test   install the dev dependencies, run the layout checks (make lint) and the test suite
+#               (make test-slow: the longer runs)
 # torch is pinned to the CPU build (2.13.0); for a GPU see README ("Installing for a GPU").
 
 VENV    ?= .venv
@@ -11,7 +12,7 @@ DISGEN  := $(VENV)/bin/disgen
 TORCH   ?= torch==2.13.0
 STAMP   := $(VENV)/.disgen-installed
 
-.PHONY: demo test test-slow install bench clean
+.PHONY: demo test test-slow lint install bench clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -37,7 +38,14 @@ demo: $(STAMP)
 	echo "  images:  $$run/images/ (train_batch.png, predictions_before.png, predictions_after.png, curves.png)"; \
 	echo "  metrics: $$run/metrics.jsonl  eval: $$run/eval.json  predictions: $$run/predictions.csv"
 
-test: $(STAMP)
+# The layout's checks, in seconds: ruff (lint and format) and the import contract in pyproject.toml
+# (layers that import downward only, no cycles).
+lint: $(STAMP)
+	$(VENV)/bin/ruff check src tests benchmarks scripts
+	$(VENV)/bin/ruff format --check src tests benchmarks scripts
+	$(VENV)/bin/lint-imports
+
+test: lint
 	$(PY) -m pytest -q
 
 test-slow: $(STAMP)

@@ -15,6 +15,7 @@ The AAE is the ``default`` preset, with ``--aae KEY=VALUE ...`` changing its mod
 head, the same optimizer, lr, betas and lr schedule, trained on the labelled subset only, for
 ``--baseline-epochs`` passes over it.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -28,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from common import save, stats, summary, table  # noqa: E402
 
 import disgen  # noqa: E402
-from disgen.config import resolve  # noqa: E402
+from disgen.models import resolve
 
 
 def cpu_minutes(fn):
@@ -59,11 +60,11 @@ def consistency_only(args, seed: int) -> dict:
     import torch
 
     from disgen.data import load_dataset, splits, to_float
+    from disgen.data.labels import LabelledLoader, labelled_indices
     from disgen.data.loader import TensorLoader
-    from disgen.labels import LabelledLoader, labelled_indices
     from disgen.models import get_model
     from disgen.objectives import aae
-    from disgen.optim import lr_factor
+    from disgen.objectives.optim import lr_factor
 
     cfg = resolve("aae", {"seed": seed, "labels": args.labels, "model_args": aae_options(args)})
     spec = get_model("aae")
@@ -75,8 +76,9 @@ def consistency_only(args, seed: int) -> dict:
     x, y = to_float(data.train.images, spec.value_range), data.train.labels
     lab = labelled_indices(y, args.labels, len(data.classes), seed)
     gen = torch.Generator().manual_seed(seed)
-    loader = LabelledLoader(TensorLoader(x, y, cfg.batch_size, generator=gen),
-                            TensorLoader(x[lab], y[lab], cfg.batch_size, generator=gen))
+    loader = LabelledLoader(
+        TensorLoader(x, y, cfg.batch_size, generator=gen), TensorLoader(x[lab], y[lab], cfg.batch_size, generator=gen)
+    )
     cfg.epochs = args.epochs
     sched = torch.optim.lr_scheduler.LambdaLR(opts["classifier"], lr_factor(cfg, len(loader)))
     val_x, test_x = (to_float(s.images, spec.value_range) for s in (data.val, data.test))
@@ -90,8 +92,13 @@ def consistency_only(args, seed: int) -> dict:
         val.append((aae.predict(nets, val_x).argmax(1) == data.val.labels).float().mean().item())
         test.append((aae.predict(nets, test_x).argmax(1) == data.test.labels).float().mean().item())
     best = val.index(max(val))  # chosen on validation, as best.pt; its test figure is the one reported
-    return {"accuracy": test[best], "val_accuracy": val[best], "checkpoint_epoch": best + 1,
-            "epochs": args.epochs, "val_per_epoch": val}
+    return {
+        "accuracy": test[best],
+        "val_accuracy": val[best],
+        "checkpoint_epoch": best + 1,
+        "epochs": args.epochs,
+        "val_per_epoch": val,
+    }
 
 
 def run_seed(args, baseline_opts: dict, seed: int, stamp: str) -> dict[str, dict]:
@@ -99,26 +106,46 @@ def run_seed(args, baseline_opts: dict, seed: int, stamp: str) -> dict[str, dict
     common = dict(dataset=args.dataset, labels=args.labels, seed=seed, progress=False)
     out = {}
     if "aae" in args.models:
-        run, minutes = cpu_minutes(lambda: disgen.train(
-            "aae", epochs=args.epochs, run_dir=f"{args.out}/{stamp}-aae-s{seed}",
-            model_args=aae_options(args), **common))
-        out["aae"] = {"seed": seed, "accuracy": run.final["test_accuracy"], "epochs": args.epochs,
-                      "val_accuracy": run.history[run.final["checkpoint_epoch"] - 1]["val_accuracy"],
-                      "checkpoint_epoch": run.final["checkpoint_epoch"], "cpu_minutes": minutes,
-                      "val_per_epoch": [h["val_accuracy"] for h in run.history]}
+        run, minutes = cpu_minutes(
+            lambda: disgen.train(
+                "aae",
+                epochs=args.epochs,
+                run_dir=f"{args.out}/{stamp}-aae-s{seed}",
+                model_args=aae_options(args),
+                **common,
+            )
+        )
+        out["aae"] = {
+            "seed": seed,
+            "accuracy": run.final["test_accuracy"],
+            "epochs": args.epochs,
+            "val_accuracy": run.history[run.final["checkpoint_epoch"] - 1]["val_accuracy"],
+            "checkpoint_epoch": run.final["checkpoint_epoch"],
+            "cpu_minutes": minutes,
+            "val_per_epoch": [h["val_accuracy"] for h in run.history],
+        }
     if "baseline" in args.models:
-        run, minutes = cpu_minutes(lambda: disgen.train(
-            "mlp-classifier", epochs=args.baseline_epochs, run_dir=f"{args.out}/{stamp}-mlp-s{seed}",
-            **common, **baseline_opts))
-        out["baseline"] = {"seed": seed, "accuracy": run.final["test_accuracy"],
-                           "val_accuracy": run.history[run.final["checkpoint_epoch"] - 1]["val_accuracy"],
-                           "checkpoint_epoch": run.final["checkpoint_epoch"],
-                           "epochs": args.baseline_epochs, "cpu_minutes": minutes}
+        run, minutes = cpu_minutes(
+            lambda: disgen.train(
+                "mlp-classifier",
+                epochs=args.baseline_epochs,
+                run_dir=f"{args.out}/{stamp}-mlp-s{seed}",
+                **common,
+                **baseline_opts,
+            )
+        )
+        out["baseline"] = {
+            "seed": seed,
+            "accuracy": run.final["test_accuracy"],
+            "val_accuracy": run.history[run.final["checkpoint_epoch"] - 1]["val_accuracy"],
+            "checkpoint_epoch": run.final["checkpoint_epoch"],
+            "epochs": args.baseline_epochs,
+            "cpu_minutes": minutes,
+        }
     if "consistency-only" in args.models:
         result, minutes = cpu_minutes(lambda: consistency_only(args, seed))
         out["consistency-only"] = {"seed": seed, **result, "cpu_minutes": minutes}
-    print(f"seed {seed}: " + ", ".join(f"{k} {v['accuracy']:.4f}" for k, v in out.items()),
-          file=sys.stderr, flush=True)
+    print(f"seed {seed}: " + ", ".join(f"{k} {v['accuracy']:.4f}" for k, v in out.items()), file=sys.stderr, flush=True)
     return out
 
 
@@ -130,21 +157,33 @@ def main() -> None:
     p.add_argument("--baseline-epochs", type=int, default=300, help="passes over the labelled subset")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--out", default="/tmp/bench-aae", help="folder for the run directories")
-    p.add_argument("--aae", nargs="*", default=[], metavar="KEY=VALUE",
-                   help="AAE model options over the default preset, e.g. consistency=0")
-    p.add_argument("--name", help="results file name under benchmarks/results/ "
-                                   "(default aae_DATASET_LABELS)")
-    p.add_argument("--models", default="aae,baseline", type=lambda v: v.split(","),
-                   help="comma-separated: aae, baseline, consistency-only (the ablation: the encoder "
-                        "with cross-entropy and the consistency term, no reconstruction or adversarial phases)")
+    p.add_argument(
+        "--aae",
+        nargs="*",
+        default=[],
+        metavar="KEY=VALUE",
+        help="AAE model options over the default preset, e.g. consistency=0",
+    )
+    p.add_argument("--name", help="results file name under benchmarks/results/ (default aae_DATASET_LABELS)")
+    p.add_argument(
+        "--models",
+        default="aae,baseline",
+        type=lambda v: v.split(","),
+        help="comma-separated: aae, baseline, consistency-only (the ablation: the encoder "
+        "with cross-entropy and the consistency term, no reconstruction or adversarial phases)",
+    )
     p.add_argument("--parallel", action="store_true", help="run the seeds in parallel processes")
     args = p.parse_args()
     aae_cfg = resolve("aae", {})
     m = aae_cfg.model_args
-    baseline_opts = dict(model_args=dict(hidden=m["hidden"], act="relu", init="default",
-                                         dropout=m.get("dropout", 0.0)),
-                         lr=aae_cfg.lr, betas=aae_cfg.betas, optimizer=aae_cfg.optimizer,
-                         lr_schedule=aae_cfg.lr_schedule, batch_size=aae_cfg.batch_size)
+    baseline_opts = dict(
+        model_args=dict(hidden=m["hidden"], act="relu", init="default", dropout=m.get("dropout", 0.0)),
+        lr=aae_cfg.lr,
+        betas=aae_cfg.betas,
+        optimizer=aae_cfg.optimizer,
+        lr_schedule=aae_cfg.lr_schedule,
+        batch_size=aae_cfg.batch_size,
+    )
     rows, results = [], {m: [] for m in args.models}
     stamp = time.strftime("%H%M%S")
     jobs = [(args, baseline_opts, seed, stamp) for seed in args.seeds]
@@ -161,11 +200,19 @@ def main() -> None:
         cpu, _ = summary([r["cpu_minutes"] for r in rs])
         rows.append([name, len(rs), f"{mean:.4f}", f"{sd:.4f}", rs[0]["epochs"], f"{cpu:.1f}"])
     print(table(rows, ["model", "n", "accuracy", "sd", "epochs", "cpu_min/run"]))
-    summaries = {name: {"n": len(rs), "epochs": rs[0]["epochs"], "accuracy": stats([r["accuracy"] for r in rs]),
-                        "val_accuracy": stats([r["val_accuracy"] for r in rs]),
-                        "cpu_minutes": stats([r["cpu_minutes"] for r in rs])} for name, rs in results.items()}
-    path = save(args.name or f"aae_{args.dataset}_{args.labels}",
-                {"args": vars(args), "results": results, "summary": summaries})
+    summaries = {
+        name: {
+            "n": len(rs),
+            "epochs": rs[0]["epochs"],
+            "accuracy": stats([r["accuracy"] for r in rs]),
+            "val_accuracy": stats([r["val_accuracy"] for r in rs]),
+            "cpu_minutes": stats([r["cpu_minutes"] for r in rs]),
+        }
+        for name, rs in results.items()
+    }
+    path = save(
+        args.name or f"aae_{args.dataset}_{args.labels}", {"args": vars(args), "results": results, "summary": summaries}
+    )
     print(f"saved {path}", file=sys.stderr)
 
 

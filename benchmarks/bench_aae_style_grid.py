@@ -1,11 +1,12 @@
 """Supervised AAE: does its style/content grid show each column as its digit? A reference
-``cnn-classifier`` (disgen.reference: trained once on the dataset and cached) classifies every
+``cnn-classifier`` (disgen.evaluation.reference: trained once on the dataset and cached) classifies every
 cell of grids whose rows share a style z (from test images, and drawn from the prior) and whose
 columns are the classes; we report the share of cells classified as their column's class, for
 the model each run chose on validation (best.pt: the lowest validation MSE), over several seeds.
 
     python benchmarks/bench_aae_style_grid.py --epochs 100 --z-dim 2 --d-lr 0.001 --seeds 0 1 2 --parallel
 """
+
 from __future__ import annotations
 
 import argparse
@@ -23,11 +24,14 @@ from common import save, stats, table  # noqa: E402
 
 import disgen  # noqa: E402
 from disgen.data import load_dataset, splits, to_float  # noqa: E402
+from disgen.evaluation.reference import get_reference  # noqa: E402
 from disgen.models.aae import sample_prior  # noqa: E402
-from disgen.objectives.aae import encode  # noqa: E402
-from disgen.reference import get_reference  # noqa: E402
+from disgen.objectives.aae import (
+    encode,  # noqa: E402
+    style_grid,  # noqa: E402
+)
+from disgen.training.trainer import train_reference  # noqa: E402
 from disgen.viz import save_grid  # noqa: E402
-from disgen.viz_aae import style_grid  # noqa: E402
 
 
 def column_accuracy(reference, grid: torch.Tensor, k: int) -> float:
@@ -41,24 +45,40 @@ def one_seed(args, seed: int) -> dict:
     run_dir = f"{args.run_dir}-s{seed}"
     data = splits.with_validation(load_dataset(args.dataset), 0.1)  # the run's own split (the default)
     start = time.process_time()
-    trained = disgen.train("aae", dataset_obj=data, dataset=args.dataset, epochs=args.epochs, seed=seed,
-                           model_args={"mode": "supervised", "z_dim": args.z_dim,
-                                       "label_conditioned": args.label_conditioned,
-                                       **({} if args.d_lr is None else {"d_lr": args.d_lr})},
-                           run_dir=run_dir, progress=False, device="cpu")
+    trained = disgen.train(
+        "aae",
+        dataset_obj=data,
+        dataset=args.dataset,
+        epochs=args.epochs,
+        seed=seed,
+        model_args={
+            "mode": "supervised",
+            "z_dim": args.z_dim,
+            "label_conditioned": args.label_conditioned,
+            **({} if args.d_lr is None else {"d_lr": args.d_lr}),
+        },
+        run_dir=run_dir,
+        progress=False,
+        device="cpu",
+    )
     minutes = (time.process_time() - start) / 60
     run = disgen.load(trained.dir)  # best.pt: chosen on validation
-    reference = get_reference(data, torch.device("cpu"), log=lambda m: print(m, file=sys.stderr))
+    train_reference(data, log=lambda m: print(m, file=sys.stderr))
+    reference = get_reference(data, torch.device("cpu"))
     k, cfg = len(data.classes), run.nets["encoder"].cfg
-    _, z_test = encode(run.nets, to_float(data.test.images[:args.rows]))
+    _, z_test = encode(run.nets, to_float(data.test.images[: args.rows]))
     z_prior = sample_prior(cfg, args.rows, "cpu", torch.Generator().manual_seed(seed))
     out = {"seed": seed, "checkpoint_epoch": run.epoch, "cpu_minutes": minutes, "reference": reference.source}
     for name, z in (("test style", z_test), ("prior style", z_prior)):
         grid = style_grid(run.nets, z, k)
         out[name] = column_accuracy(reference, grid, k)
-        save_grid(grid[:10 * k], Path(run_dir) / f"check_{name.split()[0]}.png", k, scale=2)
-    print(f"seed {seed}: test style {out['test style']:.3f}, prior style {out['prior style']:.3f}, "
-          f"{minutes:.1f} CPU min, {run_dir}", file=sys.stderr, flush=True)
+        save_grid(grid[: 10 * k], Path(run_dir) / f"check_{name.split()[0]}.png", k, scale=2)
+    print(
+        f"seed {seed}: test style {out['test style']:.3f}, prior style {out['prior style']:.3f}, "
+        f"{minutes:.1f} CPU min, {run_dir}",
+        file=sys.stderr,
+        flush=True,
+    )
     return out
 
 
@@ -71,8 +91,12 @@ def main() -> None:
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--parallel", action="store_true", help="seeds in parallel processes, one thread each")
     p.add_argument("--d-lr", type=float, default=None, help="discriminator lr (default: the preset's)")
-    p.add_argument("--label-conditioned", action=argparse.BooleanOptionalAction, default=True,
-                   help="d_gauss also sees the label (the default); --no-label-conditioned: the paper's")
+    p.add_argument(
+        "--label-conditioned",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="d_gauss also sees the label (the default); --no-label-conditioned: the paper's",
+    )
     p.add_argument("--run-dir", default=f"/tmp/bench-aae-style-{time.strftime('%H%M%S')}-{os.getpid()}")
     args = p.parse_args()
     if args.parallel:
@@ -84,8 +108,15 @@ def main() -> None:
     rows = [[name, args.rows * 10, len(per_seed), f"{r['mean']:.3f} ± {r['std']:.3f}"] for name, r in results.items()]
     print(table(rows, ["grid", "cells", "n", "share as column digit"]))
     out = f"aae_style_grid_{args.dataset}" + ("" if args.label_conditioned else "_plain")
-    save(out, {"args": vars(args), "results": results, "per_seed": per_seed,
-               "cpu_minutes": stats([r["cpu_minutes"] for r in per_seed])})
+    save(
+        out,
+        {
+            "args": vars(args),
+            "results": results,
+            "per_seed": per_seed,
+            "cpu_minutes": stats([r["cpu_minutes"] for r in per_seed]),
+        },
+    )
 
 
 if __name__ == "__main__":

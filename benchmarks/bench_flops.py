@@ -12,6 +12,7 @@ of the number format the step used.
 The full default run takes about 2 minutes with --threads 1 on a 2-core CPU (quiet machine: see
 bench_speed.py).
 """
+
 from __future__ import annotations
 
 import sys
@@ -36,7 +37,7 @@ def matmul_peak(dtype: torch.dtype, n: int = 2048, tries: int = 5) -> float:
     a, b = torch.randn(n, n).to(dtype), torch.randn(n, n).to(dtype)
     torch.mm(a, b)
     best = min(timed_once(lambda: torch.mm(a, b)) for _ in range(tries))
-    return 2 * n ** 3 / best / 1e9
+    return 2 * n**3 / best / 1e9
 
 
 def timed_once(fn) -> float:
@@ -66,8 +67,13 @@ def synthetic(shape: tuple[int, int, int], n: int) -> TensorDataset:
     gen = torch.Generator().manual_seed(0)
     images = torch.randint(0, 256, (n, *shape), dtype=torch.uint8, generator=gen)
     labels = torch.randint(0, 2, (n,), generator=gen)
-    return TensorDataset(f"random-{'x'.join(map(str, shape))}", ImageSplit(images, labels),
-                         ImageSplit(images[:64], labels[:64]), ["a", "b"], "generated")
+    return TensorDataset(
+        f"random-{'x'.join(map(str, shape))}",
+        ImageSplit(images, labels),
+        ImageSplit(images[:64], labels[:64]),
+        ["a", "b"],
+        "generated",
+    )
 
 
 def step_flops(trainer) -> int:
@@ -80,15 +86,18 @@ def step_flops(trainer) -> int:
 
 
 def run_case(case: Case, images, repeats: int, run_dir: Path) -> dict:
-    from disgen.config import resolve
+    from disgen.models import resolve
 
     batch = resolve(case.model, {"preset": case.preset}).batch_size
     n = case.steps * batch
     data = synthetic(case.shape, n) if case.shape else subset(images, n)
     options = {"preset": case.preset}
-    sides = {"auto": make_trainer(case.model, data, options, run_dir / "auto"),
-             "fp32": make_trainer(case.model, data, {**options, "precision": "fp32", "channels_last": "off"},
-                                  run_dir / "fp32")}
+    sides = {
+        "auto": make_trainer(case.model, data, options, run_dir / "auto"),
+        "fp32": make_trainer(
+            case.model, data, {**options, "precision": "fp32", "channels_last": "off"}, run_dir / "fp32"
+        ),
+    }
     flops = step_flops(sides["fp32"])
     for t in sides.values():  # warm-up
         t.train_epoch()
@@ -99,18 +108,28 @@ def run_case(case: Case, images, repeats: int, run_dir: Path) -> dict:
     steps = len(sides["auto"].loader)
     out = {"batch": batch, "steps": steps, "gflop_per_step": flops / 1e9}
     for k, t in sides.items():
-        out[k] = {"precision": t.speed.precision, "channels_last": t.speed.channels_last,
-                  "ms_per_step": summary([1e3 * s / steps for s in seconds[k]]),
-                  "gflop_per_s": summary([flops * steps / s / 1e9 for s in seconds[k]])}
+        out[k] = {
+            "precision": t.speed.precision,
+            "channels_last": t.speed.channels_last,
+            "ms_per_step": summary([1e3 * s / steps for s in seconds[k]]),
+            "gflop_per_s": summary([flops * steps / s / 1e9 for s in seconds[k]]),
+        }
     return out
 
 
 def row(name: str, side_name: str, r: dict, peak: dict) -> list:
     side = r[side_name]
     layout = " NHWC" if side["channels_last"] else ""
-    return [name, r["batch"], f"{r['gflop_per_step']:.2f}", f"{side_name}: {side['precision']}{layout}",
-            f"{side['ms_per_step'][0]:.1f} ± {side['ms_per_step'][1]:.1f}", f"{side['gflop_per_s'][0]:,.1f}",
-            f"{peak[side['precision']]:,.0f}", f"{100 * side['fraction_of_peak']:.1f}%"]
+    return [
+        name,
+        r["batch"],
+        f"{r['gflop_per_step']:.2f}",
+        f"{side_name}: {side['precision']}{layout}",
+        f"{side['ms_per_step'][0]:.1f} ± {side['ms_per_step'][1]:.1f}",
+        f"{side['gflop_per_s'][0]:,.1f}",
+        f"{peak[side['precision']]:,.0f}",
+        f"{100 * side['fraction_of_peak']:.1f}%",
+    ]
 
 
 def main() -> None:
@@ -135,13 +154,16 @@ def main() -> None:
                     peak[side["precision"]] = matmul_peak(DTYPES[side["precision"]])
                 side["fraction_of_peak"] = side["gflop_per_s"][0] / peak[side["precision"]]
                 rows.append(row(name, k, r, peak))
-    print(f"\nachieved fraction of the matmul peak, disgen Trainer steps, CPU {torch.get_num_threads()} "
-          f"threads, n={args.repeats} (mean ± std)")
+    print(
+        f"\nachieved fraction of the matmul peak, disgen Trainer steps, CPU {torch.get_num_threads()} "
+        f"threads, n={args.repeats} (mean ± std)"
+    )
     print("peak: " + ", ".join(f"{k} {v:,.0f} GFLOP/s" for k, v in peak.items()) + " (2048^3 matmul, best of 5)")
     print(table(rows, ["model", "batch", "GFLOP/step", "precision", "ms/step", "GFLOP/s", "peak", "of peak"]))
     print("GFLOP/step: forward + backward matrix products and convolutions (FlopCounterMode)")
-    path = save(args.name, {"dataset": images.name, "repeats": args.repeats, "peak_gflop_per_s": peak,
-                            "models": results})
+    path = save(
+        args.name, {"dataset": images.name, "repeats": args.repeats, "peak_gflop_per_s": peak, "models": results}
+    )
     print(f"saved {path}")
 
 

@@ -8,6 +8,7 @@ validation ``w2_squared``) for the default preset and the last weights for the s
 keeps seed 003's protocol (no validation). One torch thread: the figures are bit-identical on
 every rerun at the same commit and torch build.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -28,8 +29,14 @@ import disgen  # noqa: E402
 
 def one(preset: str, seed: int, root: Path, extra: dict) -> tuple[float, str, float]:
     start = time.perf_counter()
-    run = disgen.train("gan2d", preset=preset, seed=seed, progress=False,
-                       run_dir=str(root / f"{preset}-{seed}"), **(extra if preset == "default" else {}))
+    run = disgen.train(
+        "gan2d",
+        preset=preset,
+        seed=seed,
+        progress=False,
+        run_dir=str(root / f"{preset}-{seed}"),
+        **(extra if preset == "default" else {}),
+    )
     return run.final["test_w2_squared"], run.final["checkpoint"], time.perf_counter() - start
 
 
@@ -50,11 +57,27 @@ def main() -> None:
                 found[preset]["s"].append(s)
                 found[preset]["checkpoint"].append(which)
                 print(f"{preset:8s} seed {seed}: test w2_squared {w2:.4f} ({which}.pt)  {s:.1f} s", file=sys.stderr)
-    results = {preset: {"w2": stats(r["w2"]), "median": statistics.median(r["w2"]), "seconds": stats(r["s"]),
-                        "checkpoint": ", ".join(sorted(set(r["checkpoint"])))} for preset, r in found.items()}
-    rows = [[preset, r["w2"]["n"], f"{r['median']:.4f}", f"{r['w2']['mean']:.4f} ± {r['w2']['std']:.4f}",
-             f"{min(r['w2']['values']):.4f}", f"{max(r['w2']['values']):.4f}", f"{r['seconds']['mean']:.1f}"]
-            for preset, r in results.items()]
+    results = {
+        preset: {
+            "w2": stats(r["w2"]),
+            "median": statistics.median(r["w2"]),
+            "seconds": stats(r["s"]),
+            "checkpoint": ", ".join(sorted(set(r["checkpoint"]))),
+        }
+        for preset, r in found.items()
+    }
+    rows = [
+        [
+            preset,
+            r["w2"]["n"],
+            f"{r['median']:.4f}",
+            f"{r['w2']['mean']:.4f} ± {r['w2']['std']:.4f}",
+            f"{min(r['w2']['values']):.4f}",
+            f"{max(r['w2']['values']):.4f}",
+            f"{r['seconds']['mean']:.1f}",
+        ]
+        for preset, r in results.items()
+    ]
     print(table(rows, ["preset", "n", "median w2", "mean ± std", "min w2", "max w2", "mean s"]))
     if not extra:
         save("gan2d", {"seeds": args.seeds, "threads": 1, "results": results})

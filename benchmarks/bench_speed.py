@@ -10,7 +10,8 @@ For each model both sides train on the same first N training images (full data f
 20-30 batches for the conv and AAE models), alternating plain, disgen (``--precision auto``) and
 disgen fp32 NCHW (what the loop alone gains) in the same process, ``--repeats`` times after one
 warm-up epoch each, each repeat in a rotated order (plain, auto, fp32; auto, fp32, plain; ...).
-disgen is timed as a later epoch: the first epoch's per-step divergence checks (50 steps) are left out, and only ``train_epoch`` runs (no evaluation, checkpoints or pictures).
+disgen is timed as a later epoch: the first epoch's per-step divergence checks (50 steps) are left
+out, and only ``train_epoch`` runs (no evaluation, checkpoints or pictures).
 
     python benchmarks/bench_speed.py [--repeats 3] [--dataset fashion-mnist]
                                      [--models mlp-classifier,dcgan28] [--images N] [--threads N]
@@ -19,6 +20,7 @@ The full default run takes about 7 minutes with --threads 1 (estimated from per-
 less with two. It needs a quiet machine: with other processes on the cores, every multi-threaded op
 waits for a descheduled thread and two-thread timings grow 5-20x; --threads 1 stays stable there.
 """
+
 from __future__ import annotations
 
 import statistics
@@ -34,8 +36,7 @@ import torch.nn.functional as F
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import (bench_parser, load_data, make_trainer, rotated, save, start, subset, summary,  # noqa: E402
-                    table, tutorial_loader)
+from common import bench_parser, load_data, make_trainer, rotated, save, start, subset, summary, table, tutorial_loader  # noqa: E402
 
 from disgen.data import load_dataset  # noqa: E402
 
@@ -51,6 +52,7 @@ def uniform_init(model: nn.Module) -> None:
 
 def tutorial_epoch(model: nn.Module, opt, loader, loss_of) -> Callable[[], None]:
     """One network, one loss ``loss_of(output, x, y)``: the loop of every tutorial."""
+
     def epoch():
         model.train()
         for x, y in loader:
@@ -58,6 +60,7 @@ def tutorial_epoch(model: nn.Module, opt, loader, loss_of) -> Callable[[], None]
             loss = loss_of(model(x), x, y)
             loss.backward()
             opt.step()
+
     return epoch
 
 
@@ -66,8 +69,7 @@ def classify_loss(out, x, y):
 
 
 def plain_mlp_classifier(data) -> Callable[[], None]:
-    model = nn.Sequential(nn.Linear(784, 100), nn.Sigmoid(), nn.Linear(100, 50), nn.Sigmoid(),
-                          nn.Linear(50, 10))
+    model = nn.Sequential(nn.Linear(784, 100), nn.Sigmoid(), nn.Linear(100, 50), nn.Sigmoid(), nn.Linear(50, 10))
     uniform_init(model)
     opt = torch.optim.Adam(model.parameters(), lr=2e-3)
     loader = tutorial_loader(data.train.images, data.train.labels, 100, flatten=True)
@@ -94,20 +96,27 @@ def conv_bn_relu(cin, cout):
 
 def plain_cnn_classifier(data) -> Callable[[], None]:
     model = nn.Sequential(
-        *conv_bn_relu(1, 32), *conv_bn_relu(32, 32), nn.MaxPool2d(2),
-        *conv_bn_relu(32, 64), *conv_bn_relu(64, 64), nn.MaxPool2d(2),
-        *conv_bn_relu(64, 128), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
-        nn.Dropout(0.2), nn.Linear(128, 10),
+        *conv_bn_relu(1, 32),
+        *conv_bn_relu(32, 32),
+        nn.MaxPool2d(2),
+        *conv_bn_relu(32, 64),
+        *conv_bn_relu(64, 64),
+        nn.MaxPool2d(2),
+        *conv_bn_relu(64, 128),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Dropout(0.2),
+        nn.Linear(128, 10),
     )
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     loader = tutorial_loader(data.train.images, data.train.labels, 100)
     return tutorial_epoch(model, opt, loader, classify_loss)
 
 
-def gan_epoch(g, d, opt_g, opt_d, criterion, loader, latent_dim: int,
-              noise_std: float) -> Callable[[], None]:
+def gan_epoch(g, d, opt_g, opt_d, criterion, loader, latent_dim: int, noise_std: float) -> Callable[[], None]:
     """The PyTorch DCGAN tutorial's loop: one z per step, G(z) reused for G's update (D's weight
     gradients are computed in G's backward too, and cleared by D's next zero_grad)."""
+
     def epoch():
         g.train()
         d.train()
@@ -123,6 +132,7 @@ def gan_epoch(g, d, opt_g, opt_d, criterion, loader, latent_dim: int,
             g_loss = criterion(d(fake), real)
             g_loss.backward()
             opt_g.step()
+
     return epoch
 
 
@@ -130,17 +140,31 @@ def gan_epoch(g, d, opt_g, opt_d, criterion, loader, latent_dim: int,
 def plain_dcgan28(data) -> Callable[[], None]:
     """Seed 002's networks (the Keras sigmoid output kept: BCELoss) in the tutorial's GAN loop."""
     g = nn.Sequential(
-        nn.Linear(100, 1024), nn.Tanh(),
-        nn.Linear(1024, 128 * 7 * 7), nn.BatchNorm1d(128 * 7 * 7, eps=1e-3, momentum=0.01), nn.Tanh(),
+        nn.Linear(100, 1024),
+        nn.Tanh(),
+        nn.Linear(1024, 128 * 7 * 7),
+        nn.BatchNorm1d(128 * 7 * 7, eps=1e-3, momentum=0.01),
+        nn.Tanh(),
         nn.Unflatten(1, (128, 7, 7)),
-        nn.Upsample(scale_factor=2), nn.Conv2d(128, 64, 5, padding=2), nn.Tanh(),
-        nn.Upsample(scale_factor=2), nn.Conv2d(64, 1, 5, padding=2), nn.Tanh(),
+        nn.Upsample(scale_factor=2),
+        nn.Conv2d(128, 64, 5, padding=2),
+        nn.Tanh(),
+        nn.Upsample(scale_factor=2),
+        nn.Conv2d(64, 1, 5, padding=2),
+        nn.Tanh(),
     )
     d = nn.Sequential(
-        nn.Conv2d(1, 64, 5, padding=2), nn.Tanh(), nn.MaxPool2d(2),
-        nn.Conv2d(64, 128, 5), nn.Tanh(), nn.MaxPool2d(2),
-        nn.Flatten(), nn.Linear(128 * 5 * 5, 1024), nn.Tanh(),
-        nn.Linear(1024, 1), nn.Sigmoid(),
+        nn.Conv2d(1, 64, 5, padding=2),
+        nn.Tanh(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(64, 128, 5),
+        nn.Tanh(),
+        nn.MaxPool2d(2),
+        nn.Flatten(),
+        nn.Linear(128 * 5 * 5, 1024),
+        nn.Tanh(),
+        nn.Linear(1024, 1),
+        nn.Sigmoid(),
     )
     for m in [*g.modules(), *d.modules()]:  # Keras' glorot_uniform
         if isinstance(m, (nn.Linear, nn.Conv2d)):
@@ -198,8 +222,7 @@ def plain_aae(data, labelled: torch.Tensor) -> Callable[[], None]:
     opt_c = torch.optim.Adam(enc.parameters(), lr=1e-3)
     bce = nn.BCEWithLogitsLoss()
     loader = tutorial_loader(data.train.images, data.train.labels, 100, flatten=True)
-    lab_loader = tutorial_loader(data.train.images[labelled], data.train.labels[labelled], 100,
-                                 flatten=True)
+    lab_loader = tutorial_loader(data.train.images[labelled], data.train.labels[labelled], 100, flatten=True)
 
     def epoch():
         for m in (enc, dec, d_gauss, d_cat):
@@ -223,8 +246,9 @@ def plain_aae(data, labelled: torch.Tensor) -> Callable[[], None]:
             y, z = enc(x)
             z_real = torch.randn(b, 10) * 5.0
             y_real = torch.eye(10)[torch.randint(0, 10, (b,))]
-            d_loss = (bce(d_gauss(z_real), ones) + bce(d_gauss(z.detach()), zeros)) / 2 + \
-                (bce(d_cat(y_real), ones) + bce(d_cat(y.softmax(1).detach()), zeros)) / 2
+            d_loss = (bce(d_gauss(z_real), ones) + bce(d_gauss(z.detach()), zeros)) / 2 + (
+                bce(d_cat(y_real), ones) + bce(d_cat(y.softmax(1).detach()), zeros)
+            ) / 2
             opt_d.zero_grad()
             d_loss.backward()
             opt_d.step()
@@ -240,6 +264,7 @@ def plain_aae(data, labelled: torch.Tensor) -> Callable[[], None]:
             opt_c.zero_grad()
             ce_loss.backward()
             opt_c.step()
+
     return epoch
 
 
@@ -279,8 +304,9 @@ def run_case(case: Case, data, repeats: int, run_dir: Path) -> dict:
     torch.manual_seed(0)
     sides = {
         "auto": make_trainer(case.model, data, options, run_dir / "auto"),
-        "fp32": make_trainer(case.model, data, {**options, "precision": "fp32", "channels_last": "off"},
-                             run_dir / "fp32"),
+        "fp32": make_trainer(
+            case.model, data, {**options, "precision": "fp32", "channels_last": "off"}, run_dir / "fp32"
+        ),
     }
     torch.manual_seed(0)
     if case.model == "aae":
@@ -298,8 +324,12 @@ def run_case(case: Case, data, repeats: int, run_dir: Path) -> dict:
             epochs[k]()
             seconds[k].append(time.perf_counter() - start)
     return {
-        "images": n, "batch": case.batch, "steps": steps, "target": case.target,
-        "precision": sides["auto"].speed.precision, "channels_last": sides["auto"].speed.channels_last,
+        "images": n,
+        "batch": case.batch,
+        "steps": steps,
+        "target": case.target,
+        "precision": sides["auto"].speed.precision,
+        "channels_last": sides["auto"].speed.channels_last,
         "samples_per_s": {k: summary([n / s for s in v]) for k, v in seconds.items()},
         "ms_per_batch": {k: summary([1000 * s / steps for s in v]) for k, v in seconds.items()},
         "ratio": summary([p / a for p, a in zip(seconds["plain"], seconds["auto"])]),
@@ -311,26 +341,54 @@ def run_case(case: Case, data, repeats: int, run_dir: Path) -> dict:
     }
 
 
-PLAIN = {"mlp-classifier": plain_mlp_classifier, "mlp-autoencoder": plain_mlp_autoencoder,
-         "cnn-classifier": plain_cnn_classifier, "dcgan28": plain_dcgan28, "gan2d": plain_gan2d}
-HEADER = ["model (plain port of)", "data", "images", "batch", "plain/s", "disgen/s", "disgen precision",
-          "fp32/s", "disgen/plain", "median, fastest", "fp32/plain", "target", "ms/batch plain/disgen/fp32"]
+PLAIN = {
+    "mlp-classifier": plain_mlp_classifier,
+    "mlp-autoencoder": plain_mlp_autoencoder,
+    "cnn-classifier": plain_cnn_classifier,
+    "dcgan28": plain_dcgan28,
+    "gan2d": plain_gan2d,
+}
+HEADER = [
+    "model (plain port of)",
+    "data",
+    "images",
+    "batch",
+    "plain/s",
+    "disgen/s",
+    "disgen precision",
+    "fp32/s",
+    "disgen/plain",
+    "median, fastest",
+    "fp32/plain",
+    "target",
+    "ms/batch plain/disgen/fp32",
+]
 
 
 def row(name: str, case: Case, data_name: str, r: dict) -> list:
     sps, ms = r["samples_per_s"], r["ms_per_batch"]
     ratio = lambda key: f"{r[key][0]:.2f}x ± {r[key][1]:.2f}"
     precision = r["precision"] + (" NHWC" if r["channels_last"] else "")
-    return [f"{name} ({case.seed})", data_name, f"{r['images']:,}", case.batch,
-            f"{sps['plain'][0]:,.0f}", f"{sps['auto'][0]:,.0f}", precision, f"{sps['fp32'][0]:,.0f}",
-            ratio("ratio"), f"{r['ratio_median']:.2f}x, {r['ratio_fastest']:.2f}x", ratio("ratio_fp32"), f"{case.target:.1f}x" if case.target else "-",
-            " / ".join(f"{ms[k][0]:.1f}" for k in ("plain", "auto", "fp32"))]
+    return [
+        f"{name} ({case.seed})",
+        data_name,
+        f"{r['images']:,}",
+        case.batch,
+        f"{sps['plain'][0]:,.0f}",
+        f"{sps['auto'][0]:,.0f}",
+        precision,
+        f"{sps['fp32'][0]:,.0f}",
+        ratio("ratio"),
+        f"{r['ratio_median']:.2f}x, {r['ratio_fastest']:.2f}x",
+        ratio("ratio_fp32"),
+        f"{case.target:.1f}x" if case.target else "-",
+        " / ".join(f"{ms[k][0]:.1f}" for k in ("plain", "auto", "fp32")),
+    ]
 
 
 def main() -> None:
     ap = bench_parser(__doc__, CASES, "speed")
-    ap.add_argument("--images", type=int, help="training images per epoch for every model "
-                                                "(default: per model)")
+    ap.add_argument("--images", type=int, help="training images per epoch for every model (default: per model)")
     args = ap.parse_args()
     models = start(ap, args, CASES)
     images = load_data(args.dataset)
@@ -343,8 +401,10 @@ def main() -> None:
             print(f"{name}: {len(data.train):,} images, batch {case.batch} ...", file=sys.stderr, flush=True)
             results[name] = {"dataset": data.name, **run_case(case, data, args.repeats, Path(tmp) / name)}
             rows.append(row(name, case, data.name, results[name]))
-    print(f"\ntraining samples/s, disgen Trainer (seed preset) vs a plain tutorial loop in the same process, "
-          f"CPU {torch.get_num_threads()} threads, n={args.repeats} (mean ± std over repeats)")
+    print(
+        f"\ntraining samples/s, disgen Trainer (seed preset) vs a plain tutorial loop in the same process, "
+        f"CPU {torch.get_num_threads()} threads, n={args.repeats} (mean ± std over repeats)"
+    )
     print(table(rows, HEADER))
     print("fp32: disgen with --precision fp32 --channels-last off (the loop and data path alone)")
     path = save(args.name, {"dataset": images.name, "repeats": args.repeats, "models": results})

@@ -7,6 +7,7 @@ Python and ``import torch`` (what every command paid before the catalog and lazy
 The commands run interleaved, each round starting at another one (common.rotated), so a busy
 spell of the machine falls on all of them alike. Saves benchmarks/results/startup.json.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -53,8 +54,10 @@ def main() -> None:
         mean, std = summary(seconds[name])
         rows.append([name, f"{mean:.3f}", f"{std:.3f}", f"{min(seconds[name]):.3f}", f"{mean / torch_mean:.2f}"])
     print(table(rows, ["command", "mean s", "std s", "min s", "x import torch"]))
-    path = save("startup", {"repeats": args.repeats, "target_seconds": 0.5,
-                            "seconds": {name: stats(v) for name, v in seconds.items()}})
+    path = save(
+        "startup",
+        {"repeats": args.repeats, "target_seconds": 0.5, "seconds": {name: stats(v) for name, v in seconds.items()}},
+    )
     print(f"saved {path}")
 
 

@@ -4,6 +4,7 @@ training set-ups; (2) ResNet-34 training steps per second at 224 pixels, frozen 
 
     python benchmarks/bench_transfer.py [--seeds 0 1 2] [--steps 3]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -21,13 +22,16 @@ from common import save, summary, table, timed  # noqa: E402
 from test_kaggle import make_competition  # noqa: E402
 
 import disgen  # noqa: E402
-from disgen.config import resolve  # noqa: E402
 from disgen.data.kaggle import organize  # noqa: E402
-from disgen.models import get_model  # noqa: E402
+from disgen.models import (
+    get_model,  # noqa: E402
+    resolve,
+)
 from disgen.objectives import get_objective  # noqa: E402
 
-BASE = dict(epochs=8, batch_size=16, optimizer="adam", lr=0.002, lr_schedule="step", lr_period=5,
-            lr_decay=0.1, progress=False)
+BASE = dict(
+    epochs=8, batch_size=16, optimizer="adam", lr=0.002, lr_schedule="step", lr_period=5, lr_decay=0.1, progress=False
+)
 SETUPS = {  # name -> (TrainConfig overrides, model options)
     "all, no augment (the test)": (dict(augment="none"), dict(train_backbone="all", backbone_lr_scale=1.0)),
     "all, imagenet augment": (dict(augment="imagenet"), dict(train_backbone="all", backbone_lr_scale=1.0)),
@@ -43,17 +47,31 @@ def pipeline(seeds: list[int], root: Path) -> tuple[list[list[str]], dict]:
         acc, loss, secs = [], [], []
         for seed in seeds:
             start = time.perf_counter()
-            run = disgen.train("resnet-transfer", dataset=str(root / "org"), seed=seed,
-                               run_dir=str(root / f"setup{k}-{seed}"), **BASE, **train_opts,
-                               model_args=dict(arch="resnet18", image_size=32, pretrained=False, **model_opts))
+            run = disgen.train(
+                "resnet-transfer",
+                dataset=str(root / "org"),
+                seed=seed,
+                run_dir=str(root / f"setup{k}-{seed}"),
+                **BASE,
+                **train_opts,
+                model_args=dict(arch="resnet18", image_size=32, pretrained=False, **model_opts),
+            )
             secs.append(time.perf_counter() - start)
             acc.append(run.history[-1]["val_accuracy"])  # valid/ is the validation split (no test split)
             loss.append(run.history[-1]["val_log_loss"])
             print(f"{name} seed {seed}: acc {acc[-1]:.3f} log loss {loss[-1]:.3f} {secs[-1]:.0f} s", file=sys.stderr)
         raw[name] = {"accuracy": acc, "log_loss": loss, "seconds": secs}
         (ma, sa), (ml, sl) = summary(acc), summary(loss)
-        rows.append([name, len(seeds), f"{ma:.3f} ± {sa:.3f}", f"{min(acc):.3f}", f"{ml:.3f} ± {sl:.3f}",
-                     f"{statistics.mean(secs):.0f}"])
+        rows.append(
+            [
+                name,
+                len(seeds),
+                f"{ma:.3f} ± {sa:.3f}",
+                f"{min(acc):.3f}",
+                f"{ml:.3f} ± {sl:.3f}",
+                f"{statistics.mean(secs):.0f}",
+            ]
+        )
     return rows, raw
 
 
@@ -87,8 +105,10 @@ def main() -> None:
     speed_rows, speed = step_speed(args.steps)
     print()
     print(table(speed_rows, ["train_backbone", "steps", "batch", "s/step", "images/s"]))
-    save("transfer", {"seeds": args.seeds, "pipeline": raw, "resnet34_224_step_seconds": speed,
-                      "threads": torch.get_num_threads()})
+    save(
+        "transfer",
+        {"seeds": args.seeds, "pipeline": raw, "resnet34_224_step_seconds": speed, "threads": torch.get_num_threads()},
+    )
 
 
 if __name__ == "__main__":

@@ -1,8 +1,8 @@
 """Shared helpers for benchmarks: timing over repeats, a fixed-width table, results with the commit."""
+
 from __future__ import annotations
 
 import argparse
-
 import json
 import os
 import platform
@@ -20,8 +20,13 @@ RESULTS = Path(__file__).parent / "results"
 
 def git_commit() -> str:
     try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                              cwd=Path(__file__).parent, check=True).stdout.strip()
+        return subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            cwd=Path(__file__).parent,
+            check=True,
+        ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
 
@@ -39,15 +44,25 @@ def warn_if_busy(limit: float = 0.5) -> None:
     for a descheduled thread and small-op timings grow several-fold. Say so before starting."""
     load = load_average()
     if load is not None and load > limit:
-        print(f"warning: load average {load:.2f} before starting (other processes are running): "
-              f"timings will be slow and noisy; run on a quiet machine", file=sys.stderr)
+        print(
+            f"warning: load average {load:.2f} before starting (other processes are running): "
+            f"timings will be slow and noisy; run on a quiet machine",
+            file=sys.stderr,
+        )
 
 
 def src_changed() -> bool:
     """Whether src/ differs from the commit (results then hold code that no commit has)."""
     try:
-        return bool(subprocess.run(["git", "status", "--porcelain", "--", "../src"], capture_output=True,
-                                   text=True, cwd=Path(__file__).parent, check=True).stdout.strip())
+        return bool(
+            subprocess.run(
+                ["git", "status", "--porcelain", "--", "../src"],
+                capture_output=True,
+                text=True,
+                cwd=Path(__file__).parent,
+                check=True,
+            ).stdout.strip()
+        )
     except (OSError, subprocess.CalledProcessError):
         return False
 
@@ -92,9 +107,15 @@ def cpu_model() -> str:
 
 def machine() -> dict:
     """What the figures were measured on."""
-    return {"cpu": cpu_model(), "cores": os.cpu_count(), "threads": torch.get_num_threads(),
-            "arch": platform.machine(), "torch": torch.__version__, "python": platform.python_version(),
-            "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
+    return {
+        "cpu": cpu_model(),
+        "cores": os.cpu_count(),
+        "threads": torch.get_num_threads(),
+        "arch": platform.machine(),
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+    }
 
 
 def command_line() -> str:
@@ -112,17 +133,27 @@ def command_line() -> str:
 def stats(values: list[float]) -> dict:
     """Per-seed values with their count, mean and sample standard deviation (n - 1)."""
     values = [float(v) for v in values]
-    return {"values": values, "n": len(values), "mean": statistics.mean(values) if values else None,
-            "std": statistics.stdev(values) if len(values) > 1 else 0.0}
+    return {
+        "values": values,
+        "n": len(values),
+        "mean": statistics.mean(values) if values else None,
+        "std": statistics.stdev(values) if len(values) > 1 else 0.0,
+    }
 
 
 def save(name: str, payload: dict) -> Path:
     """Write ``benchmarks/results/NAME.json``: the payload with the commit, the exact command, the
     machine and the time, atomically (a killed benchmark leaves the old file)."""
     RESULTS.mkdir(parents=True, exist_ok=True)
-    payload = {"commit": git_commit(), "src_uncommitted_changes": src_changed(), "command": command_line(),
-               "date": time.strftime("%Y-%m-%d %H:%M"), "machine": machine(),
-               "load_average": load_average(), **payload}
+    payload = {
+        "commit": git_commit(),
+        "src_uncommitted_changes": src_changed(),
+        "command": command_line(),
+        "date": time.strftime("%Y-%m-%d %H:%M"),
+        "machine": machine(),
+        "load_average": load_average(),
+        **payload,
+    }
     path = RESULTS / f"{name}.json"
     tmp = path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(payload, indent=2) + "\n")
@@ -149,9 +180,13 @@ def subset(data, n: int | None, n_test: int = 1000):
     from disgen.data import ImageSplit, TensorDataset
 
     n = len(data.train) if n is None else min(n, len(data.train))
-    return TensorDataset(data.name, ImageSplit(data.train.images[:n], data.train.labels[:n]),
-                         ImageSplit(data.test.images[:n_test], data.test.labels[:n_test]),
-                         list(data.classes), data.source)
+    return TensorDataset(
+        data.name,
+        ImageSplit(data.train.images[:n], data.train.labels[:n]),
+        ImageSplit(data.test.images[:n_test], data.test.labels[:n_test]),
+        list(data.classes),
+        data.source,
+    )
 
 
 def make_trainer(model: str, data, options: dict, run_dir: Path):
@@ -161,10 +196,9 @@ def make_trainer(model: str, data, options: dict, run_dir: Path):
     Only ``train_epoch`` is timed, so the per-epoch evaluation's context (an image GAN's reference
     classifier, trained once per dataset and cached) is not built: a benchmark subset would
     otherwise train a reference classifier of its own first."""
-    from disgen.config import resolve
+    from disgen.models import get_model, resolve
     from disgen.objectives import get_objective
-    from disgen.models import get_model
-    from disgen.trainer import Trainer
+    from disgen.training.trainer import Trainer
 
     cfg = resolve(model, {"progress": False, "device": "cpu", **options})
     objective = get_objective(get_model(model).objective)

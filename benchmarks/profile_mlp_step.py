@@ -6,12 +6,12 @@ torch.profiler table of one Trainer epoch.
 
 Variants patch the step or the optimizer in this process only (src/ is unchanged):
   trainer              Trainer.train_epoch as it is
-  trainer+torch Adam   the Trainer with torch.optim.Adam(fused=True) instead of disgen's LeanAdam
   trainer+lean step    classify.step without the per-step accuracy (loss only)
   loop floor           the Trainer's batches + forward + cross-entropy + Adam, nothing else
   step floor           the same on one fixed batch (no gather: compute and autograd only)
   plain                the tutorial loop of bench_speed.py (per-sample Dataset + DataLoader)
 """
+
 from __future__ import annotations
 
 import argparse
@@ -74,19 +74,13 @@ def main() -> None:
             loss.backward()
             opt.step()
 
-    torch_adam = torch.optim.Adam(model.parameters(), **{k: v for k, v in opt.defaults.items()
-                                                         if k not in ("decoupled_weight_decay",)})
-
-    def with_torch_adam():
-        trainer.opts["model"] = torch_adam
-        try:
-            trainer.train_epoch()
-        finally:
-            trainer.opts["model"] = opt
-
-    variants = {"trainer": trainer.train_epoch, "trainer+torch Adam": with_torch_adam,
-                "trainer+lean step": with_lean_step,
-                "loop floor": loop_floor, "step floor": step_floor, "plain": plain}
+    variants = {
+        "trainer": trainer.train_epoch,
+        "trainer+lean step": with_lean_step,
+        "loop floor": loop_floor,
+        "step floor": step_floor,
+        "plain": plain,
+    }
     ms = {k: [] for k in variants}
     for fn in variants.values():
         fn()
@@ -97,10 +91,17 @@ def main() -> None:
             variants[k]()
             ms[k].append((time.perf_counter() - start) / len(loader) * 1e3)
     base = statistics.median(ms["trainer"])
-    rows = [[k, f"{statistics.median(v):.3f}", f"{min(v):.3f}", f"{statistics.median(v) - base:+.3f}",
-             f"{statistics.median(ms['plain']) / statistics.median(v):.2f}x"] for k, v in ms.items()]
-    print(f"mlp-classifier seed step, batch 100, {args.threads} threads, {len(loader)} steps x "
-          f"{args.rounds} rounds")
+    rows = [
+        [
+            k,
+            f"{statistics.median(v):.3f}",
+            f"{min(v):.3f}",
+            f"{statistics.median(v) - base:+.3f}",
+            f"{statistics.median(ms['plain']) / statistics.median(v):.2f}x",
+        ]
+        for k, v in ms.items()
+    ]
+    print(f"mlp-classifier seed step, batch 100, {args.threads} threads, {len(loader)} steps x {args.rounds} rounds")
     print(table(rows, ["variant", "ms/step median", "min", "vs trainer", "plain / variant"]))
     if args.profile:
         from torch.profiler import ProfilerActivity, profile

@@ -1,6 +1,7 @@
 """The tables of README.md and docs/*.md, one function each, from benchmarks/results/*.json (see
 tables.py). Each function takes ``results(name) -> dict`` and returns a Markdown table; figures
 come only from the files, and every row names the commit it was measured at."""
+
 from __future__ import annotations
 
 from typing import Callable
@@ -13,6 +14,7 @@ def table(name: str):
     def wrap(fn):
         TABLES[name] = fn
         return fn
+
     return wrap
 
 
@@ -67,11 +69,31 @@ def presets(results: Results) -> str:
             continue
         x = r["results"][name]
         unseen = metric_cell(x["metric"], x.get("unseen")) if x.get("unseen") else "—"
-        rows.append([what, f"`{x['command']}`", x["test"]["n"], f"test {x['metric']} " +
-                     metric_cell(x["metric"], x["test"], bold=True), metric_cell(x["metric"], x["val"]),
-                     unseen, f"{x['train_seconds']['mean']:.0f}", commit(r)])
-    return md(["what", "command", "n", "test (once, after training)", "validation (chose the checkpoint)",
-               "unseen MNIST test digits", "train s / run", "commit"], rows)
+        rows.append(
+            [
+                what,
+                f"`{x['command']}`",
+                x["test"]["n"],
+                f"test {x['metric']} " + metric_cell(x["metric"], x["test"], bold=True),
+                metric_cell(x["metric"], x["val"]),
+                unseen,
+                f"{x['train_seconds']['mean']:.0f}",
+                commit(r),
+            ]
+        )
+    return md(
+        [
+            "what",
+            "command",
+            "n",
+            "test (once, after training)",
+            "validation (chose the checkpoint)",
+            "unseen MNIST test digits",
+            "train s / run",
+            "commit",
+        ],
+        rows,
+    )
 
 
 # -- gan2d (bench_gan2d.py) ---------------------------------------------------------------------------
@@ -81,11 +103,22 @@ def gan2d(results: Results) -> str:
     rows = []
     for preset, x in r["results"].items():
         w2 = x["w2"]
-        rows.append([preset, w2["n"], f"{x['median']:.4f}", pm(w2, 4), f"{min(w2['values']):.4f}",
-                     f"{max(w2['values']):.4f}", x["checkpoint"], commit(r)])
+        rows.append(
+            [
+                preset,
+                w2["n"],
+                f"{x['median']:.4f}",
+                pm(w2, 4),
+                f"{min(w2['values']):.4f}",
+                f"{max(w2['values']):.4f}",
+                x["checkpoint"],
+                commit(r),
+            ]
+        )
     # No seconds: every figure of this table is bit-identical when the benchmark is rerun at its commit.
-    return md(["preset", "n (seeds)", "median test w2_squared", "mean ± std", "min", "max", "checkpoint",
-               "commit"], rows)
+    return md(
+        ["preset", "n (seeds)", "median test w2_squared", "mean ± std", "min", "max", "checkpoint", "commit"], rows
+    )
 
 
 # -- presets chosen on validation (bench_preset_check.py) ----------------------------------------------
@@ -98,23 +131,65 @@ def preset_check(results: Results) -> str:
         best = chosen(x["variants"], key=lambda v: x["variants"][v]["val"]["mean"])
         for variant, v in x["variants"].items():
             cell = metric_cell(x["metric"], v["val"], bold=variant == best)
-            rows.append([f"`{check}`", variant, f"`{v['command']}`", v["val"]["n"], f"validation {x['metric']} {cell}",
-                         f"{v['train_seconds']['mean']:.0f}", commit(r)])
-    return md(["model", "variant", "command", "n", "best validation epoch (higher/lower is better as named)",
-               "train s / run", "commit"], rows)
+            rows.append(
+                [
+                    f"`{check}`",
+                    variant,
+                    f"`{v['command']}`",
+                    v["val"]["n"],
+                    f"validation {x['metric']} {cell}",
+                    f"{v['train_seconds']['mean']:.0f}",
+                    commit(r),
+                ]
+            )
+    return md(
+        [
+            "model",
+            "variant",
+            "command",
+            "n",
+            "best validation epoch (higher/lower is better as named)",
+            "train s / run",
+            "commit",
+        ],
+        rows,
+    )
 
 
 # -- dcgan28 at equal training time (bench_gan_equal_time.py) ------------------------------------------
 def equal_time(results: Results, name: str) -> str:
     r = results(name)
-    cols = [("frechet_distance", 3), ("kid", 4), ("precision", 3), ("recall", 3), ("min_class_share", 3),
-            ("classes_covered", 1)]
+    cols = [
+        ("frechet_distance", 3),
+        ("kid", 4),
+        ("precision", 3),
+        ("recall", 3),
+        ("min_class_share", 3),
+        ("classes_covered", 1),
+    ]
     rows = []
     for preset, x in r["results"].items():
-        rows.append([preset, x["epochs"], f"{x['train_seconds']['mean']:.0f}", x["frechet_distance"]["n"]] +
-                    [pm(x[c], d) for c, d in cols] + [commit(r)])
-    return md(["preset", "epochs", "train s", "n (seeds)", "test Fréchet distance", "KID", "precision", "recall",
-               "min_class_share", "classes covered", "commit"], rows)
+        rows.append(
+            [preset, x["epochs"], f"{x['train_seconds']['mean']:.0f}", x["frechet_distance"]["n"]]
+            + [pm(x[c], d) for c, d in cols]
+            + [commit(r)]
+        )
+    return md(
+        [
+            "preset",
+            "epochs",
+            "train s",
+            "n (seeds)",
+            "test Fréchet distance",
+            "KID",
+            "precision",
+            "recall",
+            "min_class_share",
+            "classes covered",
+            "commit",
+        ],
+        rows,
+    )
 
 
 @table("dcgan28-mnist-mini")
@@ -122,9 +197,17 @@ def dcgan28_mini(results: Results) -> str:
     return equal_time(results, "dcgan28_equal_time_mnist-mini")
 
 
+@table("dcgan28-fashion-mnist")
+def dcgan28_fashion(results: Results) -> str:
+    return equal_time(results, "dcgan28_equal_time_fashion-mnist")
+
+
 # -- semi-supervised AAE against its baseline (bench_aae_labels.py) -------------------------------------
-AAE_ROWS = {"aae": "`aae` (default preset)", "baseline": "same network, `mlp-classifier` on the labels alone",
-            "consistency-only": "ablation: the consistency term without the AAE's phases"}
+AAE_ROWS = {
+    "aae": "`aae` (default preset)",
+    "baseline": "same network, `mlp-classifier` on the labels alone",
+    "consistency-only": "ablation: the consistency term without the AAE's phases",
+}
 
 
 def aae_labels(results: Results, names: list[str]) -> str:
@@ -134,11 +217,33 @@ def aae_labels(results: Results, names: list[str]) -> str:
         a = r["args"]
         for model, s in r["summary"].items():
             epochs = f"{s['epochs']} (over the {a['labels']} labels)" if model == "baseline" else s["epochs"]
-            rows.append([a["dataset"], a["labels"], AAE_ROWS.get(model, model), epochs, s["accuracy"]["n"],
-                         pm(s["accuracy"], 2, 100, "%", bold=model == "aae"), pm(s["val_accuracy"], 2, 100, "%"),
-                         f"{s['cpu_minutes']['mean']:.1f}", commit(r)])
-    return md(["dataset", "labels", "model", "epochs", "n (seeds)", "test accuracy (best.pt)",
-               "validation accuracy (chose it)", "CPU min / run", "commit"], rows)
+            rows.append(
+                [
+                    a["dataset"],
+                    a["labels"],
+                    AAE_ROWS.get(model, model),
+                    epochs,
+                    s["accuracy"]["n"],
+                    pm(s["accuracy"], 2, 100, "%", bold=model == "aae"),
+                    pm(s["val_accuracy"], 2, 100, "%"),
+                    f"{s['cpu_minutes']['mean']:.1f}",
+                    commit(r),
+                ]
+            )
+    return md(
+        [
+            "dataset",
+            "labels",
+            "model",
+            "epochs",
+            "n (seeds)",
+            "test accuracy (best.pt)",
+            "validation accuracy (chose it)",
+            "CPU min / run",
+            "commit",
+        ],
+        rows,
+    )
 
 
 @table("aae-labels")
@@ -153,11 +258,31 @@ def aae_style_grid(results: Results) -> str:
     for name, what in (("aae_style_grid_mnist-mini", "label-conditioned d_gauss (the default)"),):
         r = results(name)
         a = r["args"]
-        rows.append([what, a["epochs"], a["z_dim"], r["results"]["test style"]["n"],
-                     pm(r["results"]["prior style"], 1, 100, "%", bold=True), pm(r["results"]["test style"], 1, 100, "%"),
-                     f"{r['cpu_minutes']['mean']:.1f}", commit(r)])
-    return md(["supervised aae", "epochs", "z dim", "n (seeds)", "prior styles read as their column's digit",
-               "test-image styles read as their column's digit", "CPU min / run", "commit"], rows)
+        rows.append(
+            [
+                what,
+                a["epochs"],
+                a["z_dim"],
+                r["results"]["test style"]["n"],
+                pm(r["results"]["prior style"], 1, 100, "%", bold=True),
+                pm(r["results"]["test style"], 1, 100, "%"),
+                f"{r['cpu_minutes']['mean']:.1f}",
+                commit(r),
+            ]
+        )
+    return md(
+        [
+            "supervised aae",
+            "epochs",
+            "z dim",
+            "n (seeds)",
+            "prior styles read as their column's digit",
+            "test-image styles read as their column's digit",
+            "CPU min / run",
+            "commit",
+        ],
+        rows,
+    )
 
 
 # -- cnn-classifier --preset fast on Fashion-MNIST (bench_time_to_accuracy.py) --------------------------
@@ -166,17 +291,38 @@ def time_to_accuracy(results: Results) -> str:
     r = results("time_to_accuracy_fashion-mnist")
     target = f"{100 * r['target']:.0f}%"
     reached = f"{pm(r['to_target'], 0)} ({r['reached']} runs)" if r.get("to_target") else f"never ({r['reached']})"
-    return md(["run", "n (seeds)", "test accuracy (best.pt)", f"training seconds to {target} (test curve)",
-               "whole command, wall s", "machine", "commit"],
-              [[f"`cnn-classifier --preset {r['preset']}`, Fashion-MNIST", r["test_accuracy"]["n"],
-                pm(r["test_accuracy"], 2, 100, "%", bold=True), reached, pm(r["wall"], 0), machine(r), commit(r)]])
+    return md(
+        [
+            "run",
+            "n (seeds)",
+            "test accuracy (best.pt)",
+            f"training seconds to {target} (test curve)",
+            "whole command, wall s",
+            "machine",
+            "commit",
+        ],
+        [
+            [
+                f"`cnn-classifier --preset {r['preset']}`, Fashion-MNIST",
+                r["test_accuracy"]["n"],
+                pm(r["test_accuracy"], 2, 100, "%", bold=True),
+                reached,
+                pm(r["wall"], 0),
+                machine(r),
+                commit(r),
+            ]
+        ],
+    )
 
 
 # -- training speed against plain PyTorch (bench_speed.py) ----------------------------------------------
-SPEED_ROWS = {"mlp-classifier": "mlp-classifier (seed 000), batch 100",
-              "mlp-autoencoder": "mlp-autoencoder (seed 001), batch 100",
-              "cnn-classifier": "cnn-classifier, batch 100", "dcgan28": "dcgan28 (seed 002), batch 64",
-              "aae": "aae (seed 004), batch 100"}
+SPEED_ROWS = {
+    "mlp-classifier": "mlp-classifier (seed 000), batch 100",
+    "mlp-autoencoder": "mlp-autoencoder (seed 001), batch 100",
+    "cnn-classifier": "cnn-classifier, batch 100",
+    "dcgan28": "dcgan28 (seed 002), batch 64",
+    "aae": "aae (seed 004), batch 100",
+}
 
 
 @table("speed")
@@ -188,17 +334,46 @@ def speed(results: Results) -> str:
         if x is None:
             continue
         ms = x["ms_per_batch"]
-        target = f"{x['target']}x ({'met' if x['ratio'][0] >= x['target'] else 'not met'})" if x.get("target") else "none set"
-        rows.append([what, f"**{x['ratio'][0]:.2f}x ± {x['ratio'][1]:.2f}**", target,
-                     f"{ms['plain'][0]:.1f} / {ms['auto'][0]:.1f}", r["repeats"], commit(r)])
-    return md(["model (plain port of)", "disgen / plain", "target", "ms per batch, plain / disgen", "n (repeats)",
-               "commit"], rows)
+        target = (
+            f"{x['target']}x ({'met' if x['ratio'][0] >= x['target'] else 'not met'})"
+            if x.get("target")
+            else "none set"
+        )
+        fmt = x.get("precision", "?") + (" NHWC" if x.get("channels_last") else "")
+        rows.append(
+            [
+                what,
+                f"**{x['ratio'][0]:.2f}x ± {x['ratio'][1]:.2f}**",
+                target,
+                f"{ms['plain'][0]:.1f} / {ms['auto'][0]:.1f}",
+                fmt,
+                r["machine"]["threads"] if isinstance(r.get("machine"), dict) else "?",
+                r["repeats"],
+                commit(r),
+            ]
+        )
+    return md(
+        [
+            "model (plain port of)",
+            "disgen / plain",
+            "target",
+            "ms per batch, plain / disgen",
+            "disgen's number format (auto)",
+            "threads",
+            "n (repeats)",
+            "commit",
+        ],
+        rows,
+    )
 
 
 # -- matrix-product share of conv training steps (bench_flops.py) --------------------------------------
-FLOPS_ROWS = {"cnn-classifier": "cnn-classifier", "dcgan28-seed": "dcgan28 seed preset (seed 002)",
-              "dcgan28-default": "dcgan28 default preset of that commit (before `--g-depth 1`)",
-              "dcgan64-default": "dcgan64 default preset"}
+FLOPS_ROWS = {
+    "cnn-classifier": "cnn-classifier",
+    "dcgan28-seed": "dcgan28 seed preset (seed 002)",
+    "dcgan28-default": "dcgan28 default preset of that commit (before `--g-depth 1`)",
+    "dcgan64-default": "dcgan64 default preset",
+}
 
 
 @table("flops")
@@ -212,12 +387,33 @@ def flops(results: Results) -> str:
             continue
         auto, fp32 = x["auto"], x["fp32"]
         picks = auto["precision"] + (", NHWC" if auto["channels_last"] else "")
-        rows.append([what, x["batch"], f"{x['gflop_per_step']:.1f}", f"{fp32['ms_per_step'][0]:.1f} ± {fp32['ms_per_step'][1]:.1f}",
-                     f"**{auto['ms_per_step'][0]:.1f} ± {auto['ms_per_step'][1]:.1f}**", picks,
-                     f"{100 * auto['fraction_of_peak']:.0f}% / {100 * fp32['fraction_of_peak']:.0f}%", r["repeats"], commit(r)])
-    return md(["model", "batch", "GFLOP per step", "fp32 ms/step", "`auto` ms/step", "`auto` picks",
-               f"fraction of peak, auto / fp32 (peak: bf16 {peak['bf16']:.0f}, fp32 {peak['fp32']:.0f} GFLOP/s)",
-               "n (repeats)", "commit"], rows)
+        rows.append(
+            [
+                what,
+                x["batch"],
+                f"{x['gflop_per_step']:.1f}",
+                f"{fp32['ms_per_step'][0]:.1f} ± {fp32['ms_per_step'][1]:.1f}",
+                f"**{auto['ms_per_step'][0]:.1f} ± {auto['ms_per_step'][1]:.1f}**",
+                picks,
+                f"{100 * auto['fraction_of_peak']:.0f}% / {100 * fp32['fraction_of_peak']:.0f}%",
+                r["repeats"],
+                commit(r),
+            ]
+        )
+    return md(
+        [
+            "model",
+            "batch",
+            "GFLOP per step",
+            "fp32 ms/step",
+            "`auto` ms/step",
+            "`auto` picks",
+            f"fraction of peak, auto / fp32 (peak: bf16 {peak['bf16']:.0f}, fp32 {peak['fp32']:.0f} GFLOP/s)",
+            "n (repeats)",
+            "commit",
+        ],
+        rows,
+    )
 
 
 # -- run-to-run spread of the seed 000 MLP's speed ratio (bench_speed.py --models mlp-classifier) -------
@@ -228,26 +424,91 @@ def speed_mlp_runs(results: Results) -> str:
         r = results(name)
         x = r["models"]["mlp-classifier"]
         sps = x["samples_per_s"]
-        rows.append([f"`{name}.json`", r["load_average"], f"{sps['plain'][0]:,.0f}", f"{sps['auto'][0]:,.0f}",
-                     f"{x['ratio'][0]:.2f}x ± {x['ratio'][1]:.2f}", f"{x['ratio_median']:.2f}x",
-                     f"{x['ratio_fastest']:.2f}x", r["repeats"], commit(r)])
-    return md(["run (results file)", "load average", "plain samples/s", "disgen samples/s", "disgen / plain",
-               "median", "fastest epochs", "n (repeats)", "commit"], rows)
+        rows.append(
+            [
+                f"`{name}.json`",
+                r["load_average"],
+                f"{sps['plain'][0]:,.0f}",
+                f"{sps['auto'][0]:,.0f}",
+                f"{x['ratio'][0]:.2f}x ± {x['ratio'][1]:.2f}",
+                f"{x['ratio_median']:.2f}x",
+                f"{x['ratio_fastest']:.2f}x",
+                r["repeats"],
+                commit(r),
+            ]
+        )
+    return md(
+        [
+            "run (results file)",
+            "load average",
+            "plain samples/s",
+            "disgen samples/s",
+            "disgen / plain",
+            "median",
+            "fastest epochs",
+            "n (repeats)",
+            "commit",
+        ],
+        rows,
+    )
+
+
+# -- the layout change side by side (bench_speed.py at the commit before it and at it, alternating) ------
+LAYOUT_RUNS = ("speed_layout_before_1", "speed_layout_after_1", "speed_layout_before_2", "speed_layout_after_2")
+
+
+def speed_layout(results: Results) -> str:
+    rows = []
+    for name in LAYOUT_RUNS:
+        r = results(name)
+        for model, x in r["models"].items():
+            sps = x["samples_per_s"]
+            rows.append(
+                [
+                    f"`{name}.json`",
+                    model,
+                    f"{sps['plain'][0]:,.0f}",
+                    f"{sps['auto'][0]:,.0f} ± {sps['auto'][1]:,.0f}",
+                    f"{x['ratio'][0]:.2f}x ± {x['ratio'][1]:.2f}",
+                    r["repeats"],
+                    commit(r),
+                ]
+            )
+    return md(
+        [
+            "run (results file, in the order run)",
+            "model",
+            "plain samples/s",
+            "disgen samples/s",
+            "disgen / plain",
+            "n (repeats)",
+            "commit",
+        ],
+        rows,
+    )
 
 
 # -- fp32 against bf16 quality (bench_precision.py), before the validation split -------------------------
 def of(values: list[float]) -> dict:
     """mean and sample std of per-seed values, as common.stats gives them."""
     import statistics
+
     return {"mean": statistics.mean(values), "std": statistics.stdev(values) if len(values) > 1 else 0.0}
 
 
 PRECISION_ROWS = [
     ("precision_quality", "cnn test_accuracy", "`cnn-classifier --preset fast`, Fashion-MNIST, 7 epochs"),
-    ("precision_quality_aae", "aae test_accuracy",
-     "semi-supervised `aae` default of that commit (consistency term, cosine lr), mnist-mini, `--labels 100`, 20 epochs"),
-    ("precision_quality", "dcgan28 test_frechet_distance",
-     "`dcgan28` default of that commit (before `--g-depth 1`; the old reference), mnist-mini, 10 epochs"),
+    (
+        "precision_quality_aae",
+        "aae test_accuracy",
+        "semi-supervised `aae` default of that commit (consistency term, cosine lr), mnist-mini, "
+        "`--labels 100`, 20 epochs",
+    ),
+    (
+        "precision_quality",
+        "dcgan28 test_frechet_distance",
+        "`dcgan28` default of that commit (before `--g-depth 1`; the old reference), mnist-mini, 10 epochs",
+    ),
     ("precision_quality", "dcgan28 test_min_class_share", "the same"),
 ]
 
@@ -265,14 +526,22 @@ def precision(results: Results) -> str:
 
 
 # -- the AAE before the validation split: the paper's AAE and the consistency-only ablation ------------
-AAE_HISTORY = [("aae_mnist-mini_100_paper", "aae", "the paper's `aae` (no consistency term, constant lr)"),
-               ("aae_mnist-mini_100_paper", "baseline", "its baseline: `mlp-classifier` on the labels alone"),
-               ("aae_mnist-mini_100_ablation", "consistency-only",
-                "ablation: the default's consistency term without the AAE's phases"),
-               ("aae_fashion-mnist_1000_paper", "aae", "the paper's `aae` (no consistency term, constant lr)"),
-               ("aae_fashion-mnist_1000_paper", "baseline", "its baseline: `mlp-classifier` on the labels alone"),
-               ("aae_fashion-mnist_1000_ablation", "consistency-only",
-                "ablation: the default's consistency term without the AAE's phases")]
+AAE_HISTORY = [
+    ("aae_mnist-mini_100_paper", "aae", "the paper's `aae` (no consistency term, constant lr)"),
+    ("aae_mnist-mini_100_paper", "baseline", "its baseline: `mlp-classifier` on the labels alone"),
+    (
+        "aae_mnist-mini_100_ablation",
+        "consistency-only",
+        "ablation: the default's consistency term without the AAE's phases",
+    ),
+    ("aae_fashion-mnist_1000_paper", "aae", "the paper's `aae` (no consistency term, constant lr)"),
+    ("aae_fashion-mnist_1000_paper", "baseline", "its baseline: `mlp-classifier` on the labels alone"),
+    (
+        "aae_fashion-mnist_1000_ablation",
+        "consistency-only",
+        "ablation: the default's consistency term without the AAE's phases",
+    ),
+]
 
 
 @table("aae-history")
@@ -281,11 +550,22 @@ def aae_history(results: Results) -> str:
     for name, model, what in AAE_HISTORY:
         r = results(name)
         runs_ = r["results"][model]
-        rows.append([r["args"]["dataset"], r["args"]["labels"], what, runs_[0]["epochs"], len(runs_),
-                     pm(of([x["accuracy"] for x in runs_]), 2, 100, "%"),
-                     f"{of([x['cpu_minutes'] for x in runs_])['mean']:.1f}", commit(r)])
-    return md(["dataset", "labels", "model", "epochs", "n (seeds)", "test accuracy, last epoch", "CPU min / run",
-               "commit"], rows)
+        rows.append(
+            [
+                r["args"]["dataset"],
+                r["args"]["labels"],
+                what,
+                runs_[0]["epochs"],
+                len(runs_),
+                pm(of([x["accuracy"] for x in runs_]), 2, 100, "%"),
+                f"{of([x['cpu_minutes'] for x in runs_])['mean']:.1f}",
+                commit(r),
+            ]
+        )
+    return md(
+        ["dataset", "labels", "model", "epochs", "n (seeds)", "test accuracy, last epoch", "CPU min / run", "commit"],
+        rows,
+    )
 
 
 # -- the supervised AAE's style grid with the paper's d_gauss (bench_aae_style_grid.py --no-label-conditioned)
@@ -296,10 +576,30 @@ def aae_style_grid_plain(results: Results) -> str:
     share = lambda v: pm(v, 1, 100, "%") if isinstance(v, dict) else f"{100 * v:.1f}%"  # noqa: E731
     n = x["prior style"]["n"] if isinstance(x["prior style"], dict) else 1
     cpu = r["cpu_minutes"]["mean"] if isinstance(r["cpu_minutes"], dict) else r["cpu_minutes"]
-    return md(["supervised aae", "epochs", "z dim", "n (seeds)", "prior styles read as their column's digit",
-               "test-image styles read as their column's digit", "CPU min / run", "commit"],
-              [["plain d_gauss (`--no-label-conditioned`: the paper's), last weights", a["epochs"], a["z_dim"], n,
-                share(x["prior style"]), share(x["test style"]), f"{cpu:.1f}", commit(r)]])
+    return md(
+        [
+            "supervised aae",
+            "epochs",
+            "z dim",
+            "n (seeds)",
+            "prior styles read as their column's digit",
+            "test-image styles read as their column's digit",
+            "CPU min / run",
+            "commit",
+        ],
+        [
+            [
+                "plain d_gauss (`--no-label-conditioned`: the paper's), last weights",
+                a["epochs"],
+                a["z_dim"],
+                n,
+                share(x["prior style"]),
+                share(x["test style"]),
+                f"{cpu:.1f}",
+                commit(r),
+            ]
+        ],
+    )
 
 
 # -- resnet-transfer on the synthetic competition, and ResNet-34 step times (bench_transfer.py) ----------
@@ -307,18 +607,46 @@ def aae_style_grid_plain(results: Results) -> str:
 def transfer(results: Results) -> str:
     """Two tables of one results file: the synthetic pipeline's set-ups, then the ResNet-34 steps."""
     r = results("transfer")
-    setups = [[what, len(x["accuracy"]), pm(of(x["accuracy"]), 3), f"{min(x['accuracy']):.3f}",
-               pm(of(x["log_loss"]), 3), f"{of(x['seconds'])['mean']:.0f}", commit(r)] for what, x in r["pipeline"].items()]
+    setups = [
+        [
+            what,
+            len(x["accuracy"]),
+            pm(of(x["accuracy"]), 3),
+            f"{min(x['accuracy']):.3f}",
+            pm(of(x["log_loss"]), 3),
+            f"{of(x['seconds'])['mean']:.0f}",
+            commit(r),
+        ]
+        for what, x in r["pipeline"].items()
+    ]
     steps = [[f"`{mode}`", len(s), pm(of(s), 2), commit(r)] for mode, s in r["resnet34_224_step_seconds"].items()]
-    return (md(["set-up (part 1)", "n (seeds)", "valid/ accuracy, last epoch", "min", "valid/ log loss, last epoch",
-                "s / run", "commit"], setups) + "\n" +
-            md(["`--train-backbone` (part 2)", "n (timed steps)", "s / step", "commit"], steps))
+    return (
+        md(
+            [
+                "set-up (part 1)",
+                "n (seeds)",
+                "valid/ accuracy, last epoch",
+                "min",
+                "valid/ log loss, last epoch",
+                "s / run",
+                "commit",
+            ],
+            setups,
+        )
+        + "\n"
+        + md(["`--train-backbone` (part 2)", "n (timed steps)", "s / step", "commit"], steps)
+    )
 
 
 # -- the faults the hardening tests tried (bench_reliability.py) ----------------------------------------
 RELIABILITY_SECTIONS = {
-    "crash": "Crash safety", "checksum": "Damaged checkpoints", "disk": "Full disk",
-    "divergence": "Divergence", "loading": "Safe loading", "inputs": "Hostile inputs", "server": "Web server",
+    "crash": "Crash safety",
+    "checksum": "Damaged checkpoints",
+    "disk": "Full disk",
+    "divergence": "Divergence",
+    "loading": "Safe loading",
+    "inputs": "Hostile inputs",
+    "server": "Web server",
     "determinism": "Determinism",
 }
 
@@ -328,10 +656,21 @@ def reliability(results: Results) -> str:
     r = results("reliability")
     faults = r["faults"]
     rows = sorted(faults.items(), key=lambda kv: (list(RELIABILITY_SECTIONS).index(kv[1]["section"]), kv[0]))
-    body = md(["Area", "Fault tried", "Times", "What happened (times)", "Test"],
-              [[RELIABILITY_SECTIONS[f["section"]], fault.replace("|", "\\|"), f["tries"],
+    body = md(
+        ["Area", "Fault tried", "Times", "What happened (times)", "Test"],
+        [
+            [
+                RELIABILITY_SECTIONS[f["section"]],
+                fault.replace("|", "\\|"),
+                f["tries"],
                 "; ".join(f"{what} ({n})" for what, n in f["outcomes"].items()).replace("|", "\\|"),
-                f"`{f['test']}`"] for fault, f in rows])
+                f"`{f['test']}`",
+            ]
+            for fault, f in rows
+        ],
+    )
     total = sum(f["tries"] for f in faults.values())
-    return body + f"\n{len(faults)} faults, {total} tries in all; counted by the tests at commit {commit(r)}, " \
-                  f"{machine(r)}.\n"
+    return (
+        body + f"\n{len(faults)} faults, {total} tries in all; counted by the tests at commit {commit(r)}, "
+        f"{machine(r)}.\n"
+    )

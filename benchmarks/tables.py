@@ -14,6 +14,7 @@ The table functions live in ``table_defs.py``; this file finds the markers and c
 
     python benchmarks/tables.py [--check] [--results DIR] [--root DIR]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -85,10 +86,15 @@ def main(argv: list[str] | None = None) -> int:
     stale = [doc for doc, text in texts.items() if text != doc.read_text()]
     if args.check:
         for doc in stale:
-            names = [m.group(2) for m, n in zip(MARKER.finditer(doc.read_text()), MARKER.finditer(texts[doc]))
-                     if m.group(0) != n.group(0)]
-            problems.append(f"{doc.relative_to(args.root)}: table(s) {', '.join(names)} differ from "
-                            f"{args.results}: run python benchmarks/tables.py")
+            names = [
+                m.group(2)
+                for m, n in zip(MARKER.finditer(doc.read_text()), MARKER.finditer(texts[doc]))
+                if m.group(0) != n.group(0)
+            ]
+            problems.append(
+                f"{doc.relative_to(args.root)}: table(s) {', '.join(names)} differ from "
+                f"{args.results}: run python benchmarks/tables.py"
+            )
         for line in problems:
             print(f"tables: {line}", file=sys.stderr)
         return 1 if problems else 0

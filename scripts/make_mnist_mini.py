@@ -13,6 +13,7 @@ Files are written with gzip mtime 0, so rerunning gives byte-identical output.
 
 Usage: python scripts/make_mnist_mini.py PATH/TO/mnist_5k.csv.gz [--out DIR]
 """
+
 from __future__ import annotations
 
 import argparse

@@ -14,6 +14,7 @@ and cached), writes their reports and a comparison, and photographs them with he
     report_gan2d.png        gan2d: the animated decision surface (its last frame)
     report_compare.png      the classifier against a second one, curves overlaid
 """
+
 from __future__ import annotations
 
 import argparse
@@ -37,8 +38,15 @@ def train_missing(work: Path) -> dict[str, Path]:
     for name, (model, options) in RUNS.items():
         run_dir = work / name
         if not (run_dir / "images" / "curves.png").exists():  # written last: the run completed
-            disgen.train(model, dataset="mnist-mini" if model != "gan2d" else "gaussian2d", seed=0,
-                         progress=False, run_dir=str(run_dir), resume=run_dir.exists(), **options)
+            disgen.train(
+                model,
+                dataset="mnist-mini" if model != "gan2d" else "gaussian2d",
+                seed=0,
+                progress=False,
+                run_dir=str(run_dir),
+                resume=run_dir.exists(),
+                **options,
+            )
         out[name] = run_dir
     return out
 
@@ -50,8 +58,7 @@ def clip(page, first: str, last: str, path: Path) -> None:
     top = page.locator(first).first.bounding_box()["y"] + scroll
     box = page.locator(last).first.bounding_box()
     bottom = box["y"] + scroll + box["height"] + 8
-    page.screenshot(path=str(path), full_page=True,
-                    clip={"x": 0, "y": top, "width": WIDTH, "height": bottom - top})
+    page.screenshot(path=str(path), full_page=True, clip={"x": 0, "y": top, "width": WIDTH, "height": bottom - top})
     print(f"wrote {path}")
 
 
@@ -62,8 +69,7 @@ def main() -> None:
     args = parser.parse_args()
     runs = train_missing(args.work)
     reports = {name: write_report([d], d / "report.html") for name, d in runs.items()}
-    reports["compare"] = write_report([runs["cnn-classifier"], runs["mlp-classifier"]],
-                                      args.work / "compare.html")
+    reports["compare"] = write_report([runs["cnn-classifier"], runs["mlp-classifier"]], args.work / "compare.html")
     args.out.mkdir(parents=True, exist_ok=True)
 
     from playwright.sync_api import sync_playwright

@@ -10,6 +10,7 @@ Without run directories it first trains them on the bundled mnist-mini in a temp
 (mlp-classifier for 10 epochs, aae --mode supervised for 10 epochs: about 2 minutes on 2 CPU
 cores). Needs the dev extra (playwright) and Chromium at /usr/bin/chromium.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -26,10 +27,17 @@ SEVEN = [(85, 60), (195, 60), (165, 120), (125, 225)]  # one stroke, canvas pixe
 
 
 def train_runs(root: Path) -> tuple[Path, Path]:
-    classifier = disgen.train("mlp-classifier", dataset="mnist-mini", epochs=10, progress=False,
-                              run_dir=str(root / "mlp-classifier"))
-    generator = disgen.train("aae", dataset="mnist-mini", epochs=10, progress=False,
-                             model_args={"mode": "supervised"}, run_dir=str(root / "aae-supervised"))
+    classifier = disgen.train(
+        "mlp-classifier", dataset="mnist-mini", epochs=10, progress=False, run_dir=str(root / "mlp-classifier")
+    )
+    generator = disgen.train(
+        "aae",
+        dataset="mnist-mini",
+        epochs=10,
+        progress=False,
+        model_args={"mode": "supervised"},
+        run_dir=str(root / "aae-supervised"),
+    )
     return classifier.dir, generator.dir
 
 
@@ -93,8 +101,10 @@ def main() -> int:
             label = shoot_classifier(browser, classifier, args.out / "serve_classifier.png")
             shoot_generator(browser, generator, args.out / "serve_generator.png")
             browser.close()
-    print(f"wrote {args.out}/serve_classifier.png (the drawn 7 read as {label}) and "
-          f"{args.out}/serve_generator.png", file=sys.stderr)
+    print(
+        f"wrote {args.out}/serve_classifier.png (the drawn 7 read as {label}) and {args.out}/serve_generator.png",
+        file=sys.stderr,
+    )
     return 0
 
 

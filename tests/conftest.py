@@ -1,6 +1,7 @@
 """Shared fixtures: tiny slices of the bundled mnist-mini, a tiny IDX directory for CLI runs, and
 two trained runs (a classifier good enough to check predictions, an autoencoder) made once per
 session."""
+
 from __future__ import annotations
 
 import os
@@ -34,8 +35,14 @@ def subset(data: TensorDataset, n_train: int, n_test: int) -> TensorDataset:
 
 def run_disgen(*args: str, timeout: float = 120, **kwargs) -> subprocess.CompletedProcess:
     """``python -m disgen ARGS`` in a subprocess, output captured as text."""
-    return subprocess.run([sys.executable, "-m", "disgen", *args], capture_output=True, text=True,
-                          env=SUBPROCESS_ENV, timeout=timeout, **kwargs)
+    return subprocess.run(
+        [sys.executable, "-m", "disgen", *args],
+        capture_output=True,
+        text=True,
+        env=SUBPROCESS_ENV,
+        timeout=timeout,
+        **kwargs,
+    )
 
 
 @pytest.fixture(scope="session")
@@ -60,8 +67,13 @@ def idx_dir(tmp_path_factory, tiny_data) -> Path:
 @pytest.fixture(scope="session")
 def classifier_run(tmp_path_factory, mnist_mini) -> disgen.Run:
     """mlp-classifier (default preset) trained on all of mnist-mini: about 90% test accuracy."""
-    run = disgen.train("mlp-classifier", dataset_obj=mnist_mini, epochs=5, progress=False,
-                       run_dir=str(tmp_path_factory.mktemp("runs") / "classifier"))
+    run = disgen.train(
+        "mlp-classifier",
+        dataset_obj=mnist_mini,
+        epochs=5,
+        progress=False,
+        run_dir=str(tmp_path_factory.mktemp("runs") / "classifier"),
+    )
     assert run.final["test_accuracy"] > 0.85
     return run
 
@@ -69,13 +81,18 @@ def classifier_run(tmp_path_factory, mnist_mini) -> disgen.Run:
 @pytest.fixture(scope="session")
 def autoencoder_run(tmp_path_factory, mnist_mini) -> disgen.Run:
     """mlp-autoencoder (default preset), briefly trained on 1000 digits."""
-    return disgen.train("mlp-autoencoder", dataset_obj=subset(mnist_mini, 1000, 200), epochs=2,
-                        progress=False, run_dir=str(tmp_path_factory.mktemp("runs") / "autoencoder"))
+    return disgen.train(
+        "mlp-autoencoder",
+        dataset_obj=subset(mnist_mini, 1000, 200),
+        epochs=2,
+        progress=False,
+        run_dir=str(tmp_path_factory.mktemp("runs") / "autoencoder"),
+    )
 
 
 def stop_after_epoch(monkeypatch, epoch: int) -> None:
     """Make training stop (as a Ctrl-C would) right after ``epoch``'s checkpoint and metrics."""
-    from disgen.trainer import Trainer
+    from disgen.training.trainer import Trainer
 
     original = Trainer.end_epoch
 

@@ -1,22 +1,20 @@
 """The adversarial autoencoder: each phase changes only the parameters it should, the real/fake
 roles, the priors, the three modes end to end on tiny data, and the run-reading commands."""
+
 from __future__ import annotations
 
 import json
 
 import pytest
 import torch
+from conftest import run_disgen, stop_after_epoch
 
 import disgen
-from disgen.config import resolve
 from disgen.errors import DisgenError
-from disgen.models import get_model
+from disgen.models import get_model, resolve
 from disgen.models.aae import mixture_means, sample_prior
 from disgen.objectives import aae
-from disgen.objectives.aae import classification_phase, discriminator_phase, generator_phase, \
-    reconstruction_phase
-
-from conftest import run_disgen, stop_after_epoch
+from disgen.objectives.aae import classification_phase, discriminator_phase, generator_phase, reconstruction_phase
 
 TINY = dict(hidden=(32,), d_hidden=(32,), z_dim=4)
 
@@ -88,18 +86,34 @@ def test_classification_phase_changes_encoder_body_and_y_head_only():
     assert changed(nets, before) == {"encoder.body", "encoder.y_head"}
 
 
-@pytest.mark.parametrize("mode,nets_,keys", [
-    ("unsupervised", {"encoder", "decoder", "d_gauss"}, {"mse", "d_gauss_loss", "d_gauss_acc", "g_loss"}),
-    ("supervised", {"encoder", "decoder", "d_gauss"}, {"mse", "d_gauss_loss", "d_gauss_acc", "g_loss"}),
-    ("semi-supervised", {"encoder", "decoder", "d_gauss", "d_cat"},
-     {"mse", "d_gauss_loss", "d_gauss_acc", "d_cat_loss", "d_cat_acc", "g_loss", "ce_loss", "label_acc",
-      "consistency_loss"}),  # the default preset's consistency term
-])
+@pytest.mark.parametrize(
+    "mode,nets_,keys",
+    [
+        ("unsupervised", {"encoder", "decoder", "d_gauss"}, {"mse", "d_gauss_loss", "d_gauss_acc", "g_loss"}),
+        ("supervised", {"encoder", "decoder", "d_gauss"}, {"mse", "d_gauss_loss", "d_gauss_acc", "g_loss"}),
+        (
+            "semi-supervised",
+            {"encoder", "decoder", "d_gauss", "d_cat"},
+            {
+                "mse",
+                "d_gauss_loss",
+                "d_gauss_acc",
+                "d_cat_loss",
+                "d_cat_acc",
+                "g_loss",
+                "ce_loss",
+                "label_acc",
+                "consistency_loss",
+            },
+        ),  # the default preset's consistency term
+    ],
+)
 def test_each_mode_steps_with_finite_losses(mode, nets_, keys):
     nets, opts = build(mode)
     assert set(nets) == nets_
-    assert set(opts) == {"autoencoder", "discriminators", "generator"} | \
-        ({"classifier"} if mode == "semi-supervised" else set())
+    assert set(opts) == {"autoencoder", "discriminators", "generator"} | (
+        {"classifier"} if mode == "semi-supervised" else set()
+    )
     x, y = tiny_batch()
     out = aae.step(nets, opts, (x, y, *tiny_batch(8, seed=1)))
     assert set(out) == keys
@@ -145,10 +159,13 @@ def test_gaussian_and_mixture_priors():
     assert torch.cdist(z, mixture_means()).min(1).values.median() < 1.0
 
 
-@pytest.mark.parametrize("overrides,match", [
-    ({"mode": "weird"}, "--mode 'weird'"),
-    ({"prior": "mixture", "z_dim": 3}, "--z-dim 2"),
-])
+@pytest.mark.parametrize(
+    "overrides,match",
+    [
+        ({"mode": "weird"}, "--mode 'weird'"),
+        ({"prior": "mixture", "z_dim": 3}, "--z-dim 2"),
+    ],
+)
 def test_bad_options_are_refused(overrides, match):
     with pytest.raises(DisgenError, match=match):
         build(**overrides)
@@ -163,8 +180,15 @@ def test_labels_need_semi_supervised_mode():
 
 
 def train_tiny(tmp_path, data, name, **options):
-    return disgen.train("aae", dataset_obj=data, progress=False, run_dir=str(tmp_path / name),
-                        batch_size=50, model_args={**TINY, **options.pop("model_args", {})}, **options)
+    return disgen.train(
+        "aae",
+        dataset_obj=data,
+        progress=False,
+        run_dir=str(tmp_path / name),
+        batch_size=50,
+        model_args={**TINY, **options.pop("model_args", {})},
+        **options,
+    )
 
 
 def test_semi_supervised_run_logs_accuracies_and_pictures(tmp_path, tiny_data):
@@ -181,8 +205,15 @@ def test_semi_supervised_run_logs_accuracies_and_pictures(tmp_path, tiny_data):
     assert run.final["checkpoint_epoch"] == chosen["epoch"]
     assert 0 <= run.final["test_accuracy"] <= 1 and abs(run.final["test_mse"] - chosen["val_mse"]) < 0.02
     images = {p.name for p in (run.dir / "images").iterdir()}
-    assert {"latent_after.png", "z_hist_after.png", "style_grid_test.png", "style_grid_prior.png",
-            "reconstructions_after.png", "samples.png", "curves.png"} <= images
+    assert {
+        "latent_after.png",
+        "z_hist_after.png",
+        "style_grid_test.png",
+        "style_grid_prior.png",
+        "reconstructions_after.png",
+        "samples.png",
+        "curves.png",
+    } <= images
     probs = disgen.load(run.dir).predict(tiny_data.test.images[:5])
     assert probs.shape == (5, 10) and torch.allclose(probs.sum(1), torch.ones(5))
 
@@ -195,13 +226,13 @@ def test_resume_with_labels_is_exact(tmp_path, tiny_data, monkeypatch):
         stop_after_epoch(m, 1)
         with pytest.raises(KeyboardInterrupt):
             train_tiny(tmp_path, tiny_data, "b", epochs=2, labels=20)
-    resumed = disgen.train("aae", dataset_obj=tiny_data, progress=False, run_dir=str(tmp_path / "b"),
-                           resume=True)
+    resumed = disgen.train("aae", dataset_obj=tiny_data, progress=False, run_dir=str(tmp_path / "b"), resume=True)
     for k in straight.nets:
         a, b = straight.nets[k].state_dict(), resumed.nets[k].state_dict()
         assert all(torch.equal(a[n], b[n]) for n in a), k
-    assert json.loads((tmp_path / "a" / "labels.json").read_text()) == \
-        json.loads((tmp_path / "b" / "labels.json").read_text())
+    assert json.loads((tmp_path / "a" / "labels.json").read_text()) == json.loads(
+        (tmp_path / "b" / "labels.json").read_text()
+    )
 
 
 def test_unsupervised_and_supervised_runs(tmp_path, tiny_data):
@@ -230,9 +261,25 @@ def test_unsupervised_and_supervised_runs(tmp_path, tiny_data):
 @pytest.mark.slow
 def test_cli_train_eval_predict_semi_supervised(tmp_path, idx_dir):
     run_dir = tmp_path / "cli"
-    r = run_disgen("train", "aae", "--dataset", str(idx_dir), "--epochs", "1", "--labels", "30",
-                   "--hidden", "32", "--d-hidden", "32", "--z-dim", "4", "--run-dir", str(run_dir),
-                   "--no-progress")
+    r = run_disgen(
+        "train",
+        "aae",
+        "--dataset",
+        str(idx_dir),
+        "--epochs",
+        "1",
+        "--labels",
+        "30",
+        "--hidden",
+        "32",
+        "--d-hidden",
+        "32",
+        "--z-dim",
+        "4",
+        "--run-dir",
+        str(run_dir),
+        "--no-progress",
+    )
     assert r.returncode == 0, r.stderr
     r = run_disgen("eval", str(run_dir))
     assert r.returncode == 0, r.stderr
@@ -241,13 +288,13 @@ def test_cli_train_eval_predict_semi_supervised(tmp_path, idx_dir):
     assert last["final"] and metrics["checkpoint"] == last["checkpoint"] == "best"
     assert metrics["accuracy"] == pytest.approx(last["test_accuracy"], abs=1e-6)
     assert metrics["mse"] == pytest.approx(last["test_mse"], rel=1e-5)
-    r = run_disgen("predict", str(run_dir), str(idx_dir / "t10k-images-idx3-ubyte"),
-                   "--out", str(tmp_path / "p.csv"))
+    r = run_disgen("predict", str(run_dir), str(idx_dir / "t10k-images-idx3-ubyte"), "--out", str(tmp_path / "p.csv"))
     assert r.returncode == 0, r.stderr
     lines = (tmp_path / "p.csv").read_text().splitlines()
     assert lines[0].startswith("input,label,p0") and len(lines) == 101
-    r = run_disgen("train", "aae", "--labels", "15", "--epochs", "1", "--dataset", str(idx_dir),
-                   "--run-dir", str(tmp_path / "bad"))
+    r = run_disgen(
+        "train", "aae", "--labels", "15", "--epochs", "1", "--dataset", str(idx_dir), "--run-dir", str(tmp_path / "bad")
+    )
     assert r.returncode == 2 and "--labels 15: must be a positive multiple of the 10 classes" in r.stderr
 
 
@@ -346,10 +393,13 @@ def test_consistency_pulls_perturbed_predictions_together():
     assert with_term < without / 4, (with_term, without)
 
 
-@pytest.mark.parametrize("overrides,match", [
-    ({"consistency_augment": "rotate"}, "--consistency-augment 'rotate'"),
-    ({"consistency": -1.0}, "--consistency -1"),
-])
+@pytest.mark.parametrize(
+    "overrides,match",
+    [
+        ({"consistency_augment": "rotate"}, "--consistency-augment 'rotate'"),
+        ({"consistency": -1.0}, "--consistency -1"),
+    ],
+)
 def test_bad_consistency_options_are_refused(overrides, match):
     with pytest.raises(DisgenError, match=match):
         build(**overrides)

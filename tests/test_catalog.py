@@ -1,5 +1,6 @@
-"""The torch-free catalog of models and datasets (disgen.catalog) against the registries, the help
+"""The torch-free catalog of models and datasets (disgen.cli.catalog) against the registries, the help
 every model option gets from it, and the commands that must start without importing torch."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -8,18 +9,16 @@ import subprocess
 import sys
 
 import pytest
-
-from disgen import catalog
-from disgen.cli import main
-from disgen.models import get_model, list_models
-
 from conftest import SUBPROCESS_ENV
+
+from disgen.cli import catalog, main
+from disgen.models import get_model, list_models
 
 
 def test_catalog_matches_the_registries():
     """catalog.json is what `disgen models`, `datasets` and `train MODEL --help` read; it must say
-    what the registries say (regenerate it with `python -m disgen.catalog`)."""
-    assert catalog.load() == catalog.describe(), "catalog.json is stale: run `python -m disgen.catalog`"
+    what the registries say (regenerate it with `python -m disgen.cli.catalog`)."""
+    assert catalog.load() == catalog.describe(), "catalog.json is stale: run `python -m disgen.cli.catalog`"
 
 
 def option_lines(text: str) -> dict[str, str]:
@@ -75,9 +74,12 @@ STARTUP = [["--help"], ["models"], ["datasets"], ["train", "cnn-classifier", "--
 
 @pytest.mark.parametrize("args", STARTUP, ids=" ".join)
 def test_commands_that_need_no_tensors_do_not_import_torch(args):
-    code = ("import sys\nfrom disgen.cli import main\ntry:\n    main(sys.argv[1:])\nexcept SystemExit:\n    pass\n"
-            "print('torch' in sys.modules, 'disgen.models' in sys.modules)")
-    done = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, env=SUBPROCESS_ENV,
-                          timeout=60)
+    code = (
+        "import sys\nfrom disgen.cli import main\ntry:\n    main(sys.argv[1:])\nexcept SystemExit:\n    pass\n"
+        "print('torch' in sys.modules, 'disgen.models' in sys.modules)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, *args], capture_output=True, text=True, env=SUBPROCESS_ENV, timeout=60
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines()[-1] == "False False", (args, done.stdout[-300:])

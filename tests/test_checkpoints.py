@@ -3,6 +3,7 @@ are not a disgen run's: missing keys, wrong types and ranges, and tensors that d
 parameters (a wrong-shaped Adam exp_avg once made ``train --resume`` segfault). Each ends in one
 ``disgen: error:`` line, exit 2, with nothing written; fuzzed with hypothesis on the structure and
 the tensor shapes. Faults are counted as in test_hardening.py."""
+
 from __future__ import annotations
 
 import copy
@@ -11,15 +12,14 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import run_disgen
 from hypothesis import example, given
 from hypothesis import strategies as st
-
-from disgen import checkpoint
-from disgen.cli import main
-
-from conftest import run_disgen
 from test_fuzz import fuzz
 from test_hardening import Forked, cli_error, last_line, metrics, reliability  # noqa: F401  (the fixture)
+
+from disgen.cli import main
+from disgen.runs import checkpoint
 
 
 @pytest.fixture(scope="module")
@@ -28,8 +28,26 @@ def resumable_runs(tmp_path_factory, idx_dir) -> dict[str, Path]:
     out = {}
     for opt in ("adam", "sgd"):
         d = tmp_path_factory.mktemp("crafted") / opt
-        assert main(["train", "mlp-classifier", "--dataset", str(idx_dir), "--epochs", "1", "--hidden", "16",
-                     "--optimizer", opt, "--no-progress", "--run-dir", str(d)]) == 0
+        assert (
+            main(
+                [
+                    "train",
+                    "mlp-classifier",
+                    "--dataset",
+                    str(idx_dir),
+                    "--epochs",
+                    "1",
+                    "--hidden",
+                    "16",
+                    "--optimizer",
+                    opt,
+                    "--no-progress",
+                    "--run-dir",
+                    str(d),
+                ]
+            )
+            == 0
+        )
         out[opt] = d
     return out
 
@@ -51,37 +69,72 @@ def resume_and_eval(d: Path, idx_dir: Path) -> list[tuple[int, str]]:
     """(exit code, stderr) of ``train --resume`` and of ``eval`` in real processes (a native crash
     is an exit status here); eval runs first, on the crafted file."""
     out = []
-    for args in (["eval", str(d)], ["train", "mlp-classifier", "--dataset", str(idx_dir), "--epochs", "2",
-                                    "--resume", "--no-progress", "--run-dir", str(d)]):
+    for args in (
+        ["eval", str(d)],
+        [
+            "train",
+            "mlp-classifier",
+            "--dataset",
+            str(idx_dir),
+            "--epochs",
+            "2",
+            "--resume",
+            "--no-progress",
+            "--run-dir",
+            str(d),
+        ],
+    ):
         proc = run_disgen(*args)
         out.append((proc.returncode, proc.stderr))
     return out[::-1]
 
 
 TENSOR_MISMATCHES = {
-    "Adam exp_avg of the wrong shape": ("adam", lambda s: s["opts"]["model"]["state"][0].update(
-        exp_avg=torch.zeros(3)), "opts.model state 0.exp_avg shape (3,) != its parameter's shape (16, 784)"),
-    "Adam exp_avg_sq transposed": ("adam", lambda s: s["opts"]["model"]["state"][2].update(
-        exp_avg_sq=s["opts"]["model"]["state"][2]["exp_avg_sq"].t().contiguous()),
-        "state 2.exp_avg_sq shape (16, 10) != its parameter's shape (10, 16)"),
-    "Adam exp_avg in float64": ("adam", lambda s: s["opts"]["model"]["state"][1].update(
-        exp_avg=s["opts"]["model"]["state"][1]["exp_avg"].double()), "state 1.exp_avg shape (16,) torch.float64"),
-    "SGD momentum_buffer of the wrong shape": ("sgd", lambda s: s["opts"]["model"]["state"][0].update(
-        momentum_buffer=torch.zeros(16, 783)), "state 0.momentum_buffer shape (16, 783) != its parameter's"),
-    "a param group of fewer parameters": ("adam", lambda s: (s["opts"]["model"]["param_groups"][0].update(
-        params=[0, 1, 2]), s["opts"]["model"]["state"].pop(3)), "param groups of [3] parameters != [4]"),
-    "a network weight of the wrong shape": ("adam", lambda s: s["nets"]["model"].update(
-        {"fc.weight": torch.zeros(10, 17)}), "model.fc.weight shape (10, 17) != (10, 16)"),
+    "Adam exp_avg of the wrong shape": (
+        "adam",
+        lambda s: s["opts"]["model"]["state"][0].update(exp_avg=torch.zeros(3)),
+        "opts.model state 0.exp_avg shape (3,) != its parameter's shape (16, 784)",
+    ),
+    "Adam exp_avg_sq transposed": (
+        "adam",
+        lambda s: s["opts"]["model"]["state"][2].update(
+            exp_avg_sq=s["opts"]["model"]["state"][2]["exp_avg_sq"].t().contiguous()
+        ),
+        "state 2.exp_avg_sq shape (16, 10) != its parameter's shape (10, 16)",
+    ),
+    "Adam exp_avg in float64": (
+        "adam",
+        lambda s: s["opts"]["model"]["state"][1].update(exp_avg=s["opts"]["model"]["state"][1]["exp_avg"].double()),
+        "state 1.exp_avg shape (16,) torch.float64",
+    ),
+    "SGD momentum_buffer of the wrong shape": (
+        "sgd",
+        lambda s: s["opts"]["model"]["state"][0].update(momentum_buffer=torch.zeros(16, 783)),
+        "state 0.momentum_buffer shape (16, 783) != its parameter's",
+    ),
+    "a param group of fewer parameters": (
+        "adam",
+        lambda s: (s["opts"]["model"]["param_groups"][0].update(params=[0, 1, 2]), s["opts"]["model"]["state"].pop(3)),
+        "param groups of [3] parameters != [4]",
+    ),
+    "a network weight of the wrong shape": (
+        "adam",
+        lambda s: s["nets"]["model"].update({"fc.weight": torch.zeros(10, 17)}),
+        "model.fc.weight shape (10, 17) != (10, 16)",
+    ),
 }
 
 
 DEFAULT_MISMATCHES = {"Adam exp_avg of the wrong shape", "SGD momentum_buffer of the wrong shape"}  # the rest: -m slow
 
 
-@pytest.mark.parametrize("case", [c if c in DEFAULT_MISMATCHES else pytest.param(c, marks=pytest.mark.slow)
-                                  for c in sorted(TENSOR_MISMATCHES)])
-def test_checkpoint_tensors_that_do_not_fit_are_refused_before_use(case, resumable_runs, tmp_path, idx_dir,
-                                                                   reliability):
+@pytest.mark.parametrize(
+    "case",
+    [c if c in DEFAULT_MISMATCHES else pytest.param(c, marks=pytest.mark.slow) for c in sorted(TENSOR_MISMATCHES)],
+)
+def test_checkpoint_tensors_that_do_not_fit_are_refused_before_use(
+    case, resumable_runs, tmp_path, idx_dir, reliability
+):
     """A wrong-shaped Adam exp_avg once reached the fused kernel: a segmentation fault (exit 139)."""
     opt, change, words = TENSOR_MISMATCHES[case]
     d = craft(resumable_runs[opt], tmp_path, change)
@@ -95,9 +148,12 @@ def test_checkpoint_tensors_that_do_not_fit_are_refused_before_use(case, resumab
         assert eval_code == 2 and words in last_line(eval_err)
     else:
         assert eval_code == 0, eval_err
-    reliability.record("loading", "crafted checkpoint: a tensor that does not fit its parameter (Adam, SGD, "
-                       "networks; train --resume and eval)", "one clear error naming the tensor and both "
-                       "shapes; nothing written", 1)
+    reliability.record(
+        "loading",
+        "crafted checkpoint: a tensor that does not fit its parameter (Adam, SGD, networks; train --resume and eval)",
+        "one clear error naming the tensor and both shapes; nothing written",
+        1,
+    )
 
 
 STRUCTURE = {  # case: (change, words of the error, whether eval refuses it too)
@@ -107,27 +163,57 @@ STRUCTURE = {  # case: (change, words of the error, whether eval refuses it too)
     "epoch a string": (lambda s: s.update(epoch="abc"), "'epoch' is str", True),
     "epoch a bool": (lambda s: s.update(epoch=True), "'epoch' is bool", True),
     "a negative epoch": (lambda s: s.update(epoch=-3), "epoch -3 is not in 0..", True),
-    "image shape 1x100000x100000": (lambda s: s["data"].update(image_shape=[1, 100000, 100000]),
-                                    "data.image_shape [1, 100000, 100000] is not a data shape", True),
-    "image shape of strings": (lambda s: s["data"].update(image_shape=["1", "28", "28"]),
-                               "data.image_shape ['1', '28', '28'] is not a data shape", True),
+    "image shape 1x100000x100000": (
+        lambda s: s["data"].update(image_shape=[1, 100000, 100000]),
+        "data.image_shape [1, 100000, 100000] is not a data shape",
+        True,
+    ),
+    "image shape of strings": (
+        lambda s: s["data"].update(image_shape=["1", "28", "28"]),
+        "data.image_shape ['1', '28', '28'] is not a data shape",
+        True,
+    ),
     "no classes": (lambda s: s["data"].update(classes=[]), "data.classes is not a list of 1..100,000", True),
-    "a torch RNG state of 10 bytes": (lambda s: s["rng"].update(torch=torch.zeros(10, dtype=torch.uint8)),
-                                      "rng.torch is not a generator state (a uint8 vector of 5056 bytes)", True),
-    "a loader RNG state of floats": (lambda s: s["rng"].update(loader=torch.zeros(5056)),
-                                     "rng.loader is not a generator state", True),
-    "a step of -1": (lambda s: s["opts"]["model"]["state"][0].update(step=torch.tensor(-1.0)),
-                     "state 0.step is -1.0, not a count of steps", True),
-    "a step that is a vector": (lambda s: s["opts"]["model"]["state"][3].update(step=torch.ones(5)),
-                                "state 3.step is a tensor of shape (5,), not a count of steps", True),
-    "an Adam state without exp_avg": (lambda s: s["opts"]["model"]["state"][0].pop("exp_avg"),
-                                      "opts.model state 0 lacks exp_avg", False),
-    "a NaN learning rate": (lambda s: s["opts"]["model"]["param_groups"][0].update(lr=float("nan")),
-                            "param_groups[0].lr is nan, not a value like", False),
-    "betas of three numbers": (lambda s: s["opts"]["model"]["param_groups"][0].update(betas=(0.9, 0.9, 0.9)),
-                               "param_groups[0].betas is (0.9, 0.9, 0.9), not a value like", False),
-    "a schedule with an attribute of its own": (lambda s: s["scheds"]["model"].update(step=5), "scheds.model has unexpected key(s) step",
-                                                False),
+    "a torch RNG state of 10 bytes": (
+        lambda s: s["rng"].update(torch=torch.zeros(10, dtype=torch.uint8)),
+        "rng.torch is not a generator state (a uint8 vector of 5056 bytes)",
+        True,
+    ),
+    "a loader RNG state of floats": (
+        lambda s: s["rng"].update(loader=torch.zeros(5056)),
+        "rng.loader is not a generator state",
+        True,
+    ),
+    "a step of -1": (
+        lambda s: s["opts"]["model"]["state"][0].update(step=torch.tensor(-1.0)),
+        "state 0.step is -1.0, not a count of steps",
+        True,
+    ),
+    "a step that is a vector": (
+        lambda s: s["opts"]["model"]["state"][3].update(step=torch.ones(5)),
+        "state 3.step is a tensor of shape (5,), not a count of steps",
+        True,
+    ),
+    "an Adam state without exp_avg": (
+        lambda s: s["opts"]["model"]["state"][0].pop("exp_avg"),
+        "opts.model state 0 lacks exp_avg",
+        False,
+    ),
+    "a NaN learning rate": (
+        lambda s: s["opts"]["model"]["param_groups"][0].update(lr=float("nan")),
+        "param_groups[0].lr is nan, not a value like",
+        False,
+    ),
+    "betas of three numbers": (
+        lambda s: s["opts"]["model"]["param_groups"][0].update(betas=(0.9, 0.9, 0.9)),
+        "param_groups[0].betas is (0.9, 0.9, 0.9), not a value like",
+        False,
+    ),
+    "a schedule with an attribute of its own": (
+        lambda s: s["scheds"]["model"].update(step=5),
+        "scheds.model has unexpected key(s) step",
+        False,
+    ),
 }
 
 
@@ -136,12 +222,15 @@ def test_checkpoint_structure_is_checked_before_use(case, resumable_runs, tmp_pa
     change, words, eval_refuses = STRUCTURE[case]
     d = craft(resumable_runs["adam"], tmp_path, change)
     last = d / "checkpoints" / "last.pt"
-    code, err = cli_error(capsys, "train", "mlp-classifier", "--epochs", "2", "--resume", "--no-progress",
-                          "--run-dir", d)
+    code, err = cli_error(
+        capsys, "train", "mlp-classifier", "--epochs", "2", "--resume", "--no-progress", "--run-dir", d
+    )
     assert code == 2 and words in err, err
     if eval_refuses:  # the structure: refused on load, by every command
-        assert err.startswith(f"disgen: error: no usable checkpoint in {d / 'checkpoints'}: checkpoint {last} is "
-                              "not a valid disgen checkpoint: "), err
+        assert err.startswith(
+            f"disgen: error: no usable checkpoint in {d / 'checkpoints'}: checkpoint {last} is "
+            "not a valid disgen checkpoint: "
+        ), err
     else:  # what only --resume uses: optimizer hyperparameters and schedules
         assert err.startswith("disgen: error: the checkpoint does not fit this model: "), err
     code, err = cli_error(capsys, "eval", d)
@@ -151,11 +240,13 @@ def test_checkpoint_structure_is_checked_before_use(case, resumable_runs, tmp_pa
     else:
         assert code == 0, err
     assert [r["epoch"] for r in metrics(d)] == [1]
-    reliability.record("loading", "crafted checkpoint: missing keys, wrong types, negative epochs, absurd image "
-                       "shapes, bad RNG states, steps, learning rates, schedules", "one clear error naming the "
-                       "key and value", 1)
-
-
+    reliability.record(
+        "loading",
+        "crafted checkpoint: missing keys, wrong types, negative epochs, absurd image "
+        "shapes, bad RNG states, steps, learning rates, schedules",
+        "one clear error naming the key and value",
+        1,
+    )
 
 
 # ---- fuzzed: any value of the state replaced, removed, or a tensor reshaped or retyped ---------------
@@ -186,11 +277,21 @@ def fuzz_runs(resumable_runs) -> dict[str, tuple[Path, dict, list[tuple]]]:
 
 DTYPES = [torch.float32, torch.float64, torch.float16, torch.int64, torch.uint8, torch.bool, torch.complex64]
 values = st.recursive(
-    st.none() | st.booleans() | st.integers(-2**70, 2**70) | st.floats() | st.text(max_size=6)
-    | st.builds(lambda shape, dtype: torch.zeros(shape, dtype=dtype),
-                st.lists(st.integers(0, 6), max_size=3), st.sampled_from(DTYPES)),
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4) | st.integers(-2, 8), inner,
-                                                               max_size=3), max_leaves=5)
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**70), 2**70)
+    | st.floats()
+    | st.text(max_size=6)
+    | st.builds(
+        lambda shape, dtype: torch.zeros(shape, dtype=dtype),
+        st.lists(st.integers(0, 6), max_size=3),
+        st.sampled_from(DTYPES),
+    ),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4) | st.integers(-2, 8), inner, max_size=3)
+    ),
+    max_leaves=5,
+)
 changes = st.one_of(
     st.tuples(st.just("remove"), st.none()),
     st.tuples(st.just("replace"), values),
@@ -243,8 +344,21 @@ def test_fuzzed_checkpoints(fuzz_runs, tmp_path_factory, idx_dir, reliability, d
         torch.save(crafted, d / "checkpoints" / "last.pt")
     before = (d / "checkpoints" / "last.pt").read_bytes()
     outcomes = []
-    for args in (["eval", str(d)], ["train", "mlp-classifier", "--dataset", str(idx_dir), "--epochs", "2",
-                                    "--resume", "--no-progress", "--run-dir", str(d)]):  # eval reads it first
+    for args in (
+        ["eval", str(d)],
+        [
+            "train",
+            "mlp-classifier",
+            "--dataset",
+            str(idx_dir),
+            "--epochs",
+            "2",
+            "--resume",
+            "--no-progress",
+            "--run-dir",
+            str(d),
+        ],
+    ):  # eval reads it first
         code, err = Forked(args).wait()
         assert code in (0, 2), f"{path} {done}: exit {code}: {err[-2000:]}"
         assert "Traceback" not in err, err
@@ -256,11 +370,16 @@ def test_fuzzed_checkpoints(fuzz_runs, tmp_path_factory, idx_dir, reliability, d
                 assert (d / "checkpoints" / "last.pt").read_bytes() == before
                 assert [r["epoch"] for r in metrics(d)] == [1]
         outcomes.append("refused" if code else "ran")
-    outcome = {("refused", "refused"): "one clear error from eval and from --resume",
-               ("ran", "refused"): "eval ran; --resume refused it (what only training uses)",
-               ("ran", "ran"): "both ran: a value neither uses (the saved config, best, a schedule's flag)",
-               ("refused", "ran"): "eval refused it; --resume ran"}[tuple(outcomes)]
+    outcome = {
+        ("refused", "refused"): "one clear error from eval and from --resume",
+        ("ran", "refused"): "eval ran; --resume refused it (what only training uses)",
+        ("ran", "ran"): "both ran: a value neither uses (the saved config, best, a schedule's flag)",
+        ("refused", "ran"): "eval refused it; --resume ran",
+    }[tuple(outcomes)]
     assert tuple(outcomes) != ("refused", "ran") or path[0] == "data", (path, done)  # resume reads the dataset
-    reliability.record("loading", "crafted checkpoint (hypothesis): one value anywhere removed, replaced by "
-                       "random JSON-like values or tensors, or a tensor reshaped or retyped; digest recomputed",
-                       outcome)
+    reliability.record(
+        "loading",
+        "crafted checkpoint (hypothesis): one value anywhere removed, replaced by "
+        "random JSON-like values or tensors, or a tensor reshaped or retyped; digest recomputed",
+        outcome,
+    )

@@ -1,5 +1,6 @@
 """The command line: real short runs in tmp_path through ``disgen.cli.main`` (and once through
 ``python -m disgen``), the files each command writes, and one-line errors for bad input."""
+
 from __future__ import annotations
 
 import csv
@@ -10,6 +11,7 @@ import shutil
 import numpy as np
 import pytest
 import torch
+from conftest import run_disgen
 from PIL import Image
 
 import disgen
@@ -17,8 +19,6 @@ from disgen import runs
 from disgen.cli import main
 from disgen.data.idx import write_idx
 from disgen.models import get_model, list_models
-
-from conftest import run_disgen
 
 
 def cli(capsys, *args: str) -> tuple[int, str, str]:
@@ -37,29 +37,65 @@ def read_csv(text: str) -> tuple[list[str], list[list[str]]]:
 
 def test_train_on_idx_directory(capsys, tmp_path, idx_dir):
     run_dir = tmp_path / "run"
-    code, out, err = cli(capsys, "train", "mlp-classifier", "--dataset", idx_dir, "--epochs", "1",
-                         "--run-dir", run_dir, "--lr", "0.002", "--hidden", "64,32", "--no-progress")
+    code, out, err = cli(
+        capsys,
+        "train",
+        "mlp-classifier",
+        "--dataset",
+        idx_dir,
+        "--epochs",
+        "1",
+        "--run-dir",
+        run_dir,
+        "--lr",
+        "0.002",
+        "--hidden",
+        "64,32",
+        "--no-progress",
+    )
     assert code == 0, err
     result = json.loads(out)
     record, final = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
-    assert result == {"run_dir": str(run_dir), "epochs": 1, "val_accuracy": record["val_accuracy"],
-                      "val_loss": record["val_loss"], "checkpoint": "best", "checkpoint_epoch": 1,
-                      "test_accuracy": final["test_accuracy"], "test_loss": final["test_loss"]}
+    assert result == {
+        "run_dir": str(run_dir),
+        "epochs": 1,
+        "val_accuracy": record["val_accuracy"],
+        "val_loss": record["val_loss"],
+        "checkpoint": "best",
+        "checkpoint_epoch": 1,
+        "test_accuracy": final["test_accuracy"],
+        "test_loss": final["test_loss"],
+    }
     cfg = json.loads((run_dir / "config.json").read_text())
     assert (cfg["dataset"], cfg["epochs"], cfg["lr"]) == (str(idx_dir), 1, 0.002)
     assert tuple(disgen.load(run_dir).nets["model"].fc.weight.shape) == (10, 32)  # --hidden 64,32
     assert (run_dir / "checkpoints" / "last.pt").is_file()
     assert f"run directory: {run_dir}" in err
     # The same directory again, without --resume: refused, nothing touched.
-    code, out, err = cli(capsys, "train", "mlp-classifier", "--dataset", idx_dir, "--epochs", "1",
-                         "--run-dir", run_dir, "--no-progress")
+    code, out, err = cli(
+        capsys, "train", "mlp-classifier", "--dataset", idx_dir, "--epochs", "1", "--run-dir", run_dir, "--no-progress"
+    )
     assert code == 2 and "already holds a training run" in err and out == ""
 
 
 def test_model_options_are_saved_typed(capsys, tmp_path, idx_dir):
     run_dir = tmp_path / "run"
-    code, _, err = cli(capsys, "train", "mlp-classifier", "--dataset", idx_dir, "--epochs", "1",
-                       "--run-dir", run_dir, "--hidden", "64,32", "--dropout", "0.5", "--no-progress")
+    code, _, err = cli(
+        capsys,
+        "train",
+        "mlp-classifier",
+        "--dataset",
+        idx_dir,
+        "--epochs",
+        "1",
+        "--run-dir",
+        run_dir,
+        "--hidden",
+        "64,32",
+        "--dropout",
+        "0.5",
+        "--no-progress",
+    )
     assert code == 0, err
     model_args = json.loads((run_dir / "config.json").read_text())["model_args"]
     assert (model_args["hidden"], model_args["dropout"]) == ([64, 32], 0.5)
@@ -67,8 +103,17 @@ def test_model_options_are_saved_typed(capsys, tmp_path, idx_dir):
 
 def test_train_in_a_subprocess(tmp_path, idx_dir):
     run_dir = tmp_path / "ae"
-    proc = run_disgen("train", "mlp-autoencoder", "--dataset", str(idx_dir), "--epochs", "1",
-                      "--run-dir", str(run_dir), "--no-progress")
+    proc = run_disgen(
+        "train",
+        "mlp-autoencoder",
+        "--dataset",
+        str(idx_dir),
+        "--epochs",
+        "1",
+        "--run-dir",
+        str(run_dir),
+        "--no-progress",
+    )
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout)
     assert result["epochs"] == 1 and result["run_dir"] == str(run_dir)
@@ -88,16 +133,26 @@ def test_eval_classifier_writes_eval_json(capsys, classifier_run, idx_dir):
     best = classifier_run.final["checkpoint_epoch"]
     written = runs.read_evals(d)[-1]
     assert written == json.loads(out)
-    assert written == {"dataset": "mnist-mini", "split": "test", "checkpoint": "best", "checkpoint_epoch": best,
-                       **expected}
+    assert written == {
+        "dataset": "mnist-mini",
+        "split": "test",
+        "checkpoint": "best",
+        "checkpoint_epoch": best,
+        **expected,
+    }
     assert written["accuracy"] == classifier_run.final["test_accuracy"] > 0.85
     assert {"accuracy", "loss"} <= set(expected)
 
     code, out, err = cli(capsys, "eval", d, "--dataset", idx_dir, "--checkpoint", "last")
     assert code == 0, err
     written = runs.read_evals(d)[-1]
-    assert written == {"dataset": str(idx_dir), "split": "test", "checkpoint": "last", "checkpoint_epoch": 5,
-                       **disgen.load(d, "last").evaluate(str(idx_dir))}
+    assert written == {
+        "dataset": str(idx_dir),
+        "split": "test",
+        "checkpoint": "last",
+        "checkpoint_epoch": 5,
+        **disgen.load(d, "last").evaluate(str(idx_dir)),
+    }
     keys = [(e["dataset"], e["split"], e["checkpoint"]) for e in runs.read_evals(d)]
     assert len(keys) == len(set(keys))  # one result per dataset, split and checkpoint
     assert {("mnist-mini", "test", "best"), (str(idx_dir), "test", "last")} <= set(keys)
@@ -118,9 +173,13 @@ def test_eval_best_checkpoint_is_not_the_last(capsys, tmp_path, idx_dir):
         assert code == 0, err
         results[which] = [e for e in runs.read_evals(d) if e["checkpoint"] == which and e["split"] == "test"][-1]
         assert results[which] == json.loads(out)
-        assert results[which] == {"dataset": str(idx_dir), "split": "test", "checkpoint": which,
-                                  "checkpoint_epoch": 1 if which == "best" else 3,
-                                  **disgen.load(d, which).evaluate()}
+        assert results[which] == {
+            "dataset": str(idx_dir),
+            "split": "test",
+            "checkpoint": which,
+            "checkpoint_epoch": 1 if which == "best" else 3,
+            **disgen.load(d, which).evaluate(),
+        }
     assert results["best"]["accuracy"] != results["last"]["accuracy"]
     assert results["best"]["loss"] > results["last"]["loss"]  # epoch 1 against epoch 3
 
@@ -245,8 +304,7 @@ def test_reconstruct_writes_grid(capsys, tmp_path, autoencoder_run, mnist_mini):
 
 def test_reconstruct_refuses_a_classifier(capsys, tmp_path, classifier_run, digit_files):
     _, files = digit_files
-    code, out, err = cli(capsys, "reconstruct", classifier_run.dir, files[0][0], "--out",
-                         tmp_path / "g.png")
+    code, out, err = cli(capsys, "reconstruct", classifier_run.dir, files[0][0], "--out", tmp_path / "g.png")
     assert code == 2 and "is not an autoencoder" in err
     assert not (tmp_path / "g.png").exists()
 
@@ -262,9 +320,10 @@ def test_models_lists_every_model_and_preset(capsys):
         spec = get_model(name)
         (i,) = [i for i, line in enumerate(lines) if line.split()[0] == name]
         assert f"[{spec.objective}]" in lines[i]
-        shown = [line.split()[1] for line in lines[i + 1:i + 1 + len(spec.presets)]]
-        assert [line.split()[0] for line in lines[i + 1:i + 1 + len(spec.presets)]] == \
-            ["--preset"] * len(spec.presets)
+        shown = [line.split()[1] for line in lines[i + 1 : i + 1 + len(spec.presets)]]
+        assert [line.split()[0] for line in lines[i + 1 : i + 1 + len(spec.presets)]] == ["--preset"] * len(
+            spec.presets
+        )
         assert shown == list(spec.presets)
 
 
@@ -305,8 +364,9 @@ TRAIN_ERRORS = {
 def test_train_bad_input_is_one_line_error(capsys, tmp_path, case):
     flags, words = TRAIN_ERRORS[case]
     run_dir = tmp_path / "run"
-    code, out, err = cli(capsys, "train", "mlp-classifier", "--epochs", "1", "--run-dir", run_dir,
-                         "--no-progress", *flags)
+    code, out, err = cli(
+        capsys, "train", "mlp-classifier", "--epochs", "1", "--run-dir", run_dir, "--no-progress", *flags
+    )
     assert_one_line_error(code, err, *words)
     assert out == ""
     assert not (run_dir / "checkpoints" / "last.pt").exists()
@@ -318,11 +378,14 @@ def test_unknown_model_is_one_error_listing_the_models(capsys):
     assert "did you mean" not in err  # nothing is near it
 
 
-@pytest.mark.parametrize("args, words", [
-    (["train", "cnn-clasifier"], "unknown model 'cnn-clasifier': did you mean cnn-classifier?"),
-    (["trian", "mlp-classifier"], "unknown command 'trian': did you mean train?"),
-    (["sampel", "RUN"], "unknown command 'sampel': did you mean sample?"),
-])
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["train", "cnn-clasifier"], "unknown model 'cnn-clasifier': did you mean cnn-classifier?"),
+        (["trian", "mlp-classifier"], "unknown command 'trian': did you mean train?"),
+        (["sampel", "RUN"], "unknown command 'sampel': did you mean sample?"),
+    ],
+)
 def test_misspelt_names_get_a_did_you_mean(capsys, args, words):
     code, _, err = cli(capsys, *args)
     assert_one_line_error(code, err, words)
@@ -370,8 +433,10 @@ def test_model_option_help_names_the_default_presets_value(capsys):
     with pytest.raises(SystemExit):
         main(["train", "aae", "--help"])
     text = " ".join(capsys.readouterr().out.split())
-    assert "--consistency CONSISTENCY semi-supervised mode: weight of a consistency term on the unlabelled " \
+    assert (
+        "--consistency CONSISTENCY semi-supervised mode: weight of a consistency term on the unlabelled "
         "batch; 0: the paper's AAE; default 0.0; the default preset: 1.0" in text
+    )
     assert "default 10 " in text and "default 10; the default" not in text  # --z-dim: the preset keeps it
 
 
@@ -383,8 +448,13 @@ def test_resume_of_a_folder_with_no_run_is_an_error_naming_the_nearest_runs(caps
     (tmp_path / "other").mkdir()  # a folder that is no run is not offered
     typo = tmp_path / "mlp-rnu-1"
     code, out, err = cli(capsys, *base, "--run-dir", typo, "--resume")
-    assert_one_line_error(code, err, f"--resume: {typo} holds no run",
-                          f"nearest run directories: {tmp_path / 'mlp-run-1'}.", "--resume auto")
+    assert_one_line_error(
+        code,
+        err,
+        f"--resume: {typo} holds no run",
+        f"nearest run directories: {tmp_path / 'mlp-run-1'}.",
+        "--resume auto",
+    )
     assert "other" not in err and out == "" and not typo.exists()
 
 
@@ -414,8 +484,10 @@ def test_eval_on_a_dataset_with_other_classes_warns(capsys, tmp_path, classifier
             Image.fromarray(np.full((28, 28), 40 * k + i, dtype=np.uint8)).save(pets / name / f"{i}.png")
     code, out, err = cli(capsys, "eval", d, "--dataset", pets)
     assert code == 0, err
-    assert (f"disgen: warning: {pets}'s classes (cat, dog) differ from those the run was trained on "
-            "(0, 1, 2, 3, 4, 5, 6, 7, 8, 9)") in err
+    assert (
+        f"disgen: warning: {pets}'s classes (cat, dog) differ from those the run was trained on "
+        "(0, 1, 2, 3, 4, 5, 6, 7, 8, 9)"
+    ) in err
     assert {e["dataset"] for e in runs.read_evals(d)} >= {"mnist-mini", str(pets)}
     code, out, err = cli(capsys, "eval", d, "--dataset", idx_dir)
     assert code == 0 and "warning" not in err

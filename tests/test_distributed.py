@@ -3,6 +3,7 @@
 Two processes with a global batch of B must take the same steps as one process with batch B
 (gradients averaged by share of the batch), write the run directory once, and resume exactly.
 """
+
 from __future__ import annotations
 
 import json
@@ -13,17 +14,17 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from conftest import SUBPROCESS_ENV, run_disgen
-from disgen import distributed, runs
+
+from disgen import runs
 from disgen.errors import DisgenError
+from disgen.training import distributed
 
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run"]
 COMMON = ["--device", "cpu", "--no-progress"]
 
 
-def torchrun(*args: str, nproc: int = 2, launcher: list[str] | None = None, timeout: float = 180,
-             wait: bool = True):
+def torchrun(*args: str, nproc: int = 2, launcher: list[str] | None = None, timeout: float = 180, wait: bool = True):
     cmd = TORCHRUN + (launcher or ["--standalone", f"--nproc_per_node={nproc}"]) + ["-m", "disgen", *args]
     if not wait:
         return subprocess.Popen(cmd, env=SUBPROCESS_ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -44,8 +45,21 @@ def metrics(run_dir: Path) -> list[dict]:
 @pytest.fixture(scope="module")
 def two_process_run(tmp_path_factory, idx_dir) -> Path:
     run = tmp_path_factory.mktemp("ddp") / "two"
-    done = torchrun("train", "mlp-classifier", "--preset", "seed", "--dataset", str(idx_dir), "--epochs", "3",
-                    "--batch-size", "32", "--run-dir", str(run), *COMMON)
+    done = torchrun(
+        "train",
+        "mlp-classifier",
+        "--preset",
+        "seed",
+        "--dataset",
+        str(idx_dir),
+        "--epochs",
+        "3",
+        "--batch-size",
+        "32",
+        "--run-dir",
+        str(run),
+        *COMMON,
+    )
     assert json.loads(done.stdout.strip().splitlines()[-1])["epochs"] == 3  # printed once, by rank 0
     assert len(done.stdout.strip().splitlines()) == 1
     return run
@@ -53,8 +67,21 @@ def two_process_run(tmp_path_factory, idx_dir) -> Path:
 
 def test_two_processes_match_one_process_with_the_same_global_batch(two_process_run, tmp_path, idx_dir):
     one = tmp_path / "one"
-    done = run_disgen("train", "mlp-classifier", "--preset", "seed", "--dataset", str(idx_dir), "--epochs", "3",
-                      "--batch-size", "32", "--run-dir", str(one), *COMMON)
+    done = run_disgen(
+        "train",
+        "mlp-classifier",
+        "--preset",
+        "seed",
+        "--dataset",
+        str(idx_dir),
+        "--epochs",
+        "3",
+        "--batch-size",
+        "32",
+        "--run-dir",
+        str(one),
+        *COMMON,
+    )
     assert done.returncode == 0, done.stderr
     a, b = weights(one), weights(two_process_run)
     assert a.keys() == b.keys()
@@ -73,8 +100,19 @@ def test_two_processes_match_one_process_with_the_same_global_batch(two_process_
 @pytest.mark.slow
 def test_a_two_process_run_resumes_to_the_same_weights(two_process_run, tmp_path, idx_dir):
     run = tmp_path / "resumed"
-    args = ["train", "mlp-classifier", "--preset", "seed", "--dataset", str(idx_dir), "--batch-size", "32",
-            "--run-dir", str(run), *COMMON]
+    args = [
+        "train",
+        "mlp-classifier",
+        "--preset",
+        "seed",
+        "--dataset",
+        str(idx_dir),
+        "--batch-size",
+        "32",
+        "--run-dir",
+        str(run),
+        *COMMON,
+    ]
     torchrun(*args, "--epochs", "1")
     torchrun(*args, "--epochs", "3", "--resume")
     a, b = weights(run), weights(two_process_run)
@@ -82,10 +120,13 @@ def test_a_two_process_run_resumes_to_the_same_weights(two_process_run, tmp_path
     assert [m["epoch"] for m in metrics(run)] == [1, 2, 3]
 
 
-@pytest.mark.parametrize("model,extra", [
-    ("gan2d", ["--dataset", "gaussian2d", "--epochs", "2"]),
-    pytest.param("aae", ["--labels", "100", "--epochs", "2", "--batch-size", "50"], marks=pytest.mark.slow),
-])
+@pytest.mark.parametrize(
+    "model,extra",
+    [
+        ("gan2d", ["--dataset", "gaussian2d", "--epochs", "2"]),
+        pytest.param("aae", ["--labels", "100", "--epochs", "2", "--batch-size", "50"], marks=pytest.mark.slow),
+    ],
+)
 def test_multi_phase_games_train_across_processes(model, extra, tmp_path, idx_dir):
     """The GAN's and AAE's phases (parts frozen, several optimizers) stay in step across processes:
     the trainer checks at the end that every process holds the same weights."""
@@ -109,10 +150,28 @@ def free_port() -> int:
 def test_two_nodes_with_a_rendezvous_match_one_node(two_process_run, tmp_path, idx_dir):
     """Two torchrun launchers ("nodes") meeting at a c10d rendezvous on 127.0.0.1, one process each."""
     run = tmp_path / "nodes"
-    launcher = ["--nnodes=2", "--nproc_per_node=1", "--rdzv-backend=c10d",
-                f"--rdzv-endpoint=127.0.0.1:{free_port()}", "--rdzv-id=disgen-test"]
-    args = ["train", "mlp-classifier", "--preset", "seed", "--dataset", str(idx_dir), "--epochs", "3",
-            "--batch-size", "32", "--run-dir", str(run), *COMMON]
+    launcher = [
+        "--nnodes=2",
+        "--nproc_per_node=1",
+        "--rdzv-backend=c10d",
+        f"--rdzv-endpoint=127.0.0.1:{free_port()}",
+        "--rdzv-id=disgen-test",
+    ]
+    args = [
+        "train",
+        "mlp-classifier",
+        "--preset",
+        "seed",
+        "--dataset",
+        str(idx_dir),
+        "--epochs",
+        "3",
+        "--batch-size",
+        "32",
+        "--run-dir",
+        str(run),
+        *COMMON,
+    ]
     nodes = [torchrun(*args, launcher=launcher, wait=False) for _ in range(2)]
     try:
         errs = [node.communicate(timeout=300)[1] for node in nodes]

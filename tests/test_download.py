@@ -1,4 +1,5 @@
 """Downloads against local HTTP servers: caching, md5 rejection, mirror fallback, failing fast."""
+
 from __future__ import annotations
 
 import functools
@@ -12,8 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from disgen.data import ImageSplit, load_dataset
-from disgen.data import mnist
+from disgen.data import ImageSplit, load_dataset, mnist
 from disgen.data.download import cache_dir, fetch
 from disgen.data.mnist import FILE_STEMS, save_idx_dir
 from disgen.errors import DisgenError
@@ -151,8 +151,7 @@ def tiny_mnist(tmp_path: Path) -> dict[str, bytes]:
     """The four MNIST .gz files for 20 train / 10 test random 28x28 digits."""
     gen = torch.Generator().manual_seed(0)
     splits = [
-        ImageSplit(torch.randint(0, 256, (n, 1, 28, 28), generator=gen, dtype=torch.uint8),
-                   torch.arange(n) % 10)
+        ImageSplit(torch.randint(0, 256, (n, 1, 28, 28), generator=gen, dtype=torch.uint8), torch.arange(n) % 10)
         for n in (20, 10)
     ]
     out = save_idx_dir(tmp_path / "tiny", *splits)

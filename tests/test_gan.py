@@ -1,5 +1,6 @@
 """GANs: the seed architectures, every GAN model's step and checkpoint, gan2d training like seed
 003, the 2-D datasets, collapse warnings, and the weight average."""
+
 from __future__ import annotations
 
 import pytest
@@ -7,14 +8,13 @@ import torch
 from torch import nn
 
 import disgen
-from disgen import checkpoint
-from disgen.config import resolve
 from disgen.data import load_dataset
 from disgen.data.gaussian2d import SEED_A, SEED_B
 from disgen.errors import DisgenError
-from disgen.models import get_model, list_models
+from disgen.models import get_model, list_models, resolve
 from disgen.objectives import get_objective
 from disgen.objectives.gan import latent, warnings
+from disgen.runs import checkpoint
 
 GANS = [m for m in list_models() if get_model(m).objective == "gan"]
 GAN_PRESETS = [(m, p) for m in GANS for p in get_model(m).presets]
@@ -25,11 +25,14 @@ def build(model: str, preset: str, seed: int = 0, **overrides) -> dict[str, nn.M
     spec = get_model(model)
     cfg = resolve(model, {"preset": preset})
     torch.manual_seed(seed)
-    return spec.build(spec.model_config({**cfg.model_args, **overrides}), spec.input_shape, 10)
+    model_cfg = spec.model_config({**cfg.model_args, **overrides})
+    return spec.build(model_cfg, spec.data_shape(model_cfg), 10)
 
 
 def real_batch(model: str, n: int = 8) -> torch.Tensor:
-    return torch.rand(n, *get_model(model).input_shape, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    spec = get_model(model)
+    shape = spec.data_shape(spec.model_config())
+    return torch.rand(n, *shape, generator=torch.Generator().manual_seed(0)) * 2 - 1
 
 
 def test_gan_models_are_registered():
@@ -90,10 +93,13 @@ def test_dcgan28_seed_matches_seed_002():
     assert convs == [(128, 64, (5, 5)), (64, 1, (5, 5))]
     # Keras' UpSampling2D + Conv2D, computed in one convolution (same function, test below)
     from disgen.models.dcgan28 import UpsampledConv2d
+
     assert sum(isinstance(m, UpsampledConv2d) for m in g.modules()) == 2
     assert sum(isinstance(m, nn.MaxPool2d) for m in d.modules()) == 2
-    assert [(m.in_features, m.out_features) for m in d.modules() if isinstance(m, nn.Linear)] == \
-        [(3200, 1024), (1024, 1)]
+    assert [(m.in_features, m.out_features) for m in d.modules() if isinstance(m, nn.Linear)] == [
+        (3200, 1024),
+        (1024, 1),
+    ]
     cfg = resolve("dcgan28", {"preset": "seed"})
     assert (cfg.optimizer, cfg.lr, cfg.momentum, cfg.nesterov, cfg.batch_size) == ("sgd", 0.0005, 0.9, True, 64)
     assert get_model("dcgan28").value_range == (-1.0, 1.0)
@@ -115,8 +121,10 @@ def test_upsampled_conv_is_nearest_upsampling_then_the_5x5_conv(ci, co, size):
     assert a.shape == (4, co, 2 * size, 2 * size)
     torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10)
     g = torch.randn_like(a)
-    for u, v in zip(torch.autograd.grad(a, [x, fused.weight, fused.bias], g),
-                    torch.autograd.grad(b, [x, plain[1].weight, plain[1].bias], g)):
+    for u, v in zip(
+        torch.autograd.grad(a, [x, fused.weight, fused.bias], g),
+        torch.autograd.grad(b, [x, plain[1].weight, plain[1].bias], g),
+    ):
         torch.testing.assert_close(u, v, rtol=1e-10, atol=1e-10)
     assert set(fused.state_dict()) == {"weight", "bias"}  # checkpoints as the plain conv's
 
@@ -149,8 +157,9 @@ def test_gaussian2d_datasets():
 
 def test_gan2d_seed_preset_settles_like_seed_003(tmp_path):
     """Seed 003: "losses settle at 0.693 and generated points overlap the data"."""
-    run = disgen.train("gan2d", preset="seed", progress=False, run_dir=str(tmp_path / "run"),
-                       test_every_epoch=True)  # a test curve: the seed preset has no validation split
+    run = disgen.train(
+        "gan2d", preset="seed", progress=False, run_dir=str(tmp_path / "run"), test_every_epoch=True
+    )  # a test curve: the seed preset has no validation split
     last = run.history[-1]
     assert len(run.history) == 20 and "val_w2_squared" not in last
     assert abs(last["train_d_loss"] - 0.693) < 0.01 and abs(last["train_g_loss"] - 0.693) < 0.02
@@ -191,18 +200,31 @@ def test_weight_average_warms_up_and_lags(decay):
 
 
 def test_collapse_warnings():
-    history = [{"epoch": 1, "train_d_acc": 0.7, "val_class_entropy": 2.2},
-               {"epoch": 2, "train_d_acc": 0.995, "val_class_entropy": 0.9}]
+    history = [
+        {"epoch": 1, "train_d_acc": 0.7, "val_class_entropy": 2.2},
+        {"epoch": 2, "train_d_acc": 0.995, "val_class_entropy": 0.9},
+    ]
     msgs = warnings(history)
     assert len(msgs) == 2
     assert "99.5%" in msgs[0] and "diverging or collapsing" in msgs[0]
     assert "fell from 2.20 to 0.90" in msgs[1]
     assert warnings(history[:1]) == []
-    assert "modes covered fell from 8 to 3" in warnings([{"epoch": 1, "val_modes_covered": 8.0},
-                                                        {"epoch": 2, "val_modes_covered": 3.0}])[0]
+    assert (
+        "modes covered fell from 8 to 3"
+        in warnings([{"epoch": 1, "val_modes_covered": 8.0}, {"epoch": 2, "val_modes_covered": 3.0}])[0]
+    )
     # The test split decides nothing: a test curve (--test-every-epoch) raises no warning.
-    assert warnings([{"epoch": 1, "test_modes_covered": 8.0}, {"epoch": 2, "test_modes_covered": 3.0},
-                     {"epoch": 3, "test_class_entropy": 2.2}, {"epoch": 4, "test_class_entropy": 0.1}]) == []
+    assert (
+        warnings(
+            [
+                {"epoch": 1, "test_modes_covered": 8.0},
+                {"epoch": 2, "test_modes_covered": 3.0},
+                {"epoch": 3, "test_class_entropy": 2.2},
+                {"epoch": 4, "test_class_entropy": 0.1},
+            ]
+        )
+        == []
+    )
 
 
 def test_diffaugment_shifts_and_cuts_out_real_and_fake_alike():
@@ -217,7 +239,7 @@ def test_diffaugment_shifts_and_cuts_out_real_and_fake_alike():
         for dy in range(-4, 5):
             for dx in range(-4, 5):
                 ys, xs = slice(max(dy, 0), 28 + min(dy, 0)), slice(max(dx, 0), 28 + min(dx, 0))
-                src = x[i, 0, max(-dy, 0):28 - max(dy, 0), max(-dx, 0):28 - max(dx, 0)]
+                src = x[i, 0, max(-dy, 0) : 28 - max(dy, 0), max(-dx, 0) : 28 - max(dx, 0)]
                 if torch.equal(shifted[i, 0, ys, xs], src):
                     found = True
                     assert (shifted[i] == -1).sum() >= 28 * (abs(dy) + abs(dx)) - abs(dy * dx)
@@ -275,7 +297,7 @@ def test_packed_and_spectrally_normalised_discriminators_of_dcgan28():
 
 def test_minibatch_std_groups_deeper_generator_and_label_smoothing():
     from disgen.models.dcgan28 import MinibatchStd
-    from disgen.optim import make_optimizer
+    from disgen.objectives.optim import make_optimizer
 
     h = torch.randn(8, 3, 2, 2)
     whole = MinibatchStd(0)(h)[:, 3, 0, 0]  # one group: the batch's spread, the same for all
@@ -308,7 +330,7 @@ def test_minibatch_std_groups_deeper_generator_and_label_smoothing():
 def test_a_per_sample_discriminator_scores_real_and_fake_in_one_batch():
     """Seed 002's D has no batch norm, so one forward of [real; fake] gives the logits of two
     forwards; D with batch norm or the minibatch-std channel keeps separate batches."""
-    from disgen.objectives import per_sample
+    from disgen.models import per_sample
 
     spec = get_model("dcgan28")
     keras = spec.build(spec.model_config({"arch": "keras"}), (1, 28, 28), 10)["discriminator"]
@@ -324,7 +346,7 @@ def test_a_per_sample_discriminator_scores_real_and_fake_in_one_batch():
 def test_r1_penalty_is_the_squared_input_gradient_and_stays_finite_in_bf16():
     """R1 adds gamma/2 * E||grad_x D(x)||^2 on real images; with the minibatch-std channel its
     double backward must stay finite in bfloat16 (a zero batch spread once gave NaN)."""
-    from disgen.optim import make_optimizer
+    from disgen.objectives.optim import make_optimizer
 
     torch.manual_seed(0)
     nets = build("dcgan28", "default", r1=10.0, minibatch_std=True)
@@ -333,7 +355,7 @@ def test_r1_penalty_is_the_squared_input_gradient_and_stays_finite_in_bf16():
     x = real_batch("dcgan28", 32)
     d = nets["discriminator"]
     xr = x.clone().requires_grad_(True)
-    grad, = torch.autograd.grad(d(xr).sum(), xr)
+    (grad,) = torch.autograd.grad(d(xr).sum(), xr)
     expected = grad.pow(2).flatten(1).sum(1).mean()
     torch.manual_seed(0)
     with torch.autocast("cpu", dtype=torch.bfloat16):

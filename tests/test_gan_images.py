@@ -1,22 +1,21 @@
 """Image GANs end to end: an image folder of mixed sizes, RGBA PNGs, greyscale and a corrupt file
 trains dcgan64 and samples a 64x64 grid; dcgan28 writes per-epoch grids, best.pt and eval.json."""
+
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from conftest import subset
 from PIL import Image
 
 import disgen
 from disgen import runs
 from disgen.cli import main
-from disgen.data import load_dataset
-from disgen.data import image_folder
+from disgen.data import image_folder, load_dataset
 from disgen.errors import DisgenError
-from conftest import subset
 
 
 @pytest.fixture
@@ -89,8 +88,26 @@ def test_dcgan64_trains_on_a_folder_and_samples(folder, home, tmp_path, capsys):
     """Sprites (RGBA), greyscale images of other sizes and a corrupt file, one class (so the
     reference is a fixed random feature extractor: nothing to train)."""
     run_dir = tmp_path / "run"
-    assert main(["train", "dcgan64", "--dataset", str(folder / "b"), "--epochs", "1", "--width", "4",
-                 "--batch-size", "4", "--run-dir", str(run_dir), "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "dcgan64",
+                "--dataset",
+                str(folder / "b"),
+                "--epochs",
+                "1",
+                "--width",
+                "4",
+                "--batch-size",
+                "4",
+                "--run-dir",
+                str(run_dir),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     assert "skipped 1 unreadable image file(s) of 9" in capsys.readouterr().err
     assert (run_dir / "samples" / "epoch_001.png").is_file()
     assert Image.open(run_dir / "samples" / "epoch_001.png").size == (8 * 66 + 2, 8 * 66 + 2)
@@ -119,10 +136,19 @@ def test_sample_refuses_a_classifier_run(classifier_run, capsys):
 
 def test_dcgan28_training_and_eval(tiny_data, classifier_run, home, tmp_path, capsys):
     data = subset(tiny_data, 100, 100)  # 100 digits: the automatic reference trains in seconds
-    run = disgen.train("dcgan28", dataset_obj=data, epochs=2, batch_size=50, progress=False,
-                       model_args={"g_width": 8, "d_width": 8}, run_dir=str(tmp_path / "run"))
-    assert "training the reference classifier for Fréchet distance and class coverage (cnn-classifier" in \
-        capsys.readouterr().err
+    run = disgen.train(
+        "dcgan28",
+        dataset_obj=data,
+        epochs=2,
+        batch_size=50,
+        progress=False,
+        model_args={"g_width": 8, "d_width": 8},
+        run_dir=str(tmp_path / "run"),
+    )
+    assert (
+        "training the reference classifier for Fréchet distance and class coverage (cnn-classifier"
+        in capsys.readouterr().err
+    )
     assert len(list(home.glob("reference/*/checkpoints/last.pt"))) == 1  # cached for next time
     keys = {"frechet_distance", "kid", "precision", "recall", "class_kl", "min_class_share", "classes_covered"}
     assert {f"val_{k}" for k in keys} <= set(run.history[-1])
@@ -134,10 +160,8 @@ def test_dcgan28_training_and_eval(tiny_data, classifier_run, home, tmp_path, ca
     assert run.final["checkpoint_epoch"] == best["epoch"]
     for e in (1, 2):
         assert (tmp_path / "run" / "samples" / f"epoch_{e:03d}.png").is_file()
-    assert main(["eval", str(tmp_path / "run"), "--reference", str(classifier_run.dir),
-                 "--n-samples", "400"]) == 0
+    assert main(["eval", str(tmp_path / "run"), "--reference", str(classifier_run.dir), "--n-samples", "400"]) == 0
     result = runs.read_evals(tmp_path / "run")[-1]
-    for key in ("frechet_distance", "kid", "class_kl", "min_class_share", "classes_covered",
-                "precision", "recall"):
+    for key in ("frechet_distance", "kid", "class_kl", "min_class_share", "classes_covered", "precision", "recall"):
         assert isinstance(result[key], float), key
     assert 0 <= result["min_class_share"] <= 0.1 and 0 <= result["precision"] <= 1

@@ -7,6 +7,7 @@ Every fault tried is counted by the ``reliability`` fixture, into the file that 
 names (``python benchmarks/bench_reliability.py`` sets it and saves the counts for docs/reliability.md's
 table); a plain test run writes nothing.
 """
+
 from __future__ import annotations
 
 import json
@@ -30,17 +31,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import SUBPROCESS_ENV, run_disgen
 from PIL import Image
+from test_trainer import Payload, assert_same_training, last_state, metrics, mlp_reference  # noqa: F401
 
 import disgen
-from disgen import checkpoint, runs
+from disgen import files, runs
 from disgen.cli import main
 from disgen.errors import DisgenError
 from disgen.models import list_models
-from disgen.weights import read_weights
-
-from conftest import SUBPROCESS_ENV, run_disgen
-from test_trainer import Payload, assert_same_training, last_state, metrics, mlp_reference  # noqa: F401
+from disgen.models.weights import read_weights
+from disgen.runs import checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 SECTIONS = ("crash", "checksum", "disk", "divergence", "loading", "inputs", "server", "determinism")
@@ -66,9 +67,13 @@ class Reliability:
         target = Path(target)
         saved = json.loads(target.read_text()) if target.is_file() else {}
         for (section, fault), outcomes in self.rows.items():
-            saved[fault] = {"section": section, "test": self.module, "tries": sum(outcomes.values()),
-                            "outcomes": dict(outcomes.most_common())}
-        checkpoint.atomic_write(target, lambda f: f.write(json.dumps(saved, indent=1).encode()))
+            saved[fault] = {
+                "section": section,
+                "test": self.module,
+                "tries": sum(outcomes.values()),
+                "outcomes": dict(outcomes.most_common()),
+            }
+        files.atomic_write(target, lambda f: f.write(json.dumps(saved, indent=1).encode()))
 
 
 @pytest.fixture(scope="module")
@@ -97,18 +102,30 @@ def cli_error(capsys, *args) -> tuple[int, str]:
 # labelled loader of the semi-supervised aae. Data: "idx" (digits), "rgb" (a folder of colour
 # pictures in two classes), or None (the model's own default, gaussian2d for gan2d).
 MODEL_RUNS = {
-    "mlp-classifier": ("idx", ["--batch-size", "10", "--augment", "affine", "--dropout", "0.2",
-                               "--lr-schedule", "onecycle"]),
+    "mlp-classifier": (
+        "idx",
+        ["--batch-size", "10", "--augment", "affine", "--dropout", "0.2", "--lr-schedule", "onecycle"],
+    ),
     "mlp-autoencoder": ("idx", ["--batch-size", "10"]),
     "cnn-classifier": ("idx", ["--batch-size", "20", "--widths", "4,8,8"]),  # affine, one-cycle, batch norm
     "gan2d": (None, []),  # gaussian2d, cosine schedule, D at its own lr
-    "dcgan28": ("idx", ["--batch-size", "20", "--g-width", "8", "--d-width", "8", "--latent-dim", "8",
-                        "--ema", "0.9"]),
+    "dcgan28": ("idx", ["--batch-size", "20", "--g-width", "8", "--d-width", "8", "--latent-dim", "8", "--ema", "0.9"]),
     "dcgan64": ("rgb", ["--batch-size", "10", "--width", "4", "--latent-dim", "8"]),
-    "aae": ("idx", ["--batch-size", "10", "--labels", "100", "--hidden", "64", "--d-hidden", "32",
-                    "--z-dim", "4"]),
-    "resnet-transfer": ("rgb", ["--batch-size", "10", "--no-pretrained", "--arch", "resnet18", "--image-size",
-                                "32", "--train-backbone", "last"]),  # imagenet augmentation, step schedule
+    "aae": ("idx", ["--batch-size", "10", "--labels", "100", "--hidden", "64", "--d-hidden", "32", "--z-dim", "4"]),
+    "resnet-transfer": (
+        "rgb",
+        [
+            "--batch-size",
+            "10",
+            "--no-pretrained",
+            "--arch",
+            "resnet18",
+            "--image-size",
+            "32",
+            "--train-backbone",
+            "last",
+        ],
+    ),  # imagenet augmentation, step schedule
 }
 EPOCHS = 3
 KILL_FAULTS = {
@@ -156,9 +173,9 @@ class Forked:
                 os.dup2(write, 2)
                 sys.stderr = open(2, "w", buffering=1, closefd=False)
                 sys.stdout = open(os.devnull, "w")
-                os.environ.pop(checkpoint.FAULT_ENV, None)
+                os.environ.pop(files.FAULT_ENV, None)
                 if fault:
-                    os.environ[checkpoint.FAULT_ENV] = fault
+                    os.environ[files.FAULT_ENV] = fault
                 code = main(args)
             except BaseException:
                 traceback.print_exc()
@@ -226,7 +243,7 @@ def kill_and_resume(model: str, kills: int, tmp_path: Path, data: dict[str, Path
     tried = []
     for k in range(kills):
         if k % 2 == 0:
-            kind = checkpoint.FAULT_POINTS[(first_point + k // 2) % len(checkpoint.FAULT_POINTS)]
+            kind = files.FAULT_POINTS[(first_point + k // 2) % len(files.FAULT_POINTS)]
             proc = Forked(args, f"{kind}:{rng.randint(1, EPOCHS)}")
         else:
             kind = "timed"
@@ -280,8 +297,13 @@ def test_sigkill_many_times_then_resume_is_exact(model, tmp_path, kill_data, rel
 
 
 def popen_disgen(*args) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "disgen", *map(str, args)], env=SUBPROCESS_ENV,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "disgen", *map(str, args)],
+        env=SUBPROCESS_ENV,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def wait_for(condition, proc: subprocess.Popen, what: str, timeout: float = 120) -> None:
@@ -298,8 +320,17 @@ def test_a_second_train_on_a_run_dir_stops_at_once_naming_the_first(tmp_path, id
     Then SIGTERM stops the first as Ctrl-C does: exit 143, the --resume command named, last.pt
     intact, and the resumed run ends in the bits of one never interrupted."""
     d, ref = tmp_path / "run", tmp_path / "ref"
-    base = ["train", "mlp-classifier", "--dataset", idx_dir, "--batch-size", "10", "--lr-schedule", "none",
-            "--no-progress"]
+    base = [
+        "train",
+        "mlp-classifier",
+        "--dataset",
+        idx_dir,
+        "--batch-size",
+        "10",
+        "--lr-schedule",
+        "none",
+        "--no-progress",
+    ]
     first = popen_disgen(*base, "--epochs", "1000", "--run-dir", d)
     try:
         wait_for(lambda: runs.read_metrics(d) and (d / "checkpoints" / "last.pt").exists(), first, "epoch 1")
@@ -319,19 +350,27 @@ def test_a_second_train_on_a_run_dir_stops_at_once_naming_the_first(tmp_path, id
         first.wait()
         first.stderr.close()
     assert code == 128 + signal.SIGTERM, err
-    assert last_line(err) == (f"disgen: interrupted by SIGTERM; the last checkpoint, {d / 'checkpoints' / 'last.pt'}, "
-                              f"is intact: continue with `disgen train mlp-classifier --run-dir {d} --resume`")
+    assert last_line(err) == (
+        f"disgen: interrupted by SIGTERM; the last checkpoint, {d / 'checkpoints' / 'last.pt'}, "
+        f"is intact: continue with `disgen train mlp-classifier --run-dir {d} --resume`"
+    )
     check_checkpoints(d)
     stopped = checkpoint.load(d / "checkpoints" / "last.pt")["epoch"]
     assert [r["epoch"] for r in runs.read_metrics(d)][:stopped] == list(range(1, stopped + 1))
     assert main([*map(str, base), "--epochs", str(stopped + 1), "--run-dir", str(d), "--resume"]) == 0
     assert main([*map(str, base), "--epochs", str(stopped + 1), "--run-dir", str(ref)]) == 0
     assert_same_training(ref, d)
-    reliability.record("crash", "a second disgen train on a run directory in use (with and without --resume)",
-                       "stopped at once with one error naming the directory and the first process's pid; "
-                       "nothing written", 2)
-    reliability.record("crash", "SIGTERM during training", "exit 143 with the --resume command; last.pt intact; "
-                       "resumed to bit-identical final state")
+    reliability.record(
+        "crash",
+        "a second disgen train on a run directory in use (with and without --resume)",
+        "stopped at once with one error naming the directory and the first process's pid; nothing written",
+        2,
+    )
+    reliability.record(
+        "crash",
+        "SIGTERM during training",
+        "exit 143 with the --resume command; last.pt intact; resumed to bit-identical final state",
+    )
 
 
 def test_a_run_that_stops_before_writing_leaves_no_lock_behind(tmp_path, capsys):
@@ -369,8 +408,11 @@ def test_run_dir_lock_is_released_by_a_sigkill(tmp_path, idx_dir, reliability):
     resumed = run_disgen(*map(str, [*base, "--epochs", epoch + 1, "--resume"]))
     assert resumed.returncode == 0, resumed.stderr
     assert f"resuming {d} after epoch {epoch}" in resumed.stderr
-    reliability.record("crash", "--resume after a SIGKILL of the process holding the run directory's lock",
-                       "the kernel had released it; resumed")
+    reliability.record(
+        "crash",
+        "--resume after a SIGKILL of the process holding the run directory's lock",
+        "the kernel had released it; resumed",
+    )
 
 
 # ---- checksums: damaged checkpoints are detected, and resume uses a good one ----------------------
@@ -381,8 +423,15 @@ def mlp_val_reference(tmp_path_factory, tiny_data) -> Path:
     """mlp-classifier, seed preset with a validation split (so that it keeps a best.pt), 3
     uninterrupted epochs on tiny_data."""
     run_dir = tmp_path_factory.mktemp("ref-val") / "A"
-    disgen.train("mlp-classifier", preset="seed", val_split=0.1, dataset_obj=tiny_data, epochs=3,
-                 progress=False, run_dir=str(run_dir))
+    disgen.train(
+        "mlp-classifier",
+        preset="seed",
+        val_split=0.1,
+        dataset_obj=tiny_data,
+        epochs=3,
+        progress=False,
+        run_dir=str(run_dir),
+    )
     return run_dir
 
 
@@ -390,8 +439,15 @@ def mlp_val_reference(tmp_path_factory, tiny_data) -> Path:
 def two_epochs(tmp_path_factory, tiny_data) -> Path:
     """mlp_val_reference's first 2 epochs, as a run of their own (each test damages a copy)."""
     run_dir = tmp_path_factory.mktemp("hardening") / "two-epochs"
-    disgen.train("mlp-classifier", preset="seed", val_split=0.1, dataset_obj=tiny_data, epochs=2, progress=False,
-                 run_dir=str(run_dir))
+    disgen.train(
+        "mlp-classifier",
+        preset="seed",
+        val_split=0.1,
+        dataset_obj=tiny_data,
+        epochs=2,
+        progress=False,
+        run_dir=str(run_dir),
+    )
     return run_dir
 
 
@@ -401,7 +457,7 @@ def flip_tensor_bit(path: Path) -> None:
     with zipfile.ZipFile(path) as z:
         info = max((i for i in z.infolist() if "/data/" in i.filename), key=lambda i: i.file_size)
     data = bytearray(path.read_bytes())
-    name_len, extra_len = struct.unpack("<HH", data[info.header_offset + 26: info.header_offset + 30])
+    name_len, extra_len = struct.unpack("<HH", data[info.header_offset + 26 : info.header_offset + 30])
     data[info.header_offset + 30 + name_len + extra_len + info.file_size // 2] ^= 0x10
     path.write_bytes(bytes(data))
 
@@ -411,13 +467,15 @@ DAMAGE = {
     "truncated to half": lambda p: p.write_bytes(p.read_bytes()[: p.stat().st_size // 2]),
     "zero bytes": lambda p: p.write_bytes(b""),
     "a crafted pickle that runs code": lambda p: torch.save(
-        {"format": checkpoint.FORMAT, "version": checkpoint.VERSION, "x": Payload(p.parent / "pwned")}, p),
+        {"format": checkpoint.FORMAT, "version": checkpoint.VERSION, "x": Payload(p.parent / "pwned")}, p
+    ),
 }
 
 
 @pytest.mark.parametrize("damage", sorted(DAMAGE))
-def test_damaged_last_checkpoint_is_detected_and_resume_uses_best(tmp_path, tiny_data, mlp_val_reference,
-                                                                 two_epochs, damage, reliability, capsys):
+def test_damaged_last_checkpoint_is_detected_and_resume_uses_best(
+    tmp_path, tiny_data, mlp_val_reference, two_epochs, damage, reliability, capsys
+):
     d = tmp_path / "run"
     shutil.copytree(two_epochs, d)
     options = dict(preset="seed", val_split=0.1, dataset_obj=tiny_data, progress=False, run_dir=str(d))
@@ -434,14 +492,31 @@ def test_damaged_last_checkpoint_is_detected_and_resume_uses_best(tmp_path, tiny
     assert f"warning: checkpoint {last}" in log and f"continuing from {best} (epoch {stored_epoch})" in log
     assert not (d / "checkpoints" / "pwned").exists()
     assert_same_training(mlp_val_reference, d)
-    reliability.record("checksum", f"last.pt damaged: {damage}", "detected, named in a warning; resumed from "
-                       "best.pt to bit-identical final weights")
+    reliability.record(
+        "checksum",
+        f"last.pt damaged: {damage}",
+        "detected, named in a warning; resumed from best.pt to bit-identical final weights",
+    )
 
 
 def test_every_checkpoint_damaged_is_one_clear_error(tmp_path, idx_dir, capsys, reliability):
     d = tmp_path / "run"
-    assert main(["train", "mlp-classifier", "--dataset", str(idx_dir), "--epochs", "1", "--no-progress",
-                 "--run-dir", str(d)]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "mlp-classifier",
+                "--dataset",
+                str(idx_dir),
+                "--epochs",
+                "1",
+                "--no-progress",
+                "--run-dir",
+                str(d),
+            ]
+        )
+        == 0
+    )
     for name in ("last.pt", "best.pt"):
         flip_tensor_bit(d / "checkpoints" / name)
     code, err = cli_error(capsys, "train", "mlp-classifier", "--epochs", "2", "--resume", "--run-dir", d)
@@ -453,16 +528,23 @@ def test_every_checkpoint_damaged_is_one_clear_error(tmp_path, idx_dir, capsys, 
 
 
 def test_checkpoint_digest_covers_every_value(tmp_path):
-    state = {"nets": {"model": {"w": torch.arange(6.0).view(2, 3)}}, "epoch": 3, "best": 0.5,
-             "opts": {"model": {"state": {0: {"step": torch.tensor(7.0)}}, "param_groups": [{"lr": 1e-3}]}}}
+    state = {
+        "nets": {"model": {"w": torch.arange(6.0).view(2, 3)}},
+        "epoch": 3,
+        "best": 0.5,
+        "opts": {"model": {"state": {0: {"step": torch.tensor(7.0)}}, "param_groups": [{"lr": 1e-3}]}},
+    }
     path = tmp_path / "c.pt"
     checkpoint.save(path, state)
     saved = checkpoint.load(path, validate=False)  # a few values, not a whole run's state
     assert saved["sha256"] == checkpoint.digest(saved) and len(saved["sha256"]) == 64
     assert (saved["disgen"], saved["torch"]) == (disgen.__version__, str(torch.__version__))
-    for change in (lambda s: s["nets"]["model"]["w"].__setitem__((1, 2), 5.5), lambda s: s.update(epoch=4),
-                   lambda s: s["opts"]["model"]["param_groups"][0].update(lr=2e-3),
-                   lambda s: s["nets"]["model"].update(w=s["nets"]["model"]["w"].double())):
+    for change in (
+        lambda s: s["nets"]["model"]["w"].__setitem__((1, 2), 5.5),
+        lambda s: s.update(epoch=4),
+        lambda s: s["opts"]["model"]["param_groups"][0].update(lr=2e-3),
+        lambda s: s["nets"]["model"].update(w=s["nets"]["model"]["w"].double()),
+    ):
         copy = checkpoint.load(path, validate=False)
         change(copy)
         assert checkpoint.digest(copy) != saved["sha256"]
@@ -476,8 +558,7 @@ def can_mount_tmpfs() -> bool:
     """A private tmpfs needs unshare(1) and user namespaces (root in a container, most Linux)."""
     if shutil.which("unshare") is None:
         return False
-    probe = subprocess.run(["unshare", "-rm", "sh", "-c", "mount -t tmpfs -o size=64k probe /mnt"],
-                           capture_output=True)
+    probe = subprocess.run(["unshare", "-rm", "sh", "-c", "mount -t tmpfs -o size=64k probe /mnt"], capture_output=True)
     return probe.returncode == 0
 
 
@@ -490,12 +571,15 @@ def on_full_disk(seed_run: Path, out: Path, free_kib: int, args: list[str]) -> s
     q = shlex.quote
     command = " ".join(q(a.format(run=run)) for a in [sys.executable, "-m", "disgen", *args])
     filler = q(str(mnt / "filler"))
-    script = (f"mount -t tmpfs -o size=8m disgen-test {q(str(mnt))} && "
-              f"cp -a {q(str(seed_run))} {q(str(run))} && "
-              f"(dd if=/dev/zero of={filler} bs=4k 2>/dev/null; truncate -s -{free_kib}K {filler}) && "
-              f"{command}; code=$?; cp -a {q(str(run))} {q(str(out))}; exit $code")
-    return subprocess.run(["unshare", "-rm", "sh", "-c", script], env=SUBPROCESS_ENV, capture_output=True,
-                          text=True, timeout=120)
+    script = (
+        f"mount -t tmpfs -o size=8m disgen-test {q(str(mnt))} && "
+        f"cp -a {q(str(seed_run))} {q(str(run))} && "
+        f"(dd if=/dev/zero of={filler} bs=4k 2>/dev/null; truncate -s -{free_kib}K {filler}) && "
+        f"{command}; code=$?; cp -a {q(str(run))} {q(str(out))}; exit $code"
+    )
+    return subprocess.run(
+        ["unshare", "-rm", "sh", "-c", script], env=SUBPROCESS_ENV, capture_output=True, text=True, timeout=120
+    )
 
 
 needs_tmpfs = pytest.mark.skipif(not can_mount_tmpfs(), reason="cannot mount a private tmpfs here")
@@ -512,16 +596,20 @@ def test_disk_full_while_writing_a_checkpoint(tmp_path, idx_dir, two_epochs, mlp
     assert err.startswith("disgen: error: could not write checkpoint") and "No space left on device" in err
     assert "previous checkpoint is intact" in err
     kept, before = last_state(out), last_state(two_epochs)
-    assert kept["epoch"] == 2 and torch.equal(kept["nets"]["model"]["body.1.weight"],
-                                              before["nets"]["model"]["body.1.weight"])
+    assert kept["epoch"] == 2 and torch.equal(
+        kept["nets"]["model"]["body.1.weight"], before["nets"]["model"]["body.1.weight"]
+    )
     assert [r["epoch"] for r in metrics(out)] == [1, 2]
     assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["best.pt", "last.pt"]
     # With space again the same run continues, to the bits of a run that never hit the full disk
     # (the same digits, read from IDX files here).
     assert main([*base, "--run-dir", str(out)]) == 0
     assert_same_training(mlp_val_reference, out)
-    reliability.record("disk", "disk full (tmpfs) while writing a checkpoint",
-                       "one clear error; last.pt and best.pt intact; resumed to bit-identical weights")
+    reliability.record(
+        "disk",
+        "disk full (tmpfs) while writing a checkpoint",
+        "one clear error; last.pt and best.pt intact; resumed to bit-identical weights",
+    )
 
 
 @needs_tmpfs
@@ -542,8 +630,11 @@ def test_disk_full_while_writing_images(tmp_path, idx_dir, reliability):
     with Image.open(out / "images" / "predictions_after.png") as im:
         im.load()
         assert min(im.size) > 50
-    reliability.record("disk", "disk full (tmpfs) while writing images",
-                       "one clear error; the checkpoint of the epoch intact; --resume drew the pictures")
+    reliability.record(
+        "disk",
+        "disk full (tmpfs) while writing images",
+        "one clear error; the checkpoint of the epoch intact; --resume drew the pictures",
+    )
 
 
 # ---- divergence -----------------------------------------------------------------------------------
@@ -558,10 +649,13 @@ def test_far_too_high_lr_is_caught_in_the_first_steps(tmp_path, idx_dir, capsys,
     base = ["train", model, *data, "--epochs", "1", "--no-progress", "--run-dir", d]
     code, err = cli_error(capsys, *base, "--lr", "1e6")
     assert code == 2 and err.startswith("disgen: error: the learning rate 1e+06 is likely too high: ")
-    assert re.search(r"too high: (loss '\w+'|the weights of '\w+') grew from (norm )?[\d.e+-]+ to "
-                     r"[\d.e+-]+ at epoch 1 step \d+;", err)
+    assert re.search(
+        r"too high: (loss '\w+'|the weights of '\w+') grew from (norm )?[\d.e+-]+ to "
+        r"[\d.e+-]+ at epoch 1 step \d+;",
+        err,
+    )
     step = int(err.split(" at epoch 1 step ")[1].split(";")[0])
-    preset_lr = disgen.config.resolve(model).lr
+    preset_lr = disgen.models.resolve(model).lr
     assert step <= 10 and "no checkpoint was written yet" in err and f"--resume --lr {preset_lr:g}`" in err
     assert not (d / "checkpoints" / "last.pt").exists() and not (d / "metrics.jsonl").exists()
     outcome = f"stopped at step {step} of epoch 1, naming the lr and the preset's lr to use"
@@ -574,12 +668,24 @@ def test_far_too_high_lr_is_caught_in_the_first_steps(tmp_path, idx_dir, capsys,
     reliability.record("divergence", "learning rate 1e6, far too high (3 models)", outcome)
 
 
-def test_nan_mid_run_stops_with_step_and_loss_and_resume_with_lower_lr(tmp_path, idx_dir, capsys,
-                                                                       reliability):
+def test_nan_mid_run_stops_with_step_and_loss_and_resume_with_lower_lr(tmp_path, idx_dir, capsys, reliability):
     """SGD on the default ReLU MLP at lr 1000 overflows to nan within a few steps of epoch 2."""
     d, ref = tmp_path / "run", tmp_path / "ref"
-    base = ["train", "mlp-classifier", "--lr-schedule", "none", "--dataset", str(idx_dir),
-            "--optimizer", "sgd", "--batch-size", "10", "--lr", "0.1", "--no-progress"]
+    base = [
+        "train",
+        "mlp-classifier",
+        "--lr-schedule",
+        "none",
+        "--dataset",
+        str(idx_dir),
+        "--optimizer",
+        "sgd",
+        "--batch-size",
+        "10",
+        "--lr",
+        "0.1",
+        "--no-progress",
+    ]
     assert main([*base, "--epochs", "1", "--run-dir", str(d)]) == 0
     last = d / "checkpoints" / "last.pt"
     before = last.read_bytes()
@@ -591,9 +697,11 @@ def test_nan_mid_run_stops_with_step_and_loss_and_resume_with_lower_lr(tmp_path,
     assert main([*base, "--epochs", "2", "--resume", "--lr", "0.1", "--run-dir", str(d)]) == 0
     assert main([*base, "--epochs", "2", "--run-dir", str(ref)]) == 0
     assert_same_training(ref, d)
-    reliability.record("divergence", "loss became nan/inf mid-run (SGD, lr 1000, epoch 2)",
-                       "stopped naming the loss, epoch and step; last.pt unchanged; --resume --lr 0.1 "
-                       "matched an uninterrupted run")
+    reliability.record(
+        "divergence",
+        "loss became nan/inf mid-run (SGD, lr 1000, epoch 2)",
+        "stopped naming the loss, epoch and step; last.pt unchanged; --resume --lr 0.1 matched an uninterrupted run",
+    )
 
 
 def test_resume_with_another_lr_changes_the_optimizers(tmp_path, tiny_data, capsys):
@@ -619,25 +727,28 @@ def test_crafted_pickle_as_weights_file_is_refused(tmp_path, reliability):
         read_weights(path)
     assert str(path) in str(err.value) and not marker.exists()
     assert "would run code" in str(err.value) and "weights_only" not in str(err.value)
-    reliability.record("loading", "crafted pickle that runs code, as --weights FILE",
-                       "refused, code never ran")
+    reliability.record("loading", "crafted pickle that runs code, as --weights FILE", "refused, code never ran")
 
 
 def test_crafted_pickle_as_run_checkpoint_is_refused_by_eval(tmp_path, classifier_run, capsys, reliability):
     d = tmp_path / "run"
     shutil.copytree(classifier_run.dir, d)
     marker = tmp_path / "pwned"
-    torch.save({"format": checkpoint.FORMAT, "version": checkpoint.VERSION, "x": Payload(marker)},
-               d / "checkpoints" / "last.pt")
+    torch.save(
+        {"format": checkpoint.FORMAT, "version": checkpoint.VERSION, "x": Payload(marker)},
+        d / "checkpoints" / "last.pt",
+    )
     code, err = cli_error(capsys, "eval", d, "--checkpoint", "last")
     assert code == 2 and "cannot be loaded safely: it is not a disgen checkpoint, it holds Python objects" in err
     assert "do not load it" in err and "weights_only" not in err and not marker.exists()
-    reliability.record("loading", "crafted pickle that runs code, as a run's last.pt (disgen eval)",
-                       "refused with one clear error, code never ran")
+    reliability.record(
+        "loading",
+        "crafted pickle that runs code, as a run's last.pt (disgen eval)",
+        "refused with one clear error, code never ran",
+    )
 
 
-def test_checkpoint_of_another_disgen_version_lists_what_differs(tmp_path, classifier_run, capsys,
-                                                                  reliability):
+def test_checkpoint_of_another_disgen_version_lists_what_differs(tmp_path, classifier_run, capsys, reliability):
     d = tmp_path / "run"
     shutil.copytree(classifier_run.dir, d)
     last = d / "checkpoints" / "last.pt"
@@ -648,12 +759,14 @@ def test_checkpoint_of_another_disgen_version_lists_what_differs(tmp_path, class
     assert code == 2 and f"format version {checkpoint.VERSION + 1}, this disgen reads version" in err
     assert f"disgen 9.0.0 (this one: {disgen.__version__})" in err and "upgrade disgen" in err
     assert "torch" not in err.split(":", 3)[-1]  # the same torch is not listed as a difference
-    reliability.record("loading", "checkpoint of a newer disgen (format version 2)",
-                       "one clear error listing format version and disgen version")
+    reliability.record(
+        "loading",
+        "checkpoint of a newer disgen (format version 2)",
+        "one clear error listing format version and disgen version",
+    )
 
 
-def test_checkpoint_of_another_model_lists_the_mismatch(tmp_path, classifier_run, autoencoder_run, capsys,
-                                                        reliability):
+def test_checkpoint_of_another_model_lists_the_mismatch(tmp_path, classifier_run, autoencoder_run, capsys, reliability):
     d = tmp_path / "run"
     shutil.copytree(autoencoder_run.dir, d)
     shutil.copy(classifier_run.dir / "checkpoints" / "last.pt", d / "checkpoints" / "last.pt")
@@ -662,8 +775,11 @@ def test_checkpoint_of_another_model_lists_the_mismatch(tmp_path, classifier_run
     assert code == 2 and "the checkpoint does not fit this model: " in err
     assert "model 'mlp-classifier' != 'mlp-autoencoder'" in err and "unexpected in the checkpoint" in err
     assert "model.decoder.2.weight missing from the checkpoint" in err
-    reliability.record("loading", "a classifier's checkpoint in an autoencoder's run (--resume)",
-                       "one clear error listing model and tensor mismatches")
+    reliability.record(
+        "loading",
+        "a classifier's checkpoint in an autoencoder's run (--resume)",
+        "one clear error listing model and tensor mismatches",
+    )
 
 
 # ---- determinism ------------------------------------------------------------------------------------
@@ -671,12 +787,16 @@ def test_checkpoint_of_another_model_lists_the_mismatch(tmp_path, classifier_run
 
 def test_deterministic_runs_are_bit_identical(tmp_path, tiny_data, reliability):
     """cnn-classifier (convolutions, batch norm, dropout, affine augmentation, one-cycle) twice."""
-    options = dict(dataset_obj=tiny_data, epochs=2, progress=False, deterministic=True,
-                   model_args={"widths": (8, 16, 32)})
+    options = dict(
+        dataset_obj=tiny_data, epochs=2, progress=False, deterministic=True, model_args={"widths": (8, 16, 32)}
+    )
     for name in ("a", "b"):
         disgen.train("cnn-classifier", run_dir=str(tmp_path / name), **options)
     assert not torch.are_deterministic_algorithms_enabled()  # process-wide switch put back
     assert runs.read_config(tmp_path / "a").deterministic is True
     assert_same_training(tmp_path / "a", tmp_path / "b")
-    reliability.record("determinism", "--deterministic, the same run twice on CPU",
-                       "bit-identical weights, optimizer state and metrics")
+    reliability.record(
+        "determinism",
+        "--deterministic, the same run twice on CPU",
+        "bit-identical weights, optimizer state and metrics",
+    )

@@ -1,5 +1,6 @@
 """Reading users' images (MNIST-style fitting, inversion, transparency, oversized files) and the
 image grids of disgen.viz."""
+
 from __future__ import annotations
 
 import struct
@@ -12,8 +13,8 @@ import pytest
 import torch
 from PIL import Image
 
+from disgen.data.images import fit_digit, load_image, load_inputs
 from disgen.errors import DisgenError
-from disgen.images import fit_digit, load_image, load_inputs
 from disgen.viz import grid_image, save_pairs, to_uint8
 
 SHAPE = (1, 28, 28)
@@ -33,8 +34,8 @@ def ink_box(a: np.ndarray) -> tuple[int, int]:
 def l_shape(h: int, w: int, top: int, left: int, size: int, thick: int) -> np.ndarray:
     """An L (heavy bottom bar) on a black page: its centre of mass is not its box's centre."""
     a = np.zeros((h, w), dtype=np.uint8)
-    a[top:top + size, left:left + thick] = 255
-    a[top + size - 2 * thick:top + size, left:left + size] = 255
+    a[top : top + size, left : left + thick] = 255
+    a[top + size - 2 * thick : top + size, left : left + size] = 255
     return a
 
 
@@ -104,8 +105,12 @@ def png_chunk(kind: bytes, data: bytes) -> bytes:
 def png_declaring(width: int, height: int) -> bytes:
     """A PNG whose header declares ``width`` x ``height`` RGB pixels, with almost no data."""
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", ihdr)
-            + png_chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + png_chunk(b"IEND", b""))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + png_chunk(b"IHDR", ihdr)
+        + png_chunk(b"IDAT", zlib.compress(b"\x00" * 64))
+        + png_chunk(b"IEND", b"")
+    )
 
 
 @pytest.mark.parametrize("width,height", [(100_000, 100_000), (20_000, 6_000)])
@@ -142,9 +147,16 @@ def test_load_inputs_names_and_stacks(tmp_path):
 # ---- grids -----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("n,nrow,pad,scale,channels", [
-    (7, 3, 2, 1, 1), (7, None, 2, 1, 1), (10, 10, 0, 1, 3), (5, 2, 4, 3, 1), (1, None, 2, 2, 3),
-])
+@pytest.mark.parametrize(
+    "n,nrow,pad,scale,channels",
+    [
+        (7, 3, 2, 1, 1),
+        (7, None, 2, 1, 1),
+        (10, 10, 0, 1, 3),
+        (5, 2, 4, 3, 1),
+        (1, None, 2, 2, 3),
+    ],
+)
 def test_grid_image_size_and_tiles(n, nrow, pad, scale, channels):
     gen = torch.Generator().manual_seed(0)
     images = torch.rand(n, channels, 28, 28, generator=gen)
@@ -157,7 +169,7 @@ def test_grid_image_size_and_tiles(n, nrow, pad, scale, channels):
     expected = to_uint8(images)
     for i in range(n):
         y0, x0 = pad + (i // cols) * cell, pad + (i % cols) * cell
-        tile = arr[y0:y0 + 28 * scale:scale, x0:x0 + 28 * scale:scale]
+        tile = arr[y0 : y0 + 28 * scale : scale, x0 : x0 + 28 * scale : scale]
         want = np.repeat(expected[i], 3, -1) if channels == 1 else expected[i]
         assert np.array_equal(tile, want), i
 

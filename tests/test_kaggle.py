@@ -1,6 +1,7 @@
 """Kaggle Dog Breed layout end to end on a competition the test draws: organise, train
 resnet-transfer (resnet18, random weights, unfrozen, 32-pixel crops) to >= 90% validation
 accuracy, and write a submission that validates; plus organise's errors and idempotence."""
+
 from __future__ import annotations
 
 import csv
@@ -18,7 +19,7 @@ from disgen.cli import main
 from disgen.data import load_dataset
 from disgen.data.kaggle import organize
 from disgen.errors import DisgenError
-from disgen.submission import validate_file
+from disgen.report.submission import validate_file
 
 BREEDS = ("hstripes", "vstripes", "checks", "dots")
 MODES = ("RGB", "L", "RGBA", "P")  # saved as jpg, jpg, png with alpha, palette png
@@ -70,20 +71,25 @@ def make_competition(root: Path, per_class: int = 30, n_test: int = 12, seed: in
     for breed in BREEDS:
         for i in range(per_class):
             idx = new_id()
-            save(texture(breed, (rng.randrange(40, 90), rng.randrange(40, 90)), rng), root / "train" / idx,
-                 MODES[i % 4])
+            save(
+                texture(breed, (rng.randrange(40, 90), rng.randrange(40, 90)), rng), root / "train" / idx, MODES[i % 4]
+            )
             rows.append((idx, breed))
     bad = new_id()
     (root / "train" / f"{bad}.jpg").write_bytes(b"\xff\xd8 not really a jpeg")
     rows.append((bad, BREEDS[0]))
     test_ids = [new_id() for _ in range(n_test)]
     for i, idx in enumerate(test_ids):
-        save(texture(BREEDS[i % 4], (rng.randrange(40, 90), rng.randrange(40, 90)), rng), root / "test" / idx,
-             MODES[i % 4])
+        save(
+            texture(BREEDS[i % 4], (rng.randrange(40, 90), rng.randrange(40, 90)), rng),
+            root / "test" / idx,
+            MODES[i % 4],
+        )
     (root / "labels.csv").write_text("id,breed\n" + "".join(f"{i},{b}\n" for i, b in rows))
     columns = sorted(BREEDS, reverse=True)
-    (root / "sample_submission.csv").write_text("id," + ",".join(columns) + "\n" + "".join(
-        f"{i}," + ",".join(["0.25"] * 4) + "\n" for i in test_ids))
+    (root / "sample_submission.csv").write_text(
+        "id," + ",".join(columns) + "\n" + "".join(f"{i}," + ",".join(["0.25"] * 4) + "\n" for i in test_ids)
+    )
     return root, bad
 
 
@@ -118,8 +124,14 @@ def test_organize_layout_links_and_stratified_split(competition, organized):
     assert (summary["train"], summary["valid"], summary["train_valid"], summary["test"]) == (97, 24, 121, 12)
     for breed in BREEDS:
         assert len(list((organized / "valid" / breed).iterdir())) == 6
-    assert sorted(p.name for p in organized.iterdir()) == ["manifest.json", "organize.json", "test", "train",
-                                                           "train_valid", "valid"]
+    assert sorted(p.name for p in organized.iterdir()) == [
+        "manifest.json",
+        "organize.json",
+        "test",
+        "train",
+        "train_valid",
+        "valid",
+    ]
     assert len(list((organized / "test" / "unknown").iterdir())) == 12
     linked = next((organized / "train_valid" / "dots").iterdir())
     assert os.path.samefile(linked, root / "train" / linked.name)  # a link, not a copy
@@ -151,9 +163,11 @@ USER_THINGS = {
     "an empty folder": lambda out: (out / "test" / "mine").mkdir(),
     "one of its links replaced by a file": lambda out: (
         next((out / "train" / "checks").iterdir()).unlink(),
-        (out / "train" / "checks" / "x.jpg").write_bytes(b"my photo")),
+        (out / "train" / "checks" / "x.jpg").write_bytes(b"my photo"),
+    ),
     "a link replaced by a same-named file": lambda out: [
-        (p.unlink(), p.write_bytes(b"my photo")) for p in [next((out / "train_valid" / "dots").iterdir())]],
+        (p.unlink(), p.write_bytes(b"my photo")) for p in [next((out / "train_valid" / "dots").iterdir())]
+    ],
     "a symlink to a folder of the user's": lambda out: (out / "train" / "pics").symlink_to(out.parent / "mine"),
 }
 
@@ -168,8 +182,11 @@ def test_organize_never_deletes_what_it_did_not_make(competition, tmp_path, thin
     organize(competition[0], out, 0.2, seed=0)
     USER_THINGS[thing](out)
     before = snapshot(out)
-    with pytest.raises(DisgenError, match=r"holds 1 file\(s\) or folder\(s\) that kaggle-organize did not "
-                       r"write: .*never deletes or overwrites"):
+    with pytest.raises(
+        DisgenError,
+        match=r"holds 1 file\(s\) or folder\(s\) that kaggle-organize did not "
+        r"write: .*never deletes or overwrites",
+    ):
         organize(competition[0], out, 0.2, seed=1)
     assert snapshot(out) == before and (tmp_path / "mine" / "keep.txt").read_text() == "keep"
     if thing == "an empty folder":
@@ -215,14 +232,21 @@ def test_organize_after_a_kill_half_way_knows_its_links(competition, tmp_path):
     assert all(len(e) == 3 for e in json.loads((out / "manifest.json").read_text())["links"].values())
 
 
-@pytest.mark.parametrize("damage,message", [
-    (lambda r: (r / "labels.csv").write_text((r / "labels.csv").read_text() + "feedbeef0000,dots\n"),
-     "1 id.s. in .*labels.csv have no image in .*train: feedbeef0000"),
-    (lambda r: texture("dots", (40, 40), random.Random(0)).save(r / "train" / "0a0a0a0a.png"),
-     "1 image.s. in .*train have no row in labels.csv: 0a0a0a0a"),
-    (lambda r: (r / "labels.csv").unlink(), "labels.csv does not exist"),
-    (lambda r: [p.unlink() for p in (r / "test").iterdir()] and (r / "test").rmdir(), "test does not exist"),
-])
+@pytest.mark.parametrize(
+    "damage,message",
+    [
+        (
+            lambda r: (r / "labels.csv").write_text((r / "labels.csv").read_text() + "feedbeef0000,dots\n"),
+            "1 id.s. in .*labels.csv have no image in .*train: feedbeef0000",
+        ),
+        (
+            lambda r: texture("dots", (40, 40), random.Random(0)).save(r / "train" / "0a0a0a0a.png"),
+            "1 image.s. in .*train have no row in labels.csv: 0a0a0a0a",
+        ),
+        (lambda r: (r / "labels.csv").unlink(), "labels.csv does not exist"),
+        (lambda r: [p.unlink() for p in (r / "test").iterdir()] and (r / "test").rmdir(), "test does not exist"),
+    ],
+)
 def test_organize_errors_name_the_problem(tmp_path, damage, message):
     root, _ = make_competition(tmp_path / "comp", per_class=3, n_test=2)
     damage(root)
@@ -251,11 +275,20 @@ def test_organized_folder_loads_with_modes_sizes_and_the_corrupt_file_skipped(or
 def test_train_resnet18_from_scratch_reaches_90_percent_and_submits(organized, competition, tmp_path):
     root, _ = competition
     run = disgen.train(
-        "resnet-transfer", dataset=str(organized), epochs=8, batch_size=16, optimizer="adam", lr=0.002,
-        lr_schedule="step", lr_period=5, lr_decay=0.1, augment="none", progress=False,
+        "resnet-transfer",
+        dataset=str(organized),
+        epochs=8,
+        batch_size=16,
+        optimizer="adam",
+        lr=0.002,
+        lr_schedule="step",
+        lr_period=5,
+        lr_decay=0.1,
+        augment="none",
+        progress=False,
         run_dir=str(tmp_path / "run"),
-        model_args=dict(arch="resnet18", image_size=32, pretrained=False, train_backbone="all",
-                        backbone_lr_scale=1.0))
+        model_args=dict(arch="resnet18", image_size=32, pretrained=False, train_backbone="all", backbone_lr_scale=1.0),
+    )
     last = run.history[-1]
     assert last["val_accuracy"] >= 0.9, run.history  # valid/ is the validation split
     assert 0 < last["val_log_loss"] < 0.5
@@ -264,8 +297,22 @@ def test_train_resnet18_from_scratch_reaches_90_percent_and_submits(organized, c
     assert split["source"] == "dataset" and split["sizes"] == {"train": 96, "val": 24, "test": 0}
     assert {"confusion.png", "worst.png"} <= {p.name for p in (run.dir / "images").iterdir()}
     out = tmp_path / "submission.csv"
-    assert main(["predict", str(run.dir), str(organized / "test"), "--format", "kaggle", "--out", str(out),
-                 "--sample-submission", str(root / "sample_submission.csv")]) == 0
+    assert (
+        main(
+            [
+                "predict",
+                str(run.dir),
+                str(organized / "test"),
+                "--format",
+                "kaggle",
+                "--out",
+                str(out),
+                "--sample-submission",
+                str(root / "sample_submission.csv"),
+            ]
+        )
+        == 0
+    )
     test_ids = [p.stem for p in (root / "test").iterdir()]
     assert validate_file(out, list(BREEDS), test_ids) == 12
     rows = list(csv.reader(out.open()))
@@ -279,14 +326,14 @@ def test_train_resnet18_from_scratch_reaches_90_percent_and_submits(organized, c
     other = tmp_path / "other.csv"
     other.write_text("id,cat,dog\n" + "".join(f"{i},0.5,0.5\n" for i in test_ids))
     with pytest.raises(DisgenError, match="has classes \\['cat', 'dog'\\] the run does not know"):
-        from disgen.submission import write_submission
+        from disgen.report.submission import write_submission
 
         write_submission(disgen.load(run.dir), [str(organized / "test")], str(tmp_path / "x.csv"), str(other))
     assert not (tmp_path / "x.csv").exists()
 
 
 def test_submission_validation_rejects_bad_rows():
-    from disgen.submission import validate
+    from disgen.report.submission import validate
 
     classes, ids = ["a", "b"], ["1", "2"]
     validate(["id", "b", "a"], [["1", "0.5", "0.5"], ["2", "1", "0"]], classes, ids)

@@ -1,5 +1,6 @@
 """``--labels N``: the seeded class-balanced subset, stored in the run directory, shared by the
 semi-supervised AAE and its classifier baseline."""
+
 from __future__ import annotations
 
 import json
@@ -8,12 +9,12 @@ import pytest
 import torch
 
 import disgen
-from disgen.config import resolve
+from disgen.data import splits
+from disgen.data.labels import LabelledLoader, labelled_indices, read_labels
 from disgen.data.loader import TensorLoader
 from disgen.errors import DisgenError
-from disgen.data import splits
-from disgen.labels import LabelledLoader, labelled_indices, read_labels
-from disgen.trainer import Trainer
+from disgen.models import resolve
+from disgen.training.trainer import Trainer
 
 
 def test_subset_is_class_balanced_seeded_and_sorted(tiny_data):
@@ -26,11 +27,14 @@ def test_subset_is_class_balanced_seeded_and_sorted(tiny_data):
     assert not torch.equal(idx, labelled_indices(labels, 50, 10, seed=4))
 
 
-@pytest.mark.parametrize("n,match", [
-    (15, "--labels 15: must be a positive multiple of the 10 classes"),
-    (-10, "--labels -10: must be a positive multiple"),
-    (10_000, r"--labels 10000 needs 1000 images of class \d, but the training split has \d+"),
-])
+@pytest.mark.parametrize(
+    "n,match",
+    [
+        (15, "--labels 15: must be a positive multiple of the 10 classes"),
+        (-10, "--labels -10: must be a positive multiple"),
+        (10_000, r"--labels 10000 needs 1000 images of class \d, but the training split has \d+"),
+    ],
+)
 def test_bad_counts_are_refused(tiny_data, n, match):
     with pytest.raises(DisgenError, match=match):
         labelled_indices(tiny_data.train.labels, n, 10, seed=0)
@@ -42,8 +46,15 @@ def test_negative_labels_refused_by_config():
 
 
 def test_classifier_trains_on_the_same_subset_as_the_aae(tmp_path, tiny_data):
-    run = disgen.train("mlp-classifier", dataset_obj=tiny_data, labels=30, seed=5, epochs=1,
-                       progress=False, run_dir=str(tmp_path / "mlp"))
+    run = disgen.train(
+        "mlp-classifier",
+        dataset_obj=tiny_data,
+        labels=30,
+        seed=5,
+        epochs=1,
+        progress=False,
+        run_dir=str(tmp_path / "mlp"),
+    )
     trainer = Trainer(resolve("aae", {"labels": 30, "seed": 5}), tmp_path / "aae", tiny_data)
     idx = read_labels(run.dir)
     assert torch.equal(idx, trainer.label_idx)

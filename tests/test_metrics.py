@@ -1,5 +1,6 @@
 """Each generator metric can fail: exact closed forms, identical sets at 0, and a one-class
 "generator" (real digits of a single class) caught by every metric in a classifier's feature space."""
+
 from __future__ import annotations
 
 import math
@@ -8,9 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from disgen import metrics
+from disgen.evaluation import metrics
+from disgen.evaluation.reference import Reference
 from disgen.objectives.gan import evaluate_images
-from disgen.reference import Reference
 
 
 def test_frechet_distance_closed_form_and_zero():
@@ -68,8 +69,7 @@ def test_modes_covered_on_the_ring():
     one_mode = ring(800, 2)[0][:100]  # the first 100 points all belong to mode 0
     assert metrics.modes_covered(one_mode, real, labels)["modes_covered"] == 1
     far = torch.zeros(100, 2)  # the ring's centre: no mode, no quality
-    assert metrics.modes_covered(far, real, labels) == {"modes_covered": 0.0, "modes_total": 8.0,
-                                                        "high_quality": 0.0}
+    assert metrics.modes_covered(far, real, labels) == {"modes_covered": 0.0, "modes_total": 8.0, "high_quality": 0.0}
 
 
 def test_image_metrics_real_vs_real_and_one_class_generator(classifier_run, mnist_mini):

@@ -1,5 +1,6 @@
 """Every registered model, from every preset: builds, forward shape, a training step, a checkpoint
 round-trip; and the seed presets' architectures checked against their source documents."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -10,14 +11,13 @@ import pytest
 import torch
 from torch import nn
 
-from disgen import checkpoint
-from disgen.config import resolve
 from disgen.errors import DisgenError
-from disgen.models import MAX_LAYERS, MAX_SIZE, get_model, list_models
+from disgen.models import MAX_LAYERS, MAX_SIZE, get_model, list_models, resolve
 from disgen.objectives import get_objective
-from disgen.optim import make_optimizer
+from disgen.objectives.optim import make_optimizer
+from disgen.runs import checkpoint
 
-IMAGE_SHAPE = (1, 28, 28)  # mnist-mini; a model with a fixed ``input_shape`` gets that instead
+IMAGE_SHAPE = (1, 28, 28)  # mnist-mini; a model whose config fixes its data_shape() gets that instead
 CLASSES = 10
 MODELS = list_models()
 MODEL_PRESETS = [(m, p) for m in MODELS for p in get_model(m).presets]
@@ -36,8 +36,8 @@ def model_config(model: str, preset: str = "default"):
 
 
 def shape_of(model: str, preset: str = "default") -> tuple[int, ...]:
-    """The data shape the model is built for: its config's data_shape() (e.g. resnet-transfer's
-    --image-size), else its fixed input_shape, else mnist-mini's."""
+    """The data shape the model is built for: its config's data_shape() (e.g. dcgan28's 1x28x28,
+    resnet-transfer's from --image-size), else mnist-mini's."""
     return tuple(get_model(model).data_shape(model_config(model, preset)) or IMAGE_SHAPE)
 
 
@@ -137,8 +137,7 @@ def test_outputs_have_the_right_shape_and_are_finite(model, preset):
         pytest.skip(f"no output check applies to objective {spec.objective!r}")
 
 
-@pytest.mark.parametrize("model,preset", [mp for mp in MODEL_PRESETS
-                                          if get_model(mp[0]).objective == "classify"])
+@pytest.mark.parametrize("model,preset", [mp for mp in MODEL_PRESETS if get_model(mp[0]).objective == "classify"])
 def test_classifier_features_and_head(model, preset):
     net = build(model, preset)["model"].eval()
     x, _ = batch(model, 6, preset=preset)
@@ -247,9 +246,12 @@ def test_absurd_sizes_are_refused_before_any_memory_is_taken(model):
         if message is None:  # e.g. a count of images per group: no size of the networks
             continue
         refused += 1
-        assert re.search(r"has [\d,]+ parameters, over the [\d,]+ this machine can train|needs [\d,.]+ GiB of "
-                         r"activations for one input of shape .*, over the limit of 2 GiB|data shape .* is not a "
-                         r"data shape a model can be built for", message), (name, message)
+        assert re.search(
+            r"has [\d,]+ parameters, over the [\d,]+ this machine can train|needs [\d,.]+ GiB of "
+            r"activations for one input of shape .*, over the limit of 2 GiB|data shape .* is not a "
+            r"data shape a model can be built for",
+            message,
+        ), (name, message)
     assert refused >= 1
 
 
@@ -278,8 +280,7 @@ def test_mlp_classifier_seed_matches_seed_000():
     cfg = resolve("mlp-classifier", {"preset": "seed"})
     # lr 0.002: the seed's {:learning-rage 0.001} (sic) is ignored by Clojure MXNet's adam,
     # which then runs with its default 0.002.
-    assert (cfg.optimizer, cfg.lr, cfg.batch_size, cfg.lr_schedule, cfg.augment) == \
-        ("adam", 2e-3, 100, "none", "none")
+    assert (cfg.optimizer, cfg.lr, cfg.batch_size, cfg.lr_schedule, cfg.augment) == ("adam", 2e-3, 100, "none", "none")
 
 
 def test_mlp_autoencoder_seed_matches_seed_001():

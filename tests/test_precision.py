@@ -1,5 +1,6 @@
 """--precision, --channels-last and --compile: what auto picks, that quality holds, that runs
 record their settings, and that fp16's gradient scaler survives a resume."""
+
 from __future__ import annotations
 
 import json
@@ -8,9 +9,9 @@ import pytest
 import torch
 
 import disgen
-from disgen import precision
 from disgen.errors import DisgenError
 from disgen.models import get_model
+from disgen.training import precision
 
 CPU = torch.device("cpu")
 NATIVE_BF16 = precision.native_bf16(CPU)
@@ -23,8 +24,14 @@ def nets_of(model: str) -> dict:
 
 
 # With native bfloat16: bf16 for convolutions and big networks, fp32 for small MLPs.
-AUTO_WITH_NATIVE_BF16 = {"cnn-classifier": "bf16", "dcgan28": "bf16", "aae": "bf16",
-                         "mlp-classifier": "fp32", "mlp-autoencoder": "fp32", "gan2d": "fp32"}
+AUTO_WITH_NATIVE_BF16 = {
+    "cnn-classifier": "bf16",
+    "dcgan28": "bf16",
+    "aae": "bf16",
+    "mlp-classifier": "fp32",
+    "mlp-autoencoder": "fp32",
+    "gan2d": "fp32",
+}
 
 
 @pytest.mark.parametrize("native", [True, False])
@@ -36,15 +43,17 @@ def test_auto_picks_bf16_where_it_pays(model, native):
     nets = nets_of(model)
     expected = AUTO_WITH_NATIVE_BF16[model] if native else "fp32"
     assert precision.resolve_precision("auto", CPU, nets, native=native) == expected
-    assert precision.resolve_precision("auto", torch.device("cuda"), nets, native=native) == \
-        ("bf16" if native else "fp16")
+    assert precision.resolve_precision("auto", torch.device("cuda"), nets, native=native) == (
+        "bf16" if native else "fp16"
+    )
 
 
 @pytest.mark.parametrize("model", sorted(AUTO_WITH_NATIVE_BF16))
 def test_auto_asks_this_cpu(model):
     nets = nets_of(model)
-    assert precision.resolve_precision("auto", CPU, nets) == \
-        precision.resolve_precision("auto", CPU, nets, native=NATIVE_BF16)
+    assert precision.resolve_precision("auto", CPU, nets) == precision.resolve_precision(
+        "auto", CPU, nets, native=NATIVE_BF16
+    )
 
 
 def test_explicit_choices_are_kept_and_bad_ones_named():
@@ -60,8 +69,14 @@ def test_explicit_choices_are_kept_and_bad_ones_named():
 
 
 def test_channels_last_is_on_for_conv_nets_and_checkpoints_load_plainly(tmp_path, tiny_data):
-    run = disgen.train("cnn-classifier", dataset_obj=tiny_data, epochs=1, progress=False, precision="fp32",
-                       run_dir=str(tmp_path / "cl"))
+    run = disgen.train(
+        "cnn-classifier",
+        dataset_obj=tiny_data,
+        epochs=1,
+        progress=False,
+        precision="fp32",
+        run_dir=str(tmp_path / "cl"),
+    )
     conv = run.nets["model"].body[1][0].weight  # (32, 32, 3, 3): layouts differ
     assert conv.is_contiguous(memory_format=torch.channels_last) and not conv.is_contiguous()
     info = json.loads((tmp_path / "cl" / "run.json").read_text())
@@ -79,13 +94,22 @@ def test_bf16_training_matches_fp32_quality(tmp_path, mnist_mini):
     data = subset(mnist_mini, 1000, 500)
     acc = {}
     for p in ("fp32", "bf16"):
-        run = disgen.train("cnn-classifier", dataset_obj=data, epochs=3, progress=False, precision=p,
-                           batch_size=32, val_split=0, run_dir=str(tmp_path / p),
-                           model_args={"widths": (16, 32, 64), "convs": (1, 1, 1)})  # emulated bf16 is slow
+        run = disgen.train(
+            "cnn-classifier",
+            dataset_obj=data,
+            epochs=3,
+            progress=False,
+            precision=p,
+            batch_size=32,
+            val_split=0,
+            run_dir=str(tmp_path / p),
+            model_args={"widths": (16, 32, 64), "convs": (1, 1, 1)},
+        )  # emulated bf16 is slow
         acc[p] = run.final["test_accuracy"]
         assert json.loads((tmp_path / p / "run.json").read_text())["precision"] == p
-        assert all(v.dtype == torch.float32 for v in run.nets["model"].state_dict().values()
-                   if v.is_floating_point())  # autocast: weights stay float32
+        assert all(
+            v.dtype == torch.float32 for v in run.nets["model"].state_dict().values() if v.is_floating_point()
+        )  # autocast: weights stay float32
     assert acc["fp32"] > 0.5 and abs(acc["bf16"] - acc["fp32"]) < 0.05, acc  # learned (chance: 0.1), alike
 
 
@@ -103,8 +127,15 @@ def test_fp16_uses_a_gradient_scaler_that_resumes_exactly(tmp_path, tiny_data):
 
 
 def test_compile_trains_and_saves_plain_weights(tmp_path, tiny_data):
-    run = disgen.train("mlp-classifier", dataset_obj=tiny_data, epochs=3, batch_size=30, progress=False, compile=True,
-                       run_dir=str(tmp_path / "compiled"))
+    run = disgen.train(
+        "mlp-classifier",
+        dataset_obj=tiny_data,
+        epochs=3,
+        batch_size=30,
+        progress=False,
+        compile=True,
+        run_dir=str(tmp_path / "compiled"),
+    )
     state = torch.load(tmp_path / "compiled" / "checkpoints" / "last.pt", weights_only=True)
     assert not any("_orig_mod" in k for k in state["nets"]["model"])
     assert run.final["test_accuracy"] > 0.3  # well above chance (0.1): it learned
@@ -126,3 +157,17 @@ def test_after_an_update_autocast_uses_the_new_weights():
     expected = torch.nn.functional.linear(x, lin.weight, lin.bias)
     assert (after.float() - before.float()).abs().max() > 0.05
     torch.testing.assert_close(after.float(), expected.detach(), atol=0.02, rtol=0.02)
+
+
+@pytest.mark.parametrize(
+    "cpuinfo,native",
+    [
+        ("processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f avx512_bf16 amx_tile\n", True),
+        ("flags\t\t: fpu sse2 avx2 amx_bf16\n", True),
+        ("processor\t: 0\nFeatures\t: fp asimd sve bf16 i8mm\n", True),  # Arm with the BF16 extension
+        ("processor\t: 0\nflags\t\t: fpu sse2 avx2 fma\n", False),  # AVX2 only: bfloat16 is emulated
+        ("", False),
+    ],
+)
+def test_native_bfloat16_is_read_from_the_cpu_flags(cpuinfo, native):
+    assert precision.cpu_bf16(cpuinfo) is native

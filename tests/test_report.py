@@ -1,6 +1,7 @@
 """``disgen report``: self-contained HTML reports of real tiny runs of each objective (classifier,
 autoencoder, gan2d, dcgan28, aae), a comparison of runs, hostile config strings, pictures computed
 from a checkpoint, ``--tensorboard`` event files, and the reports rendered in headless Chromium."""
+
 from __future__ import annotations
 
 import base64
@@ -14,6 +15,7 @@ from html import escape
 from pathlib import Path
 
 import pytest
+from conftest import subset
 from PIL import Image
 
 import disgen
@@ -21,9 +23,7 @@ from disgen.cli import main
 from disgen.data.mnist import save_idx_dir
 from disgen.errors import DisgenError
 from disgen.report import render, write_report
-from disgen.report_svg import Series, line_chart, nice_ticks
-
-from conftest import subset
+from disgen.report.svg import Series, line_chart, nice_ticks
 
 CHROMIUM = Path("/usr/bin/chromium")
 HOSTILE = '<script>alert("pwned")</script>&<img src=x onerror=alert(1)>'
@@ -46,12 +46,30 @@ def runs(tmp_path_factory, tiny_data, idx_dir, classifier_run, autoencoder_run, 
     digits = save_idx_dir(root / "digits100", small.train, small.test, gz=False)
     disgen.train("gan2d", epochs=3, progress=False, run_dir=str(root / "gan2d"))
     # 100 digits: the reference classifier behind the class-coverage histogram trains in seconds.
-    disgen.train("dcgan28", dataset=str(digits), epochs=2, batch_size=50, progress=False,
-                 model_args={"g_width": 8, "d_width": 8}, run_dir=str(root / "dcgan28"))
-    disgen.train("aae", dataset=str(idx_dir), epochs=1, progress=False, run_dir=str(root / "aae"),
-                 model_args={"mode": "unsupervised", "hidden": (64, 64), "d_hidden": (32, 32), "z_dim": 2})
-    return {"classifier": classifier_run.dir, "autoencoder": autoencoder_run.dir, "gan2d": root / "gan2d",
-            "dcgan28": root / "dcgan28", "aae": root / "aae"}
+    disgen.train(
+        "dcgan28",
+        dataset=str(digits),
+        epochs=2,
+        batch_size=50,
+        progress=False,
+        model_args={"g_width": 8, "d_width": 8},
+        run_dir=str(root / "dcgan28"),
+    )
+    disgen.train(
+        "aae",
+        dataset=str(idx_dir),
+        epochs=1,
+        progress=False,
+        run_dir=str(root / "aae"),
+        model_args={"mode": "unsupervised", "hidden": (64, 64), "d_hidden": (32, 32), "z_dim": 2},
+    )
+    return {
+        "classifier": classifier_run.dir,
+        "autoencoder": autoencoder_run.dir,
+        "gan2d": root / "gan2d",
+        "dcgan28": root / "dcgan28",
+        "aae": root / "aae",
+    }
 
 
 @pytest.fixture(scope="module")
@@ -65,8 +83,25 @@ def tb_run(tmp_path_factory, idx_dir) -> Path:
     """A second classifier, through the CLI, with --tensorboard when tensorboard is installed."""
     pytest.importorskip("tensorboard", reason="tensorboard is not installed: pip install tensorboard")
     run_dir = tmp_path_factory.mktemp("tb") / "mlp"
-    assert main(["train", "mlp-classifier", "--dataset", str(idx_dir), "--epochs", "2", "--hidden", "32,16",
-                 "--run-dir", str(run_dir), "--tensorboard", "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "mlp-classifier",
+                "--dataset",
+                str(idx_dir),
+                "--epochs",
+                "2",
+                "--hidden",
+                "32,16",
+                "--run-dir",
+                str(run_dir),
+                "--tensorboard",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     return run_dir
 
 
@@ -122,10 +157,10 @@ def test_best_metric_is_the_best_epoch(reports, runs):
     loss_row = re.search(r"<tr><td><code>val_loss</code>(.*?)</tr>", html).group(1)
     assert f'data-value="{min(r["val_loss"] for r in history)!r}"' in loss_row
     final = run_files.read_final(runs["classifier"])
-    section = html[html.index("test split, evaluated once after epoch 5 with checkpoints/best.pt"):]
+    section = html[html.index("test split, evaluated once after epoch 5 with checkpoints/best.pt") :]
     assert f"(epoch {best['epoch']})" in section[:200] and final["checkpoint_epoch"] == best["epoch"]
     assert f'data-value="{final["test_accuracy"]!r}"' in section
-    assert "<code>test_accuracy</code>" not in html[:html.index("test split, evaluated once")]  # no test curve
+    assert "<code>test_accuracy</code>" not in html[: html.index("test split, evaluated once")]  # no test curve
 
 
 def test_pictures_fit_each_model(reports, runs):
@@ -173,7 +208,7 @@ def test_compare_runs_side_by_side(runs, tb_run, tmp_path):
         assert f'data-value="{last_record(run_dir)["test_accuracy"]!r}"' in html
     chart = re.search(r'<svg class="chart"[^>]*aria-label="val_accuracy">.*?</svg>', html).group(0)
     assert chart.count("<polyline") == 2  # one line per run, overlaid
-    diff = html[html.index('id="configuration-differences"'):]
+    diff = html[html.index('id="configuration-differences"') :]
     assert "<code>dataset</code>" in diff and "<code>model_args.hidden</code>" in diff
     assert "<code>optimizer</code>" not in diff  # the same in both runs
     assert "http://" not in html and "https://" not in html
@@ -245,8 +280,7 @@ def test_chart_gaps_ticks_and_values():
 def test_tensorboard_event_files_hold_the_metrics(tb_run):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    acc = EventAccumulator(str(tb_run / "tensorboard"), size_guidance={"images": 0, "histograms": 0,
-                                                                        "scalars": 0})
+    acc = EventAccumulator(str(tb_run / "tensorboard"), size_guidance={"images": 0, "histograms": 0, "scalars": 0})
     acc.Reload()
     tags = acc.Tags()
     assert {"train/loss", "train/accuracy", "val/accuracy", "val/loss", "lr"} <= set(tags["scalars"])
@@ -262,8 +296,14 @@ def test_tensorboard_event_files_hold_the_metrics(tb_run):
 def test_tensorboard_missing_is_a_clear_error(tmp_path, idx_dir, monkeypatch):
     monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)  # as if not installed
     with pytest.raises(DisgenError, match="pip install tensorboard"):
-        disgen.train("mlp-classifier", dataset=str(idx_dir), epochs=1, progress=False, tensorboard=True,
-                     run_dir=str(tmp_path / "run"))
+        disgen.train(
+            "mlp-classifier",
+            dataset=str(idx_dir),
+            epochs=1,
+            progress=False,
+            tensorboard=True,
+            run_dir=str(tmp_path / "run"),
+        )
     assert not (tmp_path / "run" / "config.json").exists()  # refused before anything is written
 
 
@@ -274,8 +314,7 @@ def test_tensorboard_missing_is_a_clear_error(tmp_path, idx_dir, monkeypatch):
 def browser():
     if not CHROMIUM.exists():
         pytest.skip("no /usr/bin/chromium (Debian: apt-get install chromium)")
-    sync_api = pytest.importorskip("playwright.sync_api",
-                                   reason="playwright is not installed: pip install playwright")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed: pip install playwright")
     with sync_api.sync_playwright() as p:
         b = p.chromium.launch(executable_path=str(CHROMIUM), headless=True)
         yield b
@@ -297,8 +336,9 @@ def open_page(browser, path: Path):
 def check_rendered(page) -> None:
     widths = page.eval_on_selector_all("img", "els => els.map(e => e.complete ? e.naturalWidth : 0)")
     assert widths and min(widths) > 0, widths
-    boxes = page.eval_on_selector_all("svg.chart", "els => els.map(e => e.getBoundingClientRect())"
-                                                   ".map(r => r.width * r.height)")
+    boxes = page.eval_on_selector_all(
+        "svg.chart", "els => els.map(e => e.getBoundingClientRect()).map(r => r.width * r.height)"
+    )
     assert boxes and min(boxes) > 0
 
 
@@ -332,8 +372,9 @@ def test_browser_plays_the_gan2d_animation(browser, reports):
     label = page.locator("figure.frames .frame-label")
     assert label.inner_text() == "epoch 3"
     page.locator("figure.frames button.play").click()
-    page.wait_for_function("document.querySelector('figure.frames .frame-label').textContent != 'epoch 3'",
-                           timeout=5000)
+    page.wait_for_function(
+        "document.querySelector('figure.frames .frame-label').textContent != 'epoch 3'", timeout=5000
+    )
     assert label.inner_text() in ("before training", "epoch 1")
     assert page.locator("figure.frames button.play").inner_text() == "pause"
     assert errors == []

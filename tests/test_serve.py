@@ -2,6 +2,7 @@
 sockets (body limits, concurrency, the CLI's bind address), and the page in headless Chromium
 driven by Playwright: a drawn "1" reads back 1, sample changes the image, bad uploads show errors.
 Real runs trained here on the bundled digits; nothing is mocked."""
+
 from __future__ import annotations
 
 import base64
@@ -23,18 +24,17 @@ import torch
 from PIL import Image, ImageDraw
 
 pytest.importorskip("starlette", reason="disgen serve needs the serve extra: pip install 'disgen[serve]'")
+from conftest import SUBPROCESS_ENV, subset  # noqa: E402
 from starlette.testclient import TestClient  # noqa: E402
 
 import disgen  # noqa: E402
 from disgen import serve  # noqa: E402
-from disgen.serve import explorer  # noqa: E402
 from disgen.api import Run  # noqa: E402
 from disgen.cli import build_parser, main  # noqa: E402
-from disgen.config import resolve  # noqa: E402
 from disgen.data import load_dataset  # noqa: E402
-from disgen.models import get_model, list_models  # noqa: E402
+from disgen.models import get_model, list_models, resolve  # noqa: E402
 from disgen.objectives import get_objective  # noqa: E402
-from conftest import SUBPROCESS_ENV, subset  # noqa: E402
+from disgen.serve import explorer  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
 
@@ -43,16 +43,26 @@ CHROMIUM = "/usr/bin/chromium"
 @pytest.fixture(scope="module")
 def generator_run(tmp_path_factory, mnist_mini) -> Run:
     """A small supervised aae (digit + style), one epoch on 1000 digits: a generator in seconds."""
-    return disgen.train("aae", dataset_obj=subset(mnist_mini, 1000, 200), epochs=1, progress=False,
-                        model_args={"mode": "supervised", "hidden": (256,), "d_hidden": (64,)},
-                        run_dir=str(tmp_path_factory.mktemp("runs") / "aae"))
+    return disgen.train(
+        "aae",
+        dataset_obj=subset(mnist_mini, 1000, 200),
+        epochs=1,
+        progress=False,
+        model_args={"mode": "supervised", "hidden": (256,), "d_hidden": (64,)},
+        run_dir=str(tmp_path_factory.mktemp("runs") / "aae"),
+    )
 
 
 @pytest.fixture(scope="module")
 def points_run(tmp_path_factory) -> Run:
     """gan2d, one epoch on 200 points: a generator of 2-D points."""
-    return disgen.train("gan2d", dataset_obj=subset(load_dataset("gaussian2d"), 200, 200), epochs=1,
-                        progress=False, run_dir=str(tmp_path_factory.mktemp("runs") / "gan2d"))
+    return disgen.train(
+        "gan2d",
+        dataset_obj=subset(load_dataset("gaussian2d"), 200, 200),
+        epochs=1,
+        progress=False,
+        run_dir=str(tmp_path_factory.mktemp("runs") / "gan2d"),
+    )
 
 
 def client_of(run: Run, **options) -> TestClient:
@@ -106,8 +116,9 @@ def post_image(client, data: bytes, path: str = "/api/predict", ctype: str = "im
 
 
 # -- what the page offers, over the whole registry -----------------------------------------------
-CASES = [(m, None) for m in list_models() if m != "aae"] + \
-        [("aae", mode) for mode in ("unsupervised", "supervised", "semi-supervised")]
+CASES = [(m, None) for m in list_models() if m != "aae"] + [
+    ("aae", mode) for mode in ("unsupervised", "supervised", "semi-supervised")
+]
 SMALL = {"resnet-transfer": {"arch": "resnet18", "image_size": 32}}  # the same code, faster
 
 
@@ -118,8 +129,7 @@ def test_features_follow_the_objective(model, mode):
     spec = get_model(model)
     cfg = resolve(model, {"model_args": {"mode": mode} if mode else SMALL.get(model, {})})
     model_cfg = spec.model_config(cfg.model_args)
-    shape = model_cfg.data_shape() if hasattr(model_cfg, "data_shape") else \
-        tuple(spec.input_shape or (1, 28, 28))
+    shape = spec.data_shape(model_cfg) or (1, 28, 28)
     nets = spec.build(model_cfg, shape, 10)
     run = Run(Path("run"), cfg, spec, get_objective(spec.objective), nets, shape, [str(i) for i in range(10)])
     f = explorer.features_of(run)
@@ -184,14 +194,17 @@ def test_a_28x28_digit_is_classified_as_disgen_predict_does(clf, classifier_run,
         assert np.array_equal(pixels(d["input"]), img.numpy())  # no refitting of a 28x28 image
 
 
-@pytest.mark.parametrize("body,ctype,status,words", [
-    (b"these bytes are not an image", "image/png", 400, "not an image"),
-    (b"", "image/png", 400, "empty"),
-    (b"\x89PNG\r\n\x1a\n" + b"\0" * 40, "image/png", 400, "not an image"),
-    (b"GIF89a", "application/octet-stream", 400, "not an image"),
-    (b"{}", "application/json", 415, "image/*"),
-    (b"x", "", 415, "no content type"),
-])
+@pytest.mark.parametrize(
+    "body,ctype,status,words",
+    [
+        (b"these bytes are not an image", "image/png", 400, "not an image"),
+        (b"", "image/png", 400, "empty"),
+        (b"\x89PNG\r\n\x1a\n" + b"\0" * 40, "image/png", 400, "not an image"),
+        (b"GIF89a", "application/octet-stream", 400, "not an image"),
+        (b"{}", "application/json", 415, "image/*"),
+        (b"x", "", 415, "no content type"),
+    ],
+)
 def test_malformed_uploads_are_refused(clf, body, ctype, status, words):
     r = post_image(clf, body, ctype=ctype)
     assert r.status_code == status and words in r.json()["error"]
@@ -261,31 +274,34 @@ def raw(body: bytes, ctype: str = "application/json") -> dict:
     return {"content": body, "headers": {"content-type": ctype}}
 
 
-@pytest.mark.parametrize("method,path,kwargs,status,words", [
-    ("POST", "/api/sample", raw(b"{bad"), 400, "malformed JSON"),
-    ("POST", "/api/sample", raw(b"[1, 2]"), 400, "JSON object"),
-    ("POST", "/api/sample", raw(b"\xff\xfe"), 400, "malformed JSON"),
-    ("POST", "/api/sample", raw(b"[" * 60_000), 400, "malformed JSON"),  # nested past the recursion limit
-    ("POST", "/api/sample", raw(b'{"seed": 1%s}' % (b"0" * 5000)), 400, "malformed JSON"),  # int too long
-    ("POST", "/api/sample", raw(b'{"seed": 1}', "text/plain"), 415, "application/json"),
-    ("POST", "/api/sample", {"json": {"seed": -1}}, 422, "seed"),
-    ("POST", "/api/sample", {"json": {"seed": "1"}}, 422, "seed"),
-    ("POST", "/api/sample", {"json": {"seed": True}}, 422, "seed"),
-    ("POST", "/api/sample", {"json": {"seed": 1, "label": 10}}, 422, "label"),
-    ("POST", "/api/sample", {"json": {"z": [0.0] * 9}}, 422, "list of 10 numbers"),
-    ("POST", "/api/sample", {"json": {"z": [0.0] * 9 + ["1"]}}, 422, "list of 10 numbers"),
-    ("POST", "/api/sample", raw(b'{"z": [NaN, 0, 0, 0, 0, 0, 0, 0, 0, 0]}'), 422, "from -1000 to 1000"),
-    ("POST", "/api/sample", raw(b'{"z": [1e999, 0, 0, 0, 0, 0, 0, 0, 0, 0]}'), 422, "from -1000 to 1000"),
-    ("POST", "/api/sample", raw(b'{"z": [1%s, 0, 0, 0, 0, 0, 0, 0, 0, 0]}' % (b"0" * 400)), 422, "numbers"),
-    ("POST", "/api/interpolate", {"json": {"seed_a": 1}}, 422, "seed_b"),
-    ("POST", "/api/interpolate", {"json": {"seed_a": 1, "seed_b": 2, "steps": 500}}, 422, "steps"),
-    ("POST", "/api/predict", raw(b"x", "image/png"), 404, "does not classify"),
-    ("GET", "/api/sample", {}, 405, "Method Not Allowed"),
-    ("PUT", "/api/info", {}, 405, "Method Not Allowed"),
-    ("GET", "/api/nothing", {}, 404, "Not Found"),
-    ("GET", "/static/../config.json", {}, 404, "Not Found"),
-    ("GET", "/static/%2e%2e/config.json", {}, 404, "Not Found"),
-])
+@pytest.mark.parametrize(
+    "method,path,kwargs,status,words",
+    [
+        ("POST", "/api/sample", raw(b"{bad"), 400, "malformed JSON"),
+        ("POST", "/api/sample", raw(b"[1, 2]"), 400, "JSON object"),
+        ("POST", "/api/sample", raw(b"\xff\xfe"), 400, "malformed JSON"),
+        ("POST", "/api/sample", raw(b"[" * 60_000), 400, "malformed JSON"),  # nested past the recursion limit
+        ("POST", "/api/sample", raw(b'{"seed": 1%s}' % (b"0" * 5000)), 400, "malformed JSON"),  # int too long
+        ("POST", "/api/sample", raw(b'{"seed": 1}', "text/plain"), 415, "application/json"),
+        ("POST", "/api/sample", {"json": {"seed": -1}}, 422, "seed"),
+        ("POST", "/api/sample", {"json": {"seed": "1"}}, 422, "seed"),
+        ("POST", "/api/sample", {"json": {"seed": True}}, 422, "seed"),
+        ("POST", "/api/sample", {"json": {"seed": 1, "label": 10}}, 422, "label"),
+        ("POST", "/api/sample", {"json": {"z": [0.0] * 9}}, 422, "list of 10 numbers"),
+        ("POST", "/api/sample", {"json": {"z": [0.0] * 9 + ["1"]}}, 422, "list of 10 numbers"),
+        ("POST", "/api/sample", raw(b'{"z": [NaN, 0, 0, 0, 0, 0, 0, 0, 0, 0]}'), 422, "from -1000 to 1000"),
+        ("POST", "/api/sample", raw(b'{"z": [1e999, 0, 0, 0, 0, 0, 0, 0, 0, 0]}'), 422, "from -1000 to 1000"),
+        ("POST", "/api/sample", raw(b'{"z": [1%s, 0, 0, 0, 0, 0, 0, 0, 0, 0]}' % (b"0" * 400)), 422, "numbers"),
+        ("POST", "/api/interpolate", {"json": {"seed_a": 1}}, 422, "seed_b"),
+        ("POST", "/api/interpolate", {"json": {"seed_a": 1, "seed_b": 2, "steps": 500}}, 422, "steps"),
+        ("POST", "/api/predict", raw(b"x", "image/png"), 404, "does not classify"),
+        ("GET", "/api/sample", {}, 405, "Method Not Allowed"),
+        ("PUT", "/api/info", {}, 405, "Method Not Allowed"),
+        ("GET", "/api/nothing", {}, 404, "Not Found"),
+        ("GET", "/static/../config.json", {}, 404, "Not Found"),
+        ("GET", "/static/%2e%2e/config.json", {}, 404, "Not Found"),
+    ],
+)
 def test_bad_requests_get_json_errors(gen, method, path, kwargs, status, words):
     r = gen.request(method, path, **kwargs)
     assert r.status_code == status, r.text
@@ -305,8 +321,13 @@ def test_the_run_directory_is_never_written(classifier_run, generator_run):
             c.post("/api/sample", json={"seed": 1, "label": 2})
             c.post("/api/interpolate", json={"seed_a": 1, "seed_b": 2})
             c.post("/api/sample", content=b"{bad", headers={"content-type": "application/json"})
-            for path in ("/static/../config.json", "/static/..%2fcheckpoints%2flast.pt", "/run.json",
-                         "/checkpoints/last.pt", "/api/../config.json"):
+            for path in (
+                "/static/../config.json",
+                "/static/..%2fcheckpoints%2flast.pt",
+                "/run.json",
+                "/checkpoints/last.pt",
+                "/api/../config.json",
+            ):
                 r = c.get(path)
                 assert r.status_code == 404 and b'"model"' not in r.content
             for method in ("PUT", "DELETE", "PATCH"):
@@ -315,17 +336,45 @@ def test_the_run_directory_is_never_written(classifier_run, generator_run):
 
 
 # -- only for this server's names (DNS rebinding) ------------------------------------------------
-FOREIGN_HOSTS = ["evil.example", "evil.example:8000", "127.0.0.1.evil.example", "localhost.evil.example:8000",
-                 "127.0.0.2", "[::2]:8000", "10.0.0.5", "localhost:http", "::1", "[::1", "127.0.0.1:8000@evil.example"]
-OWN_HOSTS = ["127.0.0.1", "127.0.0.1:8000", "localhost", "localhost:8000", "LocalHost:1", "[::1]", "[::1]:8000",
-             "[0:0::1]:8000"]
-EVERY_KIND = [("GET", "/"), ("GET", "/static/explorer.js"), ("GET", "/api/info"), ("POST", "/api/predict"),
-              ("GET", "/api/nothing")]  # the page, its files, the API, an unknown path
+FOREIGN_HOSTS = [
+    "evil.example",
+    "evil.example:8000",
+    "127.0.0.1.evil.example",
+    "localhost.evil.example:8000",
+    "127.0.0.2",
+    "[::2]:8000",
+    "10.0.0.5",
+    "localhost:http",
+    "::1",
+    "[::1",
+    "127.0.0.1:8000@evil.example",
+]
+OWN_HOSTS = [
+    "127.0.0.1",
+    "127.0.0.1:8000",
+    "localhost",
+    "localhost:8000",
+    "LocalHost:1",
+    "[::1]",
+    "[::1]:8000",
+    "[0:0::1]:8000",
+]
+EVERY_KIND = [
+    ("GET", "/"),
+    ("GET", "/static/explorer.js"),
+    ("GET", "/api/info"),
+    ("POST", "/api/predict"),
+    ("GET", "/api/nothing"),
+]  # the page, its files, the API, an unknown path
 
 
 def ask_as(client, host: str, method: str, path: str):
-    return client.request(method, path, content=drawn("1") if method == "POST" else None,
-                          headers={"host": host, "content-type": "image/png"})
+    return client.request(
+        method,
+        path,
+        content=drawn("1") if method == "POST" else None,
+        headers={"host": host, "content-type": "image/png"},
+    )
 
 
 @pytest.mark.parametrize("host", FOREIGN_HOSTS)
@@ -347,13 +396,16 @@ def test_requests_naming_this_server_are_answered(clf, host):
     assert ask_as(clf, host, "POST", "/api/predict").json()["label"] == "1"
 
 
-@pytest.mark.parametrize("listen,own,foreign", [
-    ("192.168.1.5", ["192.168.1.5", "192.168.1.5:8000", "localhost:8000"], ["192.168.1.6:8000", "evil.example"]),
-    ("MyBox.lan", ["mybox.lan:8000", "MYBOX.LAN", "127.0.0.1"], ["mybox.lan.evil.example", "evil.example"]),
-    ("::1", ["[::1]:8000", "[0::1]"], ["[::2]", "evil.example"]),
-    ("0.0.0.0", ["192.168.1.5:8000", "[fe80::1]:8000", "10.1.2.3", "localhost"], ["evil.example:8000", "mybox"]),
-    ("::", ["192.168.1.5:8000", "[2001:db8::1]", "localhost"], ["evil.example", "[::1"]),
-])
+@pytest.mark.parametrize(
+    "listen,own,foreign",
+    [
+        ("192.168.1.5", ["192.168.1.5", "192.168.1.5:8000", "localhost:8000"], ["192.168.1.6:8000", "evil.example"]),
+        ("MyBox.lan", ["mybox.lan:8000", "MYBOX.LAN", "127.0.0.1"], ["mybox.lan.evil.example", "evil.example"]),
+        ("::1", ["[::1]:8000", "[0::1]"], ["[::2]", "evil.example"]),
+        ("0.0.0.0", ["192.168.1.5:8000", "[fe80::1]:8000", "10.1.2.3", "localhost"], ["evil.example:8000", "mybox"]),
+        ("::", ["192.168.1.5:8000", "[2001:db8::1]", "localhost"], ["evil.example", "[::1"]),
+    ],
+)
 def test_the_address_listened_on_names_the_server_too(classifier_run, listen, own, foreign):
     """``--host`` adds its name; every address (0.0.0.0, ::) admits any IP address, which no other
     site can take as its own name, but still no other name."""
@@ -380,14 +432,18 @@ def raw_request(url: str, head: bytes, body: bytes = b"") -> tuple[int, dict]:
 
 def test_oversized_bodies_are_refused_before_they_are_read(clf_url):
     # A claim of a 1 GB upload is answered at once, without waiting for (or reading) the body.
-    head = (b"POST /api/predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: image/png\r\n"
-            b"Content-Length: 1000000000\r\n\r\n")
+    head = (
+        b"POST /api/predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: image/png\r\n"
+        b"Content-Length: 1000000000\r\n\r\n"
+    )
     t = time.monotonic()
     status, body = raw_request(clf_url, head)
     assert status == 413 and "1,000,000,000" in body["error"] and time.monotonic() - t < 5
     # A chunked body without a length is cut off once it passes the limit.
-    head = (b"POST /api/sample HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-            b"Transfer-Encoding: chunked\r\n\r\n")
+    head = (
+        b"POST /api/sample HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        b"Transfer-Encoding: chunked\r\n\r\n"
+    )
     chunk = b"%x\r\n%s\r\n" % (serve.MAX_JSON_BYTES + 10, b" " * (serve.MAX_JSON_BYTES + 10))
     status, body = raw_request(clf_url, head, chunk)  # no final chunk: the server must not wait for it
     assert status == 413 and "limit" in body["error"]
@@ -406,8 +462,9 @@ def test_concurrent_requests_all_get_right_answers(clf_url):
 
     def ask(i: int):
         data = one if i % 2 else zero
-        req = urllib.request.Request(clf_url + "api/predict", data=data if i % 5 else b"junk",
-                                     headers={"Content-Type": "image/png"})
+        req = urllib.request.Request(
+            clf_url + "api/predict", data=data if i % 5 else b"junk", headers={"Content-Type": "image/png"}
+        )
         try:
             with urllib.request.urlopen(req, timeout=60) as r:
                 return r.status, json.loads(r.read())["label"]
@@ -426,8 +483,12 @@ def test_concurrent_requests_all_get_right_answers(clf_url):
 def test_cli_binds_to_localhost_by_default(classifier_run):
     args = build_parser(["serve", "RUN"]).parse_args(["serve", "RUN"])
     assert (args.host, args.port, args.checkpoint) == ("127.0.0.1", 8000, "auto")
-    proc = subprocess.Popen([sys.executable, "-m", "disgen", "serve", str(classifier_run.dir), "--port", "0"],
-                            stderr=subprocess.PIPE, text=True, env=SUBPROCESS_ENV)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "disgen", "serve", str(classifier_run.dir), "--port", "0"],
+        stderr=subprocess.PIPE,
+        text=True,
+        env=SUBPROCESS_ENV,
+    )
     try:
         lines = [proc.stderr.readline() for _ in range(1)]
         while " at http" not in lines[-1] and lines[-1] and len(lines) < 20:
@@ -461,8 +522,9 @@ def test_cli_errors(classifier_run, tmp_path, capsys, monkeypatch):
 # -- the page in Chromium ------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def browser():
-    sync_api = pytest.importorskip("playwright.sync_api",
-                                   reason="browser tests need playwright (pip install playwright)")
+    sync_api = pytest.importorskip(
+        "playwright.sync_api", reason="browser tests need playwright (pip install playwright)"
+    )
     if not os.access(CHROMIUM, os.X_OK):
         pytest.skip(f"browser tests need Debian's Chromium at {CHROMIUM} (apt-get install chromium)")
     with sync_api.sync_playwright() as p:
@@ -516,12 +578,10 @@ def test_page_reads_a_drawn_one_and_zero(page, clf_url):
 def test_page_shows_upload_errors(page, classifier_run):
     with serve.serving(serve.make_app(classifier_run.dir, max_upload_bytes=64 * 1024)) as url:
         open_page(page, url)
-        page.set_input_files("#file", files=[{"name": "notes.png", "mimeType": "image/png",
-                                              "buffer": b"not an image"}])
+        page.set_input_files("#file", files=[{"name": "notes.png", "mimeType": "image/png", "buffer": b"not an image"}])
         page.wait_for_selector("#error:not([hidden])")
         assert "not an image" in page.inner_text("#error")
-        page.set_input_files("#file", files=[{"name": "scan.png", "mimeType": "image/png",
-                                              "buffer": drawn("1")}])
+        page.set_input_files("#file", files=[{"name": "scan.png", "mimeType": "image/png", "buffer": drawn("1")}])
         page.wait_for_selector("#error[hidden]", state="attached")  # a good upload clears the error
         assert page.inner_text("#prediction") == "1"
         big = png(Image.fromarray(np.random.default_rng(0).integers(0, 255, (300, 300), np.uint8)))

@@ -13,6 +13,7 @@ second, timed out at their limits (shortened by the documented flags); a flood o
 past ``--max-connections``, of which the oldest still sending give way; and a server whose every
 connection waits for the model, which answers newcomers 503 rather than queueing them unbounded.
 The requests are counted in build/reliability.json (see test_hardening.py)."""
+
 from __future__ import annotations
 
 import io
@@ -35,11 +36,12 @@ from PIL import Image, ImageDraw
 
 pytest.importorskip("starlette", reason="disgen serve needs the serve extra: pip install 'disgen[serve]'")
 
+from conftest import SUBPROCESS_ENV  # noqa: E402
+from test_hardening import reliability  # noqa: E402,F401  (the fixture counting faults)
+
 import disgen  # noqa: E402
 from disgen import serve  # noqa: E402
 from disgen.serve.server import HEADER_SECONDS  # noqa: E402
-from conftest import SUBPROCESS_ENV  # noqa: E402
-from test_hardening import reliability  # noqa: E402,F401  (the fixture counting faults)
 
 BURST = 200  # requests fired at once, each on its own connection
 BURSTS = 6
@@ -75,8 +77,16 @@ def parse(data: bytes) -> Answer:
     return Answer(int(lines[0].split()[1]), headers, json.loads(payload) if is_json else {"text": payload})
 
 
-def request(method: str, path: str, ctype: str | None, body: bytes = b"", length: int | None = None,
-            extra: str = "", timeout: float = 120, host: str = "127.0.0.1") -> Callable[[tuple[str, int]], Answer]:
+def request(
+    method: str,
+    path: str,
+    ctype: str | None,
+    body: bytes = b"",
+    length: int | None = None,
+    extra: str = "",
+    timeout: float = 120,
+    host: str = "127.0.0.1",
+) -> Callable[[tuple[str, int]], Answer]:
     """A request to send later: ``length`` is the Content-Length to declare (``len(body)`` if None)."""
     head = f"{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n{extra}"
     if ctype is not None:
@@ -101,12 +111,24 @@ class Kind:
 
 
 def refused(status: int, *words: str) -> Callable[[Answer], bool]:
-    return lambda a: (a.status == status and a.headers.get("content-type") == "application/json"
-                      and set(a.body) == {"error"} and all(w in a.body["error"] for w in words))
+    return lambda a: (
+        a.status == status
+        and a.headers.get("content-type") == "application/json"
+        and set(a.body) == {"error"}
+        and all(w in a.body["error"] for w in words)
+    )
 
 
-MALFORMED_JSON = [b'{"seed": 1', b"{'seed': 1}", b'{"seed": \xff}', b"", b"[1, 2, 3]", b'"seed"', b"nan",
-                  b'{"seed": 1}}']
+MALFORMED_JSON = [
+    b'{"seed": 1',
+    b"{'seed': 1}",
+    b'{"seed": \xff}',
+    b"",
+    b"[1, 2, 3]",
+    b'"seed"',
+    b"nan",
+    b'{"seed": 1}}',
+]
 UPLOAD_LIMIT = serve.MAX_UPLOAD_BYTES
 CHUNK = serve.MAX_JSON_BYTES + 10
 
@@ -114,28 +136,37 @@ CHUNK = serve.MAX_JSON_BYTES + 10
 def kinds(digits: list[tuple[bytes, str, torch.Tensor]]) -> list[Kind]:
     def valid(i):
         data, label, probs = digits[i % len(digits)]
-        return (request("POST", "/api/predict", "image/png", data),
-                lambda a: (a.status == 200 and a.body["label"] == label
-                           and torch.allclose(torch.tensor(a.body["probabilities"]), probs, atol=1e-5)))
+        return (
+            request("POST", "/api/predict", "image/png", data),
+            lambda a: (
+                a.status == 200
+                and a.body["label"] == label
+                and torch.allclose(torch.tensor(a.body["probabilities"]), probs, atol=1e-5)
+            ),
+        )
 
     def oversized(i):  # declared over the limit; like curl, it waits for "100 Continue" to send it
         length = UPLOAD_LIMIT + 1 + i
-        return (request("POST", "/api/predict", "image/png", length=length, extra="Expect: 100-continue\r\n"),
-                refused(413, f"{length:,} bytes", f"{UPLOAD_LIMIT:,}"))
+        return (
+            request("POST", "/api/predict", "image/png", length=length, extra="Expect: 100-continue\r\n"),
+            refused(413, f"{length:,} bytes", f"{UPLOAD_LIMIT:,}"),
+        )
 
     def chunked(i):  # no length given: cut off once it passes the limit, the final chunk never sent
         body = b"%x\r\n%s\r\n" % (CHUNK, b" " * CHUNK)
-        return (request("POST", "/api/sample", "application/json", body,
-                        extra="Transfer-Encoding: chunked\r\n"),
-                refused(413, f"{serve.MAX_JSON_BYTES:,}"))
+        return (
+            request("POST", "/api/sample", "application/json", body, extra="Transfer-Encoding: chunked\r\n"),
+            refused(413, f"{serve.MAX_JSON_BYTES:,}"),
+        )
 
     def wrong_type(i):
-        path, ctype, want = [("/api/predict", "text/plain", "image/*"),
-                             ("/api/predict", None, "no content type"),
-                             ("/api/sample", "text/plain", "application/json"),
-                             ("/api/sample", "image/png", "application/json")][i % 4]
-        return request("POST", path, ctype, digits[0][0] if "predict" in path else b'{"seed": 1}'), \
-            refused(415, want)
+        path, ctype, want = [
+            ("/api/predict", "text/plain", "image/*"),
+            ("/api/predict", None, "no content type"),
+            ("/api/sample", "text/plain", "application/json"),
+            ("/api/sample", "image/png", "application/json"),
+        ][i % 4]
+        return request("POST", path, ctype, digits[0][0] if "predict" in path else b'{"seed": 1}'), refused(415, want)
 
     def malformed(i):
         body = MALFORMED_JSON[i % len(MALFORMED_JSON)]
@@ -143,32 +174,52 @@ def kinds(digits: list[tuple[bytes, str, torch.Tensor]]) -> list[Kind]:
         return request("POST", "/api/sample", "application/json", body), refused(400, words)
 
     def not_an_image(i):
-        data = [b"these bytes are not an image", digits[0][0][: len(digits[0][0]) // 2],
-                b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4][i % 3]
+        data = [
+            b"these bytes are not an image",
+            digits[0][0][: len(digits[0][0]) // 2],
+            b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4,
+        ][i % 3]
         return request("POST", "/api/predict", "image/png", data), refused(400)
 
     def unknown(i):
-        return [(request("GET", f"/api/nothing-{i}", None), refused(404, "Not Found")),
-                (request("POST", "/api/../../etc/passwd", "image/png", b"x"), refused(404)),
-                (request("GET", "/api/predict", None), refused(405)),
-                (request("POST", "/api/sample", "application/json", b'{"seed": 1}'),
-                 refused(404, "does not generate samples"))][i % 4]
+        return [
+            (request("GET", f"/api/nothing-{i}", None), refused(404, "Not Found")),
+            (request("POST", "/api/../../etc/passwd", "image/png", b"x"), refused(404)),
+            (request("GET", "/api/predict", None), refused(405)),
+            (
+                request("POST", "/api/sample", "application/json", b'{"seed": 1}'),
+                refused(404, "does not generate samples"),
+            ),
+        ][i % 4]
 
     return [
-        Kind("a real test digit's PNG to classify", valid,
-             "200, the label and probabilities of disgen.load(run).predict"),
-        Kind("upload declaring a body over the 4 MiB limit", oversized,
-             "413 with a JSON error naming the size and limit, body never read"),
-        Kind("JSON body sent chunked, without a length, past the 64 KiB limit", chunked,
-             "413 with a JSON error naming the limit, the rest never waited for"),
-        Kind("wrong or missing content type (image and JSON endpoints)", wrong_type,
-             "415 with a JSON error naming the type to send"),
-        Kind("malformed JSON: bad syntax, truncated, not UTF-8, empty, not an object", malformed,
-             "400 with a JSON error"),
-        Kind("bytes that are not an image (junk, a truncated PNG, a bad header) as image/png",
-             not_an_image, "400 with a JSON error"),
-        Kind("unknown path, wrong method, an endpoint this run lacks", unknown,
-             "404 or 405 with a JSON error"),
+        Kind(
+            "a real test digit's PNG to classify", valid, "200, the label and probabilities of disgen.load(run).predict"
+        ),
+        Kind(
+            "upload declaring a body over the 4 MiB limit",
+            oversized,
+            "413 with a JSON error naming the size and limit, body never read",
+        ),
+        Kind(
+            "JSON body sent chunked, without a length, past the 64 KiB limit",
+            chunked,
+            "413 with a JSON error naming the limit, the rest never waited for",
+        ),
+        Kind(
+            "wrong or missing content type (image and JSON endpoints)",
+            wrong_type,
+            "415 with a JSON error naming the type to send",
+        ),
+        Kind(
+            "malformed JSON: bad syntax, truncated, not UTF-8, empty, not an object", malformed, "400 with a JSON error"
+        ),
+        Kind(
+            "bytes that are not an image (junk, a truncated PNG, a bad header) as image/png",
+            not_an_image,
+            "400 with a JSON error",
+        ),
+        Kind("unknown path, wrong method, an endpoint this run lacks", unknown, "404 or 405 with a JSON error"),
     ]
 
 
@@ -193,8 +244,12 @@ class Server:
     errors)."""
 
     def __init__(self, run_dir, *options: str):
-        self.proc = subprocess.Popen([sys.executable, "-m", "disgen", "serve", str(run_dir), "--port", "0",
-                                      *options], stderr=subprocess.PIPE, text=True, env=SUBPROCESS_ENV)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "disgen", "serve", str(run_dir), "--port", "0", *options],
+            stderr=subprocess.PIPE,
+            text=True,
+            env=SUBPROCESS_ENV,
+        )
         self.log: list[str] = []
         while " at http://" not in (line := self.proc.stderr.readline()):
             assert line, f"disgen serve exited: {''.join(self.log)}"
@@ -223,8 +278,11 @@ class Server:
             with open(table) as f:
                 for row in list(f)[1:]:
                     local, state, inode = row.split()[1], row.split()[3], row.split()[9]
-                    n += (int(local.rsplit(":", 1)[1], 16) == self.address[1] and state != "0A"
-                          and f"socket:[{inode}]" in held)
+                    n += (
+                        int(local.rsplit(":", 1)[1], 16) == self.address[1]
+                        and state != "0A"
+                        and f"socket:[{inode}]" in held
+                    )
         return n
 
     def errors(self) -> list[str]:
@@ -268,8 +326,7 @@ def digits(classifier_run, mnist_mini) -> list[tuple[bytes, str, torch.Tensor]]:
     return [(png(x[0]), run.classes[int(p.argmax())], p) for x, p in zip(images, probs)]
 
 
-def test_200_concurrent_requests_all_answered_right_with_bounded_memory(classifier_run, digits,
-                                                                         reliability):
+def test_200_concurrent_requests_all_answered_right_with_bounded_memory(classifier_run, digits, reliability):
     t0 = time.monotonic()
     all_kinds = kinds(digits)
     mix = the_mix(all_kinds)
@@ -288,8 +345,11 @@ def test_200_concurrent_requests_all_answered_right_with_bounded_memory(classifi
             rss.append(server.memory())
             for kind, answer, right in results:
                 status = answer.status if isinstance(answer, Answer) else type(answer).__name__
-                reliability.record("server", f"among {BURST} requests at once: {kind.fault}",
-                                   kind.outcome if right else f"wrong answer ({status})")
+                reliability.record(
+                    "server",
+                    f"among {BURST} requests at once: {kind.fault}",
+                    kind.outcome if right else f"wrong answer ({status})",
+                )
                 if not right:
                     wrong.append((b, kind.fault, answer))
         peak = server.memory("VmHWM")
@@ -298,16 +358,21 @@ def test_200_concurrent_requests_all_answered_right_with_bounded_memory(classifi
         server.stop()
     mib = [round((r - warm) / MIB, 1) for r in rss]
     statuses = Counter(a.status for _, a, _ in results if isinstance(a, Answer))
-    print(f"\n{BURSTS} bursts of {BURST} (statuses of the last: {dict(sorted(statuses.items()))}), "
-          f"{', '.join(f'{s:.1f}' for s in seconds)} s; RSS after warm-up {warm / MIB:.1f} MiB, "
-          f"after each burst +{mib} MiB, peak {peak / MIB:.1f} MiB; test {time.monotonic() - t0:.1f} s")
+    print(
+        f"\n{BURSTS} bursts of {BURST} (statuses of the last: {dict(sorted(statuses.items()))}), "
+        f"{', '.join(f'{s:.1f}' for s in seconds)} s; RSS after warm-up {warm / MIB:.1f} MiB, "
+        f"after each burst +{mib} MiB, peak {peak / MIB:.1f} MiB; test {time.monotonic() - t0:.1f} s"
+    )
     assert not wrong, wrong[:5]
     assert alive and not [line for line in server.log if "Traceback" in line or "ERROR" in line], server.log
     grew, drift = max(rss) - warm, abs(rss[-1] - rss[-2])
-    reliability.record("server", f"server memory over {BURSTS} bursts of {BURST} requests at once",
-                       f"RSS after each burst under {RSS_GROWTH // MIB} MiB over warm-up, the last two "
-                       f"within {RSS_DRIFT // MIB} MiB" if grew < RSS_GROWTH and drift < RSS_DRIFT
-                       else "grew too much")
+    reliability.record(
+        "server",
+        f"server memory over {BURSTS} bursts of {BURST} requests at once",
+        f"RSS after each burst under {RSS_GROWTH // MIB} MiB over warm-up, the last two within {RSS_DRIFT // MIB} MiB"
+        if grew < RSS_GROWTH and drift < RSS_DRIFT
+        else "grew too much",
+    )
     assert peak - warm < RSS_GROWTH and grew < RSS_GROWTH, (warm, rss, peak)
     assert drift < RSS_DRIFT, (warm, rss)
 
@@ -343,8 +408,11 @@ def predict(address, digit: tuple[bytes, str, torch.Tensor], seconds: float) -> 
     data, label, probs = digit
     t = time.monotonic()
     a = request("POST", "/api/predict", "image/png", data, timeout=seconds)(address)
-    right = a.status == 200 and a.body["label"] == label and torch.allclose(
-        torch.tensor(a.body["probabilities"]), probs, atol=1e-5)
+    right = (
+        a.status == 200
+        and a.body["label"] == label
+        and torch.allclose(torch.tensor(a.body["probabilities"]), probs, atol=1e-5)
+    )
     return time.monotonic() - t, right, a
 
 
@@ -386,19 +454,30 @@ def test_real_requests_answered_under_200_stalled_connections(classifier_run, di
     finally:
         server.stop()
     grew = max(rss) - before
-    print(f"\n200 stalled connections held {seconds:.1f} s; real /api/predict answered in "
-          f"{', '.join(f'{t * 1000:.0f}' for t, _ in answers)} ms; RSS before {before / MIB:.1f} MiB, "
-          f"during {min(rss) / MIB:.1f} to {max(rss) / MIB:.1f} MiB")
+    print(
+        f"\n200 stalled connections held {seconds:.1f} s; real /api/predict answered in "
+        f"{', '.join(f'{t * 1000:.0f}' for t, _ in answers)} ms; RSS before {before / MIB:.1f} MiB, "
+        f"during {min(rss) / MIB:.1f} to {max(rss) / MIB:.1f} MiB"
+    )
     slowest = max(t for t, _ in answers)
     for t, right in answers:
-        reliability.record("server", f"{STALLED}: a real /api/predict",
-                           f"answered right within {ANSWER_SECONDS:g} s" if right and t < ANSWER_SECONDS
-                           else f"wrong or late ({t:.1f} s)")
-    reliability.record("server", f"{STALLED}: the server's memory",
-                       f"RSS within {STALL_RSS // MIB} MiB of its size before" if grew < STALL_RSS
-                       else "grew too much")
-    reliability.record("server", f"{STALLED}, all closing at once mid-request",
-                       "no traceback, no error in the log" if not errors else "errors in the log")
+        reliability.record(
+            "server",
+            f"{STALLED}: a real /api/predict",
+            f"answered right within {ANSWER_SECONDS:g} s"
+            if right and t < ANSWER_SECONDS
+            else f"wrong or late ({t:.1f} s)",
+        )
+    reliability.record(
+        "server",
+        f"{STALLED}: the server's memory",
+        f"RSS within {STALL_RSS // MIB} MiB of its size before" if grew < STALL_RSS else "grew too much",
+    )
+    reliability.record(
+        "server",
+        f"{STALLED}, all closing at once mid-request",
+        "no traceback, no error in the log" if not errors else "errors in the log",
+    )
     assert accepted and held >= 200 and seconds < HEADER_SECONDS, (held, seconds)
     assert all(right for _, right in answers) and slowest < ANSWER_SECONDS, answers
     assert grew < STALL_RSS, (before, rss)
@@ -411,10 +490,18 @@ TRICKLED = [  # (fault, what is sent, seconds between two sends, the part that m
     ("half its headers, then nothing", [STALLS["half its headers"]], 0.25, "headers"),
     ("headers trickling in one byte a second", [bytes([b]) for b in HEAD.encode()], 1.0, "headers"),
     ("a '{' of a 100-byte body, then nothing", [STALLS["a '{' of a 100-byte body"]], 0.25, "body"),
-    ("a 100-byte body trickling in one byte a second",
-     [(HEAD + "Content-Length: 100\r\n\r\n").encode()] + [b"x"] * 100, 1.0, "body"),
-    ("a chunked body trickling in one chunk a second",
-     [(HEAD + "Transfer-Encoding: chunked\r\n\r\n").encode()] + [b"1\r\nx\r\n"] * 100, 1.0, "body"),
+    (
+        "a 100-byte body trickling in one byte a second",
+        [(HEAD + "Content-Length: 100\r\n\r\n").encode()] + [b"x"] * 100,
+        1.0,
+        "body",
+    ),
+    (
+        "a chunked body trickling in one chunk a second",
+        [(HEAD + "Transfer-Encoding: chunked\r\n\r\n").encode()] + [b"1\r\nx\r\n"] * 100,
+        1.0,
+        "body",
+    ),
 ]
 
 
@@ -448,9 +535,15 @@ def test_heads_and_bodies_must_arrive_in_time(classifier_run, digits, reliabilit
     asks to keep its connection alive has it closed with the answer, holding no place after."""
     data, label, _ = digits[0]
     upload = (HEAD + f"Content-Length: {len(data)}\r\n\r\n").encode() + data
-    answered = [("an upload in two parts, 0.5 s apart", [upload[:200], upload[200:]], 0.5, label),
-                ("a request asking for keep-alive", [b"GET /api/info HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-                                                     b"Connection: keep-alive\r\n\r\n"], 0.25, None)]
+    answered = [
+        ("an upload in two parts, 0.5 s apart", [upload[:200], upload[200:]], 0.5, label),
+        (
+            "a request asking for keep-alive",
+            [b"GET /api/info HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: keep-alive\r\n\r\n"],
+            0.25,
+            None,
+        ),
+    ]
     cases = TRICKLED + answered
     server = Server(classifier_run.dir, "--header-timeout", str(LIMIT), "--body-timeout", str(LIMIT))
     try:
@@ -465,19 +558,29 @@ def test_heads_and_bodies_must_arrive_in_time(classifier_run, digits, reliabilit
         answer = parse(sent) if sent else None
         if i >= len(TRICKLED):  # answered at once; the connection closed with its answer
             outcome = "answered, its connection closed with the answer"
-            right = (answer is not None and answer.status == 200 and end is not None and end - first < 0.5
-                     and (part is None or answer.body["label"] == part))
+            right = (
+                answer is not None
+                and answer.status == 200
+                and end is not None
+                and end - first < 0.5
+                and (part is None or answer.body["label"] == part)
+            )
         elif part is None:
             outcome = "closed at the head's limit, nothing sent"
             right = sent == b"" and first is not None and LIMIT - 0.1 < first < LIMIT + 2.5
         else:
             outcome = f"408 with a JSON error at the {part} limit, not later"
-            right = (answer is not None and answer.status == 408 and end is not None
-                     and f"{part} did not arrive within {LIMIT:g} s" in answer.body["error"]
-                     and LIMIT - 0.1 < first < LIMIT + 2.5)
+            right = (
+                answer is not None
+                and answer.status == 408
+                and end is not None
+                and f"{part} did not arrive within {LIMIT:g} s" in answer.body["error"]
+                and LIMIT - 0.1 < first < LIMIT + 2.5
+            )
         print(f"\n{fault}: answered after {first} s, closed after {end} s: {sent[-80:]!r}")
-        reliability.record("server", f"{fault} (limits of {LIMIT:g} s)",
-                           outcome if right else f"wrong: after {first} s, {sent[:40]!r}")
+        reliability.record(
+            "server", f"{fault} (limits of {LIMIT:g} s)", outcome if right else f"wrong: after {first} s, {sent[:40]!r}"
+        )
         if not right:
             wrong.append((fault, first, end, sent))
     assert not wrong, wrong
@@ -532,25 +635,45 @@ def test_a_flood_past_the_connection_limit(classifier_run, digits, reliability):
         errors = server.errors()
     finally:
         server.stop()
-    print(f"\n{flood} connections against --max-connections {limit}: {held} held, {dropped} closed by "
-          f"the server, a real /api/predict answered in {t * 1000:.0f} ms, RSS +{grew / MIB:.1f} MiB; "
-          f"with {limit} waiting for the model, one more: {turned_away.status} in "
-          f"{turned_away_in * 1000:.0f} ms ({turned_away.body})")
+    print(
+        f"\n{flood} connections against --max-connections {limit}: {held} held, {dropped} closed by "
+        f"the server, a real /api/predict answered in {t * 1000:.0f} ms, RSS +{grew / MIB:.1f} MiB; "
+        f"with {limit} waiting for the model, one more: {turned_away.status} in "
+        f"{turned_away_in * 1000:.0f} ms ({turned_away.body})"
+    )
     bounded = max(held) <= limit and dropped >= flood - limit
-    reliability.record("server", f"a flood of {flood} stalled connections past --max-connections {limit}",
-                       f"at most {limit} held, the oldest closed for each new one" if bounded else "not bounded")
-    reliability.record("server", f"a real /api/predict during a flood of {flood} past --max-connections {limit}",
-                       f"answered right within {ANSWER_SECONDS:g} s" if right and t < ANSWER_SECONDS
-                       else f"wrong or late ({t:.1f} s)")
-    refused = (turned_away.status == 503 and "try again" in turned_away.body["error"] and turned_away_in < 2
-               and all(a.status == 200 and a.body["label"] == "1" for a in heavy_answers) and after)
-    reliability.record("server", f"one connection more while all {limit} wait for the model",
-                       "503 with a JSON error at once; the others answered, and later requests too"
-                       if refused else "wrong")
+    reliability.record(
+        "server",
+        f"a flood of {flood} stalled connections past --max-connections {limit}",
+        f"at most {limit} held, the oldest closed for each new one" if bounded else "not bounded",
+    )
+    reliability.record(
+        "server",
+        f"a real /api/predict during a flood of {flood} past --max-connections {limit}",
+        f"answered right within {ANSWER_SECONDS:g} s" if right and t < ANSWER_SECONDS else f"wrong or late ({t:.1f} s)",
+    )
+    refused = (
+        turned_away.status == 503
+        and "try again" in turned_away.body["error"]
+        and turned_away_in < 2
+        and all(a.status == 200 and a.body["label"] == "1" for a in heavy_answers)
+        and after
+    )
+    reliability.record(
+        "server",
+        f"one connection more while all {limit} wait for the model",
+        "503 with a JSON error at once; the others answered, and later requests too" if refused else "wrong",
+    )
     assert bounded, (held, dropped)
     assert right and t < ANSWER_SECONDS, t
     assert grew < STALL_RSS, grew
-    assert busy and refused, (busy, turned_away.status, turned_away_in, [(a.status, str(a.body)[:80]) for a in heavy_answers], after)
+    assert busy and refused, (
+        busy,
+        turned_away.status,
+        turned_away_in,
+        [(a.status, str(a.body)[:80]) for a in heavy_answers],
+        after,
+    )
     assert not errors, errors
 
 
@@ -574,31 +697,57 @@ def test_only_requests_naming_this_server_are_answered(classifier_run, digits, r
     server = Server(classifier_run.dir, "--host", listen)
     port = server.address[1]
     data = digits[0][0]
-    foreign = ["evil.example", f"evil.example:{port}", f"localhost.evil.example:{port}", "127.0.0.1.nip.io",
-               f"[::2]:{port}", "192.168.1.5"]
+    foreign = [
+        "evil.example",
+        f"evil.example:{port}",
+        f"localhost.evil.example:{port}",
+        "127.0.0.1.nip.io",
+        f"[::2]:{port}",
+        "192.168.1.5",
+    ]
     own = ["127.0.0.1", f"127.0.0.1:{port}", "localhost", f"localhost:{port}", "[::1]", f"[::1]:{port}"]
-    paths = [("GET", "/", None, b""), ("GET", "/static/explorer.js", None, b""), ("GET", "/api/info", None, b""),
-             ("POST", "/api/predict", "image/png", data)]
+    paths = [
+        ("GET", "/", None, b""),
+        ("GET", "/static/explorer.js", None, b""),
+        ("GET", "/api/info", None, b""),
+        ("POST", "/api/predict", "image/png", data),
+    ]
     try:
-        answers = {(host, path): request(method, path, ctype, body, host=host, timeout=30)(server.address)
-                   for host in foreign + own for method, path, ctype, body in paths}
-        no_host = [parse(raw) for raw in (
-            send_raw(server.address, b"GET /api/info HTTP/1.0\r\n\r\n"),
-            send_raw(server.address, b"GET /api/info HTTP/1.0\r\nHost: 127.0.0.1\r\nHost: evil.example\r\n\r\n"))]
+        answers = {
+            (host, path): request(method, path, ctype, body, host=host, timeout=30)(server.address)
+            for host in foreign + own
+            for method, path, ctype, body in paths
+        }
+        no_host = [
+            parse(raw)
+            for raw in (
+                send_raw(server.address, b"GET /api/info HTTP/1.0\r\n\r\n"),
+                send_raw(server.address, b"GET /api/info HTTP/1.0\r\nHost: 127.0.0.1\r\nHost: evil.example\r\n\r\n"),
+            )
+        ]
         errors = server.errors()
     finally:
         server.stop()
     wrong = []
     for (host, path), a in answers.items():
         if host in foreign:
-            right = (a.status == 421 and a.headers.get("content-type") == "application/json"
-                     and "does not name this server" in a.body["error"])
-            reliability.record("server", "Host naming another site (DNS rebinding): page, static file, API",
-                               "421 with a JSON error, nothing of the run" if right else f"wrong ({a.status})")
+            right = (
+                a.status == 421
+                and a.headers.get("content-type") == "application/json"
+                and "does not name this server" in a.body["error"]
+            )
+            reliability.record(
+                "server",
+                "Host naming another site (DNS rebinding): page, static file, API",
+                "421 with a JSON error, nothing of the run" if right else f"wrong ({a.status})",
+            )
         else:
             right = a.status == 200
-            reliability.record("server", "Host naming this server (127.0.0.1, localhost, [::1], with or "
-                                         "without the port)", "answered" if right else f"wrong ({a.status})")
+            reliability.record(
+                "server",
+                "Host naming this server (127.0.0.1, localhost, [::1], with or without the port)",
+                "answered" if right else f"wrong ({a.status})",
+            )
         if not right:
             wrong.append((host, path, a.status))
     assert not wrong, wrong

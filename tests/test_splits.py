@@ -1,5 +1,6 @@
 """The validation split and measurement discipline (disgen.data.splits, the Trainer): every choice
 reads the validation split, and the test split is evaluated once, after the last epoch."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -8,18 +9,16 @@ import os
 
 import pytest
 import torch
+from conftest import subset
 
 import disgen
 from disgen import runs
 from disgen.cli import main
-from disgen.config import resolve
 from disgen.data import ImageSplit, TensorDataset, load_dataset, splits
+from disgen.data.labels import labelled_indices
 from disgen.errors import DisgenError
-from disgen.labels import labelled_indices
-from disgen.models import get_model, list_models
-from disgen.trainer import Trainer
-
-from conftest import subset
+from disgen.models import get_model, list_models, resolve
+from disgen.training.trainer import Trainer
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -36,8 +35,10 @@ def private_cache(tmp_path_factory):
 
 def random_images(shape: tuple[int, int, int], n_train: int, n_test: int, classes: int = 2) -> TensorDataset:
     gen = torch.Generator().manual_seed(0)
-    split = lambda n: ImageSplit(torch.randint(0, 256, (n, *shape), generator=gen, dtype=torch.uint8),  # noqa: E731
-                                 torch.arange(n) % classes)
+    split = lambda n: ImageSplit(
+        torch.randint(0, 256, (n, *shape), generator=gen, dtype=torch.uint8),  # noqa: E731
+        torch.arange(n) % classes,
+    )
     return TensorDataset(f"random{shape[-1]}", split(n_train), split(n_test), [f"c{i}" for i in range(classes)])
 
 
@@ -51,13 +52,17 @@ def tiny_run(model: str, tiny_data) -> tuple[TensorDataset, dict]:
         return subset(tiny_data, 200, 50), {"batch_size": 50, "model_args": {"g_width": 16, "d_width": 16}}
     if model == "resnet-transfer":
         return random_images((3, 32, 32), 40, 10), {
-            "batch_size": 16, "model_args": {"arch": "resnet18", "image_size": 32, "pretrained": False}}
+            "batch_size": 16,
+            "model_args": {"arch": "resnet18", "image_size": 32, "pretrained": False},
+        }
     return subset(tiny_data, 200, 50), {"batch_size": 50}
 
 
 @pytest.mark.parametrize("every_epoch", [False, True], ids=["once", "test-every-epoch"])
-@pytest.mark.parametrize("model", [pytest.param(m, marks=pytest.mark.slow) if m in ("aae", "dcgan28", "dcgan64")
-                                   else m for m in list_models()])
+@pytest.mark.parametrize(
+    "model",
+    [pytest.param(m, marks=pytest.mark.slow) if m in ("aae", "dcgan28", "dcgan64") else m for m in list_models()],
+)
 def test_the_test_split_is_evaluated_once_after_the_last_epoch(model, every_epoch, tmp_path, tiny_data):
     data, options = tiny_run(model, tiny_data)
     cfg = resolve(model, {"epochs": 2, "progress": False, "test_every_epoch": every_epoch, **options})
@@ -108,8 +113,14 @@ def test_split_is_stratified_fixed_and_independent_of_the_seed(mnist_mini):
 def test_runs_with_different_seeds_share_the_validation_images(tmp_path, tiny_data):
     infos = []
     for seed in (0, 7):
-        run = disgen.train("mlp-classifier", dataset_obj=tiny_data, epochs=1, seed=seed, progress=False,
-                           run_dir=str(tmp_path / f"s{seed}"))
+        run = disgen.train(
+            "mlp-classifier",
+            dataset_obj=tiny_data,
+            epochs=1,
+            seed=seed,
+            progress=False,
+            run_dir=str(tmp_path / f"s{seed}"),
+        )
         infos.append(json.loads((run.dir / "split.json").read_text()))
     sizes = infos[0]["sizes"]
     expected = sum(round(0.1 * n) for n in tiny_data.train.labels.bincount().tolist())  # per class
@@ -117,8 +128,9 @@ def test_runs_with_different_seeds_share_the_validation_images(tmp_path, tiny_da
 
 
 def test_labelled_subset_comes_from_the_training_part_only(tmp_path, tiny_data):
-    run = disgen.train("mlp-classifier", dataset_obj=tiny_data, epochs=1, labels=100, progress=False,
-                       run_dir=str(tmp_path / "lab"))
+    run = disgen.train(
+        "mlp-classifier", dataset_obj=tiny_data, epochs=1, labels=100, progress=False, run_dir=str(tmp_path / "lab")
+    )
     val = set(json.loads((run.dir / "split.json").read_text())["val_indices"])
     train_part = [i for i in range(len(tiny_data.train)) if i not in val]  # the carved training split
     chosen = json.loads((run.dir / "labels.json").read_text())["indices"]
@@ -130,8 +142,9 @@ def test_labelled_subset_comes_from_the_training_part_only(tmp_path, tiny_data):
 
 def test_val_split_zero_trains_on_everything_and_writes_no_best(tmp_path, tiny_data, capsys):
     run_dir = tmp_path / "all"
-    run = disgen.train("mlp-classifier", dataset_obj=tiny_data, epochs=2, val_split=0, progress=False,
-                       run_dir=str(run_dir))
+    run = disgen.train(
+        "mlp-classifier", dataset_obj=tiny_data, epochs=2, val_split=0, progress=False, run_dir=str(run_dir)
+    )
     err = capsys.readouterr().err
     assert "no validation split (--val-split 0)" in err and "best.pt is not written" in err
     assert sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == ["last.pt"]
@@ -156,16 +169,21 @@ def test_resume_and_eval_refuse_another_validation_split(tmp_path, tiny_data, ca
     run_dir = tmp_path / "run"
     disgen.train("mlp-classifier", dataset_obj=tiny_data, epochs=1, progress=False, run_dir=str(run_dir))
     with pytest.raises(DisgenError, match="validation split .* differs"):
-        disgen.train("mlp-classifier", dataset_obj=tiny_data, epochs=2, val_split=0.2, progress=False,
-                     run_dir=str(run_dir), resume=True)
+        disgen.train(
+            "mlp-classifier",
+            dataset_obj=tiny_data,
+            epochs=2,
+            val_split=0.2,
+            progress=False,
+            run_dir=str(run_dir),
+            resume=True,
+        )
     other = subset(tiny_data, 290, 100)  # the training split changed: other validation images
     with pytest.raises(DisgenError, match="validation split .* differs"):
-        disgen.train("mlp-classifier", dataset_obj=other, epochs=2, progress=False, run_dir=str(run_dir),
-                     resume=True)
+        disgen.train("mlp-classifier", dataset_obj=other, epochs=2, progress=False, run_dir=str(run_dir), resume=True)
     assert runs.read_metrics(run_dir)[-1]["epoch"] == 1  # nothing was overwritten
     # The same split resumes.
-    disgen.train("mlp-classifier", dataset_obj=tiny_data, epochs=2, progress=False, run_dir=str(run_dir),
-                 resume=True)
+    disgen.train("mlp-classifier", dataset_obj=tiny_data, epochs=2, progress=False, run_dir=str(run_dir), resume=True)
     assert [r["epoch"] for r in runs.read_metrics(run_dir)] == [1, 2]
 
 
@@ -179,8 +197,12 @@ def test_eval_splits_are_kept_side_by_side_in_eval_json(tmp_path, capsys):
     assert main(["eval", str(run_dir), "--split", "val", "--checkpoint", "last"]) == 0
     printed = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
     evals = runs.read_evals(run_dir)
-    assert [(e["split"], e["checkpoint"]) for e in evals] == [("test", "best"), ("val", "best"), ("train", "best"),
-                                                               ("val", "last")]
+    assert [(e["split"], e["checkpoint"]) for e in evals] == [
+        ("test", "best"),
+        ("val", "best"),
+        ("train", "best"),
+        ("val", "last"),
+    ]
     history = runs.read_metrics(run_dir)
     best_epoch = evals[0]["checkpoint_epoch"]
     assert evals[1]["accuracy"] == history[best_epoch - 1]["val_accuracy"]  # the same images, the same model
@@ -198,15 +220,24 @@ def test_eval_splits_are_kept_side_by_side_in_eval_json(tmp_path, capsys):
 
 def test_test_every_epoch_adds_a_curve_and_changes_nothing_else(tmp_path, tiny_data):
     def train(name: str, every: bool) -> list[dict]:
-        run = disgen.train("mlp-classifier", dataset_obj=tiny_data, epochs=3, model_args={"dropout": 0.3}, augment="affine",
-                           test_every_epoch=every, progress=False, run_dir=str(tmp_path / name))
+        run = disgen.train(
+            "mlp-classifier",
+            dataset_obj=tiny_data,
+            epochs=3,
+            model_args={"dropout": 0.3},
+            augment="affine",
+            test_every_epoch=every,
+            progress=False,
+            run_dir=str(tmp_path / name),
+        )
         return [{k: v for k, v in r.items() if "seconds" not in k} for r in run.history], run.final
 
     (plain, final_a), (curve, final_b) = train("a", False), train("b", True)
     assert all(any(k.startswith("test_") for k in r) for r in curve)
     assert [{k: v for k, v in r.items() if not k.startswith("test_")} for r in curve] == plain
-    assert {k: v for k, v in final_a.items() if k != "eval_seconds"} == \
-        {k: v for k, v in final_b.items() if k != "eval_seconds"}
+    assert {k: v for k, v in final_a.items() if k != "eval_seconds"} == {
+        k: v for k, v in final_b.items() if k != "eval_seconds"
+    }
 
 
 def test_gaussian2d_has_its_own_moment_matched_validation_split():
@@ -220,8 +251,9 @@ def test_gaussian2d_has_its_own_moment_matched_validation_split():
 
 
 def test_too_few_images_for_a_validation_split_is_a_clear_error():
-    one_each = TensorDataset("tiny", ImageSplit(torch.zeros(3, 1, 4, 4, dtype=torch.uint8), torch.arange(3)),
-                             None, ["a", "b", "c"])
+    one_each = TensorDataset(
+        "tiny", ImageSplit(torch.zeros(3, 1, 4, 4, dtype=torch.uint8), torch.arange(3)), None, ["a", "b", "c"]
+    )
     with pytest.raises(DisgenError, match="too few to hold any out; use more images or --val-split 0"):
         splits.with_validation(one_each, 0.1)
     with pytest.raises(DisgenError, match=r"--val-split 1.0: use a fraction in \[0, 1\)"):

@@ -1,5 +1,6 @@
 """Every results table in README.md and docs/*.md is what benchmarks/results/*.json give
 (benchmarks/tables.py --check), and the check fails when a figure drifts from its file."""
+
 from __future__ import annotations
 
 import json
@@ -72,11 +73,15 @@ def test_changing_one_figure_fails_the_check(name, tmp_path, capsys):
         for k in path[:-1]:
             target = target[k]
         original = target[path[-1]]
-        target[path[-1]] = (original * 1.37 + 0.123) if isinstance(original, (int, float)) else [v * 1.37 + 0.123 for v in original]
+        target[path[-1]] = (
+            (original * 1.37 + 0.123) if isinstance(original, (int, float)) else [v * 1.37 + 0.123 for v in original]
+        )
         (results / f"{file}.json").write_text(json.dumps(data))
         if TABLES[name](tables.Results(results)) != before:
             break
-        (results / f"{file}.json").write_text(json.dumps(json.loads((ROOT / "benchmarks" / "results" / f"{file}.json").read_text())))
+        (results / f"{file}.json").write_text(
+            json.dumps(json.loads((ROOT / "benchmarks" / "results" / f"{file}.json").read_text()))
+        )
     else:
         pytest.fail(f"no figure of {seen} changes table {name}")
     assert tables.main(["--check", "--results", str(results)]) == 1
@@ -87,7 +92,9 @@ def test_changing_one_figure_fails_the_check(name, tmp_path, capsys):
 def paths_to(data, key, path=()):
     if isinstance(data, dict):
         for k, v in data.items():
-            if k == key and (isinstance(v, float) or (isinstance(v, list) and v and all(isinstance(x, float) for x in v))):
+            if k == key and (
+                isinstance(v, float) or (isinstance(v, list) and v and all(isinstance(x, float) for x in v))
+            ):
                 yield path + (k,)
             else:
                 yield from paths_to(v, key, path + (k,))

@@ -1,5 +1,6 @@
 """The Trainer: exact resume (in process and after a real SIGKILL), run-directory contents,
 checkpoint safety, learning-rate schedules, seeding, and quality bounds on mnist-mini."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -15,18 +16,18 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import SUBPROCESS_ENV, stop_after_epoch, subset
 from PIL import Image
 
 import disgen
-from disgen import checkpoint, runs
+from disgen import runs
 from disgen.cli import main
-from disgen.config import TrainConfig, resolve
+from disgen.config import TrainConfig
 from disgen.errors import DisgenError
-from disgen.models import get_model
-from disgen.optim import lr_factor
-from disgen.trainer import Trainer
-
-from conftest import SUBPROCESS_ENV, stop_after_epoch, subset
+from disgen.models import get_model, resolve
+from disgen.objectives.optim import lr_factor
+from disgen.runs import checkpoint
+from disgen.training.trainer import Trainer
 
 TIMING = {"seconds", "eval_seconds"}
 
@@ -67,8 +68,7 @@ def assert_same_training(a_dir, b_dir) -> None:
 def mlp_reference(tmp_path_factory, tiny_data) -> Path:
     """mlp-classifier, seed preset, 3 uninterrupted epochs on tiny_data."""
     run_dir = tmp_path_factory.mktemp("ref") / "A"
-    disgen.train("mlp-classifier", preset="seed", dataset_obj=tiny_data, epochs=3, progress=False,
-                 run_dir=str(run_dir))
+    disgen.train("mlp-classifier", preset="seed", dataset_obj=tiny_data, epochs=3, progress=False, run_dir=str(run_dir))
     return run_dir
 
 
@@ -77,11 +77,9 @@ def mlp_reference(tmp_path_factory, tiny_data) -> Path:
 
 def test_resume_extends_a_run_exactly(tmp_path, tiny_data, mlp_reference):
     b = tmp_path / "B"
-    disgen.train("mlp-classifier", preset="seed", dataset_obj=tiny_data, epochs=2, progress=False,
-                 run_dir=str(b))
+    disgen.train("mlp-classifier", preset="seed", dataset_obj=tiny_data, epochs=2, progress=False, run_dir=str(b))
     assert [r["epoch"] for r in metrics(b)] == [1, 2]
-    run = disgen.train("mlp-classifier", dataset_obj=tiny_data, run_dir=str(b), epochs=3, resume=True,
-                       progress=False)
+    run = disgen.train("mlp-classifier", dataset_obj=tiny_data, run_dir=str(b), epochs=3, resume=True, progress=False)
     assert [r["epoch"] for r in run.history] == [1, 2, 3]
     assert_same_training(mlp_reference, b)
     assert runs.read_config(b).epochs == 3
@@ -91,8 +89,9 @@ def test_resume_after_interruption_restores_all_state(tmp_path, tiny_data, monke
     """cnn-classifier default: augmentation, dropout, batch norm and a one-cycle schedule
     (narrower than the preset's network, which changes none of that, to keep the test fast)."""
     a, b = tmp_path / "A", tmp_path / "B"
-    options = dict(preset="default", dataset_obj=tiny_data, epochs=3, progress=False,
-                   model_args={"widths": (8, 16, 32)})
+    options = dict(
+        preset="default", dataset_obj=tiny_data, epochs=3, progress=False, model_args={"widths": (8, 16, 32)}
+    )
     disgen.train("cnn-classifier", run_dir=str(a), **options)
     with monkeypatch.context() as m:
         stop_after_epoch(m, 2)
@@ -109,10 +108,24 @@ def test_resume_after_interruption_restores_all_state(tmp_path, tiny_data, monke
 def test_resume_auto_without_checkpoint_starts_from_scratch(tmp_path, tiny_data, mlp_reference):
     """resume="auto" on a folder with no run trains it from the start; resume=True is an error there."""
     with pytest.raises(DisgenError, match="holds no run"):
-        disgen.train("mlp-classifier", preset="seed", dataset_obj=tiny_data, epochs=3,
-                     progress=False, run_dir=str(tmp_path / "B"), resume=True)
-    run = disgen.train("mlp-classifier", preset="seed", dataset_obj=tiny_data, epochs=3,
-                       progress=False, run_dir=str(tmp_path / "B"), resume="auto")
+        disgen.train(
+            "mlp-classifier",
+            preset="seed",
+            dataset_obj=tiny_data,
+            epochs=3,
+            progress=False,
+            run_dir=str(tmp_path / "B"),
+            resume=True,
+        )
+    run = disgen.train(
+        "mlp-classifier",
+        preset="seed",
+        dataset_obj=tiny_data,
+        epochs=3,
+        progress=False,
+        run_dir=str(tmp_path / "B"),
+        resume="auto",
+    )
     assert len(run.history) == 3
     assert_same_training(mlp_reference, tmp_path / "B")
 
@@ -129,8 +142,9 @@ def test_kill_between_checkpoint_and_metrics_keeps_every_epoch(tmp_path, tiny_da
     with monkeypatch.context() as m:
         m.setattr(runs, "append_metrics", append_metrics)
         with pytest.raises(KeyboardInterrupt):
-            disgen.train("mlp-classifier", preset="seed", dataset_obj=tiny_data, epochs=3,
-                         progress=False, run_dir=str(b))
+            disgen.train(
+                "mlp-classifier", preset="seed", dataset_obj=tiny_data, epochs=3, progress=False, run_dir=str(b)
+            )
     disgen.train("mlp-classifier", dataset_obj=tiny_data, run_dir=str(b), resume=True, progress=False)
     assert [r["epoch"] for r in metrics(b)] == [1, 2, 3]
 
@@ -138,16 +152,34 @@ def test_kill_between_checkpoint_and_metrics_keeps_every_epoch(tmp_path, tiny_da
 def cli_train(run_dir: Path, dataset: Path, *extra: str) -> list[str]:
     # Augmentation, dropout and a one-cycle schedule so all RNG and schedule state must resume;
     # small batches and 10 epochs, so the run is still going when the test kills it.
-    return ["train", "mlp-classifier", "--dataset", str(dataset), "--epochs", "10",
-            "--batch-size", "10", "--augment", "affine", "--dropout", "0.2", "--lr-schedule",
-            "onecycle", "--no-progress", "--run-dir", str(run_dir), *extra]
+    return [
+        "train",
+        "mlp-classifier",
+        "--dataset",
+        str(dataset),
+        "--epochs",
+        "10",
+        "--batch-size",
+        "10",
+        "--augment",
+        "affine",
+        "--dropout",
+        "0.2",
+        "--lr-schedule",
+        "onecycle",
+        "--no-progress",
+        "--run-dir",
+        str(run_dir),
+        *extra,
+    ]
 
 
 def test_resume_after_sigkill_matches_uninterrupted_cli_run(tmp_path, idx_dir):
     a, b = tmp_path / "A", tmp_path / "B"
     python = [sys.executable, "-m", "disgen"]
-    killed = subprocess.Popen(python + cli_train(b, idx_dir), env=SUBPROCESS_ENV,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    killed = subprocess.Popen(
+        python + cli_train(b, idx_dir), env=SUBPROCESS_ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
     try:
         deadline = time.monotonic() + 120
         # Wait for epoch 1's checkpoint and metrics line, then kill without warning.
@@ -162,8 +194,13 @@ def test_resume_after_sigkill_matches_uninterrupted_cli_run(tmp_path, idx_dir):
     assert killed.returncode == -signal.SIGKILL, "the run finished before it could be killed"
     stopped_at = last_state(b)["epoch"]
     assert 1 <= stopped_at < 10
-    resumed = subprocess.Popen(python + cli_train(b, idx_dir, "--resume"), env=SUBPROCESS_ENV,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    resumed = subprocess.Popen(
+        python + cli_train(b, idx_dir, "--resume"),
+        env=SUBPROCESS_ENV,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     # Meanwhile the uninterrupted run, through the same CLI code in this process (one thread, as
     # the subprocesses: the same arithmetic, so the same bits).
     assert main(cli_train(a, idx_dir)) == 0
@@ -181,8 +218,10 @@ def test_resume_after_sigkill_matches_uninterrupted_cli_run(tmp_path, idx_dir):
 # ---- (b) the run directory ----------------------------------------------------------------
 
 
-RUN_FIXTURES = {"classifier_run": ("classify", ["loss", "accuracy"], ["accuracy", "loss"]),
-                "autoencoder_run": ("reconstruct", ["mse"], ["mse"])}
+RUN_FIXTURES = {
+    "classifier_run": ("classify", ["loss", "accuracy"], ["accuracy", "loss"]),
+    "autoencoder_run": ("reconstruct", ["mse"], ["mse"]),
+}
 
 
 @pytest.mark.parametrize("fixture", sorted(RUN_FIXTURES))
@@ -197,8 +236,7 @@ def test_run_directory_contents(request, fixture):
     again = resolve(cfg.model, {k: v for k, v in cfg.to_dict().items() if k != "model"})
     assert json.loads(json.dumps(again.to_dict())) == as_json
     info = json.loads((d / "run.json").read_text())
-    assert info["data"] == {"name": "mnist-mini", "image_shape": [1, 28, 28],
-                            "classes": [str(i) for i in range(10)]}
+    assert info["data"] == {"name": "mnist-mini", "image_shape": [1, 28, 28], "classes": [str(i) for i in range(10)]}
     assert info["device"] == "cpu" and info["disgen"] == disgen.__version__
 
     lines = (d / "metrics.jsonl").read_text().splitlines()
@@ -226,8 +264,10 @@ def test_run_directory_contents(request, fixture):
     assert ("mnist-mini", "test", "best") in [(e["dataset"], e["split"], e["checkpoint"]) for e in runs.read_evals(d)]
 
     names = {"train_batch.png", "curves.png"} | (
-        {"predictions_before.png", "predictions_after.png"} if objective == "classify"
-        else {"reconstructions_before.png", "reconstructions_after.png"})
+        {"predictions_before.png", "predictions_after.png"}
+        if objective == "classify"
+        else {"reconstructions_before.png", "reconstructions_after.png"}
+    )
     present = {p.name for p in (d / "images").iterdir()}
     assert names <= present, sorted(names - present)
     for name in names:
@@ -254,11 +294,9 @@ def test_loaded_run_matches_trained_run(classifier_run, mnist_mini):
 def test_refuses_to_overwrite_a_run(tmp_path, tiny_data):
     d = tmp_path / "run"
     disgen.train("mlp-classifier", dataset_obj=tiny_data, epochs=1, progress=False, run_dir=str(d))
-    before = {p: p.read_bytes() for p in [d / "config.json", d / "metrics.jsonl",
-                                          d / "checkpoints" / "last.pt"]}
+    before = {p: p.read_bytes() for p in [d / "config.json", d / "metrics.jsonl", d / "checkpoints" / "last.pt"]}
     with pytest.raises(DisgenError, match="already holds a training run") as err:
-        disgen.train("mlp-classifier", dataset_obj=tiny_data, epochs=2, lr=0.5, progress=False,
-                     run_dir=str(d))
+        disgen.train("mlp-classifier", dataset_obj=tiny_data, epochs=2, lr=0.5, progress=False, run_dir=str(d))
     assert "--resume" in str(err.value) and str(d) in str(err.value)
     assert {p: p.read_bytes() for p in before} == before
 
@@ -270,14 +308,18 @@ def failing_save(exc: BaseException):
     def save(obj, f, *args, **kwargs):
         f.write(b"PK\x03\x04 half a checkpoint")
         raise exc
+
     return save
 
 
-@pytest.mark.parametrize("exc,expected", [
-    (OSError(28, "No space left on device"), DisgenError),
-    (RuntimeError("writer crashed"), RuntimeError),
-    (KeyboardInterrupt(), KeyboardInterrupt),
-])
+@pytest.mark.parametrize(
+    "exc,expected",
+    [
+        (OSError(28, "No space left on device"), DisgenError),
+        (RuntimeError("writer crashed"), RuntimeError),
+        (KeyboardInterrupt(), KeyboardInterrupt),
+    ],
+)
 def test_failed_checkpoint_write_keeps_previous(tmp_path, monkeypatch, exc, expected):
     path = tmp_path / "checkpoints" / "last.pt"
     old = {"model": "m", "epoch": 1, "nets": {"model": {"w": torch.arange(5.0)}}}
@@ -327,8 +369,15 @@ class Payload:
 def test_load_refuses_pickle_that_runs_code(tmp_path):
     marker = tmp_path / "pwned"
     path = tmp_path / "evil.pt"
-    torch.save({"format": checkpoint.FORMAT, "version": checkpoint.VERSION,
-                "nets": {"model": {"w": torch.zeros(2)}}, "x": Payload(marker)}, path)
+    torch.save(
+        {
+            "format": checkpoint.FORMAT,
+            "version": checkpoint.VERSION,
+            "nets": {"model": {"w": torch.zeros(2)}},
+            "x": Payload(marker),
+        },
+        path,
+    )
     with pytest.raises(DisgenError, match="cannot be loaded safely") as err:
         checkpoint.load(path)
     assert str(path) in str(err.value)
@@ -378,8 +427,7 @@ def nets_of(model: str, **model_args) -> dict:
 
 
 def test_check_compatible_lists_mismatches():
-    state = {"model": "mlp-classifier",
-             "nets": {k: m.state_dict() for k, m in nets_of("mlp-classifier").items()}}
+    state = {"model": "mlp-classifier", "nets": {k: m.state_dict() for k, m in nets_of("mlp-classifier").items()}}
     cfg = TrainConfig(model="mlp-autoencoder")
     with pytest.raises(DisgenError, match="does not fit this model") as err:
         runs.check_compatible(state, cfg, nets_of("mlp-autoencoder"))
@@ -443,8 +491,10 @@ def test_lr_factor_none():
 
 @pytest.mark.parametrize("schedule", ["step", "cosine", "onecycle"])
 def test_trainer_applies_schedule(tmp_path, tiny_data, schedule):
-    cfg = resolve("mlp-classifier", dict(epochs=2, lr=0.01, lr_schedule=schedule, lr_period=1,
-                                         lr_decay=0.3, batch_size=64, progress=False))
+    cfg = resolve(
+        "mlp-classifier",
+        dict(epochs=2, lr=0.01, lr_schedule=schedule, lr_period=1, lr_decay=0.3, batch_size=64, progress=False),
+    )
     trainer = Trainer(cfg, tmp_path / "r", tiny_data, log=lambda msg: None)
     steps = len(trainer.loader)
     assert steps == 5  # 300 images in batches of 64
@@ -465,20 +515,25 @@ def test_trainer_applies_schedule(tmp_path, tiny_data, schedule):
 # ---- (g) seeding ----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("model,options", [
-    ("mlp-classifier", {}),
-    ("cnn-classifier", {"model_args": {"widths": (4, 8, 8)}}),  # default preset: augment, dropout
-])
+@pytest.mark.parametrize(
+    "model,options",
+    [
+        ("mlp-classifier", {}),
+        ("cnn-classifier", {"model_args": {"widths": (4, 8, 8)}}),  # default preset: augment, dropout
+    ],
+)
 def test_same_seed_same_run_other_seed_differs(tmp_path, tiny_data, model, options):
     def weights(seed: int, name: str) -> dict:
-        run = disgen.train(model, dataset_obj=tiny_data, epochs=1, seed=seed, progress=False,
-                           run_dir=str(tmp_path / name), **options)
+        run = disgen.train(
+            model, dataset_obj=tiny_data, epochs=1, seed=seed, progress=False, run_dir=str(tmp_path / name), **options
+        )
         return {k: v.clone() for k, v in run.nets["model"].state_dict().items()}, run.history
 
-    (a, ha), (b, hb), (c, hc) = weights(0, "a"), weights(0, "b"), weights(1, "c")
+    (a, ha), (b, hb), (c, _) = weights(0, "a"), weights(0, "b"), weights(1, "c")
     assert_equal_tree(a, b)
-    assert [{k: v for k, v in r.items() if k not in TIMING} for r in ha] == \
-        [{k: v for k, v in r.items() if k not in TIMING} for r in hb]
+    assert [{k: v for k, v in r.items() if k not in TIMING} for r in ha] == [
+        {k: v for k, v in r.items() if k not in TIMING} for r in hb
+    ]
     assert any(not torch.equal(a[k], c[k]) for k in a if a[k].is_floating_point())
 
 
@@ -488,12 +543,19 @@ def test_same_seed_same_run_other_seed_differs(tmp_path, tiny_data, model, optio
 def test_cnn_classifier_learns_mnist_mini(tmp_path, mnist_mini):
     # 1000 training digits, all 1000 test digits. Batch 16 (not the preset's 64) so 3 epochs are
     # ~190 steps: batch norm's running statistics need ~100 steps to forget their initial values.
-    run = disgen.train("cnn-classifier", dataset_obj=subset(mnist_mini, 1000, 1000), epochs=3,
-                       batch_size=16, progress=False, run_dir=str(tmp_path / "cnn"))
+    run = disgen.train(
+        "cnn-classifier",
+        dataset_obj=subset(mnist_mini, 1000, 1000),
+        epochs=3,
+        batch_size=16,
+        progress=False,
+        run_dir=str(tmp_path / "cnn"),
+    )
     acc = [r["val_accuracy"] for r in run.history]
     assert run.final["test_accuracy"] > 0.90, (acc, run.final)
-    assert disgen.load(run.dir, "best").evaluate(subset(mnist_mini, 1000, 1000))["accuracy"] == \
-        run.final["test_accuracy"]
+    assert (
+        disgen.load(run.dir, "best").evaluate(subset(mnist_mini, 1000, 1000))["accuracy"] == run.final["test_accuracy"]
+    )
 
 
 def test_mlp_autoencoder_seed_reduces_mse(tmp_path, mnist_mini):

@@ -1,6 +1,7 @@
 """resnet-transfer: torchvision's parameter names and shapes, weight files and the --pretrained
 download (against a local HTTP server), the frozen backbone, fine-tuning learning rates and the
 ImageNet-style batched augmentation."""
+
 from __future__ import annotations
 
 import functools
@@ -14,14 +15,12 @@ import pytest
 import torch
 from torch import nn
 
-from disgen.config import resolve
 from disgen.data import ImageSplit, TensorDataset
 from disgen.data.augment import TRANSFORMS, imagenet_train
 from disgen.errors import DisgenError
-from disgen.models import get_model
+from disgen.models import get_model, resolve, weights
 from disgen.objectives import get_objective
-from disgen.trainer import Trainer
-from disgen import weights
+from disgen.training.trainer import Trainer
 
 SPEC = get_model("resnet-transfer")
 
@@ -38,8 +37,15 @@ def torchvision_keys(blocks: tuple[int, ...], bottleneck: bool) -> dict[str, tup
     keys: dict[str, tuple[int, ...]] = {"conv1.weight": (64, 3, 7, 7)}
 
     def bn(name: str, c: int) -> None:
-        keys.update({f"{name}.weight": (c,), f"{name}.bias": (c,), f"{name}.running_mean": (c,),
-                     f"{name}.running_var": (c,), f"{name}.num_batches_tracked": ()})
+        keys.update(
+            {
+                f"{name}.weight": (c,),
+                f"{name}.bias": (c,),
+                f"{name}.running_mean": (c,),
+                f"{name}.running_var": (c,),
+                f"{name}.num_batches_tracked": (),
+            }
+        )
 
     bn("bn1", 64)
     cin, expansion = 64, 4 if bottleneck else 1
@@ -63,13 +69,13 @@ def torchvision_keys(blocks: tuple[int, ...], bottleneck: bool) -> dict[str, tup
 
 def fake_state(keys: dict[str, tuple[int, ...]], seed: int = 1) -> dict[str, torch.Tensor]:
     gen = torch.Generator().manual_seed(seed)
-    return {k: (torch.tensor(7) if not shape else torch.rand(shape, generator=gen) + 0.5)
-            for k, shape in keys.items()}
+    return {k: (torch.tensor(7) if not shape else torch.rand(shape, generator=gen) + 0.5) for k, shape in keys.items()}
 
 
-@pytest.mark.parametrize("arch,blocks,bottleneck", [("resnet34", (3, 4, 6, 3), False),
-                                                    ("resnet18", (2, 2, 2, 2), False),
-                                                    ("resnet50", (3, 4, 6, 3), True)])
+@pytest.mark.parametrize(
+    "arch,blocks,bottleneck",
+    [("resnet34", (3, 4, 6, 3), False), ("resnet18", (2, 2, 2, 2), False), ("resnet50", (3, 4, 6, 3), True)],
+)
 def test_state_dict_has_torchvision_names_and_shapes(arch, blocks, bottleneck):
     model = build(arch=arch)
     expected = torchvision_keys(blocks, bottleneck)
@@ -79,8 +85,12 @@ def test_state_dict_has_torchvision_names_and_shapes(arch, blocks, bottleneck):
         assert len(expected) == 218  # torchvision's resnet34 state dict
         result = model.load_state_dict(fake_state(expected), strict=False)
         assert result.unexpected_keys == []
-        assert sorted(result.missing_keys) == ["classifier.0.bias", "classifier.0.weight",
-                                               "classifier.2.bias", "classifier.2.weight"]
+        assert sorted(result.missing_keys) == [
+            "classifier.0.bias",
+            "classifier.0.weight",
+            "classifier.2.bias",
+            "classifier.2.weight",
+        ]
 
 
 @pytest.mark.parametrize("suffix", [".pth", ".safetensors"])
@@ -106,7 +116,9 @@ def test_weights_file_loads_through_prepare(tmp_path, suffix):
 def test_wrong_arch_and_bad_files_are_refused(tmp_path):
     path = tmp_path / "r18.pth"
     torch.save(fake_state(torchvision_keys((2, 2, 2, 2), False)), path)
-    with pytest.raises(DisgenError, match="do not fit this model \\(80 missing.*missing layer1.2.bn1.bias.*is --arch right"):
+    with pytest.raises(
+        DisgenError, match="do not fit this model \\(80 missing.*missing layer1.2.bn1.bias.*is --arch right"
+    ):
         weights.load_backbone(build(arch="resnet34"), weights.read_weights(path), str(path))
     with pytest.raises(DisgenError, match="weights file .*nope.pth does not exist"):
         weights.read_weights(tmp_path / "nope.pth")
@@ -210,8 +222,16 @@ def tiny_data(n: int = 24, side: int = 37) -> TensorDataset:
 
 
 def test_frozen_backbone_outputs_do_not_change_during_training(tmp_path):
-    cfg = resolve("resnet-transfer", {"epochs": 2, "batch_size": 8, "progress": False, "augment": "imagenet",
-                                      "model_args": {"arch": "resnet18", "image_size": 32, "pretrained": False}})
+    cfg = resolve(
+        "resnet-transfer",
+        {
+            "epochs": 2,
+            "batch_size": 8,
+            "progress": False,
+            "augment": "imagenet",
+            "model_args": {"arch": "resnet18", "image_size": 32, "pretrained": False},
+        },
+    )
     trainer = Trainer(cfg, tmp_path / "run", tiny_data(), log=lambda m: None)
     model = trainer.nets["model"]
     x = trainer.test_x
@@ -238,8 +258,9 @@ def test_last_stage_fine_tuning_gets_the_lower_backbone_lr():
     opt = get_objective("transfer").optimizers({"model": model}, cfg, SPEC.model_config(cfg.model_args))["model"]
     groups = opt.param_groups
     assert [g["lr"] for g in groups] == [0.05, pytest.approx(0.005)]
-    assert sum(p.numel() for g in groups for p in g["params"]) == \
-        sum(p.numel() for p in model.parameters() if p.requires_grad)
+    assert sum(p.numel() for g in groups for p in g["params"]) == sum(
+        p.numel() for p in model.parameters() if p.requires_grad
+    )
 
 
 def test_forward_any_size_and_channels_and_features_head():
@@ -257,9 +278,14 @@ def test_forward_any_size_and_channels_and_features_head():
     assert model(big).shape == (2, 7)
 
 
-@pytest.mark.parametrize("bad,message", [({"arch": "resnet101"}, "--arch 'resnet101'"),
-                                         ({"train_backbone": "some"}, "--train-backbone 'some'"),
-                                         ({"image_size": 8}, "--image-size 8 is too small")])
+@pytest.mark.parametrize(
+    "bad,message",
+    [
+        ({"arch": "resnet101"}, "--arch 'resnet101'"),
+        ({"train_backbone": "some"}, "--train-backbone 'some'"),
+        ({"image_size": 8}, "--image-size 8 is too small"),
+    ],
+)
 def test_bad_model_options_are_refused(bad, message):
     with pytest.raises(DisgenError, match=message):
         build(**bad)
@@ -294,21 +320,30 @@ def test_crops_cover_the_seed_scale_range():
 
 def test_cached_features_train_the_head_as_the_backbone_would(tmp_path):
     def head_after(cache: bool) -> dict[str, torch.Tensor]:
-        cfg = resolve("resnet-transfer", {"epochs": 2, "batch_size": 8, "progress": False, "augment": "none",
-                                          "precision": "fp32",  # the cache is computed in fp32
-                                          "model_args": {"arch": "resnet18", "image_size": 32, "pretrained": False,
-                                                         "cache_features": cache}})
+        cfg = resolve(
+            "resnet-transfer",
+            {
+                "epochs": 2,
+                "batch_size": 8,
+                "progress": False,
+                "augment": "none",
+                "precision": "fp32",  # the cache is computed in fp32
+                "model_args": {"arch": "resnet18", "image_size": 32, "pretrained": False, "cache_features": cache},
+            },
+        )
         trainer = Trainer(cfg, tmp_path / f"run-{cache}", tiny_data(), log=lambda m: None)
         n = len(trainer.train_x)  # the 24 images less the validation split
         assert n == 22 and trainer.loader.images.shape == ((n, 1000) if cache else (n, 3, 37, 37))
         history = trainer.fit()
-        return {k: v for k, v in trainer.nets["model"].state_dict().items() if k.startswith("classifier.")}, \
-            history[-1]["val_log_loss"]
+        return {k: v for k, v in trainer.nets["model"].state_dict().items() if k.startswith("classifier.")}, history[
+            -1
+        ]["val_log_loss"]
 
     (cached, loss_cached), (plain, loss_plain) = head_after(True), head_after(False)
     assert all(torch.allclose(cached[k], plain[k], atol=1e-5) for k in plain)
     assert loss_cached == pytest.approx(loss_plain, abs=1e-5)
-    cfg = resolve("resnet-transfer", {"augment": "imagenet", "model_args": {"cache_features": True,
-                                                                          "pretrained": False}})
+    cfg = resolve(
+        "resnet-transfer", {"augment": "imagenet", "model_args": {"cache_features": True, "pretrained": False}}
+    )
     with pytest.raises(DisgenError, match="--cache-features needs .* --augment none \\(not 'imagenet'\\)"):
         Trainer(cfg, tmp_path / "x", tiny_data(), log=lambda m: None)

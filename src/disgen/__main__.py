@@ -1,4 +1,5 @@
 """``python -m disgen`` (also what ``torchrun -m disgen`` runs)."""
+
 import sys
 
 from disgen.cli import main

@@ -1,10 +1,11 @@
 """The Python API: ``disgen.train(...) -> Run`` and ``disgen.load(run_dir) -> Run``.
 
-    run = disgen.train("cnn-classifier", dataset="mnist-mini", epochs=3)
-    run = disgen.load("runs/cnn-classifier-mnist-mini-20260101-120000")
-    probs = run.predict(images)          # (N, classes) probabilities
-    recon = run.reconstruct(images)      # autoencoders
+run = disgen.train("cnn-classifier", dataset="mnist-mini", epochs=3)
+run = disgen.load("runs/cnn-classifier-mnist-mini-20260101-120000")
+probs = run.predict(images)          # (N, classes) probabilities
+recon = run.reconstruct(images)      # autoencoders
 """
+
 from __future__ import annotations
 
 import inspect
@@ -16,13 +17,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from disgen import checkpoint, distributed, runs
-from disgen.config import TrainConfig, resolve
+from disgen import runs
+from disgen.config import TrainConfig
 from disgen.data import TensorDataset, load_dataset, splits, to_float
+from disgen.data.loader import batches
 from disgen.errors import DisgenError
-from disgen.models import ModelSpec, get_model
-from disgen.objectives import Objective, batches, get_objective
-
+from disgen.models import ModelSpec, resolve
+from disgen.objectives import Objective, get_objective
+from disgen.training import distributed
 
 SPLITS = {"test": "test", "val": "validation", "train": "training"}
 
@@ -67,8 +69,10 @@ class Run:
         if t.dim() == 3 and c == 1:
             t = t[:, None]
         if t.dim() != 4 or tuple(t.shape[1:]) != (c, h, w):
-            raise DisgenError(f"images of shape {tuple(t.shape)} do not fit this model, which takes "
-                              f"{(c, h, w)} (or (N, {h}, {w}) / (N, {c * h * w}))")
+            raise DisgenError(
+                f"images of shape {tuple(t.shape)} do not fit this model, which takes "
+                f"{(c, h, w)} (or (N, {h}, {w}) / (N, {c * h * w}))"
+            )
         if len(t) == 0:
             raise DisgenError("no images: pass at least one")
         if not floats:
@@ -98,16 +102,20 @@ class Run:
         t = self.as_batch(x, floats=False)
         return torch.cat([fn(self.nets, self.as_batch(t[s])) for s in batches(len(t), size)])
 
-    def sample(self, n: int = 64, seed: int = 0, z: torch.Tensor | None = None,
-               label: int | None = None) -> torch.Tensor:
+    def sample(
+        self, n: int = 64, seed: int = 0, z: torch.Tensor | None = None, label: int | None = None
+    ) -> torch.Tensor:
         """``n`` generated samples (images in [0, 1], or points) from latent draws of ``seed``;
         ``label``: the class to draw (supervised and semi-supervised aae runs)."""
         if self.objective.sample is None:
-            raise DisgenError(f"{self.spec.name} is not a generator; `sample` works on GAN (gan2d, dcgan28, "
-                              "dcgan64) and aae runs")
+            raise DisgenError(
+                f"{self.spec.name} is not a generator; `sample` works on GAN (gan2d, dcgan28, dcgan64) and aae runs"
+            )
         if label is not None and "labels" not in inspect.signature(self.objective.sample).parameters:
-            raise DisgenError(f"--label {label}: a {self.spec.name} run draws no chosen class; --label applies to "
-                              "supervised and semi-supervised aae runs")
+            raise DisgenError(
+                f"--label {label}: a {self.spec.name} run draws no chosen class; --label applies to "
+                "supervised and semi-supervised aae runs"
+            )
         from disgen.objectives.gan import latent
 
         if z is None:  # an aae's decoder is its generator
@@ -123,15 +131,22 @@ class Run:
     def dataset(self, dataset: str | TensorDataset | None = None, data_dir: str | None = None) -> TensorDataset:
         """``dataset`` (default: the run's own) split the way the run split its data: with the run's
         ``--val-split``, so the run's own dataset gives back exactly its validation images."""
-        data = dataset if isinstance(dataset, TensorDataset) else \
-            load_dataset(dataset or self.config.dataset, data_dir or self.config.data_dir, self.image_shape)
+        data = (
+            dataset
+            if isinstance(dataset, TensorDataset)
+            else load_dataset(dataset or self.config.dataset, data_dir or self.config.data_dir, self.image_shape)
+        )
         if tuple(data.image_shape) != tuple(self.image_shape):
-            raise DisgenError(f"dataset {data.name} has images {data.image_shape}, the model takes "
-                              f"{self.image_shape}")
+            raise DisgenError(f"dataset {data.name} has images {data.image_shape}, the model takes {self.image_shape}")
         return splits.with_validation(data, self.config.val_split)
 
-    def evaluate(self, dataset: str | TensorDataset | None = None, data_dir: str | None = None,
-                 split: str = "test", **options: Any) -> dict:
+    def evaluate(
+        self,
+        dataset: str | TensorDataset | None = None,
+        data_dir: str | None = None,
+        split: str = "test",
+        **options: Any,
+    ) -> dict:
         """The objective's metrics on ``split`` ("test", "val" or "train") of ``dataset`` (default:
         the run's own, whose validation and training splits must be the ones the run was trained
         with; disgen.data.splits).
@@ -147,15 +162,27 @@ class Run:
         part = {"test": data.test, "val": data.val, "train": data.train}[split]
         if part is None or len(part) == 0:
             why = " (the run was trained with --val-split 0)" if split == "val" else ""
-            raise DisgenError(f"dataset {data.name} has no {SPLITS[split]} split{why}; evaluate another "
-                              f"split with --split {'val' if split == 'test' and data.val else 'test'}")
+            raise DisgenError(
+                f"dataset {data.name} has no {SPLITS[split]} split{why}; evaluate another "
+                f"split with --split {'val' if split == 'test' and data.val else 'test'}"
+            )
         x = to_float(part.images.to(self.device), self.spec.value_range)
+        if self.objective.eval_context and not options.get("reference"):
+            from disgen.training.trainer import train_reference
+
+            train_reference(data)  # a GAN's reference classifier, where it is not yet cached
         extra = self.objective.eval_context(data, self.device, **options) if self.objective.eval_context else {}
         return self.objective.evaluate(self.nets, x, part.labels.to(self.device), **extra)
 
 
-def train(model: str = "cnn-classifier", *, config_file: str | None = None, resume: bool | str = False,
-          dataset_obj: TensorDataset | None = None, **options: Any) -> Run:
+def train(
+    model: str = "cnn-classifier",
+    *,
+    config_file: str | None = None,
+    resume: bool | str = False,
+    dataset_obj: TensorDataset | None = None,
+    **options: Any,
+) -> Run:
     """Train ``model`` with TrainConfig ``options`` (e.g. dataset, epochs, lr, run_dir) -> Run.
 
     With ``resume=True`` the run in ``run_dir`` continues after its last completed epoch, with its
@@ -163,7 +190,7 @@ def train(model: str = "cnn-classifier", *, config_file: str | None = None, resu
     an error naming the nearest run directories. ``resume="auto"``: continue the run if there is
     one, else start it (for scripts).
     """
-    from disgen.trainer import Trainer
+    from disgen.training.trainer import Trainer
 
     run_dir = options.get("run_dir")
     if resume not in (True, False, "auto"):
@@ -187,24 +214,36 @@ def train(model: str = "cnn-classifier", *, config_file: str | None = None, resu
         trainer = Trainer(cfg, run_dir, dataset_obj)
         history = trainer.fit(resume=resume)
     data = trainer.data
-    return Run(trainer.run_dir, cfg, trainer.spec, trainer.objective, trainer.nets, data.image_shape,
-               list(data.classes), history, "last", trainer.epoch, trainer.final)
+    return Run(
+        trainer.run_dir,
+        cfg,
+        trainer.spec,
+        trainer.objective,
+        trainer.nets,
+        data.image_shape,
+        list(data.classes),
+        history,
+        "last",
+        trainer.epoch,
+        trainer.final,
+    )
 
 
 def load(run_dir: str | Path, checkpoint_name: str = "auto", device: str = "cpu") -> Run:
     """Load a trained run from its directory alone. ``checkpoint_name``: "best" (the best
     validation epoch), "last", or "auto" (the default): best where the run has it, else last."""
     run_dir = Path(run_dir)
-    cfg = runs.read_config(run_dir)
-    spec = get_model(cfg.model)
-    path = runs.checkpoint_path(run_dir, checkpoint_name)
-    state = checkpoint.load(path, device)
+    cfg, spec, nets, state, path = runs.load_nets(run_dir, checkpoint_name, device)
     info = state["data"]
-    image_shape = tuple(info["image_shape"])
-    nets = spec.build(spec.model_config(cfg.model_args), image_shape, len(info["classes"]))
-    runs.check_compatible(state, cfg, nets)
-    for k, m in nets.items():
-        m.load_state_dict(state["nets"][k])
-        m.to(device).eval()
-    return Run(run_dir, cfg, spec, get_objective(spec.objective), nets, image_shape,
-               list(info["classes"]), runs.read_metrics(run_dir), path.stem, state.get("epoch"))
+    return Run(
+        run_dir,
+        cfg,
+        spec,
+        get_objective(spec.objective),
+        nets,
+        tuple(info["image_shape"]),
+        list(info["classes"]),
+        runs.read_metrics(run_dir),
+        path.stem,
+        state.get("epoch"),
+    )

@@ -1,6 +1,7 @@
 """Training configuration: one typed dataclass, resolved from defaults, a preset, a config file
 and command-line flags (later ones win), and saved as ``config.json`` in the run directory.
 """
+
 from __future__ import annotations
 
 import json
@@ -29,9 +30,12 @@ class TrainConfig:
 
     model: str = opt("cnn-classifier", "model name (see `disgen models`)")
     preset: str = opt("default", "preset: 'seed' (the source document's settings) or 'default'")
-    dataset: str = opt("mnist-mini", "a registered name (see `disgen datasets`), a folder of the four IDX files, "
-                                     "a folder of images with one subfolder per class, or a Kaggle layout from "
-                                     "`disgen kaggle-organize` (DIR or DIR/train_valid)")
+    dataset: str = opt(
+        "mnist-mini",
+        "a registered name (see `disgen datasets`), a folder of the four IDX files, "
+        "a folder of images with one subfolder per class, or a Kaggle layout from "
+        "`disgen kaggle-organize` (DIR or DIR/train_valid)",
+    )
     data_dir: str | None = opt(None, "folder holding the dataset's files, searched before the cache")
     epochs: int = opt(10, "number of passes over the training split")
     batch_size: int = opt(100, "images per optimisation step")
@@ -44,32 +48,54 @@ class TrainConfig:
     lr_schedule: str = opt("none", "learning-rate schedule", choices=("none", "step", "cosine", "onecycle"))
     lr_period: int = opt(10, "step schedule: decay the lr every this many epochs")
     lr_decay: float = opt(0.1, "step schedule: multiply the lr by this")
-    augment: str = opt("none", "none, affine (random rotation, scale and shift: digits), flip "
-                        "(flips and 2-pixel shifts: clothes, objects) or imagenet (random resized "
-                        "crop, flip, colour jitter)", choices=("none", "affine", "flip", "imagenet"))
-    val_split: float = opt(0.1, "share of the training split held out for validation, stratified and the "
-                                "same for every --seed (a dataset's own validation split is used as "
-                                "it is); best.pt and the warnings read it. 0: train on the whole "
-                                "training split (no best.pt)")
-    test_every_epoch: bool = opt(False, "also evaluate the test split after every epoch, a curve for "
-                                        "reports that nothing reads for choices (the test split is "
-                                        "otherwise evaluated once, after the last epoch)")
-    labels: int = opt(0, "use N labelled training images (N/classes per class, seeded; "
-                         "RUN_DIR/labels.json): classifiers and aae; 0: all")
+    augment: str = opt(
+        "none",
+        "none, affine (random rotation, scale and shift: digits), flip "
+        "(flips and 2-pixel shifts: clothes, objects) or imagenet (random resized "
+        "crop, flip, colour jitter)",
+        choices=("none", "affine", "flip", "imagenet"),
+    )
+    val_split: float = opt(
+        0.1,
+        "share of the training split held out for validation, stratified and the "
+        "same for every --seed (a dataset's own validation split is used as "
+        "it is); best.pt and the warnings read it. 0: train on the whole "
+        "training split (no best.pt)",
+    )
+    test_every_epoch: bool = opt(
+        False,
+        "also evaluate the test split after every epoch, a curve for "
+        "reports that nothing reads for choices (the test split is "
+        "otherwise evaluated once, after the last epoch)",
+    )
+    labels: int = opt(
+        0,
+        "use N labelled training images (N/classes per class, seeded; "
+        "RUN_DIR/labels.json): classifiers and aae; 0: all",
+    )
     seed: int = opt(0, "random seed (weights, shuffling, augmentation)")
-    deterministic: bool = opt(False, "deterministic kernels only: bit-identical reruns on the same "
-                                     "hardware and software, also on a GPU (slower there; README)")
+    deterministic: bool = opt(
+        False,
+        "deterministic kernels only: bit-identical reruns on the same "
+        "hardware and software, also on a GPU (slower there; README)",
+    )
     device: str = opt("auto", "auto | cpu | cuda | cuda:N")
-    precision: str = opt("auto", "the number format of the training step "
-                                 "(autocast; weights stay fp32). auto: bf16 where it is native and pays "
-                                 "off, fp16 on GPUs without bf16, else fp32; run.json records the choice",
-                         choices=("auto", "fp32", "bf16", "fp16"))
+    precision: str = opt(
+        "auto",
+        "the number format of the training step "
+        "(autocast; weights stay fp32). auto: bf16 where it is native and pays "
+        "off, fp16 on GPUs without bf16, else fp32; run.json records the choice",
+        choices=("auto", "fp32", "bf16", "fp16"),
+    )
     channels_last: str = opt("auto", "NHWC memory layout; auto: on for conv nets", choices=("auto", "on", "off"))
     compile: bool = opt(False, "torch.compile the networks (slow first steps; see README for when it pays)")
     run_dir: str | None = opt(None, "exact run directory (default runs/<model>-<dataset>-<time>)")
     progress: bool = opt(True, "show a live progress bar")
-    tensorboard: bool = opt(False, "also write TensorBoard event files (scalars, images, histograms) "
-                                   "to RUN_DIR/tensorboard; needs `pip install tensorboard`")
+    tensorboard: bool = opt(
+        False,
+        "also write TensorBoard event files (scalars, images, histograms) "
+        "to RUN_DIR/tensorboard; needs `pip install tensorboard`",
+    )
     model_args: dict = opt({}, "overrides of the model's own options")
 
     def to_dict(self) -> dict:
@@ -86,39 +112,6 @@ def field_types() -> dict[str, Any]:
     """Field name -> resolved type annotation of TrainConfig."""
     hints = typing.get_type_hints(TrainConfig)
     return {f.name: hints[f.name] for f in fields(TrainConfig)}
-
-
-def resolve(model: str, overrides: dict | None = None, config_file: str | None = None) -> TrainConfig:
-    """Defaults < the model's preset < ``config_file`` (JSON) < ``overrides`` (e.g. CLI flags)."""
-    from disgen.models import get_model
-
-    overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
-    from_file = load_config_file(config_file) if config_file else {}
-    preset_name = overrides.get("preset", from_file.get("preset", "default"))
-    spec = get_model(model)
-    if not isinstance(preset_name, str) or preset_name not in spec.presets:
-        raise DisgenError(
-            f"--preset {preset_name!r}: model {model!r} has no preset {preset_name!r}; choose one of "
-            f"{', '.join(spec.presets)}"
-        )
-    merged: dict[str, Any] = {"model": model, "preset": preset_name}
-    model_args: dict[str, Any] = {}
-    for layer in (spec.presets[preset_name], from_file, overrides):
-        layer = dict(layer)
-        for key in ("model", "model_args"):
-            value = layer.pop(key, None) or {}
-            if not isinstance(value, dict):
-                raise DisgenError(f"{key} must be an object of model options, e.g. "
-                                  f'{{"hidden": [100, 50]}} (got {value!r})')
-            model_args.update(value)
-        merged.update(layer)
-    merged["model"] = model
-    merged["model_args"] = model_args
-    cfg = from_dict(merged)
-    validate(cfg)
-    typed = spec.model_config(cfg.model_args)  # fails early on unknown or ill-typed options
-    cfg.model_args = {k: getattr(typed, k) for k in cfg.model_args}  # saved typed in config.json
-    return cfg
 
 
 def from_dict(data: dict) -> TrainConfig:
@@ -167,8 +160,9 @@ def coerce(name: str, value: Any, kind: Any) -> Any:
             return dict(value)
         return kind(value)
     except (TypeError, ValueError, OverflowError):  # OverflowError: int(float("inf"))
-        raise DisgenError(f"bad value {value!r} for {name} (--{name.replace('_', '-')}): expected "
-                          f"{getattr(kind, '__name__', kind)}") from None
+        raise DisgenError(
+            f"bad value {value!r} for {name} (--{name.replace('_', '-')}): expected {getattr(kind, '__name__', kind)}"
+        ) from None
 
 
 def validate(cfg: TrainConfig) -> None:
@@ -184,15 +178,15 @@ def validate(cfg: TrainConfig) -> None:
         raise DisgenError(f"--lr must be positive and finite (got {cfg.lr})")
     for name in ("momentum", "weight_decay", "lr_decay"):
         if not math.isfinite(getattr(cfg, name)):
-            raise DisgenError(f"--{name.replace('_', '-')} must be a finite number "
-                              f"(got {getattr(cfg, name)})")
+            raise DisgenError(f"--{name.replace('_', '-')} must be a finite number (got {getattr(cfg, name)})")
     if len(cfg.betas) != 2 or not all(0 <= b < 1 for b in cfg.betas):
         raise DisgenError(f"--betas takes two numbers in [0, 1), e.g. 0.9,0.999 (got {cfg.betas})")
     if not 0 <= cfg.seed < 2**63:
         raise DisgenError(f"--seed must be in 0 .. 2**63-1 (got {cfg.seed})")
     if not 0 <= cfg.val_split < 1:
-        raise DisgenError(f"--val-split must be in [0, 1), e.g. 0.1 (got {cfg.val_split}); 0 trains on the "
-                          "whole training split")
+        raise DisgenError(
+            f"--val-split must be in [0, 1), e.g. 0.1 (got {cfg.val_split}); 0 trains on the whole training split"
+        )
     if cfg.labels < 0:
         raise DisgenError(f"--labels must be >= 0 (got {cfg.labels}); 0 uses every label")
     if cfg.weight_decay < 0:
@@ -207,11 +201,16 @@ def check_text(flag: str, value: Any) -> None:
     if value is None:
         return
     parts = str(value).split("/")
-    if len(str(value)) > MAX_PATH or any(len(p.encode("utf-8", "surrogatepass")) > NAME_MAX for p in parts) \
-            or "\0" in str(value):
+    if (
+        len(str(value)) > MAX_PATH
+        or any(len(p.encode("utf-8", "surrogatepass")) > NAME_MAX for p in parts)
+        or "\0" in str(value)
+    ):
         shown = repr(str(value)[:40]) + ("..." if len(str(value)) > 40 else "")
-        raise DisgenError(f"{flag} {shown} ({len(str(value)):,} characters) is not a name or path: "
-                          f"at most {MAX_PATH} characters, {NAME_MAX} bytes between slashes, no NUL")
+        raise DisgenError(
+            f"{flag} {shown} ({len(str(value)):,} characters) is not a name or path: "
+            f"at most {MAX_PATH} characters, {NAME_MAX} bytes between slashes, no NUL"
+        )
 
 
 # A config file holds a few dozen options, nested three deep ({"model_args": {"hidden": [..]}}).
@@ -231,8 +230,9 @@ def read_json(path: str | Path, what: str, max_bytes: int = MAX_CONFIG_BYTES) ->
     except OSError as err:
         raise DisgenError(f"cannot read {what} {path}: {err.strerror or err}") from None
     if len(raw) > max_bytes:
-        raise DisgenError(f"{what} {path} is over {max_bytes:,} bytes, far more than such a file holds: pass "
-                          "the right file")
+        raise DisgenError(
+            f"{what} {path} is over {max_bytes:,} bytes, far more than such a file holds: pass the right file"
+        )
     try:
         data = json.loads(raw.decode("utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
@@ -242,8 +242,10 @@ def read_json(path: str | Path, what: str, max_bytes: int = MAX_CONFIG_BYTES) ->
     else:
         deep = nesting(data) > MAX_JSON_DEPTH
     if deep:
-        raise DisgenError(f"{what} {path} nests its values over {MAX_JSON_DEPTH} deep: it is not a file of "
-                          "options; pass the right file")
+        raise DisgenError(
+            f"{what} {path} nests its values over {MAX_JSON_DEPTH} deep: it is not a file of "
+            "options; pass the right file"
+        )
     return data
 
 

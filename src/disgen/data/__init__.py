@@ -8,104 +8,61 @@ range the model asks for (see :func:`to_float`): ``[0, 1]`` by default, ``[-1, 1
 models.
 
 Adding a dataset is a one-file change: write a module in this package whose loader function is
-decorated with :func:`register_dataset`, and list the module in ``_MODULES`` below.
+decorated with :func:`register_dataset`, and list the module in ``disgen.data.dataset._MODULES``.
+Also here: users' image files (``images``), the labelled subset of ``--labels N`` (``labels``), the
+validation split (``splits``), batching (``loader``), augmentation and downloads.
+
+May import: config, files, errors. Never models or anything above.
 """
+
 from __future__ import annotations
 
-import importlib
-import math
-import os
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
-import torch
-
-from disgen.catalog import FOLDER_FORMS
+from disgen.data.dataset import (
+    _REGISTRY,
+    MAX_CLASSES,
+    ImageSplit,
+    Loader,
+    TensorDataset,
+    _import_all,
+    check_decoded_size,
+    list_datasets,
+    machine_memory,
+    register_dataset,
+    to_float,
+)
 from disgen.errors import DisgenError
 
+__all__ = [
+    "FOLDER_FORMS",
+    "MAX_CLASSES",
+    "ImageSplit",
+    "Loader",
+    "TensorDataset",
+    "check_decoded_size",
+    "dataset_forms",
+    "list_datasets",
+    "load_dataset",
+    "machine_memory",
+    "register_dataset",
+    "to_float",
+]
 
-@dataclass
-class ImageSplit:
-    """One split: ``images`` uint8 (N, C, H, W) in [0, 255], ``labels`` int64 (N,)."""
-
-    images: torch.Tensor
-    labels: torch.Tensor
-
-    def __len__(self) -> int:
-        return int(self.images.shape[0])
-
-
-@dataclass
-class TensorDataset:
-    """A named dataset with train and test splits and human-readable class names.
-
-    ``val`` is the dataset's own validation split, if it has one (None: carve one out of ``train``
-    with :func:`disgen.data.splits.with_validation`). ``test`` may be None where the dataset has
-    no labelled test split (a Kaggle competition's test images are scored by Kaggle)."""
-
-    name: str
-    train: ImageSplit
-    test: ImageSplit | None
-    classes: list[str]
-    source: str = ""  # where it was read from, shown to the user
-    extra: dict = field(default_factory=dict)
-    val: ImageSplit | None = None
-
-    @property
-    def image_shape(self) -> tuple[int, int, int]:
-        return tuple(self.train.images.shape[1:])  # (C, H, W)
+# Every form ``--dataset`` takes besides a registered name: the errors, ``disgen datasets`` and
+# ``--dataset``'s help say it.
+FOLDER_FORMS = (
+    "a folder of the four IDX files of an MNIST-like dataset (train-images-idx3-ubyte, "
+    "train-labels-idx1-ubyte, t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte, raw or .gz)",
+    "a folder of images with one subfolder per class (images directly in it: one class)",
+    "a Kaggle layout organised by `disgen kaggle-organize DATA_DIR --out DIR`: DIR (train/ and valid/ "
+    "class folders) or DIR/train_valid",
+)
 
 
-MAX_CLASSES = 100_000  # a model's classes; more means a corrupt labels file or checkpoint
-
-
-def machine_memory() -> int:
-    """Bytes of physical memory (16 GiB where the system does not say)."""
-    try:
-        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):
-        return 16 << 30
-
-
-def check_decoded_size(n: int, shape: tuple[int, ...], what: str, advice: str) -> None:
-    """Refuse to decode ``n`` images of ``shape`` when they and the float32 copy a model trains on
-    (5 bytes a value) would take over half this machine's memory, before any is decoded."""
-    need, limit = n * math.prod(shape) * 5, machine_memory() // 2
-    if need > limit:
-        raise DisgenError(f"{what}: {n:,} images of {'x'.join(map(str, shape))} would take {need / 2**30:,.1f} GiB "
-                          f"decoded (uint8 and float32), over half this machine's {machine_memory() / 2**30:.1f} "
-                          f"GiB of memory; {advice}")
-
-
-Loader = Callable[..., TensorDataset]
-_REGISTRY: dict[str, tuple[Loader, str]] = {}
-_MODULES = ("disgen.data.mnist", "disgen.data.mnist_mini", "disgen.data.gaussian2d")
-
-
-def register_dataset(name: str, description: str = "") -> Callable[[Loader], Loader]:
-    """Register ``loader(data_dir: Path | None) -> TensorDataset`` under ``name``."""
-
-    def wrap(loader: Loader) -> Loader:
-        _REGISTRY[name] = (loader, description)
-        return loader
-
-    return wrap
-
-
-def _import_all() -> None:
-    for module in _MODULES:
-        importlib.import_module(module)
-
-
-def list_datasets() -> dict[str, str]:
-    """Registered dataset names and their one-line descriptions."""
-    _import_all()
-    return {name: desc for name, (_, desc) in sorted(_REGISTRY.items())}
-
-
-def load_dataset(name_or_path: str, data_dir: str | Path | None = None,
-                 image_shape: tuple[int, ...] | None = None) -> TensorDataset:
+def load_dataset(
+    name_or_path: str, data_dir: str | Path | None = None, image_shape: tuple[int, ...] | None = None
+) -> TensorDataset:
     """Load a registered dataset by name, or a directory holding IDX files or images by path.
 
     ``image_shape`` (C, H, W) is the size a folder of images is resized to (default 3x64x64)."""
@@ -124,8 +81,10 @@ def load_dataset(name_or_path: str, data_dir: str | Path | None = None,
         if organized_root(path):  # train/ + valid/ class folders (disgen kaggle-organize)
             return load_organized(path, image_shape if image_shape and len(image_shape) == 3 else (3, 256, 256))
         if (path / "labels.csv").is_file() and (path / "train").is_dir():
-            raise DisgenError(f"{path} is a Kaggle competition download (labels.csv and train/): organise it "
-                              f"first with `disgen kaggle-organize {path} --out DIR`, then train on --dataset DIR")
+            raise DisgenError(
+                f"{path} is a Kaggle competition download (labels.csv and train/): organise it "
+                f"first with `disgen kaggle-organize {path} --out DIR`, then train on --dataset DIR"
+            )
         if is_image_folder(path):
             return load_image_folder(path, image_shape if image_shape and len(image_shape) == 3 else None)
         from disgen.data.mnist import has_idx_files, load_idx_dir
@@ -139,20 +98,21 @@ def load_dataset(name_or_path: str, data_dir: str | Path | None = None,
 
     close = difflib.get_close_matches(name_or_path, list(_REGISTRY), n=1)
     hint = f" Did you mean {close[0]}?" if close else ""
-    raise DisgenError(f"unknown dataset {name_or_path!r}: no registered dataset has that name, and the path "
-                      f"{path.absolute()} does not exist.{hint} {dataset_forms()}")
+    raise DisgenError(
+        f"unknown dataset {name_or_path!r}: no registered dataset has that name, and the path "
+        f"{path.absolute()} does not exist.{hint} {dataset_forms()}"
+    )
 
 
 def dataset_forms(names: list[str] | None = None) -> str:
     """One sentence listing every form a dataset may take, with the registered names."""
     names = sorted(_REGISTRY) if names is None else names
-    return ("A dataset is a registered name (" + ", ".join(names) + "; see `disgen datasets`), " +
-            ", ".join(FOLDER_FORMS[:-1]) + ", or " + FOLDER_FORMS[-1] + ".")
-
-
-def to_float(images: torch.Tensor, value_range: tuple[float, float] = (0.0, 1.0)) -> torch.Tensor:
-    """uint8 images in [0, 255] -> float32 in ``value_range`` (e.g. (0, 1) or (-1, 1))."""
-    if images.is_floating_point():  # e.g. 2-D points (gaussian2d): already in their own units
-        return images.to(torch.float32).clone()
-    lo, hi = value_range
-    return images.to(torch.float32).mul_((hi - lo) / 255.0).add_(lo)
+    return (
+        "A dataset is a registered name ("
+        + ", ".join(names)
+        + "; see `disgen datasets`), "
+        + ", ".join(FOLDER_FORMS[:-1])
+        + ", or "
+        + FOLDER_FORMS[-1]
+        + "."
+    )

@@ -6,6 +6,7 @@ objects, not digits: airbench's CIFAR-10 recipe). ``imagenet``: seed 003's rando
 flip and colour jitter. Drawn from the loader's generator so resumed runs see the same
 augmentations.
 """
+
 from __future__ import annotations
 
 import math
@@ -33,8 +34,7 @@ def random_affine(
     cos, sin = torch.cos(angle) / s, torch.sin(angle) / s
     # affine_grid uses normalised coordinates in [-1, 1], so a shift of t*size is 2t.
     theta = torch.stack(
-        [torch.stack([cos, -sin, u[:, 2] * 2 * translate], 1),
-         torch.stack([sin, cos, u[:, 3] * 2 * translate], 1)], 1
+        [torch.stack([cos, -sin, u[:, 2] * 2 * translate], 1), torch.stack([sin, cos, u[:, 3] * 2 * translate], 1)], 1
     ).to(x.dtype)  # (B, 2, 3)
     grid = F.affine_grid(theta, list(x.shape), align_corners=False)
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
@@ -63,8 +63,9 @@ def flip_shift(x: torch.Tensor, generator: torch.Generator | None = None, *, pix
     return shift(x, dy, dx)
 
 
-def crop_boxes(u: torch.Tensor, h: int, w: int, scale: tuple[float, float],
-               ratio: tuple[float, float]) -> tuple[torch.Tensor, torch.Tensor]:
+def crop_boxes(
+    u: torch.Tensor, h: int, w: int, scale: tuple[float, float], ratio: tuple[float, float]
+) -> tuple[torch.Tensor, torch.Tensor]:
     """torchvision's RandomResizedCrop box, batched: from uniform draws ``u`` (B, 2 * attempts),
     the first attempt whose box (area ``scale`` of the image, aspect ``ratio``) fits, else the
     whole image. Returns the box's width and height as fractions of the image's (B,), (B,)."""
@@ -77,8 +78,7 @@ def crop_boxes(u: torch.Tensor, h: int, w: int, scale: tuple[float, float],
     first = fits.float().argmax(1, keepdim=True)  # index of the first box that fits
     any_fit = fits.any(1)
     one = torch.ones_like(any_fit, dtype=fw.dtype)
-    return (torch.where(any_fit, fw.gather(1, first)[:, 0], one),
-            torch.where(any_fit, fh.gather(1, first)[:, 0], one))
+    return (torch.where(any_fit, fw.gather(1, first)[:, 0], one), torch.where(any_fit, fh.gather(1, first)[:, 0], one))
 
 
 def jitter(x: torch.Tensor, factors: torch.Tensor) -> torch.Tensor:
@@ -119,13 +119,14 @@ def imagenet_train(
     out_h, out_w = round(h * crop), round(w * crop)
     device = generator.device if generator is not None else x.device
     u = torch.rand(b, 2 * attempts + 6, generator=generator, device=device).to(x.device, torch.float32)
-    fw, fh = crop_boxes(u[:, :2 * attempts], h, w, scale, ratio)
+    fw, fh = crop_boxes(u[:, : 2 * attempts], h, w, scale, ratio)
     cx = (u[:, -6] * 2 - 1) * (1 - fw)  # box centre, in affine_grid's [-1, 1] coordinates
     cy = (u[:, -5] * 2 - 1) * (1 - fh)
     sign = torch.where(u[:, -4] < flip, -1.0, 1.0).to(x.device)
     zero = torch.zeros_like(fw)
-    theta = torch.stack([torch.stack([fw * sign, zero, cx], 1),
-                         torch.stack([zero, fh, cy], 1)], 1).to(x.dtype)  # (B, 2, 3)
+    theta = torch.stack([torch.stack([fw * sign, zero, cx], 1), torch.stack([zero, fh, cy], 1)], 1).to(
+        x.dtype
+    )  # (B, 2, 3)
     grid = F.affine_grid(theta, [b, x.shape[1], out_h, out_w], align_corners=False)
     x = F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
     return jitter(x, 1 + strength * (u[:, -3:] * 2 - 1))

@@ -5,6 +5,7 @@ order, verify a published checksum, keep nothing that fails it) follows torchvis
 ``torchvision/datasets/utils.py`` (``download_url`` / ``check_integrity``); the temp file plus
 ``os.replace`` makes the cache safe against interrupted downloads and concurrent processes.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -39,9 +40,7 @@ def md5sum(path: Path) -> str:
     return digest.hexdigest()
 
 
-def fetch(
-    filename: str, mirrors: list[str], md5: str, cache_dir: Path, timeout: float = TIMEOUT
-) -> Path:
+def fetch(filename: str, mirrors: list[str], md5: str, cache_dir: Path, timeout: float = TIMEOUT) -> Path:
     """Return ``cache_dir / filename``, downloading it from the first mirror that serves it intact.
 
     A cached file whose md5 matches is used without any request. Each mirror is a base URL;
@@ -55,9 +54,7 @@ def fetch(
     try:
         cache_dir.mkdir(parents=True, exist_ok=True)
     except OSError as err:
-        raise DisgenError(
-            f"cannot create cache directory {cache_dir}: {err}; set DISGEN_HOME elsewhere"
-        ) from err
+        raise DisgenError(f"cannot create cache directory {cache_dir}: {err}; set DISGEN_HOME elsewhere") from err
     failures = []
     for mirror in mirrors:
         url = mirror.rstrip("/") + "/" + filename

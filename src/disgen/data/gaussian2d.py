@@ -7,6 +7,7 @@ generated dataset need not give up training points), and *moment-matched*: their
 covariance are exactly the true ones, so a Fréchet distance to either is the distance to the true
 Gaussian itself, without the sampling error of a finite sample.
 """
+
 from __future__ import annotations
 
 import math
@@ -14,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from disgen.data import ImageSplit, TensorDataset, register_dataset
+from disgen.data.dataset import ImageSplit, TensorDataset, register_dataset
 
 # Seed 003: data = X @ A + b with X ~ N(0, I), so mean b and covariance AᵀA = [[1.01, 1.95], [1.95, 4.25]].
 SEED_A = torch.tensor([[1.0, 2.0], [-0.1, 0.5]], dtype=torch.float64)
@@ -50,17 +51,29 @@ def points(name: str, splits: dict[str, tuple[torch.Tensor, torch.Tensor]], clas
     return TensorDataset(name, train, test, classes, source="generated", val=val)
 
 
-@register_dataset("gaussian2d", "1,000 2-D points X @ A + b of seed 003 (mean [1, 2], cov [[1.01, 1.95], "
-                  "[1.95, 4.25]]); generated, no files")
+@register_dataset(
+    "gaussian2d",
+    "1,000 2-D points X @ A + b of seed 003 (mean [1, 2], cov [[1.01, 1.95], [1.95, 4.25]]); generated, no files",
+)
 def load_gaussian2d(data_dir: Path | None = None) -> TensorDataset:
     zeros = torch.zeros(N_TRAIN, dtype=torch.int64)
-    return points("gaussian2d", {"train": (seed_gaussian(N_TRAIN, 0), zeros),
-                                 "val": (seed_gaussian(N_TEST, 2, exact=True), zeros[:N_TEST]),
-                                 "test": (seed_gaussian(N_TEST, 1, exact=True), zeros[:N_TEST])}, ["gaussian"])
+    return points(
+        "gaussian2d",
+        {
+            "train": (seed_gaussian(N_TRAIN, 0), zeros),
+            "val": (seed_gaussian(N_TEST, 2, exact=True), zeros[:N_TEST]),
+            "test": (seed_gaussian(N_TEST, 1, exact=True), zeros[:N_TEST]),
+        },
+        ["gaussian"],
+    )
 
 
-@register_dataset("gaussian2d-ring8", "2-D ring of 8 Gaussians (radius 2, std 0.05), labels = mode: "
-                  "shows mode collapse")
+@register_dataset(
+    "gaussian2d-ring8", "2-D ring of 8 Gaussians (radius 2, std 0.05), labels = mode: shows mode collapse"
+)
 def load_ring8(data_dir: Path | None = None) -> TensorDataset:
-    return points("gaussian2d-ring8", {"train": ring(N_TRAIN * 2, 0), "val": ring(N_TEST * 2, 2),
-                                       "test": ring(N_TEST * 2, 1)}, [f"mode{i}" for i in range(RING_MODES)])
+    return points(
+        "gaussian2d-ring8",
+        {"train": ring(N_TRAIN * 2, 0), "val": ring(N_TEST * 2, 2), "test": ring(N_TEST * 2, 1)},
+        [f"mode{i}" for i in range(RING_MODES)],
+    )

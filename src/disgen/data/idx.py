@@ -6,6 +6,7 @@ one byte naming the element type, one byte giving the number of dimensions; then
 as a big-endian uint32; then the elements, big-endian, in C order. Files may be gzip-compressed;
 compression is recognised by its magic bytes on reading and chosen by a ``.gz`` suffix on writing.
 """
+
 from __future__ import annotations
 
 import gzip
@@ -67,18 +68,20 @@ def read_idx(path: str | Path, channels: int = 1) -> torch.Tensor:
     try:
         with _open(path) as f:
             dtype, shape = _read_header(f, path)
-            cost = decoded_bytes(shape, dtype, channels)
+            # A zero dimension makes the body empty, but the other dimensions still shape an array:
+            # (0, 10**6, 10**6, 10**6) is no dataset, and numpy cannot even reshape to it.
+            bound = tuple(max(d, 1) for d in shape)
+            cost = decoded_bytes(bound, dtype, channels)
             if cost > MAX_DECODED_BYTES:
                 raise DisgenError(
-                    f"IDX file {path} declares shape {shape} of {dtype.name} ({math.prod(shape):,} values: "
+                    f"IDX file {path} declares shape {shape} of {dtype.name} ({math.prod(bound):,} values"
+                    f"{' if its zero dimension were one' if 0 in shape else ''}: "
                     f"{cost / 2**30:,.1f} GiB decoded, as uint8 and float32 images), over the limit of "
                     f"{MAX_DECODED_BYTES / 2**30:g} GiB: its header is corrupt, or split the file into smaller ones"
                 )
             return _read_body(f, path, dtype, shape)
     except (gzip.BadGzipFile, zlib.error, EOFError) as err:
-        raise DisgenError(
-            f"corrupt gzip data in {path} ({err}): delete the file and download it again"
-        ) from err
+        raise DisgenError(f"corrupt gzip data in {path} ({err}): delete the file and download it again") from err
     except OSError as err:
         raise DisgenError(f"cannot read IDX file {path}: {err}") from err
 
@@ -121,8 +124,7 @@ def _read_header(f: BinaryIO, path: Path) -> tuple[np.dtype, tuple[int, ...]]:
     if code not in IDX_DTYPES:
         known = ", ".join(f"{c:#04x}" for c in IDX_DTYPES)
         raise DisgenError(
-            f"unknown IDX element type {code:#04x} in {path}: expected one of {known}; "
-            "the file is corrupt or not IDX"
+            f"unknown IDX element type {code:#04x} in {path}: expected one of {known}; the file is corrupt or not IDX"
         )
     shape = struct.unpack(f">{ndim}I", _read_exact(f, 4 * ndim, path, f"{ndim} dimension sizes"))
     return IDX_DTYPES[code], tuple(shape)
@@ -141,7 +143,7 @@ def _read_body(f: BinaryIO, path: Path, dtype: np.dtype, shape: tuple[int, ...])
     parts.reverse()
     while parts:
         part = parts.pop()
-        raw[at:at + len(part)] = np.frombuffer(part, np.uint8)
+        raw[at : at + len(part)] = np.frombuffer(part, np.uint8)
         at += len(part)
     array = raw.view(dtype)
     if not dtype.isnative:  # big-endian on disk: swapped in place, then read as native
@@ -168,9 +170,11 @@ def as_pixels(x: torch.Tensor, path: Path) -> torch.Tensor:
     bad = ~torch.isfinite(x) | (x < 0) | (x > 255) if x.is_floating_point() else (x < 0) | (x > 255)
     if bad.any():
         first = x.reshape(-1)[bad.reshape(-1).nonzero()[0]].item()
-        raise DisgenError(f"IDX file {path} holds {str(x.dtype).removeprefix('torch.')} values outside the pixel range 0..255 "
-                          f"({int(bad.sum()):,} of {x.numel():,}, e.g. {first}): images are read as 0..255; "
-                          "rescale the file's values or write it as uint8")
+        raise DisgenError(
+            f"IDX file {path} holds {str(x.dtype).removeprefix('torch.')} values outside the pixel range 0..255 "
+            f"({int(bad.sum()):,} of {x.numel():,}, e.g. {first}): images are read as 0..255; "
+            "rescale the file's values or write it as uint8"
+        )
     return x.round().to(torch.uint8) if x.is_floating_point() else x.to(torch.uint8)
 
 
@@ -182,9 +186,7 @@ def write_idx(path: str | Path, tensor: torch.Tensor) -> Path:
     path = Path(path)
     if tensor.dtype not in TORCH_TO_IDX:
         names = ", ".join(str(d) for d in TORCH_TO_IDX)
-        raise DisgenError(
-            f"cannot write {tensor.dtype} to IDX file {path}: convert the tensor to one of {names}"
-        )
+        raise DisgenError(f"cannot write {tensor.dtype} to IDX file {path}: convert the tensor to one of {names}")
     if tensor.ndim > 255 or any(n >= 2**32 for n in tensor.shape):
         raise DisgenError(f"shape {tuple(tensor.shape)} does not fit an IDX header ({path})")
     code = TORCH_TO_IDX[tensor.dtype]

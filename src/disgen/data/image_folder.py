@@ -15,6 +15,7 @@ Every 10th image (by sorted path) is the test split; the rest is the training sp
 The functions here are generic so other loaders can reuse them: :func:`list_images`,
 :func:`decode`, :func:`decode_all`, :func:`load_image_folder`.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -27,9 +28,9 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps
 
-from disgen.data import ImageSplit, TensorDataset, check_decoded_size
+from disgen.data.dataset import ImageSplit, TensorDataset, check_decoded_size
+from disgen.data.images import IMAGE_SUFFIXES, open_image
 from disgen.errors import DisgenError
-from disgen.images import IMAGE_SUFFIXES, open_image
 
 DEFAULT_SHAPE = (3, 64, 64)
 TEST_EVERY = 10
@@ -39,8 +40,13 @@ IDX_STEMS = ("train-images-idx3-ubyte", "t10k-images-idx3-ubyte")
 
 def list_images(root: Path) -> list[Path]:
     """Image files under ``root`` (recursively, hidden files skipped), sorted."""
-    return sorted(p for p in Path(root).rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES
-                  and p.is_file() and not any(part.startswith(".") for part in p.relative_to(root).parts))
+    return sorted(
+        p
+        for p in Path(root).rglob("*")
+        if p.suffix.lower() in IMAGE_SUFFIXES
+        and p.is_file()
+        and not any(part.startswith(".") for part in p.relative_to(root).parts)
+    )
 
 
 def is_image_folder(path: Path) -> bool:
@@ -89,38 +95,42 @@ def cache_key(root: Path, files: list[Path], image_shape: tuple[int, int, int]) 
     return digest.hexdigest()[:16]
 
 
-def decode_cached(root: Path, files: list[Path], image_shape: tuple[int, int, int],
-                  cache: bool = True) -> tuple[torch.Tensor, list[int], list[str]]:
+def decode_cached(
+    root: Path, files: list[Path], image_shape: tuple[int, int, int], cache: bool = True
+) -> tuple[torch.Tensor, list[int], list[str]]:
     """:func:`decode_all` of ``files`` under ``root``, cached by :func:`cache_key`; also the paths
     (relative to ``root``) of the files that could not be read."""
     from disgen.data.download import cache_dir
 
-    check_decoded_size(len(files), image_shape, f"image folder {root}", "choose a smaller image size "
-                       "(e.g. --image-size) or fewer images")
+    check_decoded_size(
+        len(files),
+        image_shape,
+        f"image folder {root}",
+        "choose a smaller image size (e.g. --image-size) or fewer images",
+    )
     cached = cache_dir() / "image_folder" / f"{cache_key(root, files, image_shape)}.pt"
     if cache and cached.is_file():
         try:
             saved = torch.load(cached, weights_only=True)
             return saved["images"], saved["ok"].tolist(), saved["skipped"]
         except Exception as err:  # a damaged cache file is decoded again and rewritten
-            print(f"warning: ignoring the damaged image cache {cached} ({type(err).__name__})",
-                  file=sys.stderr)
+            print(f"warning: ignoring the damaged image cache {cached} ({type(err).__name__})", file=sys.stderr)
     images, ok = decode_all(files, image_shape)
     skipped = [str(files[i].relative_to(root)) for i in sorted(set(range(len(files))) - set(ok))]
     if cache:
-        from disgen.checkpoint import atomic_write
+        from disgen.files import atomic_write
 
         payload = {"images": images, "ok": torch.tensor(ok, dtype=torch.int64), "skipped": skipped}
         try:
             atomic_write(cached, lambda f: torch.save(payload, f))
         except OSError as err:  # the cache only saves time: a full or read-only disk is no error
-            print(f"warning: could not cache decoded images in {cached.parent}: {err.strerror or err}",
-                  file=sys.stderr)
+            print(f"warning: could not cache decoded images in {cached.parent}: {err.strerror or err}", file=sys.stderr)
     return images, ok, skipped
 
 
-def load_image_folder(root: str | Path, image_shape: tuple[int, int, int] | None = None,
-                      cache: bool = True) -> TensorDataset:
+def load_image_folder(
+    root: str | Path, image_shape: tuple[int, int, int] | None = None, cache: bool = True
+) -> TensorDataset:
     """The images under ``root`` as a TensorDataset of ``image_shape`` (default 3x64x64)."""
     root = Path(root).expanduser()
     shape = tuple(image_shape or DEFAULT_SHAPE)
@@ -130,8 +140,10 @@ def load_image_folder(root: str | Path, image_shape: tuple[int, int, int] | None
     images, ok, skipped = decode_cached(root, files, shape, cache)
     if skipped:
         shown = ", ".join(skipped[:5]) + (" ..." if len(skipped) > 5 else "")
-        print(f"warning: skipped {len(skipped)} unreadable image file(s) of {len(files)} in {root}: {shown}",
-              file=sys.stderr)
+        print(
+            f"warning: skipped {len(skipped)} unreadable image file(s) of {len(files)} in {root}: {shown}",
+            file=sys.stderr,
+        )
     if not ok:
         raise DisgenError(f"none of the {len(files)} image files in {root} could be read")
     kept = [files[i] for i in ok]
@@ -144,6 +156,11 @@ def load_image_folder(root: str | Path, image_shape: tuple[int, int, int] | None
     test = torch.zeros(len(kept), dtype=torch.bool)
     test[::TEST_EVERY] = True
     train = ~test if len(kept) > 1 else test
-    return TensorDataset(root.name or str(root), ImageSplit(images[train], labels[train]),
-                         ImageSplit(images[test], labels[test]), classes, source=str(root),
-                         extra={"skipped": skipped, "files": len(files)})
+    return TensorDataset(
+        root.name or str(root),
+        ImageSplit(images[train], labels[train]),
+        ImageSplit(images[test], labels[test]),
+        classes,
+        source=str(root),
+        extra={"skipped": skipped, "files": len(files)},
+    )

@@ -6,7 +6,8 @@
 ``disgen kaggle-organize DATA_DIR --out OUT`` links the files (hard links; symlinks across file
 systems) instead of copying them. ``OUT/manifest.json`` lists every link it made; a re-run removes
 only those, and an ``OUT`` holding anything else (a user's file, a folder it did not make) is
-refused before anything is touched, so it never deletes what it did not write. The split is stratified like d2l's ``reorg_train_valid``: every
+refused before anything is touched, so it never deletes what it did not write. The split is
+stratified like d2l's ``reorg_train_valid``: every
 breed gives ``max(1, floor(n_min * valid_ratio))`` images to ``valid/``, where ``n_min`` is the
 smallest breed's count, chosen by a seeded shuffle.
 
@@ -16,6 +17,7 @@ the final run once settings are chosen (use ``--val-split 0``: ``valid/`` is par
 data, so the dataset has no validation split of its own). The competition's test images have no
 labels, so neither has a test split: Kaggle scores ``disgen predict --format kaggle``.
 """
+
 from __future__ import annotations
 
 import csv
@@ -29,10 +31,9 @@ from pathlib import Path
 
 import torch
 
-from disgen.cli import command
-from disgen.data import ImageSplit, TensorDataset
+from disgen.data.dataset import ImageSplit, TensorDataset
+from disgen.data.images import IMAGE_SUFFIXES
 from disgen.errors import DisgenError
-from disgen.images import IMAGE_SUFFIXES
 
 SPLITS = ("train", "valid", "train_valid", "test")
 
@@ -47,11 +48,11 @@ def read_labels(path: Path) -> dict[str, str]:
         with open(path, newline="", encoding="utf-8-sig") as f:
             rows = [[c.strip() for c in row] for row in csv.reader(f)]
     except (UnicodeDecodeError, csv.Error) as err:
-        raise DisgenError(f"{path} is not a readable UTF-8 CSV file ({err}): save it as UTF-8 text with "
-                          "the header id,breed") from None
+        raise DisgenError(
+            f"{path} is not a readable UTF-8 CSV file ({err}): save it as UTF-8 text with the header id,breed"
+        ) from None
     if not rows or [c.lower() for c in rows[0][:2]] != ["id", "breed"]:
-        raise DisgenError(f"{path} must start with the header id,breed "
-                          f"(found {rows[0][:5] if rows else 'nothing'})")
+        raise DisgenError(f"{path} must start with the header id,breed (found {rows[0][:5] if rows else 'nothing'})")
     labels: dict[str, str] = {}
     for line, row in enumerate(rows[1:], start=2):
         if not any(row):
@@ -60,8 +61,10 @@ def read_labels(path: Path) -> dict[str, str]:
             raise DisgenError(f"{path} line {line}: expected id,breed, found {row[:5]}")
         for what, name in (("id", row[0]), ("breed", row[1])):
             if not plain_name(name):
-                raise DisgenError(f"{path} line {line}: {what} {name!r} cannot be a file or folder name "
-                                  "(no '/', '\\', NUL or leading '.')")
+                raise DisgenError(
+                    f"{path} line {line}: {what} {name!r} cannot be a file or folder name "
+                    "(no '/', '\\', NUL or leading '.')"
+                )
         if row[0] in labels:
             raise DisgenError(f"{path} line {line}: id {row[0]} is labelled twice")
         labels[row[0]] = row[1]
@@ -77,25 +80,27 @@ def check_breeds(labels: dict[str, str], sample: Path) -> None:
     """The breeds of labels.csv must be the class columns of sample_submission.csv, if present."""
     if not sample.is_file():
         return
-    from disgen.submission import read_sample
-
     columns = set(read_sample(sample)[0])
     unknown, unused = sorted(set(labels.values()) - columns), sorted(columns - set(labels.values()))
     if unknown:
-        raise DisgenError(f"breed(s) {listing(unknown)} in labels.csv are not columns of {sample}: check "
-                          "their spelling against the competition's class list")
+        raise DisgenError(
+            f"breed(s) {listing(unknown)} in labels.csv are not columns of {sample}: check "
+            "their spelling against the competition's class list"
+        )
     if unused:
-        raise DisgenError(f"{sample} has class column(s) {listing(unused)} with no image in labels.csv: "
-                          "a model trained on it could not fill them")
+        raise DisgenError(
+            f"{sample} has class column(s) {listing(unused)} with no image in labels.csv: "
+            "a model trained on it could not fill them"
+        )
 
 
 def images_by_id(folder: Path) -> dict[str, Path]:
     """id (file name without suffix) -> image file in ``folder``."""
     if not folder.is_dir():
-        raise DisgenError(f"{folder} does not exist: the competition's {folder.name}/ folder of images "
-                          "belongs there")
-    return {p.stem: p for p in sorted(folder.iterdir())
-            if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".")}
+        raise DisgenError(f"{folder} does not exist: the competition's {folder.name}/ folder of images belongs there")
+    return {
+        p.stem: p for p in sorted(folder.iterdir()) if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".")
+    }
 
 
 def listing(ids: list[str], limit: int = 5) -> str:
@@ -109,8 +114,10 @@ def plan_split(labels: dict[str, str], valid_ratio: float, seed: int) -> dict[st
         by_breed.setdefault(breed, []).append(i)
     rare = [b for b, ids in by_breed.items() if len(ids) < 2]
     if rare:
-        raise DisgenError(f"breed(s) {listing(sorted(rare))} have a single labelled image: each needs "
-                          "at least 2, one for train/ and one for valid/")
+        raise DisgenError(
+            f"breed(s) {listing(sorted(rare))} have a single labelled image: each needs "
+            "at least 2, one for train/ and one for valid/"
+        )
     n_min = min(Counter(labels.values()).values())
     per_breed = max(1, math.floor(n_min * valid_ratio))
     rng = random.Random(seed)
@@ -153,11 +160,14 @@ def organize(data_dir: str | Path, out: str | Path, valid_ratio: float = 0.1, se
     unlabelled = sorted(set(train_files) - set(labels))
     missing = sorted(set(labels) - set(train_files))
     if missing:
-        raise DisgenError(f"{len(missing)} id(s) in {data_dir / 'labels.csv'} have no image in "
-                          f"{data_dir / 'train'}: {listing(missing)}")
+        raise DisgenError(
+            f"{len(missing)} id(s) in {data_dir / 'labels.csv'} have no image in "
+            f"{data_dir / 'train'}: {listing(missing)}"
+        )
     if unlabelled:
-        raise DisgenError(f"{len(unlabelled)} image(s) in {data_dir / 'train'} have no row in "
-                          f"labels.csv: {listing(unlabelled)}")
+        raise DisgenError(
+            f"{len(unlabelled)} image(s) in {data_dir / 'train'} have no row in labels.csv: {listing(unlabelled)}"
+        )
     if not test_files:
         raise DisgenError(f"{data_dir / 'test'} holds no images")
     split = plan_split(labels, valid_ratio, seed)
@@ -175,10 +185,17 @@ def organize(data_dir: str | Path, out: str | Path, valid_ratio: float = 0.1, se
     kinds = Counter(link(src, out / rel) for rel, src in plan.items())
     remove_empty_folders(out, {str(Path(rel).parent) for rel in plan})
     write_manifest(out, {rel: [str(src), *inode(out / rel)] for rel, src in plan.items()})
-    summary = {"data_dir": str(data_dir.resolve()), "valid_ratio": valid_ratio, "seed": seed,
-               "breeds": len(set(labels.values())), "train": len(split["train"]),
-               "valid": len(split["valid"]), "train_valid": len(labels), "test": len(test_files),
-               "links": dict(kinds)}
+    summary = {
+        "data_dir": str(data_dir.resolve()),
+        "valid_ratio": valid_ratio,
+        "seed": seed,
+        "breeds": len(set(labels.values())),
+        "train": len(split["train"]),
+        "valid": len(split["valid"]),
+        "train_valid": len(labels),
+        "test": len(test_files),
+        "links": dict(kinds),
+    }
     write_file(out / SUMMARY, json.dumps(summary, indent=2) + "\n")
     return summary
 
@@ -215,10 +232,13 @@ def read_manifest(out: Path) -> dict[str, list]:
     doc = read_json(path, "kaggle-organize's manifest", max_bytes=1 << 30)
     links = doc.get("links") if isinstance(doc, dict) and doc.get("format") == MANIFEST_FORMAT else None
     if not isinstance(links, dict) or not all(
-            isinstance(e, list) and e and isinstance(e[0], str) for e in links.values()):
-        raise DisgenError(f"{path} is damaged or not kaggle-organize's list of the links it made, so "
-                          f"nothing in {out} can be told apart from your own files: choose a new --out "
-                          "folder (or delete this one yourself)")
+        isinstance(e, list) and e and isinstance(e[0], str) for e in links.values()
+    ):
+        raise DisgenError(
+            f"{path} is damaged or not kaggle-organize's list of the links it made, so "
+            f"nothing in {out} can be told apart from your own files: choose a new --out "
+            "folder (or delete this one yourself)"
+        )
     return links
 
 
@@ -244,11 +264,17 @@ def check_out(out: Path) -> dict[str, list]:
             foreign.append(rel)
         dirs[:] = [d for d in dirs if str((Path(root) / d).relative_to(out)) in folders]
     if foreign:
-        note = "" if own_files else f" (it has no {MANIFEST}, the list of the links kaggle-organize made; " \
-                                    "one written by a disgen without it is deleted by hand)"
-        raise DisgenError(f"--out {out} holds {len(foreign)} file(s) or folder(s) that kaggle-organize did not "
-                          f"write: {listing(sorted(foreign))}{note}; it never deletes or overwrites what it did "
-                          "not make: move them out, or choose a new --out folder")
+        note = (
+            ""
+            if own_files
+            else f" (it has no {MANIFEST}, the list of the links kaggle-organize made; "
+            "one written by a disgen without it is deleted by hand)"
+        )
+        raise DisgenError(
+            f"--out {out} holds {len(foreign)} file(s) or folder(s) that kaggle-organize did not "
+            f"write: {listing(sorted(foreign))}{note}; it never deletes or overwrites what it did "
+            "not make: move them out, or choose a new --out folder"
+        )
     return made
 
 
@@ -266,28 +292,15 @@ def write_manifest(out: Path, links: dict[str, list]) -> None:
 
 
 def write_file(path: Path, text: str) -> None:
-    from disgen.checkpoint import atomic_write
+    from disgen.files import atomic_write
 
     try:
         atomic_write(path, lambda f: f.write(text.encode()))
     except OSError as err:
-        raise DisgenError(f"could not write {path}: {err.strerror or err}; check the folder's permissions "
-                          "and free space, or choose another --out") from None
-
-
-def organize_args(p, argv) -> None:
-    p.add_argument("data_dir", metavar="DATA_DIR", help="the competition's folder: labels.csv, train/, test/")
-    p.add_argument("--out", required=True, metavar="DIR", help="where to write train/ valid/ train_valid/ test/")
-    p.add_argument("--valid-ratio", type=float, default=0.1, help="share of the smallest breed per breed "
-                   "in valid/ (default 0.1, at least one image per breed)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the split (default 0)")
-
-
-@command("kaggle-organize", organize_args)
-def cmd_organize(args) -> None:
-    summary = organize(args.data_dir, args.out, args.valid_ratio, args.seed)
-    print(json.dumps(summary))
-    print(f"train with: disgen train resnet-transfer --dataset {args.out}", file=sys.stderr)
+        raise DisgenError(
+            f"could not write {path}: {err.strerror or err}; check the folder's permissions "
+            "and free space, or choose another --out"
+        ) from None
 
 
 # -- reading an organised folder ------------------------------------------------------------------
@@ -324,11 +337,31 @@ def load_organized(path: str | Path, image_shape: tuple[int, int, int]) -> Tenso
             raise DisgenError(f"{root / name} has classes missing from {root / train_name}: {listing(unknown)}")
         splits[name] = ImageSplit(images, torch.tensor([classes.index(n) for n in names], dtype=torch.int64))
     if skipped:
-        print(f"warning: skipped {len(skipped)} unreadable image file(s) of {total} in {root}: "
-              f"{listing(skipped)}", file=sys.stderr)
+        print(
+            f"warning: skipped {len(skipped)} unreadable image file(s) of {total} in {root}: {listing(skipped)}",
+            file=sys.stderr,
+        )
     for name, split in splits.items():
         if len(split) == 0:
             raise DisgenError(f"no readable images in {root / name}")
-    return TensorDataset(root.name if train_name == "train" else f"{root.name}-train_valid",
-                         splits[train_name], None, classes, source=str(root),
-                         extra={"skipped": skipped, "files": total}, val=splits.get("valid"))
+    return TensorDataset(
+        root.name if train_name == "train" else f"{root.name}-train_valid",
+        splits[train_name],
+        None,
+        classes,
+        source=str(root),
+        extra={"skipped": skipped, "files": total},
+        val=splits.get("valid"),
+    )
+
+
+def read_sample(path: str | Path) -> tuple[list[str], list[str]]:
+    """The class columns (after ``id``) and the ids of a sample_submission.csv."""
+    path = Path(path)
+    if not path.is_file():
+        raise DisgenError(f"sample submission {path} does not exist")
+    with open(path, newline="") as f:
+        rows = list(csv.reader(f))
+    if not rows or rows[0][:1] != ["id"]:
+        raise DisgenError(f"{path} must start with a header row id,CLASS,... (found {rows[:1]})")
+    return rows[0][1:], [r[0] for r in rows[1:] if r]

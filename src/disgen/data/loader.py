@@ -3,6 +3,7 @@
 No per-sample Python ``Dataset`` and no worker processes: for datasets that fit in memory this is
 about twice as fast as a tutorial ``DataLoader`` (see benchmarks/), after airbench's CifarLoader.
 """
+
 from __future__ import annotations
 
 from typing import Callable, Iterator
@@ -45,20 +46,30 @@ class TensorLoader:
     def __iter__(self) -> Iterator[Batch]:
         n = len(self.images)
         if self.shuffle:
-            order = torch.randperm(n, generator=self.generator, device=self.generator.device
-                                   if self.generator is not None else self.images.device)
+            order = torch.randperm(
+                n,
+                generator=self.generator,
+                device=self.generator.device if self.generator is not None else self.images.device,
+            )
             order = order.to(self.images.device)
         else:
             order = None
         for i in range(len(self)):
             if order is None:
-                x, y = self.images[i * self.batch_size:(i + 1) * self.batch_size], \
-                    self.labels[i * self.batch_size:(i + 1) * self.batch_size]
+                x, y = (
+                    self.images[i * self.batch_size : (i + 1) * self.batch_size],
+                    self.labels[i * self.batch_size : (i + 1) * self.batch_size],
+                )
             else:
-                idx = order[i * self.batch_size:(i + 1) * self.batch_size]
+                idx = order[i * self.batch_size : (i + 1) * self.batch_size]
                 # index_select: the same rows as images[idx] in half the time (no advanced-indexing
                 # dispatch), 5-9% of a small MLP's step
                 x, y = self.images.index_select(0, idx), self.labels.index_select(0, idx)
             if self.transform is not None:
                 x = self.transform(x, self.generator)
             yield x, y
+
+
+def batches(n: int, size: int) -> Iterator[slice]:
+    for i in range(0, n, size):
+        yield slice(i, min(i + size, n))

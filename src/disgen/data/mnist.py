@@ -10,6 +10,7 @@ Lookup order for a named dataset: ``data_dir`` (the CLI's ``--data-dir``), the c
 last a download into the cache. Local files are validated by structure, not md5: Debian
 recompresses the files, so their md5 differ from upstream while their content is the same.
 """
+
 from __future__ import annotations
 
 import os
@@ -18,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from disgen.data import MAX_CLASSES, ImageSplit, TensorDataset, register_dataset
+from disgen.data.dataset import MAX_CLASSES, ImageSplit, TensorDataset, register_dataset
 from disgen.data.download import cache_dir, fetch
 from disgen.data.idx import read_idx, write_idx
 from disgen.errors import DisgenError
@@ -52,8 +53,16 @@ FASHION_MD5 = {
 }
 # Label order from the Fashion-MNIST README.
 FASHION_CLASSES = [
-    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
 ]
 DIGITS = [str(d) for d in range(10)]
 
@@ -90,9 +99,7 @@ def load_mnist(data_dir: Path | None = None) -> TensorDataset:
     return load_source(MNIST, data_dir)
 
 
-@register_dataset(
-    "fashion-mnist", "Fashion-MNIST clothing, 60,000/10,000 28x28 grey (Xiao et al. 2017)"
-)
+@register_dataset("fashion-mnist", "Fashion-MNIST clothing, 60,000/10,000 28x28 grey (Xiao et al. 2017)")
 def load_fashion_mnist(data_dir: Path | None = None) -> TensorDataset:
     return load_source(FASHION_MNIST, data_dir)
 
@@ -182,8 +189,10 @@ def load_idx_dir(
     if classes is None:
         top = int(torch.cat([train.labels, test.labels]).max())
         if top >= MAX_CLASSES:
-            raise DisgenError(f"the labels in {path} go up to {top:,}: classes are numbered 0..K-1 from the largest "
-                              f"label, and more than {MAX_CLASSES:,} means a corrupt labels file")
+            raise DisgenError(
+                f"the labels in {path} go up to {top:,}: classes are numbered 0..K-1 from the largest "
+                f"label, and more than {MAX_CLASSES:,} means a corrupt labels file"
+            )
         classes = [str(k) for k in range(top + 1)]
     return TensorDataset(name or path.name, train, test, list(classes), source=str(path))
 
@@ -249,6 +258,4 @@ def _check_labels(labels: torch.Tensor, path: Path, classes: list[str] | None) -
     top = len(classes) - 1 if classes is not None else None
     if lo < 0 or (top is not None and hi > top):
         allowed = f"0..{top}" if top is not None else "0 or more"
-        raise DisgenError(
-            f"{path} holds labels {lo}..{hi}, expected {allowed}: wrong or corrupt file"
-        )
+        raise DisgenError(f"{path} holds labels {lo}..{hi}, expected {allowed}: wrong or corrupt file")

@@ -5,11 +5,12 @@ from MNIST (LeCun, Cortes and Burges, http://yann.lecun.com/exdb/mnist/), split 
 with a fixed seed by ``scripts/make_mnist_mini.py``, which documents the split. Needs no network,
 so tests, examples and quick runs use it.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
 
-from disgen.data import TensorDataset, register_dataset
+from disgen.data.dataset import TensorDataset, register_dataset
 from disgen.data.mnist import DIGITS, load_idx_dir
 
 MINI_DIR = Path(__file__).resolve().parent / "mnist_mini"  # package data, see pyproject.toml

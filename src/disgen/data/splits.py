@@ -13,6 +13,7 @@ Which images the split holds is recorded in ``RUN_DIR/split.json`` (the indices 
 split and a SHA-256 of the validation images and labels), and a run is resumed or evaluated on its
 validation split only if the split made now is the same (:func:`check`).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -23,7 +24,7 @@ from pathlib import Path
 
 import torch
 
-from disgen.data import ImageSplit, TensorDataset
+from disgen.data.dataset import ImageSplit, TensorDataset
 from disgen.errors import DisgenError
 
 SPLIT_SEED = 20151106  # fixed: the validation images must not depend on --seed
@@ -61,8 +62,9 @@ def with_validation(data: TensorDataset, fraction: float) -> TensorDataset:
     out (stratified by class, fixed seed); ``fraction == 0`` leaves none. ``extra["split"]`` says
     which, with the sizes and the fingerprint that :func:`check` compares."""
     if not 0 <= fraction < 1 or not math.isfinite(fraction):
-        raise DisgenError(f"--val-split {fraction}: use a fraction in [0, 1), e.g. 0.1; 0 trains on the "
-                          "whole training split")
+        raise DisgenError(
+            f"--val-split {fraction}: use a fraction in [0, 1), e.g. 0.1; 0 trains on the whole training split"
+        )
     info: dict = {"val_split": fraction}
     if fraction == 0 or (len(data.train) == 0 and data.val is None):  # nothing to hold out (e.g. a test set alone)
         data = replace(data, val=None)
@@ -72,17 +74,22 @@ def with_validation(data: TensorDataset, fraction: float) -> TensorDataset:
     else:
         idx = validation_indices(data.train.labels, fraction)
         if len(idx) == 0:
-            raise DisgenError(f"--val-split {fraction}: the training split of {data.name} has "
-                              f"{len(data.train)} images, too few to hold any out; use more images "
-                              "or --val-split 0")
+            raise DisgenError(
+                f"--val-split {fraction}: the training split of {data.name} has "
+                f"{len(data.train)} images, too few to hold any out; use more images "
+                "or --val-split 0"
+            )
         keep = torch.ones(len(data.train), dtype=torch.bool)
         keep[idx] = False
         train = ImageSplit(data.train.images[keep], data.train.labels[keep])
         val = ImageSplit(data.train.images[idx], data.train.labels[idx])
         data = replace(data, train=train, val=val)
         info.update(source="carved", seed=SPLIT_SEED, val_indices=idx.tolist())
-    info["sizes"] = {"train": len(data.train), "val": len(data.val) if data.val is not None else 0,
-                     "test": len(data.test) if data.test is not None else 0}
+    info["sizes"] = {
+        "train": len(data.train),
+        "val": len(data.val) if data.val is not None else 0,
+        "test": len(data.test) if data.test is not None else 0,
+    }
     info["val_sha256"] = fingerprint(data.val)
     return replace(data, extra={**data.extra, "split": info})
 
@@ -91,15 +98,20 @@ def describe(info: dict) -> str:
     """One line for the log: how the data was split."""
     sizes = info["sizes"]
     if info["source"] == "none":
-        return (f"no validation split (--val-split 0): training on all {sizes['train']} training images; "
-                "best.pt is not written and nothing is chosen during training")
-    how = "the dataset's own" if info["source"] == "dataset" else \
-        f"{info['val_split']:g} of the training split, stratified, the same for every --seed"
+        return (
+            f"no validation split (--val-split 0): training on all {sizes['train']} training images; "
+            "best.pt is not written and nothing is chosen during training"
+        )
+    how = (
+        "the dataset's own"
+        if info["source"] == "dataset"
+        else f"{info['val_split']:g} of the training split, stratified, the same for every --seed"
+    )
     return f"validation split: {sizes['val']} images ({how}); training on {sizes['train']}"
 
 
 def save(run_dir: Path, info: dict) -> None:
-    from disgen.runs import write_json
+    from disgen.files import write_json
 
     write_json(Path(run_dir) / SPLIT_FILE, info)
 
@@ -124,10 +136,14 @@ def check(run_dir: Path, info: dict, what: str) -> None:
     saved = read(run_dir)
     if saved is None:
         if what == "resume":
-            raise DisgenError(f"{run_dir} has no {SPLIT_FILE}: it was trained by a disgen without validation "
-                              "splits and cannot be resumed by this one; start a new run")
-        raise DisgenError(f"{run_dir} has no {SPLIT_FILE}: this run's validation split is not known; "
-                          "evaluate its test split instead (--split test)")
+            raise DisgenError(
+                f"{run_dir} has no {SPLIT_FILE}: it was trained by a disgen without validation "
+                "splits and cannot be resumed by this one; start a new run"
+            )
+        raise DisgenError(
+            f"{run_dir} has no {SPLIT_FILE}: this run's validation split is not known; "
+            "evaluate its test split instead (--split test)"
+        )
     if saved.get("val_sha256") != info.get("val_sha256") or saved.get("val_split") != info.get("val_split"):
         ours = info["sizes"]["val"]
         theirs = saved.get("sizes", {}).get("val", "?")
@@ -135,4 +151,5 @@ def check(run_dir: Path, info: dict, what: str) -> None:
             f"cannot {what} {run_dir}: its validation split ({theirs} images, --val-split "
             f"{saved.get('val_split')}) differs from the one made now ({ours} images, --val-split "
             f"{info.get('val_split')}): the dataset's training split changed or another --val-split "
-            f"was given. Use the same dataset files and --val-split, or start a new run")
+            f"was given. Use the same dataset files and --val-split, or start a new run"
+        )

@@ -2,21 +2,37 @@
 
 One file per model family holds its config dataclass, its ``nn.Module``s, its presets and a builder
 decorated with :func:`register_model`. The registry drives the CLI's choices, ``disgen models`` and
-the test suite's parametrisation, so a new model gets its tests for free.
+the test suite's parametrisation, so a new model gets its tests for free. :func:`resolve` makes a
+run's TrainConfig from a model's preset; ``models.weights`` fetches and reads pretrained weights.
+
+May import: data, config, files, errors. Never runs, objectives or anything above.
 """
+
 from __future__ import annotations
 
+import contextlib
+import copy
 import importlib
 import math
 import typing
 from dataclasses import dataclass, field, fields
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import torch
 from torch import nn
 
+from disgen.config import (
+    TrainConfig,
+    check_text,
+    coerce,
+    from_dict,
+    load_config_file,
+    validate,
+)
 from disgen.data import MAX_CLASSES, machine_memory
 from disgen.errors import DisgenError
+
+Nets = dict[str, nn.Module]  # a run's networks by role: "model", or "generator" and "discriminator", ...
 
 # (C, H, W) of the training images and the number of classes: what a builder needs from the data.
 DataInfo = tuple[tuple[int, int, int], int]
@@ -40,14 +56,14 @@ class ModelSpec:
     presets: dict[str, dict] = field(default_factory=dict)
     description: str = ""
     value_range: tuple[float, float] = (0.0, 1.0)  # pixel range the model sees; (-1, 1) for tanh GANs
-    # The data shape the model needs, e.g. (2,) for 2-D points or (3, 64, 64); image folders are
-    # resized to it. None: the networks adapt to the dataset's (C, H, W).
-    input_shape: tuple[int, ...] | None = None
 
     def data_shape(self, model_cfg: Any) -> tuple[int, ...] | None:
-        """The shape image folders are decoded to: ``input_shape``, unless the model config sizes
-        it itself (``data_shape()``, e.g. resnet-transfer's ``--image-size``)."""
-        return model_cfg.data_shape() if hasattr(model_cfg, "data_shape") else self.input_shape
+        """The data shape the model is built for, as its config's ``data_shape()`` states it: (2,)
+        for gan2d's points, (1, 28, 28) for dcgan28, (3, S, S) for resnet-transfer's --image-size S.
+        Image folders are decoded to it. None (a config without ``data_shape``): the networks adapt
+        to the dataset's (C, H, W)."""
+        shape = getattr(model_cfg, "data_shape", None)
+        return shape() if shape is not None else None
 
     def model_config(self, overrides: dict | None = None) -> Any:
         """The model config dataclass with ``overrides`` applied, checking the field names."""
@@ -56,18 +72,17 @@ class ModelSpec:
         unknown = sorted(set(overrides) - known)
         if unknown:
             raise DisgenError(
-                f"model {self.name!r} has no option {', '.join(unknown)}; "
-                f"its options are: {', '.join(sorted(known))}"
+                f"model {self.name!r} has no option {', '.join(unknown)}; its options are: {', '.join(sorted(known))}"
             )
-        from disgen.config import coerce
-
         hints = typing.get_type_hints(self.config_cls)
         cfg = self.config_cls(**{k: coerce(k, v, hints[k]) for k, v in overrides.items()})
         for f in fields(cfg):
             allowed = f.metadata.get("choices")
             if allowed and getattr(cfg, f.name) not in allowed:
-                raise DisgenError(f"{self.name} --{f.name.replace('_', '-')} {getattr(cfg, f.name)!r}: choose one "
-                                  f"of {', '.join(allowed)}")
+                raise DisgenError(
+                    f"{self.name} --{f.name.replace('_', '-')} {getattr(cfg, f.name)!r}: choose one "
+                    f"of {', '.join(allowed)}"
+                )
         check_options(self.name, cfg)
         if self.data_shape(cfg) is not None:
             check_data_shape(self.data_shape(cfg), f"{self.name}'s data shape")
@@ -87,13 +102,21 @@ MAX_CHANNELS, MAX_SIDE, MAX_POINT_DIM = 4, 8192, 4096
 
 def check_data_shape(shape: Any, what: str) -> tuple[int, ...]:
     """``shape`` as a tuple if it is one a model can be built for, else a DisgenError naming ``what``."""
-    ints = isinstance(shape, (list, tuple)) and all(isinstance(n, int) and not isinstance(n, bool) and n >= 1
-                                                     for n in shape)
-    ok = ints and (len(shape) == 3 and shape[0] <= MAX_CHANNELS and max(shape[1:]) <= MAX_SIDE
-                   or len(shape) == 1 and shape[0] <= MAX_POINT_DIM)
+    ints = isinstance(shape, (list, tuple)) and all(
+        isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in shape
+    )
+    ok = ints and (
+        len(shape) == 3
+        and shape[0] <= MAX_CHANNELS
+        and max(shape[1:]) <= MAX_SIDE
+        or len(shape) == 1
+        and shape[0] <= MAX_POINT_DIM
+    )
     if not ok:
-        raise DisgenError(f"{what} {shape!r} is not a data shape a model can be built for: (C, H, W) with C in "
-                          f"1..{MAX_CHANNELS} and H, W in 1..{MAX_SIDE}, or (D,) points with D in 1..{MAX_POINT_DIM}")
+        raise DisgenError(
+            f"{what} {shape!r} is not a data shape a model can be built for: (C, H, W) with C in "
+            f"1..{MAX_CHANNELS} and H, W in 1..{MAX_SIDE}, or (D,) points with D in 1..{MAX_POINT_DIM}"
+        )
     return tuple(shape)
 
 
@@ -118,15 +141,15 @@ def check_options(name: str, cfg: Any) -> None:
             top = MAX_LAYERS if f.name.endswith(("depth", "convs")) else MAX_SIZE
             bad = [v for v in sizes if not 0 <= v <= top]
             if bad:
-                raise DisgenError(f"{name} {flag} {value!r}: {'a layer count' if top == MAX_LAYERS else 'a size'} "
-                                  f"must be a whole number in 0..{top:,} (got {bad[0]:,})")
+                raise DisgenError(
+                    f"{name} {flag} {value!r}: {'a layer count' if top == MAX_LAYERS else 'a size'} "
+                    f"must be a whole number in 0..{top:,} (got {bad[0]:,})"
+                )
             if len(sizes) > MAX_LAYERS:
                 raise DisgenError(f"{name} {flag}: {len(sizes):,} layers, over the limit of {MAX_LAYERS}")
         elif isinstance(value, float) and not math.isfinite(value):
             raise DisgenError(f"{name} {flag} {value!r}: must be a finite number")
         elif isinstance(value, str):
-            from disgen.config import check_text
-
             check_text(f"{name} {flag}", value)
 
 
@@ -137,8 +160,11 @@ def check_size(spec: ModelSpec, cfg: Any, image_shape: tuple[int, ...], num_clas
     check_data_shape(tuple(image_shape), "the data shape")
     if not (isinstance(num_classes, int) and 1 <= num_classes <= MAX_CLASSES):
         raise DisgenError(f"{num_classes!r} classes: a model is built for 1..{MAX_CLASSES:,}")
-    sizes = {f.name: getattr(cfg, f.name) for f in fields(cfg) if f.name.endswith(
-        ("hidden", "width", "widths", "dim", "depth", "size", "convs", "encoder", "decoder"))}
+    sizes = {
+        f.name: getattr(cfg, f.name)
+        for f in fields(cfg)
+        if f.name.endswith(("hidden", "width", "widths", "dim", "depth", "size", "convs", "encoder", "decoder"))
+    }
     options = ", ".join(f"--{k.replace('_', '-')} {v}" for k, v in sizes.items()) or "its options"
     try:
         with torch.device("meta"):
@@ -146,19 +172,25 @@ def check_size(spec: ModelSpec, cfg: Any, image_shape: tuple[int, ...], num_clas
     except DisgenError:
         raise
     except Exception as err:  # e.g. a width of 0 where a layer needs one unit, a dropout of 5
-        raise DisgenError(f"{spec.name} cannot be built with {options} for data {tuple(image_shape)}: "
-                          f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}") from None
+        raise DisgenError(
+            f"{spec.name} cannot be built with {options} for data {tuple(image_shape)}: "
+            f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
+        ) from None
     params = sum(p.numel() for m in nets.values() for p in m.parameters())
     limit = machine_memory() // TRAIN_BYTES_PER_PARAM
     if params > limit:
-        raise DisgenError(f"{spec.name} with {options} has {params:,} parameters, over the {limit:,} this "
-                          f"machine can train ({TRAIN_BYTES_PER_PARAM} bytes each: weights, gradients and Adam's "
-                          f"two averages, in {machine_memory() / 2**30:.1f} GiB of memory): choose smaller sizes")
+        raise DisgenError(
+            f"{spec.name} with {options} has {params:,} parameters, over the {limit:,} this "
+            f"machine can train ({TRAIN_BYTES_PER_PARAM} bytes each: weights, gradients and Adam's "
+            f"two averages, in {machine_memory() / 2**30:.1f} GiB of memory): choose smaller sizes"
+        )
     activations = sum(activation_bytes(m, image_shape) for m in nets.values())
     if activations > MAX_ACTIVATION_BYTES:
-        raise DisgenError(f"{spec.name} with {options} needs {activations / 2**30:,.1f} GiB of activations for one "
-                          f"input of shape {tuple(image_shape)}, over the limit of {MAX_ACTIVATION_BYTES / 2**30:g} "
-                          "GiB: choose smaller sizes")
+        raise DisgenError(
+            f"{spec.name} with {options} needs {activations / 2**30:,.1f} GiB of activations for one "
+            f"input of shape {tuple(image_shape)}, over the limit of {MAX_ACTIVATION_BYTES / 2**30:g} "
+            "GiB: choose smaller sizes"
+        )
 
 
 def activation_bytes(net: nn.Module, image_shape: tuple[int, ...], batch: int = 8) -> int:
@@ -186,21 +218,33 @@ def activation_bytes(net: nn.Module, image_shape: tuple[int, ...], batch: int = 
 
 
 _REGISTRY: dict[str, ModelSpec] = {}
-_MODULES = ("mlp_classifier", "mlp_autoencoder", "cnn_classifier", "gan2d", "dcgan28", "dcgan64", "aae",
-            "resnet_transfer")
+_MODULES = (
+    "mlp_classifier",
+    "mlp_autoencoder",
+    "cnn_classifier",
+    "gan2d",
+    "dcgan28",
+    "dcgan64",
+    "aae",
+    "resnet_transfer",
+)
 
 
 def register_model(
-    name: str, *, objective: str, config: type, presets: dict[str, dict], description: str = "",
-    value_range: tuple[float, float] = (0.0, 1.0), input_shape: tuple[int, ...] | None = None,
+    name: str,
+    *,
+    objective: str,
+    config: type,
+    presets: dict[str, dict],
+    description: str = "",
+    value_range: tuple[float, float] = (0.0, 1.0),
 ) -> Callable[[Builder], Builder]:
     """Register ``build(cfg, image_shape, num_classes) -> {role: module}`` under ``name``."""
 
     def wrap(build: Builder) -> Builder:
         if "seed" not in presets or "default" not in presets:
             raise ValueError(f"model {name} must define 'seed' and 'default' presets")
-        _REGISTRY[name] = ModelSpec(name, objective, config, build, presets, description, value_range,
-                                    input_shape)
+        _REGISTRY[name] = ModelSpec(name, objective, config, build, presets, description, value_range)
         return build
 
     return wrap
@@ -247,3 +291,69 @@ def activation(name: str) -> nn.Module:
     if name not in table:
         raise DisgenError(f"unknown activation {name!r}: use one of {', '.join(table)}")
     return table[name]()
+
+
+BATCH_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm)
+
+
+def per_sample(net: nn.Module) -> bool:
+    """Whether each output of ``net`` depends on its own input alone in training mode: no batch
+    norm and no layer marked ``mixes_batch`` (e.g. dcgan28's minibatch-std channel)."""
+    return not any(isinstance(m, BATCH_NORMS) or getattr(m, "mixes_batch", False) for m in net.modules())
+
+
+@contextlib.contextmanager
+def inference(nets: Nets) -> Iterator[None]:
+    """Eval mode and no autograd for ``nets``, restoring each module's mode afterwards."""
+    modes = {k: m.training for k, m in nets.items()}
+    for m in nets.values():
+        m.eval()
+    try:
+        with torch.inference_mode():
+            yield
+    finally:
+        for k, m in nets.items():
+            m.train(modes[k])
+
+
+def add_ema(nets: Nets, decay: float) -> Nets:
+    """``nets`` plus ``generator_ema``, a frozen copy of G averaged after every step (decay > 0)."""
+    if decay > 0:
+        ema = copy.deepcopy(nets["generator"]).requires_grad_(False)
+        ema.decay = decay
+        ema.register_buffer("ema_updates", torch.zeros((), dtype=torch.int64))
+        nets["generator_ema"] = ema
+    return nets
+
+
+def resolve(model: str, overrides: dict | None = None, config_file: str | None = None) -> TrainConfig:
+    """A run's TrainConfig: defaults < the model's preset < ``config_file`` (JSON) < ``overrides``
+    (e.g. CLI flags), its model options checked against the model's config."""
+    overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
+    from_file = load_config_file(config_file) if config_file else {}
+    preset_name = overrides.get("preset", from_file.get("preset", "default"))
+    spec = get_model(model)
+    if not isinstance(preset_name, str) or preset_name not in spec.presets:
+        raise DisgenError(
+            f"--preset {preset_name!r}: model {model!r} has no preset {preset_name!r}; choose one of "
+            f"{', '.join(spec.presets)}"
+        )
+    merged: dict[str, Any] = {"model": model, "preset": preset_name}
+    model_args: dict[str, Any] = {}
+    for layer in (spec.presets[preset_name], from_file, overrides):
+        layer = dict(layer)
+        for key in ("model", "model_args"):
+            value = layer.pop(key, None) or {}
+            if not isinstance(value, dict):
+                raise DisgenError(
+                    f'{key} must be an object of model options, e.g. {{"hidden": [100, 50]}} (got {value!r})'
+                )
+            model_args.update(value)
+        merged.update(layer)
+    merged["model"] = model
+    merged["model_args"] = model_args
+    cfg = from_dict(merged)
+    validate(cfg)
+    typed = spec.model_config(cfg.model_args)  # fails early on unknown or ill-typed options
+    cfg.model_args = {k: getattr(typed, k) for k in cfg.model_args}  # saved typed in config.json
+    return cfg

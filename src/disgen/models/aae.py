@@ -10,6 +10,7 @@
 The step with its three phases lives in ``disgen.objectives.aae``; the priors are here, next to
 the networks whose outputs they shape.
 """
+
 from __future__ import annotations
 
 import math
@@ -32,8 +33,9 @@ class AAEConfig:
     hidden: tuple[int, ...] = opt((1000, 1000), "encoder units per layer; the decoder mirrors them")
     z_dim: int = opt(10, "style/latent code size (2 for the scatter plots of the paper's figures)")
     d_hidden: tuple[int, ...] = opt((1000, 1000), "units per layer of d_gauss and d_cat")
-    prior: str = opt("gaussian", "the prior z is pushed to; mixture: 10 Gaussians on a circle, needs --z-dim 2",
-                     choices=PRIORS)
+    prior: str = opt(
+        "gaussian", "the prior z is pushed to; mixture: 10 Gaussians on a circle, needs --z-dim 2", choices=PRIORS
+    )
     prior_std: float = opt(5.0, "std of the Gaussian prior; seed 004 draws z ~ N(0, 5²)")
     d_lr: float = opt(0.0, "lr of both discriminators; 0: --lr")
     g_lr: float = opt(0.0, "lr of the encoder as generator (regularisation phase); 0: --lr")
@@ -42,17 +44,23 @@ class AAEConfig:
     # d_gauss also seeing the label: z must match the prior within every class, not only over all of
     # them, so no digit keeps its own corner of z and any prior draw is a style that fits every digit
     # (style grid from the prior: 99.0% vs 90.8% of cells read as their digit, docs/aae.md).
-    label_conditioned: bool = opt(True, "supervised mode: d_gauss also sees the one-hot label (no: the "
-                                        "paper's supervised AAE)")
-    y_conditioned: bool = opt(False, "semi-supervised mode: d_gauss also sees the predicted class, so z "
-                                     "carries no class")
+    label_conditioned: bool = opt(
+        True, "supervised mode: d_gauss also sees the one-hot label (no: the paper's supervised AAE)"
+    )
+    y_conditioned: bool = opt(
+        False, "semi-supervised mode: d_gauss also sees the predicted class, so z carries no class"
+    )
     # The UDA form of Xie et al. 2019: the class probabilities on a perturbed copy of each unlabelled
     # image are pulled toward those on the image itself (KL, the clean side held fixed).
-    consistency: float = opt(0.0, "semi-supervised mode: weight of a consistency term on the unlabelled "
-                                  "batch; 0: the paper's AAE")
-    consistency_augment: str = opt("affine", "the consistency term's perturbation: affine (rotation, scale, "
-                                             "shift), flip (not for digits) or none (dropout alone)",
-                                   choices=("affine", "flip", "none"))
+    consistency: float = opt(
+        0.0, "semi-supervised mode: weight of a consistency term on the unlabelled batch; 0: the paper's AAE"
+    )
+    consistency_augment: str = opt(
+        "affine",
+        "the consistency term's perturbation: affine (rotation, scale, "
+        "shift), flip (not for digits) or none (dropout alone)",
+        choices=("affine", "flip", "none"),
+    )
 
 
 def mlp(sizes: list[int], dropout: float = 0.0) -> nn.Sequential:
@@ -134,8 +142,11 @@ def mixture_means(k: int = 10, radius: float = 4.0) -> torch.Tensor:
 
 def sample_prior(cfg: AAEConfig, n: int, device, generator: torch.Generator | None = None) -> torch.Tensor:
     """z (n, z_dim) from the prior."""
-    return shape_noise(cfg, torch.randn(n, cfg.z_dim, generator=generator, device=device),
-                       torch.randint(0, 10, (n,), generator=generator, device=device))
+    return shape_noise(
+        cfg,
+        torch.randn(n, cfg.z_dim, generator=generator, device=device),
+        torch.randint(0, 10, (n,), generator=generator, device=device),
+    )
 
 
 def shape_noise(cfg: AAEConfig, eps: torch.Tensor, component: torch.Tensor) -> torch.Tensor:
@@ -170,8 +181,10 @@ def check(cfg: AAEConfig) -> None:
     if cfg.prior == "mixture" and cfg.z_dim != 2:
         raise DisgenError(f"--prior mixture is a mixture of 2-D Gaussians: use --z-dim 2 (got {cfg.z_dim})")
     if cfg.consistency_augment not in ("flip", "affine", "none"):
-        raise DisgenError(f"--consistency-augment {cfg.consistency_augment!r}: choose affine (any "
-                          "images), flip (clothes, objects; not digits) or none")
+        raise DisgenError(
+            f"--consistency-augment {cfg.consistency_augment!r}: choose affine (any "
+            "images), flip (clothes, objects; not digits) or none"
+        )
     if cfg.consistency < 0:
         raise DisgenError(f"--consistency {cfg.consistency:g}: a weight, 0 (off) or more")
     if cfg.z_dim < 1 or not cfg.hidden or not cfg.d_hidden:
@@ -183,9 +196,12 @@ PRESETS = {
     # z ~ N(0, 5²), Adam lr 0.001 beta1 0.9, batch 100, 1000 epochs (its 95% on full MNIST).
     "seed": dict(  # the document trained on the whole training split: no validation split
         val_split=0.0,
-        model=dict(mode="semi-supervised", hidden=(1000, 1000), z_dim=10, d_hidden=(1000, 1000),
-                   prior_std=5.0),
-        optimizer="adam", lr=1e-3, betas=(0.9, 0.999), batch_size=100, epochs=1000,
+        model=dict(mode="semi-supervised", hidden=(1000, 1000), z_dim=10, d_hidden=(1000, 1000), prior_std=5.0),
+        optimizer="adam",
+        lr=1e-3,
+        betas=(0.9, 0.999),
+        batch_size=100,
+        epochs=1000,
     ),
     # Same shape; beta1 0.5 steadies the adversarial phases (Radford et al. 2015), discriminators
     # at a fifth of the lr so they do not win the game outright, dropout against few labels, the
@@ -193,23 +209,40 @@ PRESETS = {
     # baseline on Fashion-MNIST with 1000 labels; with it the AAE beats it, docs/aae.md) and a
     # cosine decay that settles the last epochs.
     "default": dict(
-        model=dict(mode="semi-supervised", hidden=(1000, 1000), z_dim=10, d_hidden=(1000, 1000),
-                   prior_std=5.0, d_lr=2e-4, dropout=0.2, consistency=1.0),
-        optimizer="adam", lr=1e-3, betas=(0.5, 0.999), batch_size=100, epochs=50, lr_schedule="cosine",
+        model=dict(
+            mode="semi-supervised",
+            hidden=(1000, 1000),
+            z_dim=10,
+            d_hidden=(1000, 1000),
+            prior_std=5.0,
+            d_lr=2e-4,
+            dropout=0.2,
+            consistency=1.0,
+        ),
+        optimizer="adam",
+        lr=1e-3,
+        betas=(0.5, 0.999),
+        batch_size=100,
+        epochs=50,
+        lr_schedule="cosine",
     ),
 }
 
 
 @register_model(
-    "aae", objective="aae", config=AAEConfig, presets=PRESETS,
+    "aae",
+    objective="aae",
+    config=AAEConfig,
+    presets=PRESETS,
     description="seed 004: adversarial autoencoder, --mode unsupervised | supervised | semi-supervised",
 )
 def build(cfg: AAEConfig, image_shape, num_classes) -> dict[str, nn.Module]:
     check(cfg)
-    nets = {"encoder": Encoder(cfg, image_shape, num_classes),
-            "decoder": Decoder(cfg, image_shape, num_classes),
-            "d_gauss": LatentDiscriminator(cfg.z_dim, cfg.d_hidden,
-                                           num_classes if conditioned(cfg) else 0)}
+    nets = {
+        "encoder": Encoder(cfg, image_shape, num_classes),
+        "decoder": Decoder(cfg, image_shape, num_classes),
+        "d_gauss": LatentDiscriminator(cfg.z_dim, cfg.d_hidden, num_classes if conditioned(cfg) else 0),
+    }
     if cfg.mode == "semi-supervised":
         nets["d_cat"] = LatentDiscriminator(num_classes, cfg.d_hidden)
     for m in nets.values():

@@ -7,6 +7,7 @@ There is no source document for it; the ``seed`` preset is the same network trai
 augmentation, the ``default`` adds random affine augmentation and a one-cycle schedule, and
 ``fast`` is a lighter network and schedule for time to accuracy.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -14,8 +15,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from disgen.errors import DisgenError
 from disgen.config import opt
+from disgen.errors import DisgenError
 from disgen.models import register_model
 
 
@@ -28,9 +29,7 @@ class CNNClassifierConfig:
 
 def conv_bn_relu(cin: int, cout: int) -> nn.Sequential:
     # No conv bias: batch norm's shift replaces it.
-    return nn.Sequential(
-        nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)
-    )
+    return nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
 
 
 def stage(cin: int, cout: int, n: int) -> list[nn.Module]:
@@ -42,14 +41,19 @@ class CNNClassifier(nn.Module):
         super().__init__()
         c, _, _ = image_shape
         if len(cfg.widths) != 3 or len(cfg.convs) != 3 or min(cfg.widths) < 1 or min(cfg.convs) < 1:
-            raise DisgenError(f"cnn-classifier takes three stages: --widths A,B,C and --convs A,B,C of "
-                              f"positive numbers (got widths {cfg.widths}, convs {cfg.convs})")
+            raise DisgenError(
+                f"cnn-classifier takes three stages: --widths A,B,C and --convs A,B,C of "
+                f"positive numbers (got widths {cfg.widths}, convs {cfg.convs})"
+            )
         (w1, w2, w3), (n1, n2, n3) = cfg.widths, cfg.convs
         self.body = nn.Sequential(
-            *stage(c, w1, n1), nn.MaxPool2d(2),  # (B, w1, 14, 14)
-            *stage(w1, w2, n2), nn.MaxPool2d(2),  # (B, w2, 7, 7)
+            *stage(c, w1, n1),
+            nn.MaxPool2d(2),  # (B, w1, 14, 14)
+            *stage(w1, w2, n2),
+            nn.MaxPool2d(2),  # (B, w2, 7, 7)
             *stage(w2, w3, n3),  # (B, w3, 7, 7)
-            nn.AdaptiveAvgPool2d(1), nn.Flatten(),  # (B, w3)
+            nn.AdaptiveAvgPool2d(1),
+            nn.Flatten(),  # (B, w3)
         )
         self.fc = nn.Sequential(nn.Dropout(cfg.dropout), nn.Linear(w3, num_classes))  # (B, classes)
         self.apply(init_weights)
@@ -81,20 +85,34 @@ PRESETS = {
     # 30 epochs, not 15: a higher validation accuracy on mnist-mini over 3 seeds (chosen on the
     # validation split alone; bench_preset_check.py, docs/speed.md).
     "default": dict(
-        optimizer="adamw", lr=3e-3, weight_decay=5e-4, batch_size=64, epochs=30,
-        lr_schedule="onecycle", augment="affine",
+        optimizer="adamw",
+        lr=3e-3,
+        weight_decay=5e-4,
+        batch_size=64,
+        epochs=30,
+        lr_schedule="onecycle",
+        augment="affine",
     ),
     # Fashion-MNIST in a few CPU minutes (docs/speed.md): one convolution at 28x28 instead of two
     # (a third of the FLOPs), 7 epochs of a one-cycle schedule, no augmentation.
     "fast": dict(
-        optimizer="adamw", lr=3e-3, weight_decay=5e-4, batch_size=128, epochs=7, lr_schedule="onecycle",
-        augment="none", model=dict(widths=(32, 64, 128), convs=(1, 2, 1), dropout=0.0),
+        optimizer="adamw",
+        lr=3e-3,
+        weight_decay=5e-4,
+        batch_size=128,
+        epochs=7,
+        lr_schedule="onecycle",
+        augment="none",
+        model=dict(widths=(32, 64, 128), convs=(1, 2, 1), dropout=0.0),
     ),
 }
 
 
 @register_model(
-    "cnn-classifier", objective="classify", config=CNNClassifierConfig, presets=PRESETS,
+    "cnn-classifier",
+    objective="classify",
+    config=CNNClassifierConfig,
+    presets=PRESETS,
     description="disgen's small VGG-style CNN (batch norm, augmentation); the demo's model",
 )
 def build(cfg: CNNClassifierConfig, image_shape, num_classes) -> dict[str, nn.Module]:

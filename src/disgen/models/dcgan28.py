@@ -7,6 +7,7 @@ of dim 100, data in [-1, 1]. ``arch="dcgan"`` (the default preset) follows Radfo
 strided (transposed) 4x4 convolutions, batch norm, ReLU in G and LeakyReLU(0.2) in D, Adam with
 beta1 = 0.5, z ~ N(0, 1); chosen by measurement (docs/gans.md).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -14,16 +15,17 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from disgen.config import opt
 from disgen.data.augment import shift
 from disgen.errors import DisgenError
-from disgen.config import opt
-from disgen.models import register_model
-from disgen.objectives.gan import add_ema
+from disgen.models import add_ema, register_model
 
 
 @dataclass
 class DCGAN28Config:
-    arch: str = opt("dcgan", "the networks: keras (seed 002) or dcgan (Radford et al. 2015)", choices=("keras", "dcgan"))
+    arch: str = opt(
+        "dcgan", "the networks: keras (seed 002) or dcgan (Radford et al. 2015)", choices=("keras", "dcgan")
+    )
     latent_dim: int = opt(100, "size of G's input noise z (seed 002 and Radford et al.: 100)")
     noise_std: float = opt(1.0, "std of z ~ N(0, std); seed 002 draws N(0, 0.3)")
     g_width: int = opt(64, "channels of G's 14x14 stage (its 7x7 stage has twice as many)")
@@ -39,6 +41,10 @@ class DCGAN28Config:
     real_label: float = opt(1.0, "D's target for real images; 0.9: one-sided label smoothing (Salimans et al. 2016)")
     pack: int = opt(1, "D judges packs of this many images stacked as channels (PacGAN, Lin et al. 2018); 1: none")
 
+    def data_shape(self) -> tuple[int, int, int]:
+        """1x28x28 images: the nets' 7 -> 14 -> 28 upsampling fixes the side; image folders are resized to it."""
+        return (1, 28, 28)
+
 
 class KerasGenerator(nn.Module):
     """Seed 002's ``model_generator`` (widths fixed by the seed: 1024, 128x7x7, 64)."""
@@ -47,14 +53,21 @@ class KerasGenerator(nn.Module):
         super().__init__()
         self.latent_dim, self.noise_std = cfg.latent_dim, cfg.noise_std
         self.net = nn.Sequential(
-            nn.Linear(cfg.latent_dim, 1024), nn.Tanh(),  # (B, 1024)
+            nn.Linear(cfg.latent_dim, 1024),
+            nn.Tanh(),  # (B, 1024)
             # Keras BatchNormalization: momentum 0.99 (PyTorch 0.01), epsilon 1e-3
-            nn.Linear(1024, 128 * 7 * 7), nn.BatchNorm1d(128 * 7 * 7, eps=1e-3, momentum=0.01), nn.Tanh(),
+            nn.Linear(1024, 128 * 7 * 7),
+            nn.BatchNorm1d(128 * 7 * 7, eps=1e-3, momentum=0.01),
+            nn.Tanh(),
             nn.Unflatten(1, (128, 7, 7)),  # (B, 128, 7, 7)
             # Keras' UpSampling2D + Conv2D 5x5 "same", computed as UpsampledConv2d (the same function
             # and weights, 2.8x fewer multiply-adds); the Identity keeps the checkpoint's key names.
-            nn.Identity(), UpsampledConv2d(128, 64), nn.Tanh(),  # (B, 64, 14, 14)
-            nn.Identity(), UpsampledConv2d(64, channels), nn.Tanh(),  # (B, C, 28, 28)
+            nn.Identity(),
+            UpsampledConv2d(128, 64),
+            nn.Tanh(),  # (B, 64, 14, 14)
+            nn.Identity(),
+            UpsampledConv2d(64, channels),
+            nn.Tanh(),  # (B, C, 28, 28)
         )
         self.apply(glorot_init)
 
@@ -73,9 +86,13 @@ class UpsampledConv2d(nn.Conv2d):
 
     def __init__(self, in_channels: int, out_channels: int):
         super().__init__(in_channels, out_channels, 5, padding=2)
-        fold = torch.tensor([[[1, 1, 0, 0, 0], [0, 0, 1, 1, 0], [0, 0, 0, 0, 1]],   # phase 0
-                             [[1, 0, 0, 0, 0], [0, 1, 1, 0, 0], [0, 0, 0, 1, 1]]],  # phase 1
-                            dtype=torch.float32)  # (phase, 3 folded taps, 5 taps)
+        fold = torch.tensor(
+            [
+                [[1, 1, 0, 0, 0], [0, 0, 1, 1, 0], [0, 0, 0, 0, 1]],  # phase 0
+                [[1, 0, 0, 0, 0], [0, 1, 1, 0, 0], [0, 0, 0, 1, 1]],
+            ],  # phase 1
+            dtype=torch.float32,
+        )  # (phase, 3 folded taps, 5 taps)
         self.register_buffer("fold", fold, persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -93,9 +110,15 @@ class KerasDiscriminator(nn.Module):
     def __init__(self, cfg: DCGAN28Config, channels: int):
         super().__init__()
         self.net = nn.Sequential(
-            nn.Conv2d(channels, 64, 5, padding=2), nn.Tanh(), nn.MaxPool2d(2),  # (B, 64, 14, 14)
-            nn.Conv2d(64, 128, 5), nn.Tanh(), nn.MaxPool2d(2),  # "valid": (B, 128, 10, 10) -> (B, 128, 5, 5)
-            nn.Flatten(), nn.Linear(128 * 5 * 5, 1024), nn.Tanh(),  # (B, 1024)
+            nn.Conv2d(channels, 64, 5, padding=2),
+            nn.Tanh(),
+            nn.MaxPool2d(2),  # (B, 64, 14, 14)
+            nn.Conv2d(64, 128, 5),
+            nn.Tanh(),
+            nn.MaxPool2d(2),  # "valid": (B, 128, 10, 10) -> (B, 128, 5, 5)
+            nn.Flatten(),
+            nn.Linear(128 * 5 * 5, 1024),
+            nn.Tanh(),  # (B, 1024)
             nn.Linear(1024, 1),  # (B, 1)
         )
         self.apply(glorot_init)
@@ -110,12 +133,17 @@ class Generator(nn.Module):
         self.latent_dim, self.noise_std = cfg.latent_dim, cfg.noise_std
         w = cfg.g_width
         self.net = nn.Sequential(
-            nn.Linear(cfg.latent_dim, 2 * w * 7 * 7, bias=False), nn.BatchNorm1d(2 * w * 7 * 7), nn.ReLU(True),
+            nn.Linear(cfg.latent_dim, 2 * w * 7 * 7, bias=False),
+            nn.BatchNorm1d(2 * w * 7 * 7),
+            nn.ReLU(True),
             nn.Unflatten(1, (2 * w, 7, 7)),  # (B, 2w, 7, 7)
             *conv_bn_relu(2 * w, cfg.g_depth),
-            nn.ConvTranspose2d(2 * w, w, 4, 2, 1, bias=False), nn.BatchNorm2d(w), nn.ReLU(True),  # (B, w, 14, 14)
+            nn.ConvTranspose2d(2 * w, w, 4, 2, 1, bias=False),
+            nn.BatchNorm2d(w),
+            nn.ReLU(True),  # (B, w, 14, 14)
             *conv_bn_relu(w, cfg.g_depth),
-            nn.ConvTranspose2d(w, channels, 4, 2, 1), nn.Tanh(),  # (B, C, 28, 28)
+            nn.ConvTranspose2d(w, channels, 4, 2, 1),
+            nn.Tanh(),  # (B, C, 28, 28)
         )
         self.apply(dcgan_init)
 
@@ -125,8 +153,11 @@ class Generator(nn.Module):
 
 def conv_bn_relu(channels: int, n: int) -> list[nn.Module]:
     """``n`` shape-keeping 3x3 conv + batch norm + ReLU layers."""
-    return [m for _ in range(n) for m in (nn.Conv2d(channels, channels, 3, 1, 1, bias=False),
-                                          nn.BatchNorm2d(channels), nn.ReLU(True))]
+    return [
+        m
+        for _ in range(n)
+        for m in (nn.Conv2d(channels, channels, 3, 1, 1, bias=False), nn.BatchNorm2d(channels), nn.ReLU(True))
+    ]
 
 
 class Discriminator(nn.Module):
@@ -141,11 +172,14 @@ class Discriminator(nn.Module):
             raise DisgenError(f"dcgan28 --pack {cfg.pack}: give 1 (no packing) or more images per pack")
         self.mixes_batch = cfg.pack > 1  # a pack's logit depends on several images
         self.net = nn.Sequential(
-            nn.Conv2d(channels * cfg.pack, w, 4, 2, 1), nn.LeakyReLU(0.2, True),  # (B, w, 14, 14)
+            nn.Conv2d(channels * cfg.pack, w, 4, 2, 1),
+            nn.LeakyReLU(0.2, True),  # (B, w, 14, 14)
             nn.Conv2d(w, 2 * w, 4, 2, 1, bias=cfg.spectral_norm),
-            *([] if cfg.spectral_norm else [nn.BatchNorm2d(2 * w)]), nn.LeakyReLU(0.2, True),  # (B, 2w, 7, 7)
+            *([] if cfg.spectral_norm else [nn.BatchNorm2d(2 * w)]),
+            nn.LeakyReLU(0.2, True),  # (B, 2w, 7, 7)
             *([MinibatchStd(cfg.mbstd_group)] if extra else []),  # (B, 2w + 1, 7, 7)
-            nn.Flatten(), nn.Linear((2 * w + extra) * 7 * 7, 1),  # (B, 1)
+            nn.Flatten(),
+            nn.Linear((2 * w + extra) * 7 * 7, 1),  # (B, 1)
         )
         self.apply(dcgan_init)
         if cfg.spectral_norm:
@@ -158,7 +192,7 @@ class Discriminator(nn.Module):
             x = cutout(translate(x))
         if self.pack > 1:  # (B, C, H, W) -> (B // pack, pack * C, H, W); a remainder is left out
             b, c, h, w = x.shape
-            x = x[:b - b % self.pack].reshape(b // self.pack, self.pack * c, h, w)
+            x = x[: b - b % self.pack].reshape(b // self.pack, self.pack * c, h, w)
         return self.net(x)
 
 
@@ -229,26 +263,48 @@ def dcgan_init(m: nn.Module) -> None:
 
 
 PRESETS = {
-    "seed": dict(val_split=0.0,  # the document trained on the whole training split
-                 dataset="mnist-mini", optimizer="sgd", lr=0.0005, momentum=0.9, nesterov=True,
-                 batch_size=64, epochs=100, model=dict(arch="keras", noise_std=0.3)),
+    "seed": dict(
+        val_split=0.0,  # the document trained on the whole training split
+        dataset="mnist-mini",
+        optimizer="sgd",
+        lr=0.0005,
+        momentum=0.9,
+        nesterov=True,
+        batch_size=64,
+        epochs=100,
+        model=dict(arch="keras", noise_std=0.3),
+    ),
     # Measured in docs/gans.md: the minibatch-std channel raised the rarest class's share, the
     # cosine decay lets the Adam iterates settle instead of circling (sharper, more varied samples),
     # and one more 3x3 conv per G stage (g_depth 1) sharpens the digits (Fréchet distance 3.2
     # against 4.8 on mnist-mini at the same 30 epochs) and evens out their classes.
-    "default": dict(dataset="mnist-mini", optimizer="adam", lr=5e-4, betas=(0.5, 0.999), batch_size=64,
-                    epochs=30, lr_schedule="cosine", model=dict(arch="dcgan", minibatch_std=True, g_depth=1)),
+    "default": dict(
+        dataset="mnist-mini",
+        optimizer="adam",
+        lr=5e-4,
+        betas=(0.5, 0.999),
+        batch_size=64,
+        epochs=30,
+        lr_schedule="cosine",
+        model=dict(arch="dcgan", minibatch_std=True, g_depth=1),
+    ),
 }
 ARCHS = {"keras": (KerasGenerator, KerasDiscriminator), "dcgan": (Generator, Discriminator)}
 
 
-@register_model("dcgan28", objective="gan", config=DCGAN28Config, presets=PRESETS, input_shape=(1, 28, 28),
-                description="DCGAN for 28x28 images: seed 002's Keras nets or a Radford-style default",
-                value_range=(-1.0, 1.0))
+@register_model(
+    "dcgan28",
+    objective="gan",
+    config=DCGAN28Config,
+    presets=PRESETS,
+    description="DCGAN for 28x28 images: seed 002's Keras nets or a Radford-style default",
+    value_range=(-1.0, 1.0),
+)
 def build(cfg: DCGAN28Config, image_shape, num_classes) -> dict[str, nn.Module]:
     if len(image_shape) != 3 or tuple(image_shape[1:]) != (28, 28):
-        raise DisgenError(f"dcgan28 takes 28x28 images, the dataset has shape {tuple(image_shape)}; "
-                          "use dcgan64 for other sizes")
+        raise DisgenError(
+            f"dcgan28 takes 28x28 images, the dataset has shape {tuple(image_shape)}; use dcgan64 for other sizes"
+        )
     if cfg.arch not in ARCHS:
         raise DisgenError(f"dcgan28 --arch {cfg.arch!r}: choose one of {', '.join(ARCHS)}")
     g, d = ARCHS[cfg.arch]

@@ -2,6 +2,7 @@
 2019): 784-100-50-50-100-784 with sigmoid activations (the output too), MSE loss, Adam, batch 100,
 weights U(-1, 1).
 """
+
 from __future__ import annotations
 
 import math
@@ -19,8 +20,11 @@ class MLPAutoencoderConfig:
     encoder: tuple[int, ...] = opt((100, 50), "encoder units per layer, the last is the code size (seed 001: 100,50)")
     decoder: tuple[int, ...] = opt((50, 100), "decoder units per layer, then back to C*H*W (seed 001: 50,100)")
     act: str = opt("sigmoid", "activation of every hidden layer", choices=ACTIVATIONS)
-    init: str = opt("uniform", "weights: uniform, U(-init_scale, init_scale) as MXNet, or default, PyTorch's",
-                    choices=("uniform", "default"))
+    init: str = opt(
+        "uniform",
+        "weights: uniform, U(-init_scale, init_scale) as MXNet, or default, PyTorch's",
+        choices=("uniform", "default"),
+    )
     init_scale: float = opt(1.0, "--init uniform: the bound of U(-init_scale, init_scale)")
 
 
@@ -61,19 +65,29 @@ PRESETS = {
     "seed": dict(  # the document trained on the whole training split: no validation split
         val_split=0.0,
         model=dict(encoder=(100, 50), decoder=(50, 100), act="sigmoid", init="uniform"),
-        optimizer="adam", lr=2e-3, batch_size=100, epochs=3,
+        optimizer="adam",
+        lr=2e-3,
+        batch_size=100,
+        epochs=3,
     ),
     # Same shape; ReLU hidden units with PyTorch's default init and a cosine schedule reach a
     # lower reconstruction error in the same epochs (measured on Fashion-MNIST, see README).
     "default": dict(
         model=dict(encoder=(100, 50), decoder=(50, 100), act="relu", init="default"),
-        optimizer="adam", lr=2e-3, batch_size=100, epochs=10, lr_schedule="cosine",
+        optimizer="adam",
+        lr=2e-3,
+        batch_size=100,
+        epochs=10,
+        lr_schedule="cosine",
     ),
 }
 
 
 @register_model(
-    "mlp-autoencoder", objective="reconstruct", config=MLPAutoencoderConfig, presets=PRESETS,
+    "mlp-autoencoder",
+    objective="reconstruct",
+    config=MLPAutoencoderConfig,
+    presets=PRESETS,
     description="seed 001: MLP autoencoder 784-100-50-50-100-784 (sigmoid), MSE",
 )
 def build(cfg: MLPAutoencoderConfig, image_shape, num_classes) -> dict[str, nn.Module]:

@@ -2,6 +2,7 @@
 Discriminator", 2019): 784-100-50-10 with sigmoid activations and a softmax output, weights
 initialised U(-1, 1), Adam (lr 0.002 in effect, see PRESETS), batch 100.
 """
+
 from __future__ import annotations
 
 import math
@@ -18,8 +19,11 @@ from disgen.models import ACTIVATIONS, activation, init_uniform, register_model
 class MLPClassifierConfig:
     hidden: tuple[int, ...] = opt((100, 50), "units per hidden layer (seed 000: encode1, encode2)")
     act: str = opt("sigmoid", "activation of every hidden layer (seed 000: sigmoid)", choices=ACTIVATIONS)
-    init: str = opt("uniform", "weights: uniform, U(-init_scale, init_scale) as MXNet, or default, PyTorch's",
-                    choices=("uniform", "default"))
+    init: str = opt(
+        "uniform",
+        "weights: uniform, U(-init_scale, init_scale) as MXNet, or default, PyTorch's",
+        choices=("uniform", "default"),
+    )
     init_scale: float = opt(1.0, "--init uniform: the bound of U(-init_scale, init_scale) (MXNet's 1)")
     dropout: float = opt(0.0, "dropout probability before the head")
 
@@ -56,19 +60,29 @@ PRESETS = {
     "seed": dict(  # the document trained on the whole training split: no validation split
         val_split=0.0,
         model=dict(hidden=(100, 50), act="sigmoid", init="uniform", init_scale=1.0),
-        optimizer="adam", lr=2e-3, batch_size=100, epochs=3,
+        optimizer="adam",
+        lr=2e-3,
+        batch_size=100,
+        epochs=3,
     ),
     # Same size; ReLU with PyTorch's default init trains faster than saturated sigmoids, and
     # cosine decay settles it (measured on Fashion-MNIST, see README).
     "default": dict(
         model=dict(hidden=(100, 50), act="relu", init="default"),
-        optimizer="adam", lr=2e-3, batch_size=100, epochs=10, lr_schedule="cosine",
+        optimizer="adam",
+        lr=2e-3,
+        batch_size=100,
+        epochs=10,
+        lr_schedule="cosine",
     ),
 }
 
 
 @register_model(
-    "mlp-classifier", objective="classify", config=MLPClassifierConfig, presets=PRESETS,
+    "mlp-classifier",
+    objective="classify",
+    config=MLPClassifierConfig,
+    presets=PRESETS,
     description="seed 000: MLP 784-100-50-10 (sigmoid), softmax cross-entropy",
 )
 def build(cfg: MLPClassifierConfig, image_shape, num_classes) -> dict[str, nn.Module]:

@@ -4,12 +4,13 @@
 The ResNet (He et al. 2015) is written here with torchvision's exact module and parameter names
 and shapes (``conv1``, ``bn1``, ``layer1``..``layer4`` of ``BasicBlock``/``Bottleneck`` blocks
 with ``conv1, bn1, conv2, bn2[, conv3, bn3], downsample.0/.1``, ``fc``), so torchvision and timm
-checkpoint files load directly (see :mod:`disgen.weights`) without torchvision installed.
+checkpoint files load directly (see :mod:`disgen.models.weights`) without torchvision installed.
 
 The model takes images in [0, 1] of any size: the test transform (centre crop to ``image_size``)
 and ImageNet's per-channel normalisation happen inside ``features``, so datasets stay uint8 in
 [0, 1] like every other disgen dataset and ``predict`` needs nothing but the run directory.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -17,15 +18,19 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from disgen.errors import DisgenError
 from disgen.config import opt
+from disgen.errors import DisgenError
 from disgen.models import register_model
+
 # torchvision's ResNet init too: He normal (fan_out) convolutions, batch norm as the identity.
 from disgen.models.cnn_classifier import init_weights
 
 # Blocks per stage, from torchvision.models.resnet (He et al. 2015, table 1).
-ARCHS = {"resnet18": ("basic", (2, 2, 2, 2)), "resnet34": ("basic", (3, 4, 6, 3)),
-         "resnet50": ("bottleneck", (3, 4, 6, 3))}
+ARCHS = {
+    "resnet18": ("basic", (2, 2, 2, 2)),
+    "resnet34": ("basic", (3, 4, 6, 3)),
+    "resnet50": ("bottleneck", (3, 4, 6, 3)),
+}
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 RESIZE_RATIO = 256 / 224  # the seed's test transform: resize to 256, centre-crop 224
@@ -35,18 +40,29 @@ RESIZE_RATIO = 256 / 224  # the seed's test transform: resize to 256, centre-cro
 class ResNetTransferConfig:
     arch: str = opt("resnet34", "the ImageNet ResNet to start from", choices=("resnet18", "resnet34", "resnet50"))
     image_size: int = opt(224, "crop side in pixels; images are stored at image_size * 256/224")
-    head: str = opt("new", "new: a head on the 1000-d ImageNet output (seed); replace: a head instead of fc",
-                    choices=("new", "replace"))
+    head: str = opt(
+        "new",
+        "new: a head on the 1000-d ImageNet output (seed); replace: a head instead of fc",
+        choices=("new", "replace"),
+    )
     hidden: int = opt(256, "width of the head's hidden layer (seed: 256); 0: a single linear layer")
-    train_backbone: str = opt("none", "what of the backbone trains: none (frozen, seed), last (layer4 and "
-                                      "fc) or all", choices=("none", "last", "all"))
+    train_backbone: str = opt(
+        "none",
+        "what of the backbone trains: none (frozen, seed), last (layer4 and fc) or all",
+        choices=("none", "last", "all"),
+    )
     backbone_lr_scale: float = opt(0.1, "the backbone's lr relative to --lr when it trains")
-    pretrained: bool = opt(True, "start from torchvision's ImageNet weights, fetched into the cache (offline: "
-                                 "--weights FILE, or --no-pretrained for random weights)")
+    pretrained: bool = opt(
+        True,
+        "start from torchvision's ImageNet weights, fetched into the cache (offline: "
+        "--weights FILE, or --no-pretrained for random weights)",
+    )
     weights: str = opt("", "a .pth or .safetensors file with torchvision/timm names (wins over --pretrained)")
     # The same result as training through the frozen backbone, epochs in seconds (objectives/transfer.py).
-    cache_features: bool = opt(False, "frozen backbone and --augment none: compute the training images' "
-                                      "features once and train the head on them")
+    cache_features: bool = opt(
+        False,
+        "frozen backbone and --augment none: compute the training images' features once and train the head on them",
+    )
 
     def data_shape(self) -> tuple[int, int, int]:
         """The (C, H, W) images are decoded to: the crop's side times 256/224."""
@@ -103,8 +119,9 @@ class Bottleneck(nn.Module):
 def make_stage(block: type, cin: int, width: int, blocks: int, stride: int) -> nn.Sequential:
     downsample = None
     if stride != 1 or cin != width * block.expansion:
-        downsample = nn.Sequential(conv1x1(cin, width * block.expansion, stride),
-                                   nn.BatchNorm2d(width * block.expansion))
+        downsample = nn.Sequential(
+            conv1x1(cin, width * block.expansion, stride), nn.BatchNorm2d(width * block.expansion)
+        )
     layers = [block(cin, width, stride, downsample)]
     layers += [block(width * block.expansion, width) for _ in range(blocks - 1)]
     return nn.Sequential(*layers)
@@ -114,7 +131,7 @@ def center_crop(x: torch.Tensor, size: int) -> torch.Tensor:
     """The central ``size`` x ``size`` window of (B, C, H, W), if the images are larger."""
     h, w = x.shape[-2:]
     top, left = max(0, (h - size) // 2), max(0, (w - size) // 2)
-    return x[..., top:top + min(size, h), left:left + min(size, w)]
+    return x[..., top : top + min(size, h), left : left + min(size, w)]
 
 
 class ResNetTransfer(nn.Module):
@@ -147,8 +164,9 @@ class ResNetTransfer(nn.Module):
     def reset_head(self, num_classes: int) -> None:
         """A fresh ``classifier`` (Linear, ReLU, Linear; seed: 1000 -> 256 -> classes)."""
         if self.hidden > 0:
-            self.classifier = nn.Sequential(nn.Linear(self.feature_dim, self.hidden), nn.ReLU(inplace=True),
-                                            nn.Linear(self.hidden, num_classes))  # (B, classes)
+            self.classifier = nn.Sequential(
+                nn.Linear(self.feature_dim, self.hidden), nn.ReLU(inplace=True), nn.Linear(self.hidden, num_classes)
+            )  # (B, classes)
         else:
             self.classifier = nn.Sequential(nn.Linear(self.feature_dim, num_classes))
 
@@ -195,8 +213,7 @@ def check_config(cfg: ResNetTransferConfig) -> None:
     choices = {"arch": tuple(ARCHS), "head": ("new", "replace"), "train_backbone": ("none", "last", "all")}
     for name, allowed in choices.items():
         if getattr(cfg, name) not in allowed:
-            raise DisgenError(f"--{name.replace('_', '-')} {getattr(cfg, name)!r}: choose one of "
-                              f"{', '.join(allowed)}")
+            raise DisgenError(f"--{name.replace('_', '-')} {getattr(cfg, name)!r}: choose one of {', '.join(allowed)}")
     if cfg.image_size < 16:
         raise DisgenError(f"--image-size {cfg.image_size} is too small for a ResNet: use 16 or more")
 
@@ -204,18 +221,40 @@ def check_config(cfg: ResNetTransferConfig) -> None:
 # d2l's values for this chapter: SGD momentum 0.9, lr 0.01, weight decay 1e-4, lr x0.1 every 10
 # epochs, batch 128 (the seed runs 1 epoch as a demo and suggests more).
 PRESETS = {
-    "seed": dict(optimizer="sgd", lr=0.01, momentum=0.9, weight_decay=1e-4, lr_schedule="step",
-                 lr_period=10, lr_decay=0.1, batch_size=128, epochs=10, augment="imagenet",
-                 model=dict(arch="resnet34", head="new", hidden=256, train_backbone="none", pretrained=True)),
-    "default": dict(optimizer="sgd", lr=0.01, momentum=0.9, weight_decay=1e-4, lr_schedule="step",
-                    lr_period=10, lr_decay=0.1, batch_size=128, epochs=20, augment="imagenet",
-                    model=dict(arch="resnet34", head="new", hidden=256, train_backbone="none",
-                               pretrained=True)),
+    "seed": dict(
+        optimizer="sgd",
+        lr=0.01,
+        momentum=0.9,
+        weight_decay=1e-4,
+        lr_schedule="step",
+        lr_period=10,
+        lr_decay=0.1,
+        batch_size=128,
+        epochs=10,
+        augment="imagenet",
+        model=dict(arch="resnet34", head="new", hidden=256, train_backbone="none", pretrained=True),
+    ),
+    "default": dict(
+        optimizer="sgd",
+        lr=0.01,
+        momentum=0.9,
+        weight_decay=1e-4,
+        lr_schedule="step",
+        lr_period=10,
+        lr_decay=0.1,
+        batch_size=128,
+        epochs=20,
+        augment="imagenet",
+        model=dict(arch="resnet34", head="new", hidden=256, train_backbone="none", pretrained=True),
+    ),
 }
 
 
 @register_model(
-    "resnet-transfer", objective="transfer", config=ResNetTransferConfig, presets=PRESETS,
+    "resnet-transfer",
+    objective="transfer",
+    config=ResNetTransferConfig,
+    presets=PRESETS,
     description="ImageNet ResNet-18/34/50 (torchvision names) + new head: transfer learning (seed 003)",
 )
 def build(cfg: ResNetTransferConfig, image_shape, num_classes) -> dict[str, nn.Module]:

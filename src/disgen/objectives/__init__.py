@@ -3,14 +3,18 @@
 The Trainer is the same for every model; the model's ``objective`` picks an :class:`Objective`
 here. A step function ``step(nets, opts, batch) -> dict[str, Tensor]`` does its own updates,
 each through :func:`minimize`, so multi-network games (GAN, AAE) need no trainer of their own.
+One module per objective (classify, reconstruct, gan, aae, transfer) and ``optim`` (the optimizers
+and learning-rate schedules the steps use).
+
+May import: evaluation, viz, runs, models, data, config, files, errors. Never training or above.
 """
+
 from __future__ import annotations
 
-import contextlib
 import importlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable
 
 import torch
 from torch import nn
@@ -22,7 +26,7 @@ Nets = dict[str, nn.Module]
 
 class Opts(dict):
     """The run's optimizers by name. The Trainer sets ``scaler`` (fp16's gradient scaler) and
-    ``sync`` (averages gradients across processes, disgen.distributed); a plain dict works too."""
+    ``sync`` (averages gradients across processes, disgen.training.distributed); a plain dict works too."""
 
     scaler: torch.amp.GradScaler | None = None
     sync: Callable[[torch.optim.Optimizer], None] | None = None
@@ -45,6 +49,7 @@ def minimize(opts: dict[str, torch.optim.Optimizer], name: str, loss: torch.Tens
     # Autocast keeps low-precision copies of weights for its whole region; after an update they
     # are stale, and the next phase of a GAN or AAE step must see the new weights.
     torch.clear_autocast_cache()
+
 
 StepFn = Callable[[Nets, Opts, tuple[torch.Tensor, torch.Tensor]], dict[str, torch.Tensor]]
 
@@ -69,7 +74,8 @@ class Context:
 class Objective:
     """``evaluate(nets, x, y) -> {metric: float}`` is pure; ``best`` names the metric that picks
     ``best.pt`` (on the validation split) and whether higher or lower is better, or several such
-    pairs, of which the first that the evaluation reports is used (:meth:`pick`). ``snapshot(ctx, tag)`` draws pictures at
+    pairs, of which the first that the evaluation reports is used (:meth:`pick`).
+    ``snapshot(ctx, tag)`` draws pictures at
     ``tag`` "before" training, after each epoch ("epoch_NNN") and "after"."""
 
     name: str
@@ -80,7 +86,7 @@ class Objective:
     predict: Callable[[Nets, torch.Tensor], torch.Tensor] | None = None
     reconstruct: Callable[[Nets, torch.Tensor], torch.Tensor] | None = None
     # optimizers(nets, train_cfg, model_cfg) -> {name: optimizer}; None: one per network from
-    # the TrainConfig (see disgen.optim.make_optimizer).
+    # the TrainConfig (see disgen.objectives.optim.make_optimizer).
     optimizers: Callable[..., Opts] | None = None
     # eval_context(data, device, **options) -> extra keyword arguments of ``evaluate`` computed once
     # per run (a GAN's reference classifier); sample(nets, z) -> outputs in the model's range;
@@ -120,29 +126,3 @@ def get_objective(name: str) -> Objective:
     if name not in _REGISTRY:
         raise DisgenError(f"unknown objective {name!r}")
     return _REGISTRY[name]
-
-
-def per_sample(net: nn.Module) -> bool:
-    """Whether each output of ``net`` depends on its own input alone in training mode: no batch
-    norm and no layer marked ``mixes_batch`` (e.g. dcgan28's minibatch-std channel)."""
-    return not any(isinstance(m, nn.modules.batchnorm._BatchNorm) or getattr(m, "mixes_batch", False)
-                   for m in net.modules())
-
-
-@contextlib.contextmanager
-def inference(nets: Nets) -> Iterator[None]:
-    """Eval mode and no autograd for ``nets``, restoring each module's mode afterwards."""
-    modes = {k: m.training for k, m in nets.items()}
-    for m in nets.values():
-        m.eval()
-    try:
-        with torch.inference_mode():
-            yield
-    finally:
-        for k, m in nets.items():
-            m.train(modes[k])
-
-
-def batches(n: int, size: int) -> Iterator[slice]:
-    for i in range(0, n, size):
-        yield slice(i, min(i + size, n))

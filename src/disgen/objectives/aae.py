@@ -10,16 +10,20 @@ Discriminators return logits and the losses are BCE on logits (sigmoid + BCE wit
 A batch is ``(x, y)`` or, with ``--labels N``, ``(x, y, x_lab, y_lab)``: x is used unlabelled and
 only (x_lab, y_lab) is classified; ``(x, y)`` alone in semi-supervised mode classifies (x, y).
 """
+
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
 
 from disgen.data.augment import TRANSFORMS
+from disgen.data.loader import batches
 from disgen.errors import DisgenError
+from disgen.models import Nets, inference, per_sample
 from disgen.models.aae import sample_categorical, sample_prior, shape_noise
-from disgen.objectives import (Context, Nets, Objective, batches, inference, minimize, per_sample,
-                               register_objective)
+from disgen.objectives import Context, Objective, minimize, register_objective
+from disgen.viz import save_grid, save_pairs
+from disgen.viz.aae import save_histograms, save_latent_scatter
 
 
 def bce(logits: torch.Tensor, target: float) -> torch.Tensor:
@@ -149,11 +153,13 @@ def step(nets: Nets, opts, batch) -> dict[str, torch.Tensor]:
 def optimizers(nets: Nets, cfg, model_cfg) -> dict[str, torch.optim.Optimizer]:
     """One optimizer per phase, as seed 004 (separate Adam states: the encoder's moments from the
     reconstruction, adversarial and classification losses do not mix)."""
-    from disgen.optim import make_optimizer
+    from disgen.objectives.optim import make_optimizer
 
     if cfg.labels and model_cfg.mode != "semi-supervised":
-        raise DisgenError(f"--labels {cfg.labels} needs --mode semi-supervised (this run's mode is "
-                          f"{model_cfg.mode}: supervised uses every label, unsupervised none)")
+        raise DisgenError(
+            f"--labels {cfg.labels} needs --mode semi-supervised (this run's mode is "
+            f"{model_cfg.mode}: supervised uses every label, unsupervised none)"
+        )
     enc = nets["encoder"]
     discs = [p for d in discriminators(nets) for p in nets[d].parameters()]
     opts = {
@@ -179,8 +185,7 @@ def reconstruct_with(nets: Nets, x: torch.Tensor, y: torch.Tensor | None, batch_
     with inference(nets):
         out = []
         for s in batches(len(x), batch_size):
-            y_in, z, _ = decoder_input(nets, x[s], y[s] if y is not None else None,
-                                       nets["decoder"].y_dim)
+            y_in, z, _ = decoder_input(nets, x[s], y[s] if y is not None else None, nets["decoder"].y_dim)
             out.append(nets["decoder"](z, y_in).float())
     return torch.cat(out)
 
@@ -199,8 +204,10 @@ def predict(nets: Nets, x: torch.Tensor) -> torch.Tensor:
     """Class probabilities (N, classes) from the encoder's y: semi-supervised runs only."""
     logits, _ = encode(nets, x)
     if logits is None:
-        raise DisgenError(f"this aae run's mode is {nets['encoder'].cfg.mode}: only semi-supervised "
-                          "runs classify; train with --mode semi-supervised")
+        raise DisgenError(
+            f"this aae run's mode is {nets['encoder'].cfg.mode}: only semi-supervised "
+            "runs classify; train with --mode semi-supervised"
+        )
     return logits.softmax(1)
 
 
@@ -208,13 +215,14 @@ def reconstruct(nets: Nets, x: torch.Tensor) -> torch.Tensor:
     """Reconstructions of ``x`` (unsupervised and semi-supervised runs: a supervised run's decoder
     also needs each image's label, see ``reconstruct_with``)."""
     if nets["decoder"].y_dim and nets["encoder"].cfg.mode == "supervised":
-        raise DisgenError("a supervised aae reconstructs from an image and its label: use "
-                          "disgen.objectives.aae.reconstruct_with(nets, x, y)")
+        raise DisgenError(
+            "a supervised aae reconstructs from an image and its label: use "
+            "disgen.objectives.aae.reconstruct_with(nets, x, y)"
+        )
     return reconstruct_with(nets, x, None)
 
 
-def decode(nets: Nets, z: torch.Tensor, labels: torch.Tensor | None = None,
-           batch_size: int = 1000) -> torch.Tensor:
+def decode(nets: Nets, z: torch.Tensor, labels: torch.Tensor | None = None, batch_size: int = 1000) -> torch.Tensor:
     """Images from codes ``z`` (N, z_dim) and, for supervised/semi-supervised runs, ``labels`` (N,)
     (default: class 0 for every code)."""
     dec = nets["decoder"]
@@ -223,8 +231,7 @@ def decode(nets: Nets, z: torch.Tensor, labels: torch.Tensor | None = None,
         labels = labels if labels is not None else torch.zeros(len(z), dtype=torch.long, device=z.device)
         y = F.one_hot(labels.to(z.device), dec.y_dim).float()
     with inference(nets):
-        return torch.cat([dec(z[s], y[s] if y is not None else None).float()
-                          for s in batches(len(z), batch_size)])
+        return torch.cat([dec(z[s], y[s] if y is not None else None).float() for s in batches(len(z), batch_size)])
 
 
 def sample(nets: Nets, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
@@ -232,7 +239,7 @@ def sample(nets: Nets, z: torch.Tensor, labels: torch.Tensor | None = None) -> t
     `disgen sample` needs no AAE-specific code); ``labels`` (N,) pick the digit of supervised and
     semi-supervised runs (default: cycling 0, 1, ..., 9)."""
     cfg, k = nets["encoder"].cfg, nets["decoder"].y_dim
-    eps = z[:, :cfg.z_dim]
+    eps = z[:, : cfg.z_dim]
     cycle = torch.arange(len(z), device=z.device) % 10
     if labels is not None and not k:
         raise DisgenError("an unsupervised aae has no labels to draw: leave out --label")
@@ -243,10 +250,63 @@ def sample(nets: Nets, z: torch.Tensor, labels: torch.Tensor | None = None) -> t
     return decode(nets, shape_noise(cfg, eps, cycle), labels)
 
 
-def snapshot(ctx: Context, tag: str) -> None:
-    from disgen.viz_aae import snapshot as draw
+GRID_ROWS = 10
 
-    draw(ctx, tag)
+
+def style_grid(nets, z: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """(rows * classes, C, H, W): row r decodes style z[r] with each class label in turn."""
+    rows = len(z)
+    zz = z.repeat_interleave(num_classes, 0)  # (rows * classes, z_dim)
+    labels = torch.arange(num_classes, device=z.device).repeat(rows)
+    return decode(nets, zz, labels)
+
+
+def snapshot(ctx: Context, tag: str) -> None:
+    """The pictures of an aae run (listed in :mod:`disgen.viz.aae`) before and after training."""
+    if tag == "before":
+        save_grid(ctx.train_x[:100], ctx.out_dir / "train_batch.png", 10, value_range=ctx.value_range)
+    if tag not in ("before", "after"):
+        return
+    nets, cfg = ctx.nets, ctx.nets["encoder"].cfg
+    x, y = ctx.eval_x[:2000], ctx.eval_y[:2000]
+    _, z = encode(nets, x)
+    gen = torch.Generator(device=z.device).manual_seed(0)  # the same prior draws in every picture
+    prior = sample_prior(cfg, len(z), z.device, gen)
+    save_latent_scatter(z, y, prior, ctx.out_dir / f"latent_{tag}.png", ctx.classes)
+    save_histograms(z, prior, ctx.out_dir / f"z_hist_{tag}.png")
+    labels = y if cfg.mode == "supervised" else None
+    save_pairs(
+        x[:50],
+        reconstruct_with(nets, x[:50], labels[:50] if labels is not None else None),
+        ctx.out_dir / f"reconstructions_{tag}.png",
+        10,
+        value_range=ctx.value_range,
+    )
+    if tag != "after":
+        return
+    k = nets["decoder"].y_dim
+    if k:
+        save_grid(
+            style_grid(nets, z[:GRID_ROWS], k),
+            ctx.out_dir / "style_grid_test.png",
+            k,
+            value_range=ctx.value_range,
+            scale=2,
+        )
+        save_grid(
+            style_grid(nets, prior[:GRID_ROWS], k),
+            ctx.out_dir / "style_grid_prior.png",
+            k,
+            value_range=ctx.value_range,
+            scale=2,
+        )
+        labels = torch.arange(100, device=z.device) % k
+    save_grid(
+        decode(nets, prior[:100], labels[:100] if k else None),
+        ctx.out_dir / "samples.png",
+        10,
+        value_range=ctx.value_range,
+    )
 
 
 def warnings(history: list[dict]) -> list[str]:
@@ -256,15 +316,27 @@ def warnings(history: list[dict]) -> list[str]:
         accs = [h.get(f"train_{d}_acc") for h in history[-3:]]
         if len(accs) == 3 and all(a is not None for a in accs):
             if min(accs) >= 0.99:
-                out.append(f"{d} has been right {min(accs):.0%}+ of the time for 3 epochs: the "
-                           "encoder gets no useful gradient (lower --d-lr)")
+                out.append(
+                    f"{d} has been right {min(accs):.0%}+ of the time for 3 epochs: the "
+                    "encoder gets no useful gradient (lower --d-lr)"
+                )
             elif max(abs(a - 0.5) for a in accs) < 0.01:
                 out.append(f"{d} has been at chance for 3 epochs: it no longer shapes the code")
     return out
 
 
-register_objective(Objective(
-    "aae", step, evaluate, best=(("accuracy", "max"), ("mse", "min")), snapshot=snapshot, predict=predict,
-    reconstruct=reconstruct, optimizers=optimizers, sample=sample, warnings=warnings,
-    needs_labelled=True,
-))
+register_objective(
+    Objective(
+        "aae",
+        step,
+        evaluate,
+        best=(("accuracy", "max"), ("mse", "min")),
+        snapshot=snapshot,
+        predict=predict,
+        reconstruct=reconstruct,
+        optimizers=optimizers,
+        sample=sample,
+        warnings=warnings,
+        needs_labelled=True,
+    )
+)

@@ -1,11 +1,13 @@
 """``classify``: softmax cross-entropy on labelled images (mlp-classifier, cnn-classifier)."""
+
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
 
-from disgen.objectives import (Context, Nets, Objective, batches, inference, minimize,
-                               register_objective)
+from disgen.data.loader import batches
+from disgen.models import Nets, inference
+from disgen.objectives import Context, Objective, minimize, register_objective
 from disgen.viz import save_grid
 
 
@@ -46,12 +48,23 @@ def snapshot(ctx: Context, tag: str) -> None:
     pred = predict(ctx.nets, x).argmax(1)
     right = (pred == y).tolist()
     save_grid(
-        x, ctx.out_dir / f"predictions_{tag}.png", 10, value_range=ctx.value_range, scale=2,
+        x,
+        ctx.out_dir / f"predictions_{tag}.png",
+        10,
+        value_range=ctx.value_range,
+        scale=2,
         captions=[ctx.classes[p] for p in pred.tolist()],
         caption_colors=[(120, 230, 120) if r else (255, 90, 90) for r in right],
     )
 
 
-register_objective(Objective(
-    "classify", step, evaluate, best=("accuracy", "max"), snapshot=snapshot, predict=predict,
-))
+register_objective(
+    Objective(
+        "classify",
+        step,
+        evaluate,
+        best=("accuracy", "max"),
+        snapshot=snapshot,
+        predict=predict,
+    )
+)

@@ -10,16 +10,16 @@ A model may add ``generator_ema``, an exponential moving average of G's weights 
 2019): GAN iterates circle the equilibrium, and their average sits closer to it. Samples and
 evaluation then use the average.
 """
-from __future__ import annotations
 
-import copy
+from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
 
-from disgen import metrics
-from disgen.objectives import (Context, Nets, Objective, batches, inference, minimize, per_sample,
-                               register_objective)
+from disgen.data.loader import batches
+from disgen.evaluation import metrics
+from disgen.models import Nets, inference, per_sample
+from disgen.objectives import Context, Objective, minimize, register_objective
 
 EVAL_POINTS = 100_000  # gan2d: generated points for mean, covariance and w2_squared
 EVAL_IMAGES = 10_000  # image GANs: samples for `disgen eval` (the class histogram of the issue)
@@ -27,8 +27,9 @@ PER_EPOCH_IMAGES = 2_000  # image GANs: samples of the per-epoch evaluation (che
 FIXED_NOISE_SEED = 1234  # the per-epoch sample grid always shows the same z
 
 
-def latent(g: torch.nn.Module, n: int, generator: torch.Generator | None = None,
-           device: torch.device | str | None = None) -> torch.Tensor:
+def latent(
+    g: torch.nn.Module, n: int, generator: torch.Generator | None = None, device: torch.device | str | None = None
+) -> torch.Tensor:
     """z (n, latent_dim) ~ N(0, noise_std²) for generator ``g``."""
     device = device or next(g.parameters()).device
     return torch.randn(n, g.latent_dim, generator=generator, device=device) * g.noise_std
@@ -56,10 +57,12 @@ def step(nets: Nets, opts, batch) -> dict[str, torch.Tensor]:
         real_logit, fake_logit = d(torch.cat([x, fake.detach()])).split([len(x), len(fake)])
     else:  # batch norm or a batch statistic: real and fake batches normalised apart, as the seeds
         real_logit, fake_logit = d(x), d(fake.detach())
-    d_loss = (bce(real_logit, getattr(d, "real_label", 1.0)) + bce(fake_logit, 0.0)) / 2  # mean over real and fake, as both seeds
+    d_loss = (
+        bce(real_logit, getattr(d, "real_label", 1.0)) + bce(fake_logit, 0.0)
+    ) / 2  # mean over real and fake, as both seeds
     out = {}
     if gamma:  # R1 (Mescheder et al. 2018): gamma/2 E||grad_x D(x)||^2 on real images
-        grad, = torch.autograd.grad(real_logit.float().sum(), x, create_graph=True)
+        (grad,) = torch.autograd.grad(real_logit.float().sum(), x, create_graph=True)
         out["r1"] = grad.float().pow(2).flatten(1).sum(1).mean()
         d_loss = d_loss + gamma / 2 * out["r1"]
     minimize(opts, "discriminator", d_loss)
@@ -71,8 +74,12 @@ def step(nets: Nets, opts, batch) -> dict[str, torch.Tensor]:
     if "generator_ema" in nets:
         update_ema(nets["generator_ema"], g)
     d_acc = ((real_logit.detach() > 0).float().mean() + (fake_logit.detach() < 0).float().mean()) / 2
-    return {"d_loss": d_loss.detach(), "g_loss": g_loss.detach(), "d_acc": d_acc,
-            **{k: v.detach() for k, v in out.items()}}
+    return {
+        "d_loss": d_loss.detach(),
+        "g_loss": g_loss.detach(),
+        "d_acc": d_acc,
+        **{k: v.detach() for k, v in out.items()},
+    }
 
 
 @torch.no_grad()
@@ -90,16 +97,6 @@ def update_ema(ema: torch.nn.Module, g: torch.nn.Module) -> None:
     ema.ema_updates += 1
 
 
-def add_ema(nets: Nets, decay: float) -> Nets:
-    """``nets`` plus ``generator_ema``, a frozen copy of G averaged after every step (decay > 0)."""
-    if decay > 0:
-        ema = copy.deepcopy(nets["generator"]).requires_grad_(False)
-        ema.decay = decay
-        ema.register_buffer("ema_updates", torch.zeros((), dtype=torch.int64))
-        nets["generator_ema"] = ema
-    return nets
-
-
 def sampler(nets: Nets) -> torch.nn.Module:
     return nets.get("generator_ema", nets["generator"])
 
@@ -112,9 +109,11 @@ def generate(nets: Nets, z: torch.Tensor, batch_size: int = 1000) -> torch.Tenso
         return torch.cat([g(z[s]).float() for s in batches(len(z), batch_size)])
 
 
-def evaluate(nets: Nets, x: torch.Tensor, y: torch.Tensor, reference=None,
-             n_samples: int | None = None, value_range=(-1.0, 1.0)) -> dict[str, float]:
-    """Generated samples against the real held-out images ``x`` (a validation or test split): for 2-D points the closed-form
+def evaluate(
+    nets: Nets, x: torch.Tensor, y: torch.Tensor, reference=None, n_samples: int | None = None, value_range=(-1.0, 1.0)
+) -> dict[str, float]:
+    """Generated samples against the real held-out images ``x`` (a validation or test split): for
+    2-D points the closed-form
     ``w2_squared`` (and ring modes), for images the reference classifier's metrics."""
     g = nets["generator"]
     gen = torch.Generator(device=x.device).manual_seed(0)  # the same samples every evaluation
@@ -122,7 +121,7 @@ def evaluate(nets: Nets, x: torch.Tensor, y: torch.Tensor, reference=None,
         fake = generate(nets, latent(g, n_samples or EVAL_POINTS, gen, x.device))
         return evaluate_points(fake, x, y)
     if reference is None:
-        raise ValueError("image GAN evaluation needs a reference classifier (see disgen.reference)")
+        raise ValueError("image GAN evaluation needs a reference classifier (see disgen.evaluation.reference)")
     fake = generate(nets, latent(g, n_samples or EVAL_IMAGES, gen, x.device))
     return evaluate_images(reference, fake, x, y, value_range)
 
@@ -130,15 +129,23 @@ def evaluate(nets: Nets, x: torch.Tensor, y: torch.Tensor, reference=None,
 def evaluate_points(fake: torch.Tensor, real: torch.Tensor, labels: torch.Tensor) -> dict[str, float]:
     mu, cov = metrics.gaussian_stats(fake)
     w2 = metrics.frechet_distance(mu, cov, *metrics.gaussian_stats(real))
-    out = {"w2_squared": w2, "frechet_distance": w2, "mean_0": float(mu[0]), "mean_1": float(mu[1]),
-           "cov_00": float(cov[0, 0]), "cov_01": float(cov[0, 1]), "cov_11": float(cov[1, 1])}
+    out = {
+        "w2_squared": w2,
+        "frechet_distance": w2,
+        "mean_0": float(mu[0]),
+        "mean_1": float(mu[1]),
+        "cov_00": float(cov[0, 0]),
+        "cov_01": float(cov[0, 1]),
+        "cov_11": float(cov[1, 1]),
+    }
     if len(labels.unique()) > 1:  # a mixture: count the modes the generator reaches
         out.update(metrics.modes_covered(fake, real.float(), labels))
     return out
 
 
-def evaluate_images(reference, fake: torch.Tensor, real: torch.Tensor, labels: torch.Tensor,
-                    value_range) -> dict[str, float]:
+def evaluate_images(
+    reference, fake: torch.Tensor, real: torch.Tensor, labels: torch.Tensor, value_range
+) -> dict[str, float]:
     """Fréchet distance, KID, k-NN precision/recall in the reference's feature space, and the class
     histogram of its predictions (when it has a classification head)."""
     f_real, f_fake = reference.features_of(real, value_range), reference.features_of(fake, value_range)
@@ -151,9 +158,11 @@ def evaluate_images(reference, fake: torch.Tensor, real: torch.Tensor, labels: t
     return out
 
 
-def eval_context(data, device, log=None, reference: str | None = None, n_samples: int | None = None,
-                 per_epoch: bool | str = False) -> dict:
-    """The reference classifier for image datasets (trained once and cached, see disgen.reference).
+def eval_context(
+    data, device, reference: str | None = None, n_samples: int | None = None, per_epoch: bool | str = False
+) -> dict:
+    """The reference classifier for image datasets (``reference``: a run directory; else the one
+    trained once per dataset and cached, see disgen.evaluation.reference).
     ``per_epoch``: fewer samples, for the evaluation of the validation split after every training
     epoch; ``"final"``: for the test split after the last epoch."""
     images = data.train.images.dim() == 4
@@ -165,10 +174,10 @@ def eval_context(data, device, log=None, reference: str | None = None, n_samples
     auto_n = min(cap, max(128, 2 * len(held_out) if held_out is not None else 128)) if per_epoch and images else None
     kw = {"n_samples": n_samples or auto_n}
     if images:
-        from disgen.reference import get_reference
+        from disgen.evaluation.reference import get_reference
 
         with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-            kw["reference"] = get_reference(data, device, reference, log=log)
+            kw["reference"] = get_reference(data, device, reference)
     return kw
 
 
@@ -177,12 +186,16 @@ def warnings(history: list[dict]) -> list[str]:
     metrics only)."""
     last, out = history[-1], []
     if last.get("train_d_acc", 0) >= 0.99:
-        out.append(f"D classified {last['train_d_acc']:.1%} of real and fake right over epoch "
-                   f"{last['epoch']}: G's gradient vanishes; training is diverging or collapsing")
+        out.append(
+            f"D classified {last['train_d_acc']:.1%} of real and fake right over epoch "
+            f"{last['epoch']}: G's gradient vanishes; training is diverging or collapsing"
+        )
     entropies = [h["val_class_entropy"] for h in history if "val_class_entropy" in h]
     if len(entropies) >= 2 and entropies[-1] < 0.7 * max(entropies[:-1]):
-        out.append(f"class-histogram entropy fell from {max(entropies[:-1]):.2f} to {entropies[-1]:.2f} "
-                   "nats: mode collapse (see val_min_class_share)")
+        out.append(
+            f"class-histogram entropy fell from {max(entropies[:-1]):.2f} to {entropies[-1]:.2f} "
+            "nats: mode collapse (see val_min_class_share)"
+        )
     modes = [h["val_modes_covered"] for h in history if "val_modes_covered" in h]
     if len(modes) >= 2 and modes[-1] < max(modes[:-1]):
         out.append(f"modes covered fell from {max(modes[:-1]):.0f} to {modes[-1]:.0f}: mode collapse")
@@ -192,35 +205,69 @@ def warnings(history: list[dict]) -> list[str]:
 def snapshot(ctx: Context, tag: str) -> None:
     g = ctx.nets["generator"]
     if ctx.train_x.dim() == 2:  # every tag, epochs too: `disgen report` animates the frames
-        from disgen.viz_gan import save_decision_surface
+        from disgen.viz.gan import save_decision_surface
 
         fake = generate(ctx.nets, fixed_latent(g, 1000))
-        save_decision_surface(ctx.nets["discriminator"], ctx.train_x, fake,
-                              ctx.out_dir / f"decision_{tag}.png")
+        save_decision_surface(ctx.nets["discriminator"], ctx.train_x, fake, ctx.out_dir / f"decision_{tag}.png")
         return
     from disgen.viz import save_grid
 
     if tag == "before":
         save_grid(ctx.train_x[:64], ctx.out_dir / "train_batch.png", 8, value_range=ctx.value_range)
     name = "final" if tag == "after" else tag
-    save_grid(generate(ctx.nets, fixed_latent(g, 64)), ctx.out_dir.parent / "samples" / f"{name}.png", 8,
-              value_range=ctx.value_range)
+    save_grid(
+        generate(ctx.nets, fixed_latent(g, 64)),
+        ctx.out_dir.parent / "samples" / f"{name}.png",
+        8,
+        value_range=ctx.value_range,
+    )
 
 
 def optimizers(nets: Nets, cfg, model_cfg) -> dict[str, torch.optim.Optimizer]:
     """G at --lr, D at the model's ``d_lr`` (seed 003's gan2d: 0.05 for D, 0.005 for G)."""
-    from disgen.optim import make_optimizer
+    from disgen.objectives.optim import make_optimizer
 
     d_lr = getattr(model_cfg, "d_lr", None)
-    return {"generator": make_optimizer(nets["generator"].parameters(), cfg),
-            "discriminator": make_optimizer(nets["discriminator"].parameters(), cfg, lr=d_lr)}
+    return {
+        "generator": make_optimizer(nets["generator"].parameters(), cfg),
+        "discriminator": make_optimizer(nets["discriminator"].parameters(), cfg, lr=d_lr),
+    }
 
 
 def sample(nets: Nets, z: torch.Tensor) -> torch.Tensor:
     return generate(nets, z)
 
 
-register_objective(Objective(
-    "gan", step, evaluate, best=("frechet_distance", "min"), snapshot=snapshot,
-    optimizers=optimizers, eval_context=eval_context, sample=sample, warnings=warnings,
-))
+register_objective(
+    Objective(
+        "gan",
+        step,
+        evaluate,
+        best=("frechet_distance", "min"),
+        snapshot=snapshot,
+        optimizers=optimizers,
+        eval_context=eval_context,
+        sample=sample,
+        warnings=warnings,
+    )
+)
+
+
+INTERPOLATION_STEPS = 10  # images in a row of `disgen sample --interpolate` and the explorer's walk
+
+
+def slerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """Spherical interpolation between rows of ``a`` and ``b`` (R, D) at fractions ``t`` (S,) ->
+    (R, S, D)."""
+    cos = (a * b).sum(1, keepdim=True) / (a.norm(dim=1, keepdim=True) * b.norm(dim=1, keepdim=True))
+    omega = cos.clamp(-1 + 1e-7, 1 - 1e-7).acos()[:, None]  # (R, 1, 1)
+    t = t[None, :, None]
+    so = omega.sin()
+    return ((1 - t) * omega).sin() / so * a[:, None] + (t * omega).sin() / so * b[:, None]
+
+
+def interpolation_latents(g, rows: int, seed: int) -> torch.Tensor:
+    """(rows * INTERPOLATION_STEPS, latent_dim): each row walks from one random z to another."""
+    gen = torch.Generator().manual_seed(seed)
+    a, b = latent(g, rows, gen, "cpu"), latent(g, rows, gen, "cpu")
+    return slerp(a, b, torch.linspace(0, 1, INTERPOLATION_STEPS)).reshape(-1, a.shape[1])

@@ -1,11 +1,13 @@
 """``reconstruct``: an autoencoder trained to reproduce its input under mean squared error."""
+
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
 
-from disgen.objectives import (Context, Nets, Objective, batches, inference, minimize,
-                               register_objective)
+from disgen.data.loader import batches
+from disgen.models import Nets, inference
+from disgen.objectives import Context, Objective, minimize, register_objective
 from disgen.viz import save_grid, save_pairs
 
 
@@ -31,10 +33,18 @@ def snapshot(ctx: Context, tag: str) -> None:
         save_grid(ctx.train_x[:100], ctx.out_dir / "train_batch.png", 10, value_range=ctx.value_range)
     if tag in ("before", "after"):
         x = ctx.eval_x[:50]
-        save_pairs(x, reconstruct(ctx.nets, x), ctx.out_dir / f"reconstructions_{tag}.png", 10,
-                   value_range=ctx.value_range)
+        save_pairs(
+            x, reconstruct(ctx.nets, x), ctx.out_dir / f"reconstructions_{tag}.png", 10, value_range=ctx.value_range
+        )
 
 
-register_objective(Objective(
-    "reconstruct", step, evaluate, best=("mse", "min"), snapshot=snapshot, reconstruct=reconstruct,
-))
+register_objective(
+    Objective(
+        "reconstruct",
+        step,
+        evaluate,
+        best=("mse", "min"),
+        snapshot=snapshot,
+        reconstruct=reconstruct,
+    )
+)

@@ -6,6 +6,7 @@ lower backbone lr); evaluation reports the Kaggle competition's metric, log loss
 cross-entropy of the predicted probabilities), next to accuracy, and ``best.pt`` is the lowest
 log loss; the run's pictures add a confusion matrix and the worst-classified validation images.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -13,7 +14,9 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from disgen.objectives import Context, Nets, Objective, batches, inference, register_objective
+from disgen.data.loader import batches
+from disgen.models import Nets, inference
+from disgen.objectives import Context, Objective, register_objective
 from disgen.objectives.classify import step
 from disgen.viz import pyplot, save_figure, save_grid
 
@@ -29,8 +32,7 @@ def logits_of(nets: Nets, x: torch.Tensor, batch_size: int = EVAL_BATCH) -> torc
 def evaluate(nets: Nets, x: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
     """Validation ``log_loss`` (Kaggle's metric: mean cross-entropy) and ``accuracy``."""
     logits = logits_of(nets, x)
-    return {"log_loss": F.cross_entropy(logits, y).item(),
-            "accuracy": (logits.argmax(1) == y).float().mean().item()}
+    return {"log_loss": F.cross_entropy(logits, y).item(), "accuracy": (logits.argmax(1) == y).float().mean().item()}
 
 
 def predict(nets: Nets, x: torch.Tensor) -> torch.Tensor:
@@ -41,7 +43,7 @@ def predict(nets: Nets, x: torch.Tensor) -> torch.Tensor:
 def optimizers(nets: Nets, cfg, model_cfg) -> dict[str, torch.optim.Optimizer]:
     """One optimizer, two parameter groups: the head at --lr, a trainable backbone at
     --lr x backbone_lr_scale (frozen parameters are left out)."""
-    from disgen.optim import make_optimizer
+    from disgen.objectives.optim import make_optimizer
 
     model = nets["model"]
     head = [p for p in model.classifier.parameters() if p.requires_grad]
@@ -55,7 +57,7 @@ def optimizers(nets: Nets, cfg, model_cfg) -> dict[str, torch.optim.Optimizer]:
 
 def prepare(nets: Nets, model_cfg, log) -> None:
     """Load ``--weights FILE`` or, with ``--pretrained``, torchvision's ImageNet weights."""
-    from disgen.weights import fetch_pretrained, load_backbone, read_weights
+    from disgen.models.weights import fetch_pretrained, load_backbone, read_weights
 
     source = model_cfg.weights or (fetch_pretrained(model_cfg.arch) if model_cfg.pretrained else None)
     if not source:
@@ -77,9 +79,11 @@ def precompute(nets: Nets, cfg, model_cfg, train_x: torch.Tensor) -> torch.Tenso
     if not model_cfg.cache_features:
         return None
     if cfg.augment != "none" or model_cfg.train_backbone != "none":
-        raise DisgenError(f"--cache-features needs a frozen backbone (--train-backbone none, not "
-                          f"{model_cfg.train_backbone!r}) and --augment none (not {cfg.augment!r}): "
-                          "cached features cannot be augmented or change with training")
+        raise DisgenError(
+            f"--cache-features needs a frozen backbone (--train-backbone none, not "
+            f"{model_cfg.train_backbone!r}) and --augment none (not {cfg.augment!r}): "
+            "cached features cannot be augmented or change with training"
+        )
     model = nets["model"]
     with inference(nets):
         feats = torch.cat([model.features(train_x[s]).float() for s in batches(len(train_x), EVAL_BATCH)])
@@ -106,11 +110,21 @@ def save_confusion(matrix: torch.Tensor, classes: list[str], path: Path, split: 
     if k <= 12:
         for i in range(k):
             for j in range(k):
-                ax.text(j, i, str(int(matrix[i, j])), ha="center", va="center", fontsize=8,
-                        color="white" if rates[i, j] > 0.5 else "black")
+                ax.text(
+                    j,
+                    i,
+                    str(int(matrix[i, j])),
+                    ha="center",
+                    va="center",
+                    fontsize=8,
+                    color="white" if rates[i, j] > 0.5 else "black",
+                )
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
-    ax.set_title(f"confusion matrix on the {split} split (accuracy {matrix.diag().sum().item() / max(1, matrix.sum().item()):.3f})")
+    ax.set_title(
+        f"confusion matrix on the {split} split "
+        f"(accuracy {matrix.diag().sum().item() / max(1, matrix.sum().item()):.3f})"
+    )
     fig.tight_layout()
     return save_figure(fig, path)
 
@@ -122,21 +136,41 @@ def snapshot(ctx: Context, tag: str) -> None:
         return
     logits = logits_of(ctx.nets, ctx.eval_x)
     pred = logits.argmax(1)
-    save_confusion(confusion(pred.cpu(), ctx.eval_y.cpu(), len(ctx.classes)), ctx.classes,
-                   ctx.out_dir / "confusion.png", ctx.eval_split)
+    save_confusion(
+        confusion(pred.cpu(), ctx.eval_y.cpu(), len(ctx.classes)),
+        ctx.classes,
+        ctx.out_dir / "confusion.png",
+        ctx.eval_split,
+    )
     losses = F.cross_entropy(logits, ctx.eval_y, reduction="none")
     worst = losses.argsort(descending=True)[:WORST]
     p_true = logits.softmax(1)[worst, ctx.eval_y[worst]]
     scale = -(-128 // ctx.eval_x.shape[-1])  # room for the captions under small images
     n = max(3, (ctx.eval_x.shape[-1] * scale // 6 - 6) // 2)  # characters per class name (6-px font)
-    save_grid(ctx.eval_x[worst], ctx.out_dir / "worst.png", 8, value_range=ctx.value_range, scale=scale,
-              captions=[f"{ctx.classes[int(ctx.eval_y[i])][:n]}>{ctx.classes[int(pred[i])][:n]} {p:.2f}"
-                        for i, p in zip(worst.tolist(), p_true.tolist())],
-              caption_colors=[(255, 90, 90) if pred[i] != ctx.eval_y[i] else (230, 230, 230)
-                              for i in worst.tolist()])
+    save_grid(
+        ctx.eval_x[worst],
+        ctx.out_dir / "worst.png",
+        8,
+        value_range=ctx.value_range,
+        scale=scale,
+        captions=[
+            f"{ctx.classes[int(ctx.eval_y[i])][:n]}>{ctx.classes[int(pred[i])][:n]} {p:.2f}"
+            for i, p in zip(worst.tolist(), p_true.tolist())
+        ],
+        caption_colors=[(255, 90, 90) if pred[i] != ctx.eval_y[i] else (230, 230, 230) for i in worst.tolist()],
+    )
 
 
-register_objective(Objective(
-    "transfer", step, evaluate, best=("log_loss", "min"), snapshot=snapshot, predict=predict,
-    optimizers=optimizers, prepare=prepare, precompute=precompute,
-))
+register_objective(
+    Objective(
+        "transfer",
+        step,
+        evaluate,
+        best=("log_loss", "min"),
+        snapshot=snapshot,
+        predict=predict,
+        optimizers=optimizers,
+        prepare=prepare,
+        precompute=precompute,
+    )
+)

@@ -20,10 +20,13 @@ The run directory is only read. The modules, each importing only those before it
     explorer     the model side: features, input checks, the answers (no HTTP)
     app          the ASGI app: routes, request reading and its limits, the Host check, JSON errors
     connections  what uvicorn leaves unbounded: a head's time, the number of open connections
-    server       the listening socket, uvicorn, and the ``disgen serve`` command
+    server       the listening socket and uvicorn (the ``disgen serve`` command is disgen.cli.serve)
+
+May import: api and every layer below it. Never cli.
 """
-from disgen.serve.explorer import MAX_UPLOAD_BYTES
+
 from disgen.serve.app import MAX_JSON_BYTES, make_app
+from disgen.serve.explorer import MAX_UPLOAD_BYTES
 from disgen.serve.server import serving
 
 __all__ = ["MAX_JSON_BYTES", "MAX_UPLOAD_BYTES", "make_app", "serving"]

@@ -8,6 +8,7 @@ are handed to the one model thread, which runs every decode and forward pass in 
 Only requests naming this server in their Host header are answered (no DNS rebinding), each on a
 connection of its own. Errors are JSON ``{"error": message}`` with a 4xx status.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -77,8 +78,11 @@ async def read_payload(request: Request, kind: str, upload_limit: int, seconds: 
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if kind == "image":
         if not (ctype.startswith("image/") or ctype == "application/octet-stream"):
-            raise RequestError(415, f"send the image file's bytes as image/* or "
-                                    f"application/octet-stream, not {ctype or 'no content type'!r}")
+            raise RequestError(
+                415,
+                f"send the image file's bytes as image/* or "
+                f"application/octet-stream, not {ctype or 'no content type'!r}",
+            )
         return await read_body(request, upload_limit, seconds)
     if ctype != "application/json":
         raise RequestError(415, f"send a JSON object as application/json, not {ctype or 'no content type'!r}")
@@ -95,14 +99,16 @@ async def read_payload(request: Request, kind: str, upload_limit: int, seconds: 
 async def error_response(request: Request, err: Exception) -> JSONResponse:
     """Every refusal as JSON ``{"error": message}``, with its 4xx status."""
     if isinstance(err, RequestError):  # 408, 413: close, rather than wait for the rest of the body
-        return JSONResponse({"error": err.message}, err.status,
-                            headers={"Connection": "close"} if err.status in (408, 413) else None)
+        return JSONResponse(
+            {"error": err.message}, err.status, headers={"Connection": "close"} if err.status in (408, 413) else None
+        )
     if isinstance(err, HTTPException):
         return JSONResponse({"error": err.detail}, err.status_code, headers=err.headers)
     if isinstance(err, DisgenError):  # the user's input, explained
         return JSONResponse({"error": str(err)}, 400)
-    return JSONResponse({"error": f"the server failed on this request ({type(err).__name__}); "
-                                  "its log has the details"}, 500)
+    return JSONResponse(
+        {"error": f"the server failed on this request ({type(err).__name__}); its log has the details"}, 500
+    )
 
 
 async def client_gone(request: Request, err: Exception) -> Response:
@@ -144,10 +150,14 @@ class ThisServerOnly:
         if name in self.names or (self.any_address and is_address):
             return None
         known = ", ".join(f"[{n}]" if ":" in n else n for n in self.names)
-        return JSONResponse({"error": f"the Host header {value[:80]!r} does not name this server "
-                                      f"({known}{', or an IP address' if self.any_address else ''}): "
-                                      "refused, so that pages of other sites cannot read its answers"},
-                            421)
+        return JSONResponse(
+            {
+                "error": f"the Host header {value[:80]!r} does not name this server "
+                f"({known}{', or an IP address' if self.any_address else ''}): "
+                "refused, so that pages of other sites cannot read its answers"
+            },
+            421,
+        )
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http":
@@ -171,8 +181,13 @@ def require_stack() -> None:
         raise DisgenError("`disgen serve` needs Starlette and uvicorn: pip install 'disgen[serve]'")
 
 
-def make_app(run_dir: str | Path, checkpoint: str = "auto", max_upload_bytes: int = MAX_UPLOAD_BYTES,
-             host: str = "127.0.0.1", body_seconds: float = BODY_SECONDS) -> "Starlette":
+def make_app(
+    run_dir: str | Path,
+    checkpoint: str = "auto",
+    max_upload_bytes: int = MAX_UPLOAD_BYTES,
+    host: str = "127.0.0.1",
+    body_seconds: float = BODY_SECONDS,
+) -> "Starlette":
     """The explorer of ``run_dir`` as an ASGI app (serve it with :mod:`disgen.serve.server`, test it
     with Starlette's TestClient on ``base_url="http://localhost"``), answering requests for
     ``host``, the address it is served on (see :class:`ThisServerOnly`). The run is loaded once,
@@ -210,14 +225,21 @@ def make_app(run_dir: str | Path, checkpoint: str = "auto", max_upload_bytes: in
         yield
         worker.shutdown(wait=False, cancel_futures=True)
 
-    routes = [Route("/", index), Route("/api/info", info),
-              post("/api/predict", explorer.predict, "image"),
-              post("/api/reconstruct", explorer.reconstruct, "image"),
-              post("/api/sample", explorer.sample, "json"),
-              post("/api/interpolate", explorer.interpolate, "json"),
-              Mount("/static", StaticFiles(directory=STATIC), name="static")]
+    routes = [
+        Route("/", index),
+        Route("/api/info", info),
+        post("/api/predict", explorer.predict, "image"),
+        post("/api/reconstruct", explorer.reconstruct, "image"),
+        post("/api/sample", explorer.sample, "json"),
+        post("/api/interpolate", explorer.interpolate, "json"),
+        Mount("/static", StaticFiles(directory=STATIC), name="static"),
+    ]
     handlers = {kind: error_response for kind in (RequestError, DisgenError, HTTPException, Exception)}
-    app = Starlette(routes=routes, lifespan=lifespan, middleware=[Middleware(ThisServerOnly, host=host)],
-                    exception_handlers={**handlers, ClientDisconnect: client_gone})
+    app = Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        middleware=[Middleware(ThisServerOnly, host=host)],
+        exception_handlers={**handlers, ClientDisconnect: client_gone},
+    )
     app.state.explorer = explorer
     return app

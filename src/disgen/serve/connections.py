@@ -21,6 +21,7 @@ phases: sending its head, sending its body, sent (waiting for or reading its ans
   model, and the app closes each connection after one answer, so no idle kept-alive connection
   holds a place either.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -29,7 +30,9 @@ import sys
 import time
 
 import h11
-from uvicorn.protocols.http.h11_impl import H11Protocol  # what uvicorn's documented --http h11 runs
+from uvicorn.protocols.http.h11_impl import (
+    H11Protocol,  # what uvicorn's documented --http h11 runs
+)
 
 HEAD_BYTES = 16 * 2**10  # a request head's size limit (uvicorn's h11 default), here and in uvicorn
 HEAD, BODY, SENT = 0, 1, 2  # a connection's phases, in the order they are evicted
@@ -40,8 +43,10 @@ LINGER_SECONDS = 1.0  # after a 408 or 503, for the client to read it before its
 def raw_response(status: int, reason: str, message: str) -> bytes:
     """A whole HTTP response with a JSON error, for a connection no request of which reached the app."""
     body = json.dumps({"error": message}).encode()
-    return (f"HTTP/1.1 {status} {reason}\r\ncontent-type: application/json\r\n"
-            f"content-length: {len(body)}\r\nconnection: close\r\n\r\n").encode() + body
+    return (
+        f"HTTP/1.1 {status} {reason}\r\ncontent-type: application/json\r\n"
+        f"content-length: {len(body)}\r\nconnection: close\r\n\r\n"
+    ).encode() + body
 
 
 class Connections:
@@ -61,11 +66,15 @@ class Connections:
         if len(self.open) >= self.limit:
             sending = [c for c in self.open if c.phase != SENT]
             if not sending:
-                self.warn(f"{len(self.open)} connections open (--max-connections), each waiting for "
-                          "its answer: new ones get 503")
+                self.warn(
+                    f"{len(self.open)} connections open (--max-connections), each waiting for "
+                    "its answer: new ones get 503"
+                )
                 return False
-            self.warn(f"{len(self.open)} connections open (--max-connections): closing the oldest "
-                      "still sending its request for each new one")
+            self.warn(
+                f"{len(self.open)} connections open (--max-connections): closing the oldest "
+                "still sending its request for each new one"
+            )
             min(sending, key=lambda c: (c.phase, c.since)).close()
         self.open[conn] = None
         return True
@@ -92,12 +101,16 @@ class Watched(asyncio.Protocol):
     def connection_made(self, transport: asyncio.Transport) -> None:
         self.transport = transport
         if not self.connections.admit(self):
-            return self.end(raw_response(503, "Service Unavailable",
-                                         f"{self.connections.limit} requests are waiting for their "
-                                         "answers, the most this server holds: try again shortly"))
+            return self.end(
+                raw_response(
+                    503,
+                    "Service Unavailable",
+                    f"{self.connections.limit} requests are waiting for their "
+                    "answers, the most this server holds: try again shortly",
+                )
+            )
         self.admitted = True
-        self.deadline = asyncio.get_running_loop().call_later(self.connections.header_seconds,
-                                                              self.head_timed_out)
+        self.deadline = asyncio.get_running_loop().call_later(self.connections.header_seconds, self.head_timed_out)
         self.inner.connection_made(transport)
 
     def data_received(self, data: bytes) -> None:
@@ -136,8 +149,13 @@ class Watched(asyncio.Protocol):
         if not self.received:  # an idle connection: nothing to answer
             self.connections.open.pop(self, None)
             return self.transport.close()
-        self.end(raw_response(408, "Request Timeout", "the request's headers did not arrive within "
-                                                      f"{self.connections.header_seconds:g} s"))
+        self.end(
+            raw_response(
+                408,
+                "Request Timeout",
+                f"the request's headers did not arrive within {self.connections.header_seconds:g} s",
+            )
+        )
 
     def end(self, answer: bytes) -> None:
         """Send ``answer`` (no request of this connection reached the app) and close: at once if

@@ -3,6 +3,7 @@ page shows), the checks on every input a request can carry (uploaded images, see
 vectors), and :class:`Explorer`, whose methods answer the API's endpoints from the run's networks.
 Inputs a user gets wrong raise :class:`RequestError` with a 4xx status and a message for the page.
 """
+
 from __future__ import annotations
 
 import base64
@@ -46,17 +47,27 @@ def features_of(run) -> dict:
     obj = run.objective
     mode = getattr(run.spec.model_config(run.config.model_args), "mode", None)
     images = len(run.image_shape) == 3
-    out = {"predict": obj.predict is not None and mode in (None, "semi-supervised"),
-           "reconstruct": obj.reconstruct is not None and mode != "supervised",
-           "sample": None, "labels": False, "latent_dim": None, "noise_std": None, "sliders": 0,
-           "mode": mode}
+    out = {
+        "predict": obj.predict is not None and mode in (None, "semi-supervised"),
+        "reconstruct": obj.reconstruct is not None and mode != "supervised",
+        "sample": None,
+        "labels": False,
+        "latent_dim": None,
+        "noise_std": None,
+        "sliders": 0,
+        "mode": mode,
+    }
     out["draw"] = images and run.image_shape[0] == 1 and (out["predict"] or out["reconstruct"])
     out["upload"] = images and (out["predict"] or out["reconstruct"])
     if obj.sample is not None:
         g = generator(run)
-        out.update(sample="images" if images else "points", latent_dim=g.latent_dim,
-                   noise_std=g.noise_std, labels=mode in ("supervised", "semi-supervised"),
-                   sliders=min(SLIDERS, g.latent_dim) if images else 0)
+        out.update(
+            sample="images" if images else "points",
+            latent_dim=g.latent_dim,
+            noise_std=g.noise_std,
+            labels=mode in ("supervised", "semi-supervised"),
+            sliders=min(SLIDERS, g.latent_dim) if images else 0,
+        )
     return out
 
 
@@ -80,7 +91,7 @@ def decode_upload(data: bytes, image_shape: tuple[int, int, int], digits: bool) 
     """An uploaded image as the model's uint8 input (C, H, W), fitted like ``disgen predict``
     (digits: MNIST's crop, 20x20 box and centring by mass). The pixel count is checked from the
     header, before anything is decoded."""
-    from disgen.images import load_image
+    from disgen.data.images import load_image
 
     if not data:
         raise RequestError(400, "the upload is empty: send an image file (PNG, JPEG, ...)")
@@ -90,11 +101,12 @@ def decode_upload(data: bytes, image_shape: tuple[int, int, int], digits: bool) 
     except Image.DecompressionBombError:
         raise RequestError(413, f"the image has too many pixels; the limit is {MAX_UPLOAD_PIXELS:,}")
     except Exception:  # Pillow's parsers raise many types on hostile bytes (OSError, SyntaxError, ...)
-        raise RequestError(400, "the upload is not an image: send a PNG, JPEG, GIF, BMP, WebP or "
-                                "TIFF file") from None
+        raise RequestError(400, "the upload is not an image: send a PNG, JPEG, GIF, BMP, WebP or TIFF file") from None
     if width * height > MAX_UPLOAD_PIXELS:
-        raise RequestError(413, f"the image is {width}x{height} pixels; the limit is "
-                                f"{MAX_UPLOAD_PIXELS:,} pixels: send a smaller image")
+        raise RequestError(
+            413,
+            f"the image is {width}x{height} pixels; the limit is {MAX_UPLOAD_PIXELS:,} pixels: send a smaller image",
+        )
     try:
         return load_image(Upload(data), image_shape, digits)
     except DisgenError as err:
@@ -113,15 +125,20 @@ def int_field(body: dict, name: str, lo: int, hi: int, default: int | None = Non
 def latent_field(body: dict, dim: int) -> torch.Tensor:
     """``body["z"]`` as a (1, dim) latent, each number within +-MAX_LATENT."""
     z = body["z"]
-    numbers = isinstance(z, list) and len(z) == dim and all(
-        isinstance(v, (int, float)) and not isinstance(v, bool) for v in z)
+    numbers = (
+        isinstance(z, list)
+        and len(z) == dim
+        and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in z)
+    )
     try:
         t = torch.tensor(z, dtype=torch.float64) if numbers else None
     except (OverflowError, RuntimeError):  # an integer too large for a float
         t = None
     if t is None or not (t.abs() <= MAX_LATENT).all():  # NaN fails this too
-        raise RequestError(422, f'"z" must be a list of {dim} numbers from -{MAX_LATENT:g} to '
-                                f"{MAX_LATENT:g} (this model's latent size)")
+        raise RequestError(
+            422,
+            f'"z" must be a list of {dim} numbers from -{MAX_LATENT:g} to {MAX_LATENT:g} (this model\'s latent size)',
+        )
     return t.float()[None]
 
 
@@ -137,18 +154,28 @@ class Explorer:
     def info(self) -> dict:
         run = self.run
         final = {**(run.history[-1] if run.history else {}), **(run.final or {})}  # val_*, then test_*
-        return {"run": run.dir.name, "model": run.spec.name, "objective": run.spec.objective,
-                "description": run.spec.description, "dataset": run.config.dataset,
-                "checkpoint": self.checkpoint, "epochs": len(run.history),
-                "metrics": {k: v for k, v in final.items() if k.startswith(("val_", "test_"))
-                            and isinstance(v, (int, float)) and math.isfinite(v)},
-                "classes": run.classes, "image_shape": list(run.image_shape),
-                "max_upload_bytes": self.max_upload_bytes, "features": self.features}
+        return {
+            "run": run.dir.name,
+            "model": run.spec.name,
+            "objective": run.spec.objective,
+            "description": run.spec.description,
+            "dataset": run.config.dataset,
+            "checkpoint": self.checkpoint,
+            "epochs": len(run.history),
+            "metrics": {
+                k: v
+                for k, v in final.items()
+                if k.startswith(("val_", "test_")) and isinstance(v, (int, float)) and math.isfinite(v)
+            },
+            "classes": run.classes,
+            "image_shape": list(run.image_shape),
+            "max_upload_bytes": self.max_upload_bytes,
+            "features": self.features,
+        }
 
     def need(self, feature: str, what: str) -> None:
         if not self.features[feature]:
-            raise RequestError(404, f"this {self.run.spec.name} run ({self.run.spec.objective}) "
-                                    f"does not {what}")
+            raise RequestError(404, f"this {self.run.spec.name} run ({self.run.spec.objective}) does not {what}")
 
     def model_input(self, data: bytes) -> torch.Tensor:
         digits = all(c.isdigit() for c in self.run.classes)
@@ -159,20 +186,22 @@ class Explorer:
         x = self.model_input(data)
         probs = self.run.predict(x)[0].tolist()
         best = max(range(len(probs)), key=probs.__getitem__)
-        return {"label": self.run.classes[best], "classes": self.run.classes,
-                "probabilities": [round(p, 6) for p in probs], "input": data_url(x[0].float() / 255)}
+        return {
+            "label": self.run.classes[best],
+            "classes": self.run.classes,
+            "probabilities": [round(p, 6) for p in probs],
+            "input": data_url(x[0].float() / 255),
+        }
 
     def reconstruct(self, data: bytes) -> dict:
         self.need("reconstruct", "reconstruct images")
         x = self.model_input(data)
-        return {"input": data_url(x[0].float() / 255),
-                "reconstruction": data_url(self.run.reconstruct(x)[0])}
+        return {"input": data_url(x[0].float() / 255), "reconstruction": data_url(self.run.reconstruct(x)[0])}
 
     def label(self, body: dict) -> int | None:
         if not self.features["labels"]:
             if body.get("label") is not None:
-                raise RequestError(422, f"this {self.run.spec.name} run draws no chosen class: "
-                                        'leave out "label"')
+                raise RequestError(422, f'this {self.run.spec.name} run draws no chosen class: leave out "label"')
             return None
         return int_field(body, "label", 0, len(self.run.classes) - 1, 0)
 
@@ -194,16 +223,16 @@ class Explorer:
             seed = int_field(body, "seed", 0, MAX_SEED, 0)
             z = self.latent(seed)
         image = self.run.sample(z=z, label=label)[0]
-        return {"seed": seed, "label": label, "z": [round(v, 5) for v in z[0].tolist()],
-                "image": data_url(image)}
+        return {"seed": seed, "label": label, "z": [round(v, 5) for v in z[0].tolist()], "image": data_url(image)}
 
     def interpolate(self, body: dict) -> dict:
-        from disgen.sample import slerp
+        from disgen.objectives.gan import slerp
 
         self.need("sample", "generate samples")
         if self.features["sample"] != "images":
-            raise RequestError(404, f"this {self.run.spec.name} run generates points: interpolation "
-                                    "is for image generators")
+            raise RequestError(
+                404, f"this {self.run.spec.name} run generates points: interpolation is for image generators"
+            )
         label = self.label(body)
         a, b = (self.latent(int_field(body, k, 0, MAX_SEED)) for k in ("seed_a", "seed_b"))
         steps = int_field(body, "steps", 2, MAX_STEPS, 8)

@@ -2,17 +2,14 @@
 of :mod:`disgen.serve.connections`, and the ``disgen serve`` command. :func:`serving` runs an app
 in a background thread (the tests and the screenshot script).
 """
+
 from __future__ import annotations
 
 import contextlib
-import ipaddress
 import math
 import socket
-import sys
 
-from disgen.cli import command, run_dir_args
 from disgen.errors import DisgenError
-from disgen.serve.app import BODY_SECONDS, make_app, require_stack
 
 MAX_CONNECTIONS = 256  # open at once; a browser uses 6, the 200 requests of a load test fit
 HEADER_SECONDS = 10.0  # for a request's head, from the moment its connection opens
@@ -28,8 +25,10 @@ def bind(host: str, port: int) -> socket.socket:
         sock.bind((host, port))
     except OSError as err:
         sock.close()
-        raise DisgenError(f"cannot listen on {host}:{port} ({err.strerror or err}): choose another "
-                          "--port, or a --host of this computer") from None
+        raise DisgenError(
+            f"cannot listen on {host}:{port} ({err.strerror or err}): choose another "
+            "--port, or a --host of this computer"
+        ) from None
     sock.listen(2048)  # uvicorn's default backlog: bursts of connections wait, not fail
     return sock
 
@@ -47,8 +46,9 @@ def server(app, max_connections: int = MAX_CONNECTIONS, header_seconds: float = 
 
     allow_files(max_connections + SPARE_FILES)
     connections = Connections(max_connections, header_seconds)
-    return uvicorn.Server(uvicorn.Config(app, log_level="warning", http=connections.protocol,
-                                         h11_max_incomplete_event_size=HEAD_BYTES))
+    return uvicorn.Server(
+        uvicorn.Config(app, log_level="warning", http=connections.protocol, h11_max_incomplete_event_size=HEAD_BYTES)
+    )
 
 
 def allow_files(n: int) -> None:
@@ -60,8 +60,10 @@ def allow_files(n: int) -> None:
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft != resource.RLIM_INFINITY and soft < n:
         if hard != resource.RLIM_INFINITY and hard < n:
-            raise DisgenError(f"--max-connections {n - SPARE_FILES}: this process may open at most "
-                              f"{hard} files (ulimit -Hn); choose at most {hard - SPARE_FILES}")
+            raise DisgenError(
+                f"--max-connections {n - SPARE_FILES}: this process may open at most "
+                f"{hard} files (ulimit -Hn); choose at most {hard - SPARE_FILES}"
+            )
         resource.setrlimit(resource.RLIMIT_NOFILE, (n, hard))
 
 
@@ -101,36 +103,3 @@ def seconds(text: str) -> float:
     if not (math.isfinite(value) and value > 0):
         raise ValueError(text)
     return value
-
-
-def serve_args(p, argv) -> None:
-    run_dir_args(p)
-    p.add_argument("--host", default="127.0.0.1",
-                   help="address to listen on (default 127.0.0.1: this computer only; 0.0.0.0 opens "
-                        "the page to your network). Requests must name it, localhost or 127.0.0.1 "
-                        "as their Host")
-    p.add_argument("--port", type=int, default=8000, help="port (default 8000; 0 picks a free one)")
-    p.add_argument("--max-connections", type=int, default=MAX_CONNECTIONS, metavar="N",
-                   help=f"connections open at once (default {MAX_CONNECTIONS}); one more closes the "
-                        "oldest still sending its request")
-    p.add_argument("--header-timeout", type=seconds, default=HEADER_SECONDS, metavar="SECONDS",
-                   help=f"time for a request's headers to arrive (default {HEADER_SECONDS:g})")
-    p.add_argument("--body-timeout", type=seconds, default=BODY_SECONDS, metavar="SECONDS",
-                   help=f"time for a request's body to arrive (default {BODY_SECONDS:g})")
-
-
-@command("serve", serve_args)
-def cmd_serve(args) -> None:
-    require_stack()
-    if not 0 <= args.port <= 65535:
-        raise DisgenError(f"--port {args.port}: choose a port from 0 to 65535")
-    if args.max_connections < 1:
-        raise DisgenError(f"--max-connections {args.max_connections}: choose at least 1")
-    app = make_app(args.run_dir, args.checkpoint, host=args.host, body_seconds=args.body_timeout)
-    uv = server(app, args.max_connections, args.header_timeout)
-    sock = bind(args.host, args.port)
-    if not ipaddress.ip_address(sock.getsockname()[0]).is_loopback:
-        print(f"disgen serve: listening on {args.host}: other computers can reach this page",
-              file=sys.stderr)
-    print(f"disgen serve: {args.run_dir} at {url_of(sock)} (Ctrl-C stops it)", file=sys.stderr, flush=True)
-    uv.run(sockets=[sock])

@@ -1,0 +1,13 @@
+"""Training: the one loop and what it owns.
+
+    trainer      the Trainer (device, seeding, batches, schedule, evaluation, checkpoints, resume,
+                 pictures) and train_reference (the cached classifier that measures GANs)
+    precision    --device, --deterministic, --precision, --channels-last, --compile
+    distributed  torchrun: the only module that reads RANK / WORLD_SIZE / LOCAL_RANK
+    divergence   stops a diverging run early (non-finite or exploding loss or weights)
+    progress     the per-epoch progress bar, or lines when stderr is not a terminal
+    tensorboard  train --tensorboard
+
+May import: objectives, evaluation, viz, runs, models, data, config, files, errors (the layers below;
+``pyproject.toml``'s import contract checks it). Never report, api, serve or cli.
+"""

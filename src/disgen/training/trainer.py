@@ -1,0 +1,515 @@
+"""The one training loop. Per-model behaviour is the objective's step function; the Trainer owns
+the device, precision and memory layout (disgen.training.precision), processes (disgen.training.distributed),
+seeding, batching, the learning-rate schedule, progress, evaluation, logging, checkpoints, resume
+and pictures. Under torchrun every process trains its part of each batch; only the main process
+evaluates, draws and writes the run directory.
+
+Measurement discipline: every choice made during training (``best.pt``, the live warnings) reads
+the validation split (disgen.data.splits) and only it; the test split is evaluated once, after the
+last epoch, with the model the run chose (``best.pt`` where there is a validation split, else the
+last weights), unless ``--test-every-epoch`` asks for a test curve.
+
+A run directory holds everything: ``config.json``, ``run.json`` (data and environment),
+``split.json`` (which images the validation split holds), ``metrics.jsonl`` (one line per epoch,
+then the final test record), ``eval.json``, ``checkpoints/last.pt`` and ``best.pt`` and ``images/``.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Callable
+
+import torch
+from torch import nn
+
+from disgen import files, runs
+from disgen.config import TrainConfig
+from disgen.data import ImageSplit, TensorDataset, load_dataset, splits, to_float
+from disgen.data.augment import TRANSFORMS
+from disgen.data.labels import LabelledLoader, labelled_indices, save_labels
+from disgen.data.loader import TensorLoader
+from disgen.errors import DisgenError
+from disgen.evaluation import reference
+from disgen.models import get_model, resolve
+from disgen.objectives import Context, Opts, get_objective
+from disgen.objectives.optim import base_lr, lr_factor, make_optimizer
+from disgen.runs import checkpoint
+from disgen.training import distributed, precision
+from disgen.training.divergence import DivergenceGuard, due
+from disgen.training.progress import progress
+
+
+def train_reference(data: TensorDataset, log: Callable[[str], None] | None = None) -> None:
+    """Train the reference classifier that measures GANs on ``data`` (disgen.evaluation.reference)
+    if it is missing: REFERENCE_RECIPE into a temporary folder, then moved into place, so that a
+    concurrent or interrupted run never sees half a reference."""
+    target = reference.missing(data)
+    if target is None:
+        return
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    epochs = reference.reference_epochs(len(data.train))
+    (log or (lambda m: None))(
+        f"training the reference classifier for Fréchet distance and class coverage ({reference.REFERENCE_MODEL} "
+        f"on {data.name}, {epochs} epochs, once per dataset; cached in {target})"
+    )
+    try:
+        cfg = resolve(
+            reference.REFERENCE_MODEL,
+            {
+                **reference.REFERENCE_RECIPE,
+                "dataset": data.name,
+                "epochs": epochs,
+                "progress": False,
+                "device": "cpu",
+                "run_dir": str(tmp / "run"),
+            },
+        )
+        Trainer(cfg, tmp / "run", data).fit()
+        os.replace(tmp / "run", target)
+    except OSError:
+        if not (target / "checkpoints" / "last.pt").exists():
+            raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+class Trainer:
+    """Train ``cfg.model`` on ``dataset`` (loaded from ``cfg.dataset`` if not given) into ``run_dir``."""
+
+    def __init__(
+        self,
+        cfg: TrainConfig,
+        run_dir: Path,
+        dataset: TensorDataset | None = None,
+        log: Callable[[str], None] | None = None,
+    ):
+        self.cfg = cfg
+        if cfg.deterministic:  # cuBLAS reads it when CUDA starts: deterministic matmuls need it
+            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        self.main = distributed.is_main()
+        self.log = (log or (lambda msg: print(msg, file=sys.stderr))) if self.main else (lambda msg: None)
+        self.spec = get_model(cfg.model)
+        self.objective = get_objective(self.spec.objective)
+        self.device = distributed.setup(precision.resolve_device(cfg.device))
+        self.run_dir = Path(distributed.gather(str(run_dir))[0])  # the main process's (a timestamp)
+        cfg.run_dir = str(self.run_dir)
+        model_cfg = self.spec.model_config(cfg.model_args)
+        self.data = splits.with_validation(
+            dataset
+            if dataset is not None
+            else load_dataset(cfg.dataset, cfg.data_dir, self.spec.data_shape(model_cfg)),
+            cfg.val_split,
+        )
+        torch.manual_seed(cfg.seed)  # model init is the first draw: same seed, same weights
+        image_shape, classes = self.data.image_shape, len(self.data.classes)
+        self.nets: dict[str, nn.Module] = {
+            k: m.to(self.device) for k, m in self.spec.build(model_cfg, image_shape, classes).items()
+        }
+        if self.objective.prepare is not None:  # e.g. pretrained weights (a resumed run overwrites them)
+            self.objective.prepare(self.nets, model_cfg, self.log)
+        self.nets = distributed.replicate(self.nets, self.device)
+        if distributed.enabled():  # each process its own noise and dropout from here on
+            torch.manual_seed(distributed.process_seed(cfg.seed))
+        self.speed = precision.resolve(cfg.precision, cfg.channels_last, cfg.compile, self.device, self.nets)
+        self.step_nets = precision.prepare_nets(self.nets, self.speed)  # what the step calls
+        vr = self.spec.value_range
+        self.train_x = to_float(self.data.train.images.to(self.device), vr)
+        self.train_y = self.data.train.labels.to(self.device)
+        self.val_x, self.val_y = self.on_device(self.data.val)
+        self.test_x, self.test_y = self.on_device(self.data.test)
+        self.generator = torch.Generator(device=self.device).manual_seed(cfg.seed)
+        self.label_idx = labelled_indices(self.data.train.labels, cfg.labels, classes, cfg.seed) if cfg.labels else None
+        self.loader = self.make_loader(model_cfg)
+        if self.objective.optimizers is not None:  # e.g. a GAN's own lr per network
+            self.opts = Opts(self.objective.optimizers(self.nets, cfg, model_cfg))
+        else:  # one optimizer per network over its trainable parameters (frozen ones excluded)
+            self.opts = Opts(
+                {
+                    k: make_optimizer([p for p in m.parameters() if p.requires_grad], cfg)
+                    for k, m in self.nets.items()
+                    if any(p.requires_grad for p in m.parameters())
+                }
+            )
+        self.opts.scaler = self.speed.scaler()
+        factor = lr_factor(cfg, len(self.loader))
+        self.scheds = {
+            k: torch.optim.lr_scheduler.LambdaLR(o, factor) for k, o in self.opts.items() if cfg.lr_schedule != "none"
+        }
+        # Computed once per run, e.g. a GAN's reference classifier for Fréchet distance.
+        if self.objective.eval_context and self.main:
+            train_reference(self.data, self.log)  # a GAN's, where it is not yet cached
+        self.eval_kw = (
+            self.objective.eval_context(self.data, self.device, per_epoch=True)
+            if self.objective.eval_context and self.main
+            else {}
+        )
+        self.epoch = 0
+        self.best: float | None = None
+        self.final: dict | None = None  # the test record written after the last epoch
+        self.history: list[dict] = []
+        self.guard = DivergenceGuard(self.nets)
+
+    def on_device(self, split: ImageSplit | None) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """A split's images as floats in the model's range and its labels, on the device."""
+        if split is None or len(split) == 0:
+            return None, None
+        return to_float(split.images.to(self.device), self.spec.value_range), split.labels.to(self.device)
+
+    def make_loader(self, model_cfg) -> TensorLoader | LabelledLoader:
+        """The training batches. With ``--labels N`` (disgen.data.labels) classifiers train on the
+        labelled subset alone; objectives that use every image unlabelled (aae) also get a
+        labelled batch with each batch, drawn by the same generator so resume stays exact."""
+        cfg = self.cfg
+        if self.label_idx is not None and not self.objective.needs_labelled:
+            if self.objective.predict is None:  # it does not classify
+                raise DisgenError(f"--labels applies to classifiers and aae, not {cfg.model}")
+            idx = self.label_idx.to(self.device)
+            self.train_x, self.train_y = self.train_x[idx], self.train_y[idx]
+        loader = TensorLoader(
+            self.train_x,
+            self.train_y,
+            cfg.batch_size,
+            shuffle=True,
+            generator=self.generator,
+            transform=TRANSFORMS[cfg.augment],
+        )
+        if self.label_idx is not None and self.objective.needs_labelled:
+            idx = self.label_idx.to(self.device)
+            loader = LabelledLoader(
+                loader,
+                TensorLoader(
+                    self.train_x[idx],
+                    self.train_y[idx],
+                    cfg.batch_size,
+                    shuffle=True,
+                    generator=self.generator,
+                    transform=TRANSFORMS[cfg.augment],
+                ),
+            )
+        if self.objective.precompute is not None:  # e.g. a frozen backbone's features, once per run
+            cached = self.objective.precompute(self.nets, cfg, model_cfg, self.train_x)
+            if cached is not None:
+                loader.images = cached
+        return loader
+
+    # -- checkpoints ---------------------------------------------------------------------------
+    def state(self) -> dict:
+        rng = {"torch": torch.get_rng_state(), "loader": self.generator.get_state()}
+        if self.device.type == "cuda":
+            rng["cuda"] = torch.cuda.get_rng_state(self.device)
+        if distributed.enabled():  # every process's own draws, for an exact resume
+            rng["processes"] = distributed.gather({k: v for k, v in rng.items() if k != "loader"})
+        return {
+            "model": self.cfg.model,
+            "config": self.cfg.to_dict(),
+            "epoch": self.epoch,
+            "best": self.best,
+            "data": runs.data_info(self.data),
+            "nets": {k: m.state_dict() for k, m in self.nets.items()},
+            "opts": {k: o.state_dict() for k, o in self.opts.items()},
+            "scheds": {k: s.state_dict() for k, s in self.scheds.items()},
+            "scaler": self.opts.scaler.state_dict() if self.opts.scaler is not None else None,
+            "rng": rng,
+        }
+
+    def restore(self, state: dict) -> None:
+        runs.check_compatible(state, self.cfg, self.nets, self.opts, self.scheds, self.generator)
+        for k, m in self.nets.items():
+            m.load_state_dict(state["nets"][k])
+        wanted = {k: [base_lr(g) for g in o.param_groups] for k, o in self.opts.items()}
+        for k, o in self.opts.items():
+            o.load_state_dict(state["opts"][k])
+        for k, s in self.scheds.items():
+            s.load_state_dict(state["scheds"][k])
+        self.change_lr(wanted)
+        if self.opts.scaler is not None and state.get("scaler"):
+            self.opts.scaler.load_state_dict(state["scaler"])
+        rng = state["rng"]
+        ranks = rng.get("processes", [rng])
+        if len(ranks) == distributed.world().size:
+            rng = {**rng, **ranks[distributed.world().rank]}
+        elif distributed.enabled():  # another number of processes: fresh draws per process
+            rng = {
+                **rng,
+                "torch": torch.manual_seed(distributed.process_seed(self.cfg.seed + state["epoch"])).get_state(),
+            }
+        torch.set_rng_state(rng["torch"])
+        self.generator.set_state(rng["loader"])
+        if "cuda" in rng and self.device.type == "cuda":
+            torch.cuda.set_rng_state(rng["cuda"], self.device)
+        self.epoch, self.best = state["epoch"], state["best"]
+
+    def change_lr(self, wanted: dict[str, list[float]]) -> None:
+        """After a restore: where this run's config asks for other base learning rates than the
+        checkpoint's optimizers hold (``--resume --lr X``), rescale them and their schedules."""
+        changed = []
+        for k, o in self.opts.items():
+            for g, new in zip(o.param_groups, wanted[k]):
+                old = base_lr(g)
+                if new != old and old > 0:
+                    g["lr"] = g["lr"] * new / old
+                    if "initial_lr" in g:
+                        g["initial_lr"] = new
+                    changed.append(f"{k} {old:g} -> {new:g}")
+            if k in self.scheds:
+                self.scheds[k].base_lrs = [base_lr(g) for g in o.param_groups]
+        if changed:
+            self.log("learning rate changed on resume: " + ", ".join(changed))
+
+    # -- the loop ------------------------------------------------------------------------------
+    def fit(self, resume: bool = False) -> list[dict]:
+        from disgen.training.tensorboard import TensorBoardLog
+
+        tensorboard = TensorBoardLog(self.run_dir) if self.cfg.tensorboard and self.main else None  # fails early
+        split = self.data.extra["split"]
+        if self.main:
+            if resume and runs.has_checkpoint(self.run_dir):  # the same validation images, or no resume
+                splits.check(self.run_dir, split, "resume")
+            runs.prepare(
+                self.run_dir,
+                self.cfg,
+                self.data,
+                self.device,
+                resume,
+                {**self.speed.as_dict(), "processes": distributed.world().size},
+            )
+            splits.save(self.run_dir, split)
+            self.log(splits.describe(split))
+            if self.label_idx is not None:
+                save_labels(self.run_dir, self.label_idx, self.data.name, self.cfg.seed)
+        distributed.barrier()  # the run directory exists before any process reads it
+        if resume:
+            self.resume_from_checkpoint()
+        shown = (
+            (self.val_x, self.val_y, "validation") if self.val_x is not None else (self.test_x, self.test_y, "test")
+        )  # what the pictures show: validation images where there are
+        ctx = Context(
+            self.nets,
+            self.train_x,
+            *shown[:2],
+            list(self.data.classes),
+            self.spec.value_range,
+            self.run_dir / "images",
+            shown[2],
+        )
+        with precision.deterministic(self.cfg.deterministic):
+            if self.epoch == 0:
+                self.draw(ctx, "before")
+                self.guard.start()
+            while self.epoch < self.cfg.epochs:
+                record = self.train_epoch()
+                self.end_epoch(record, ctx)
+                if tensorboard:
+                    tensorboard.log_epoch(record, self.nets)
+            self.draw(ctx, "after")
+            if tensorboard:
+                tensorboard.close(self.epoch)
+        self.final_test()
+        distributed.check_in_step(self.nets)
+        if self.history:
+            from disgen.viz import save_curves
+
+            self.draw(
+                ctx,
+                "curves",
+                lambda: save_curves(
+                    self.history, self.run_dir / "images" / "curves.png", f"{self.cfg.model} on {self.data.name}"
+                ),
+            )
+        return self.history
+
+    def final_test(self) -> dict | None:
+        """The test split, evaluated once after the last epoch with the model the run chose:
+        ``best.pt`` (the best validation epoch) when the run has a validation split, else the last
+        weights. Appended to metrics.jsonl as the final record and kept in eval.json; a resumed run
+        that already has it for this epoch is not evaluated again."""
+        if not self.main or self.test_x is None or self.epoch == 0:
+            return None
+        done = runs.read_final(self.run_dir)
+        if done is not None and done.get("epoch") == self.epoch:
+            return done
+        nets, which, chosen = self.nets, "last", self.epoch
+        best = self.run_dir / "checkpoints" / "best.pt"
+        if self.val_x is not None and best.is_file():
+            state = checkpoint.load(best, self.device)
+            nets = {k: copy.deepcopy(m) for k, m in self.nets.items()}
+            for k, m in nets.items():
+                m.load_state_dict(state["nets"][k])
+            which, chosen = "best", state["epoch"]
+        start = time.perf_counter()
+        kw = (
+            self.objective.eval_context(self.data, self.device, per_epoch="final")
+            if self.objective.eval_context
+            else {}
+        )
+        with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
+            test = self.objective.evaluate(nets, self.test_x, self.test_y, **kw)
+        record = {
+            "epoch": self.epoch,
+            "final": True,
+            "checkpoint": which,
+            "checkpoint_epoch": chosen,
+            **{f"test_{k}": v for k, v in test.items()},
+            "eval_seconds": round(time.perf_counter() - start, 3),
+        }
+        runs.append_metrics(self.run_dir, record)
+        runs.record_eval(
+            self.run_dir,
+            {"dataset": self.cfg.dataset, "split": "test", "checkpoint": which, "checkpoint_epoch": chosen, **test},
+        )
+        self.final = record
+        self.log(
+            f"test split ({len(self.test_x)} images, evaluated once) with {which}.pt of epoch {chosen}: "
+            + " ".join(f"{k}={v:.4g}" for k, v in test.items())
+        )
+        return record
+
+    def resume_from_checkpoint(self) -> None:
+        """Restore the newest good checkpoint (a damaged last.pt falls back to best.pt) and cut
+        metrics.jsonl to its epoch; temp files of writes a kill interrupted are removed."""
+        if self.main:
+            files.remove_stale_temps(self.run_dir)
+        found = checkpoint.load_latest(self.run_dir / "checkpoints", self.device, self.log)
+        if found is None:
+            if (self.run_dir / "metrics.jsonl").exists() and self.main:  # an epoch killed before its checkpoint
+                runs.write_metrics(self.run_dir, [])
+            self.log(f"no checkpoint in {self.run_dir} yet: starting from the beginning")
+            return
+        self.restore(found[0])
+        self.history = runs.read_metrics(self.run_dir, upto=self.epoch)
+        distributed.barrier()  # every process has read the files before the main one rewrites them
+        if self.main:
+            runs.write_metrics(self.run_dir, self.history)
+        state = self.state()  # (a collective call: every process makes it)
+        if found[1].name != "last.pt" and self.main:  # last.pt is damaged, or older (a kill between the writes)
+            checkpoint.save(self.run_dir / "checkpoints" / "last.pt", state)
+        self.log(f"resuming {self.run_dir} after epoch {self.epoch}")
+
+    def draw(self, ctx: Context, tag: str, draw: Callable[[], None] | None = None) -> None:
+        """The objective's pictures at ``tag`` (or ``draw()``). A failed write (a full disk) stops
+        the run with one clear error; the checkpoints written before it stay intact."""
+        if not self.main or (draw is None and self.objective.snapshot is None):
+            return
+        try:
+            draw() if draw is not None else self.objective.snapshot(ctx, tag)
+        except OSError as err:
+            raise DisgenError(
+                f"could not write images in {ctx.out_dir}: {err.strerror or err}; "
+                f"{self.checkpoint_note()}: free some disk space and continue with "
+                "--resume"
+            ) from None
+
+    def checkpoint_note(self) -> str:
+        last = self.run_dir / "checkpoints" / "last.pt"
+        if self.epoch == 0 or not last.exists():
+            return "no checkpoint was written yet"
+        return f"the last good checkpoint is {last} (epoch {self.epoch})"
+
+    def train_epoch(self) -> dict:
+        for m in self.nets.values():
+            m.train()
+        outs: list[dict[str, torch.Tensor]] = []
+        sizes: list[int] = []
+        start = time.perf_counter()
+        bar = progress(len(self.loader), f"epoch {self.epoch + 1}/{self.cfg.epochs}", self.cfg.progress)
+        checked, steps = 0, len(self.loader)
+        split = distributed.enabled()
+        for i, batch in enumerate(self.loader):
+            if split:  # this process's part of the global batch; gradients averaged by share
+                batch, share = distributed.shard(batch)
+                if len(batch[0]) == 0:  # a last batch smaller than the number of processes
+                    continue
+                self.opts.sync = functools.partial(distributed.average_gradients, share=share)
+            with self.speed.autocast():
+                outs.append(self.objective.step(self.step_nets, self.opts, batch))
+            if self.opts.scaler is not None:
+                self.opts.scaler.update()
+            sizes.append(len(batch[0]))
+            if due(self.epoch, i, steps):
+                found = self.guard.check(outs, checked, self.epoch)
+                if found:
+                    raise self.diverged(*found)
+                checked = len(outs)
+            for s in self.scheds.values():
+                s.step()
+            if bar is not None:
+                bar.update(1)
+                if i % 20 == 0:
+                    bar.set_postfix({k: f"{v.item():.4g}" for k, v in outs[-1].items()})
+        if bar is not None:
+            bar.close()
+        seconds = time.perf_counter() - start
+        # Batch means weighted by batch size, reduced once per epoch: no device sync per step.
+        weights = torch.tensor(sizes, dtype=torch.float32, device=self.device) / max(sum(sizes), 1)
+        means = {
+            k: distributed.mean((torch.stack([o[k].float() for o in outs]) * weights).sum()).item()
+            for k in (outs[0] if outs else {})
+        }
+        record = {"epoch": self.epoch + 1}
+        record.update({f"train_{k}": v for k, v in means.items()})
+        record["lr"] = next(iter(self.opts.values())).param_groups[0]["lr"] if self.opts else 0.0
+        record["seconds"] = round(seconds, 3)
+        return record
+
+    def diverged(self, what: str, i: int, early: bool) -> DisgenError:
+        cfg = self.cfg
+        preset_lr = self.spec.presets.get(cfg.preset, {}).get("lr")
+        lower = preset_lr if early and preset_lr and preset_lr < cfg.lr else cfg.lr / 10
+        why = f"the learning rate {cfg.lr:g} is likely too high" if early else "training diverged"
+        return DisgenError(
+            f"{why}: {what} at epoch {self.epoch + 1} step {i + 1}; {self.checkpoint_note()}: "
+            f"continue with a lower learning rate, e.g. `disgen train {cfg.model} --run-dir "
+            f"{self.run_dir} --resume --lr {lower:g}`"
+        )
+
+    def end_epoch(self, record: dict, ctx: Context) -> None:
+        self.epoch += 1
+        if not self.main:  # the main process evaluates and writes; the state call is collective
+            self.history.append(record)
+            self.state()
+            return
+        start = time.perf_counter()
+        if self.val_x is not None:  # what every choice reads
+            val = self.objective.evaluate(self.nets, self.val_x, self.val_y, **self.eval_kw)
+            record.update({f"val_{k}": v for k, v in val.items()})
+        if self.cfg.test_every_epoch and self.test_x is not None:  # a curve to look at, never to choose by
+            with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
+                test = self.objective.evaluate(self.nets, self.test_x, self.test_y, **self.eval_kw)
+            record.update({f"test_{k}": v for k, v in test.items()})
+        record["eval_seconds"] = round(time.perf_counter() - start, 3)
+        key, mode = self.objective.pick({k[4:]: v for k, v in record.items() if k.startswith("val_")})
+        value = record.get(f"val_{key}")
+        improved = value is not None and (
+            self.best is None or (value > self.best if mode == "max" else value < self.best)
+        )
+        if improved:
+            self.best = value
+        # Metrics first, last.pt last: a kill in between re-runs the epoch on resume (metric lines
+        # past the checkpoint's epoch are dropped), so no epoch goes missing from metrics.jsonl.
+        self.history.append(record)
+        runs.append_metrics(self.run_dir, record)
+        state = self.state()
+        try:
+            if improved:
+                checkpoint.save(self.run_dir / "checkpoints" / "best.pt", state)
+            checkpoint.save(self.run_dir / "checkpoints" / "last.pt", state)
+        except DisgenError:  # e.g. disk full: metrics.jsonl goes back to what last.pt holds
+            self.history.pop()
+            runs.write_metrics(self.run_dir, self.history)
+            raise
+        self.draw(ctx, f"epoch_{self.epoch:03d}")
+        shown = {k: v for k, v in record.items() if k != "epoch"}
+        self.log(
+            f"epoch {self.epoch}/{self.cfg.epochs} "
+            + " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in shown.items())
+        )
+        for message in self.objective.warnings(self.history) if self.objective.warnings else []:
+            self.log(f"warning: {message}")
