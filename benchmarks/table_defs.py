@@ -457,6 +457,7 @@ def speed_mlp_runs(results: Results) -> str:
 LAYOUT_RUNS = ("speed_layout_before_1", "speed_layout_after_1", "speed_layout_before_2", "speed_layout_after_2")
 
 
+@table("speed-layout")
 def speed_layout(results: Results) -> str:
     rows = []
     for name in LAYOUT_RUNS:
