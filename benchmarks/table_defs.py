@@ -252,6 +252,18 @@ def aae_labels_headline(results: Results) -> str:
 
 
 # -- the supervised AAE's style grid (bench_aae_style_grid.py) ------------------------------------------
+STYLE_GRID_COLUMNS = [
+    "supervised aae",
+    "epochs",
+    "z dim",
+    "n (seeds)",
+    "prior styles read as their column's digit",
+    "test-image styles read as their column's digit",
+    "CPU min / run",
+    "commit",
+]
+
+
 @table("aae-style-grid")
 def aae_style_grid(results: Results) -> str:
     rows = []
@@ -271,16 +283,7 @@ def aae_style_grid(results: Results) -> str:
             ]
         )
     return md(
-        [
-            "supervised aae",
-            "epochs",
-            "z dim",
-            "n (seeds)",
-            "prior styles read as their column's digit",
-            "test-image styles read as their column's digit",
-            "CPU min / run",
-            "commit",
-        ],
+        STYLE_GRID_COLUMNS,
         rows,
     )
 
@@ -578,16 +581,7 @@ def aae_style_grid_plain(results: Results) -> str:
     n = x["prior style"]["n"] if isinstance(x["prior style"], dict) else 1
     cpu = r["cpu_minutes"]["mean"] if isinstance(r["cpu_minutes"], dict) else r["cpu_minutes"]
     return md(
-        [
-            "supervised aae",
-            "epochs",
-            "z dim",
-            "n (seeds)",
-            "prior styles read as their column's digit",
-            "test-image styles read as their column's digit",
-            "CPU min / run",
-            "commit",
-        ],
+        STYLE_GRID_COLUMNS,
         [
             [
                 "plain d_gauss (`--no-label-conditioned`: the paper's), last weights",
