@@ -165,3 +165,20 @@ def test_dcgan28_training_and_eval(tiny_data, classifier_run, home, tmp_path, ca
     for key in ("frechet_distance", "kid", "class_kl", "min_class_share", "classes_covered", "precision", "recall"):
         assert isinstance(result[key], float), key
     assert 0 <= result["min_class_share"] <= 0.1 and 0 <= result["precision"] <= 1
+
+
+def test_training_the_reference_leaves_the_callers_random_numbers(tmp_path, monkeypatch, mnist_mini):
+    """A run that trains the reference classifier and one that finds it cached (a resumed run)
+    must draw the same numbers afterwards: training it neither reads nor moves torch's RNG."""
+    from disgen.evaluation import reference
+    from disgen.training.trainer import train_reference
+
+    monkeypatch.setenv("DISGEN_HOME", str(tmp_path / "home"))
+    data = subset(mnist_mini, 200, 50)
+    assert reference.missing(data) is not None
+    torch.manual_seed(123)
+    expected = torch.rand(5)
+    torch.manual_seed(123)
+    train_reference(data)
+    assert reference.missing(data) is None  # trained and cached
+    assert torch.equal(torch.rand(5), expected)

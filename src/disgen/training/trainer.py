@@ -72,7 +72,11 @@ def train_reference(data: TensorDataset, log: Callable[[str], None] | None = Non
                 "run_dir": str(tmp / "run"),
             },
         )
-        Trainer(cfg, tmp / "run", data).fit()
+        # Its own seeding must not move the caller's random streams: a run that trains the
+        # reference and one that finds it cached (a resumed run) draw the same numbers afterwards.
+        cuda = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
+        with torch.random.fork_rng(devices=cuda):
+            Trainer(cfg, tmp / "run", data).fit()
         os.replace(tmp / "run", target)
     except OSError:
         if not (target / "checkpoints" / "last.pt").exists():
