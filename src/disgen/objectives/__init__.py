@@ -17,11 +17,9 @@ from pathlib import Path
 from typing import Callable
 
 import torch
-from torch import nn
 
 from disgen.errors import DisgenError
-
-Nets = dict[str, nn.Module]
+from disgen.models import Nets
 
 
 class Opts(dict):
