@@ -20,6 +20,7 @@ from torch import nn
 from disgen import runs
 from disgen.config import TrainConfig
 from disgen.data import TensorDataset, load_dataset, splits, to_float
+from disgen.data.loader import StreamedImages, keep_on_device
 from disgen.data.loader import batches
 from disgen.errors import DisgenError
 from disgen.models import ModelSpec, resolve
@@ -166,7 +167,10 @@ class Run:
                 f"dataset {data.name} has no {SPLITS[split]} split{why}; evaluate another "
                 f"split with --split {'val' if split == 'test' and data.val else 'test'}"
             )
-        x = to_float(part.images.to(self.device), self.spec.value_range)
+        if keep_on_device(self.config.data_on_device, data, self.device):
+            x = to_float(part.images.to(self.device), self.spec.value_range)
+        else:  # a dataset too large for the device: read in batches from its uint8 images
+            x = StreamedImages(part.images, self.device, self.spec.value_range)
         if self.objective.eval_context and not options.get("reference"):
             from disgen.training.trainer import train_reference
 

@@ -89,6 +89,14 @@ class TrainConfig:
     )
     channels_last: str = opt("auto", "NHWC memory layout; auto: on for conv nets", choices=("auto", "on", "off"))
     compile: bool = opt(False, "torch.compile the networks (slow first steps; see README for when it pays)")
+    data_on_device: str = opt(
+        "auto",
+        "yes: hold every split as floats on the device (fastest for small data); no: read each batch "
+        "from the uint8 images, memory-mapped on disk for folders, Kaggle layouts and Hugging Face "
+        "datasets, so memory follows the batch; auto: yes while the float copies take under 2 GiB "
+        "and a quarter of the device's memory",
+        choices=("auto", "yes", "no"),
+    )
     run_dir: str | None = opt(None, "exact run directory (default runs/<model>-<dataset>-<time>)")
     progress: bool = opt(True, "show a live progress bar")
     tensorboard: bool = opt(

@@ -16,11 +16,98 @@ import torch
 from disgen.errors import DisgenError
 
 
+class Rows:
+    """Rows of a memory-mapped uint8 image file, selected lazily: ``base[rows]`` without the copy.
+
+    A decoded dataset larger than memory lives in a file on disk (:mod:`disgen.data.cache`);
+    splitting it (every 10th image for the test split, a validation split carved out of the
+    training split) selects rows here instead of copying them, so only the rows a batch reads
+    are ever in memory. Indexing (``rows[i]``, ``rows[a:b]``, ``rows.index_select(0, idx)``) gathers
+    those rows into an ordinary tensor; :meth:`select` makes a smaller view; ``to``/``contiguous``
+    gather the whole selection (what a small dataset's callers do)."""
+
+    def __init__(self, base: torch.Tensor, rows: torch.Tensor | None = None):
+        self.base = base
+        self.rows = torch.arange(len(base)) if rows is None else rows.to(torch.int64)
+        self.shape = torch.Size((len(self.rows), *base.shape[1:]))
+        self.dtype = base.dtype
+        self.ndim = base.dim()
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def dim(self) -> int:
+        return self.ndim
+
+    def is_floating_point(self) -> bool:
+        return self.dtype.is_floating_point
+
+    def select(self, key) -> Rows:
+        """A view of some of these rows (an index tensor, a boolean mask or a slice)."""
+        return Rows(self.base, self.rows[key])
+
+    def index_select(self, dim: int, index: torch.Tensor) -> torch.Tensor:
+        if dim != 0:
+            raise ValueError("Rows selects along the first dimension only")
+        return self.base.index_select(0, self.rows[index.cpu()])
+
+    def __getitem__(self, key) -> torch.Tensor:
+        if isinstance(key, int):
+            return self.base[int(self.rows[key])]
+        return self.base.index_select(0, self.rows[key])
+
+    def contiguous(self) -> torch.Tensor:
+        return self.base.index_select(0, self.rows)
+
+    def to(self, *args, **kwargs) -> torch.Tensor:
+        return self.contiguous().to(*args, **kwargs)
+
+    def cpu(self) -> torch.Tensor:
+        return self.contiguous()
+
+    def __getattr__(self, name: str):
+        # Any other tensor method gathers the selection first (what a small dataset's code or a
+        # user's expects of split.images); disgen's own large-data paths use the methods above.
+        if name.startswith("__") or name in ("base", "rows"):
+            raise AttributeError(name)
+        return getattr(self.contiguous(), name)
+
+    @classmethod
+    def __torch_function__(cls, func, types, args=(), kwargs=None):
+        def gathered(a):
+            if isinstance(a, Rows):
+                return a.contiguous()
+            if isinstance(a, (list, tuple)):
+                return type(a)(gathered(v) for v in a)
+            return a
+
+        return func(*gathered(args), **{k: gathered(v) for k, v in (kwargs or {}).items()})
+
+    def __eq__(self, other):
+        return self.contiguous() == (other.contiguous() if isinstance(other, Rows) else other)
+
+    __hash__ = None
+
+    def chunks(self, rows: int = 4096):
+        """The selection in order, ``rows`` at a time: for hashing or copying without holding it all."""
+        for i in range(0, len(self.rows), rows):
+            yield self.base.index_select(0, self.rows[i : i + rows])
+
+
+def take(images: torch.Tensor | Rows, key) -> torch.Tensor | Rows:
+    """``images[key]`` for a split's rows: a lazy :class:`Rows` view of a memory-mapped file, an
+    ordinary tensor otherwise."""
+    return images.select(key) if isinstance(images, Rows) else images[key]
+
+
 @dataclass
 class ImageSplit:
-    """One split: ``images`` uint8 (N, C, H, W) in [0, 255], ``labels`` int64 (N,)."""
+    """One split: ``images`` uint8 (N, C, H, W) in [0, 255], ``labels`` int64 (N,).
 
-    images: torch.Tensor
+    ``images`` is a tensor in memory, or :class:`Rows` of a memory-mapped file for a dataset
+    decoded to disk (image folders, Kaggle layouts, Hugging Face datasets)."""
+
+    images: torch.Tensor | Rows
     labels: torch.Tensor
 
     def __len__(self) -> int:

@@ -6,9 +6,10 @@
 Any size and colour: each image is composited on white if it has transparency (transparent
 sprites otherwise turn into black blocks), converted to RGB (or grey for 1-channel models), resized
 so its shorter side fits and centre-cropped to the model's size. Corrupt or unreadable files are
-skipped and counted in one warning. Decoding happens once, in worker processes, and the uint8
-tensors are cached under ``$DISGEN_HOME/image_folder/`` keyed by the files' names, sizes and
-modification times and the target size, so later runs and epochs never re-decode.
+skipped and counted in one warning. Decoding happens once, in worker processes, into a
+memory-mapped uint8 file under ``$DISGEN_HOME/decoded/`` (:mod:`disgen.data.cache`) keyed by the
+files' names, sizes and modification times and the target size, so later runs and epochs never
+re-decode and a folder larger than memory trains: only the rows a batch reads are in memory.
 
 Every 10th image (by sorted path) is the test split; the rest is the training split.
 
@@ -28,7 +29,8 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps
 
-from disgen.data.dataset import ImageSplit, TensorDataset, check_decoded_size
+from disgen.data import cache as decoded_cache
+from disgen.data.dataset import ImageSplit, Rows, TensorDataset, check_decoded_size, take
 from disgen.data.images import IMAGE_SUFFIXES, open_image
 from disgen.errors import DisgenError
 
@@ -74,15 +76,21 @@ def _decode_one(args: tuple[str, tuple[int, int, int]]) -> np.ndarray | None:
     return decode(Path(args[0]), args[1])
 
 
-def decode_all(paths: list[Path], image_shape: tuple[int, int, int]) -> tuple[torch.Tensor, list[int]]:
-    """uint8 (N_ok, C, H, W) of the readable ``paths`` and the indices of those that decoded."""
+def decode_each(paths: list[Path], image_shape: tuple[int, int, int]):
+    """``(i, uint8 (C, H, W) or None)`` for every path, in order, decoded in worker processes
+    where there are enough files to pay for them; only a chunk of images is in memory at a time."""
     jobs = [(str(p), tuple(image_shape)) for p in paths]
     if len(jobs) >= PARALLEL_FROM and (os.cpu_count() or 1) > 1:
         with ProcessPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
-            arrays = list(pool.map(_decode_one, jobs, chunksize=64))
+            yield from enumerate(pool.map(_decode_one, jobs, chunksize=64))
     else:
-        arrays = [_decode_one(j) for j in jobs]
-    ok = [i for i, a in enumerate(arrays) if a is not None]
+        yield from ((i, _decode_one(j)) for i, j in enumerate(jobs))
+
+
+def decode_all(paths: list[Path], image_shape: tuple[int, int, int]) -> tuple[torch.Tensor, list[int]]:
+    """uint8 (N_ok, C, H, W) of the readable ``paths``, in memory, and the indices of those that decoded."""
+    arrays = dict((i, a) for i, a in decode_each(paths, image_shape) if a is not None)
+    ok = sorted(arrays)
     stacked = np.stack([arrays[i] for i in ok]) if ok else np.zeros((0, *image_shape), np.uint8)
     return torch.from_numpy(stacked), ok
 
@@ -97,35 +105,38 @@ def cache_key(root: Path, files: list[Path], image_shape: tuple[int, int, int]) 
 
 def decode_cached(
     root: Path, files: list[Path], image_shape: tuple[int, int, int], cache: bool = True
-) -> tuple[torch.Tensor, list[int], list[str]]:
-    """:func:`decode_all` of ``files`` under ``root``, cached by :func:`cache_key`; also the paths
-    (relative to ``root``) of the files that could not be read."""
-    from disgen.data.download import cache_dir
+) -> tuple[torch.Tensor | Rows, list[int], list[str]]:
+    """The readable ``files`` under ``root`` as uint8 (N_ok, C, H, W), the indices of those that
+    decoded and the paths (relative to ``root``) of those that could not be read.
 
-    check_decoded_size(
-        len(files),
-        image_shape,
-        f"image folder {root}",
-        "choose a smaller image size (e.g. --image-size) or fewer images",
+    Cached (the default): decoded once into a memory-mapped file keyed by :func:`cache_key`
+    (:mod:`disgen.data.cache`) and returned as :class:`Rows` of it, so a folder larger than memory
+    loads. ``cache=False`` decodes into memory, within the memory limit."""
+    what = f"image folder {root}"
+    if not cache:
+        check_decoded_size(
+            len(files), image_shape, what, "choose a smaller image size (e.g. --image-size) or fewer images"
+        )
+        images, ok = decode_all(files, image_shape)
+        return images, ok, skipped_of(root, files, ok)
+
+    def fill(out: np.ndarray) -> tuple[list[int], dict]:
+        ok = []
+        for i, arr in decode_each(files, image_shape):
+            if arr is not None:
+                out[i] = arr
+                ok.append(i)
+        return ok, {"root": str(root), "files": len(files)}
+
+    entry = decoded_cache.build(
+        "folder-" + cache_key(root, files, image_shape), len(files), tuple(image_shape), fill, what
     )
-    cached = cache_dir() / "image_folder" / f"{cache_key(root, files, image_shape)}.pt"
-    if cache and cached.is_file():
-        try:
-            saved = torch.load(cached, weights_only=True)
-            return saved["images"], saved["ok"].tolist(), saved["skipped"]
-        except Exception as err:  # a damaged cache file is decoded again and rewritten
-            print(f"warning: ignoring the damaged image cache {cached} ({type(err).__name__})", file=sys.stderr)
-    images, ok = decode_all(files, image_shape)
-    skipped = [str(files[i].relative_to(root)) for i in sorted(set(range(len(files))) - set(ok))]
-    if cache:
-        from disgen.files import atomic_write
+    ok = entry.ok.tolist()
+    return Rows(entry.images, entry.ok), ok, skipped_of(root, files, ok)
 
-        payload = {"images": images, "ok": torch.tensor(ok, dtype=torch.int64), "skipped": skipped}
-        try:
-            atomic_write(cached, lambda f: torch.save(payload, f))
-        except OSError as err:  # the cache only saves time: a full or read-only disk is no error
-            print(f"warning: could not cache decoded images in {cached.parent}: {err.strerror or err}", file=sys.stderr)
-    return images, ok, skipped
+
+def skipped_of(root: Path, files: list[Path], ok: list[int]) -> list[str]:
+    return [str(files[i].relative_to(root)) for i in sorted(set(range(len(files))) - set(ok))]
 
 
 def load_image_folder(
@@ -158,8 +169,8 @@ def load_image_folder(
     train = ~test if len(kept) > 1 else test
     return TensorDataset(
         root.name or str(root),
-        ImageSplit(images[train], labels[train]),
-        ImageSplit(images[test], labels[test]),
+        ImageSplit(take(images, train), labels[train]),
+        ImageSplit(take(images, test), labels[test]),
         classes,
         source=str(root),
         extra={"skipped": skipped, "files": len(files)},

@@ -78,6 +78,14 @@ class LabelledLoader:
     def __len__(self) -> int:
         return len(self.main)
 
+    @property
+    def part(self) -> tuple[int, int] | None:
+        return self.main.part
+
+    @property
+    def share(self) -> float:
+        return self.main.share
+
     def __iter__(self) -> Iterator[tuple[torch.Tensor, ...]]:
         lab = iter(())
         for x, y in self.main:

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import torch
 
-from disgen.data.dataset import ImageSplit, TensorDataset
+from disgen.data.dataset import ImageSplit, Rows, TensorDataset, take
 from disgen.errors import DisgenError
 
 SPLIT_SEED = 20151106  # fixed: the validation images must not depend on --seed
@@ -37,10 +37,19 @@ def fingerprint(split: ImageSplit | None) -> str | None:
         return None
     h = hashlib.sha256()
     for t in (split.images, split.labels):
-        t = t.detach().cpu().contiguous()
         h.update(f"{t.dtype}{tuple(t.shape)};".encode())
-        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+        for part in chunks(t):
+            h.update(part.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
     return h.hexdigest()
+
+
+def chunks(t: torch.Tensor | Rows, rows: int = 4096):
+    """A tensor's or a memory-mapped split's rows, a few thousand at a time (hashing a dataset
+    larger than memory must not gather it whole)."""
+    if isinstance(t, Rows):
+        yield from t.chunks(rows)
+    else:
+        yield from (t[i : i + rows] for i in range(0, max(len(t), 1), rows))
 
 
 def validation_indices(labels: torch.Tensor, fraction: float) -> torch.Tensor:
@@ -81,8 +90,8 @@ def with_validation(data: TensorDataset, fraction: float) -> TensorDataset:
             )
         keep = torch.ones(len(data.train), dtype=torch.bool)
         keep[idx] = False
-        train = ImageSplit(data.train.images[keep], data.train.labels[keep])
-        val = ImageSplit(data.train.images[idx], data.train.labels[idx])
+        train = ImageSplit(take(data.train.images, keep), data.train.labels[keep])
+        val = ImageSplit(take(data.train.images, idx), data.train.labels[idx])
         data = replace(data, train=train, val=val)
         info.update(source="carved", seed=SPLIT_SEED, val_indices=idx.tolist())
     info["sizes"] = {

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from disgen import runs
-from disgen.data import TensorDataset
+from disgen.data import TensorDataset, splits
 from disgen.data.download import cache_dir
 from disgen.data.loader import batches
 from disgen.errors import DisgenError
@@ -53,7 +53,8 @@ class Reference:
 def dataset_key(data: TensorDataset) -> str:
     digest = hashlib.sha1()
     for t in (data.train.images, data.train.labels):
-        digest.update(t.contiguous().cpu().numpy().tobytes())
+        for part in splits.chunks(t):
+            digest.update(part.contiguous().cpu().numpy().tobytes())
     name = "".join(c if c.isalnum() or c in "-_" else "_" for c in data.name)[:40]
     return f"{name}-{digest.hexdigest()[:12]}"
 

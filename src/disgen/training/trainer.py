@@ -34,7 +34,7 @@ from disgen.config import TrainConfig
 from disgen.data import ImageSplit, TensorDataset, load_dataset, splits, to_float
 from disgen.data.augment import TRANSFORMS
 from disgen.data.labels import LabelledLoader, labelled_indices, save_labels
-from disgen.data.loader import TensorLoader
+from disgen.data.loader import StreamedImages, TensorLoader, keep_on_device
 from disgen.errors import DisgenError
 from disgen.evaluation import reference
 from disgen.models import get_model, resolve
@@ -125,7 +125,12 @@ class Trainer:
         self.speed = precision.resolve(cfg.precision, cfg.channels_last, cfg.compile, self.device, self.nets)
         self.step_nets = precision.prepare_nets(self.nets, self.speed)  # what the step calls
         vr = self.spec.value_range
-        self.train_x = to_float(self.data.train.images.to(self.device), vr)
+        self.resident = keep_on_device(cfg.data_on_device, self.data, self.device)
+        self.train_x = (
+            to_float(self.data.train.images.to(self.device), vr)
+            if self.resident
+            else StreamedImages(self.data.train.images, self.device, vr)
+        )
         self.train_y = self.data.train.labels.to(self.device)
         self.val_x, self.val_y = self.on_device(self.data.val)
         self.test_x, self.test_y = self.on_device(self.data.test)
@@ -165,6 +170,8 @@ class Trainer:
         """A split's images as floats in the model's range and its labels, on the device."""
         if split is None or len(split) == 0:
             return None, None
+        if not self.resident:
+            return StreamedImages(split.images, self.device, self.spec.value_range), split.labels.to(self.device)
         return to_float(split.images.to(self.device), self.spec.value_range), split.labels.to(self.device)
 
     def make_loader(self, model_cfg) -> TensorLoader | LabelledLoader:
@@ -177,6 +184,13 @@ class Trainer:
                 raise DisgenError(f"--labels applies to classifiers and aae, not {cfg.model}")
             idx = self.label_idx.to(self.device)
             self.train_x, self.train_y = self.train_x[idx], self.train_y[idx]
+        # Streamed data: each process gathers only its own part of a batch (resident data is
+        # split after the gather, by distributed.shard).
+        part = (
+            (distributed.world().rank, distributed.world().size)
+            if distributed.enabled() and not self.resident
+            else None
+        )
         loader = TensorLoader(
             self.train_x,
             self.train_y,
@@ -184,6 +198,7 @@ class Trainer:
             shuffle=True,
             generator=self.generator,
             transform=TRANSFORMS[cfg.augment],
+            part=part,
         )
         if self.label_idx is not None and self.objective.needs_labelled:
             idx = self.label_idx.to(self.device)
@@ -196,6 +211,7 @@ class Trainer:
                     shuffle=True,
                     generator=self.generator,
                     transform=TRANSFORMS[cfg.augment],
+                    part=part,
                 ),
             )
         if self.objective.precompute is not None:  # e.g. a frozen backbone's features, once per run
@@ -428,7 +444,7 @@ class Trainer:
         split = distributed.enabled()
         for i, batch in enumerate(self.loader):
             if split:  # this process's part of the global batch; gradients averaged by share
-                batch, share = distributed.shard(batch)
+                batch, share = (batch, self.loader.share) if self.loader.part else distributed.shard(batch)
                 if len(batch[0]) == 0:  # a last batch smaller than the number of processes
                     continue
                 self.opts.sync = functools.partial(distributed.average_gradients, share=share)
