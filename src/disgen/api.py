@@ -20,8 +20,7 @@ from torch import nn
 from disgen import runs
 from disgen.config import TrainConfig
 from disgen.data import TensorDataset, load_dataset, splits, to_float
-from disgen.data.loader import StreamedImages, keep_on_device
-from disgen.data.loader import batches
+from disgen.data.loader import StreamedImages, batches, keep_on_device
 from disgen.errors import DisgenError
 from disgen.models import ModelSpec, resolve
 from disgen.objectives import Objective, get_objective

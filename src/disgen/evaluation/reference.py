@@ -35,7 +35,10 @@ class Reference:
         self.net, self.value_range, self.num_classes, self.source = net.eval(), value_range, num_classes, source
 
     def features_of(self, x: torch.Tensor, value_range: tuple[float, float], batch_size: int = 500) -> torch.Tensor:
-        """(N, D) float features of images ``x`` given in ``value_range``."""
+        """(N, D) float features of images ``x`` given in ``value_range``, ``batch_size`` 28x28
+        images at a time (fewer of larger ones: the activations of a batch, not its count, are what
+        must fit; 500 of 3x64x64 would hold 1.3 GB)."""
+        batch_size = max(16, batch_size * 784 // max(784, x.shape[-1] * x.shape[-2]))
         (lo, hi), (rlo, rhi) = value_range, self.value_range
         device = next(self.net.parameters()).device
         out = []

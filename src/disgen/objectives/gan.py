@@ -122,8 +122,24 @@ def evaluate(
         return evaluate_points(fake, x, y)
     if reference is None:
         raise ValueError("image GAN evaluation needs a reference classifier (see disgen.evaluation.reference)")
-    fake = generate(nets, latent(g, n_samples or EVAL_IMAGES, gen, x.device))
+    fake = Samples(nets, latent(g, n_samples or EVAL_IMAGES, gen, x.device))
     return evaluate_images(reference, fake, x, y, value_range)
+
+
+class Samples:
+    """G's samples of the latents ``z``, generated when sliced (``fake[a:b]``): the reference
+    reads them a batch at a time, so 10,000 samples of 3x64x64 (490 MB as floats) are never held
+    at once."""
+
+    def __init__(self, nets: Nets, z: torch.Tensor):
+        self.nets, self.z = nets, z
+        self.shape = torch.Size((len(z), *generate(nets, z[:1]).shape[1:]))
+
+    def __len__(self) -> int:
+        return len(self.z)
+
+    def __getitem__(self, s: slice) -> torch.Tensor:
+        return generate(self.nets, self.z[s])
 
 
 def evaluate_points(fake: torch.Tensor, real: torch.Tensor, labels: torch.Tensor) -> dict[str, float]:
