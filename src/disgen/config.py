@@ -38,6 +38,13 @@ class TrainConfig:
     )
     data_dir: str | None = opt(None, "folder holding the dataset's files, searched before the cache")
     epochs: int = opt(10, "number of passes over the training split")
+    time_budget: float | None = opt(
+        None,
+        "seconds of training: disgen times its first steps, fixes the number of steps that fit "
+        "(max_steps, with epochs, in config.json: a resume or a rerun of the config is exact) and "
+        "stretches the schedule over them; evaluation is timed apart (eval_seconds)",
+    )
+    max_steps: int | None = opt(None, "stop after this many training steps in all (set by --time-budget)")
     batch_size: int = opt(100, "images per optimisation step")
     optimizer: str = opt("adam", "the optimizer", choices=("adam", "adamw", "sgd"))
     lr: float = opt(1e-3, "learning rate")
@@ -182,6 +189,10 @@ def validate(cfg: TrainConfig) -> None:
     for name, value in positive.items():
         if value < 1:
             raise DisgenError(f"--{name.replace('_', '-')} must be at least 1 (got {value})")
+    if cfg.time_budget is not None and not 0 < cfg.time_budget < math.inf:
+        raise DisgenError(f"--time-budget takes seconds of training, a positive number (got {cfg.time_budget})")
+    if cfg.max_steps is not None and cfg.max_steps < 1:
+        raise DisgenError(f"--max-steps must be at least 1 (got {cfg.max_steps})")
     if not 0 < cfg.lr < math.inf:
         raise DisgenError(f"--lr must be positive and finite (got {cfg.lr})")
     for name in ("momentum", "weight_decay", "lr_decay"):

@@ -31,7 +31,7 @@ def make_optimizer(params, cfg: TrainConfig, lr: float | None = None) -> torch.o
 
 def lr_factor(cfg: TrainConfig, steps_per_epoch: int) -> Callable[[int], float]:
     """Multiplier of the base learning rate at iteration ``it`` (stepped once per batch)."""
-    total = max(1, cfg.epochs * steps_per_epoch)
+    total = max(1, cfg.max_steps or cfg.epochs * steps_per_epoch)  # --time-budget: the steps that fit
     if cfg.lr_schedule == "step":  # d2l's lr_period / lr_decay (seed 003)
         return lambda it: cfg.lr_decay ** ((it // steps_per_epoch) // cfg.lr_period)
     if cfg.lr_schedule == "cosine":

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import math
 import os
 import shutil
 import sys
@@ -41,7 +42,7 @@ from disgen.models import get_model, resolve
 from disgen.objectives import Context, Opts, get_objective
 from disgen.objectives.optim import base_lr, lr_factor, make_optimizer
 from disgen.runs import checkpoint
-from disgen.training import distributed, precision
+from disgen.training import budget, distributed, precision
 from disgen.training.divergence import DivergenceGuard, due
 from disgen.training.progress import progress
 
@@ -148,6 +149,8 @@ class Trainer:
                 }
             )
         self.opts.scaler = self.speed.scaler()
+        self.budget_timing: dict | None = None
+        self.fit_budget()  # --time-budget: how many steps fit (before the schedule, which spans them)
         factor = lr_factor(cfg, len(self.loader))
         self.scheds = {
             k: torch.optim.lr_scheduler.LambdaLR(o, factor) for k, o in self.opts.items() if cfg.lr_schedule != "none"
@@ -299,7 +302,11 @@ class Trainer:
                 self.data,
                 self.device,
                 resume,
-                {**self.speed.as_dict(), "processes": distributed.world().size},
+                {
+                    **self.speed.as_dict(),
+                    "processes": distributed.world().size,
+                    **({"time_budget": self.budget_timing} if self.budget_timing else {}),
+                },
             )
             splits.save(self.run_dir, split)
             self.log(splits.describe(split))
@@ -441,18 +448,15 @@ class Trainer:
         start = time.perf_counter()
         bar = progress(len(self.loader), f"epoch {self.epoch + 1}/{self.cfg.epochs}", self.cfg.progress)
         checked, steps = 0, len(self.loader)
-        split = distributed.enabled()
+        done = self.epoch * steps  # steps of the epochs before this one
         for i, batch in enumerate(self.loader):
-            if split:  # this process's part of the global batch; gradients averaged by share
-                batch, share = (batch, self.loader.share) if self.loader.part else distributed.shard(batch)
-                if len(batch[0]) == 0:  # a last batch smaller than the number of processes
-                    continue
-                self.opts.sync = functools.partial(distributed.average_gradients, share=share)
-            with self.speed.autocast():
-                outs.append(self.objective.step(self.step_nets, self.opts, batch))
-            if self.opts.scaler is not None:
-                self.opts.scaler.update()
-            sizes.append(len(batch[0]))
+            if self.cfg.max_steps is not None and done + i >= self.cfg.max_steps:
+                break  # --time-budget / --max-steps: the last epoch ends early
+            taken = self.take_step(batch)
+            if taken is None:
+                continue
+            outs.append(taken[0])
+            sizes.append(taken[1])
             if due(self.epoch, i, steps):
                 found = self.guard.check(outs, checked, self.epoch)
                 if found:
@@ -478,6 +482,36 @@ class Trainer:
         record["lr"] = next(iter(self.opts.values())).param_groups[0]["lr"] if self.opts else 0.0
         record["seconds"] = round(seconds, 3)
         return record
+
+    def take_step(self, batch) -> tuple[dict[str, torch.Tensor], int] | None:
+        """One optimisation step on ``batch`` (this process's part of it under torchrun): the
+        step's outputs and the images it took; None where this process's part is empty."""
+        if distributed.enabled():  # this process's part of the global batch; gradients averaged by share
+            batch, share = (batch, self.loader.share) if self.loader.part else distributed.shard(batch)
+            if len(batch[0]) == 0:  # a last batch smaller than the number of processes
+                return None
+            self.opts.sync = functools.partial(distributed.average_gradients, share=share)
+        with self.speed.autocast():
+            out = self.objective.step(self.step_nets, self.opts, batch)
+        if self.opts.scaler is not None:
+            self.opts.scaler.update()
+        return out, len(batch[0])
+
+    def fit_budget(self) -> None:
+        """``--time-budget``: time the first steps and fix ``max_steps`` and ``epochs`` in the
+        config (disgen.training.budget); a config that has them already (a resume) is kept."""
+        cfg = self.cfg
+        if cfg.time_budget is None or cfg.max_steps is not None:
+            return
+        timing = distributed.gather(budget.time_steps(self, cfg.time_budget))[0]  # the main process's
+        cfg.max_steps = budget.steps_that_fit(cfg.time_budget, timing)
+        cfg.epochs = max(1, math.ceil(cfg.max_steps / len(self.loader)))
+        self.budget_timing = timing
+        self.log(
+            f"time budget {cfg.time_budget:g} s: {cfg.max_steps} steps ({cfg.max_steps / len(self.loader):.2f} "
+            f"epochs) at {timing['step_seconds'] * 1000:.1f} ms a step, timed over {timing['steps_timed']} steps "
+            f"in {timing['timing_seconds']:.1f} s"
+        )
 
     def diverged(self, what: str, i: int, early: bool) -> DisgenError:
         cfg = self.cfg

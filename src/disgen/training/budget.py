@@ -1,0 +1,87 @@
+"""``--time-budget SECONDS``: the number of training steps that fit in the time a user has.
+
+Before the first epoch the Trainer times real steps of the run (the same batches, precision and
+processes; the first :data:`WARMUP` are left out: allocation, oneDNN's kernel choice, compilation),
+then puts back the weights, optimizer states and random states as they were, so the run that
+follows draws exactly what a run given ``--max-steps N`` would. The steps that fit are
+``(budget - time spent timing) / seconds a step``; ``max_steps`` and the ``epochs`` they span are
+written into config.json, so ``--resume`` and a rerun of that config are exact and deterministic
+and never time again. The learning-rate schedule spans ``max_steps`` (disgen.objectives.optim).
+
+The budget is training time: the per-epoch evaluation of the validation split and the final test
+are timed apart (``eval_seconds`` in metrics.jsonl), and so is start-up (data loading, a GAN's
+reference classifier).
+
+May import: objectives and the layers below it (called by the Trainer).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+
+import torch
+
+WARMUP = 2  # steps not timed
+MIN_TIMED = 3  # steps timed at least...
+MAX_TIMED = 50  # ... and at most, for at least TIMING_SHARE of the budget (at most MAX_TIMING_S)
+TIMING_SHARE, MAX_TIMING_S = 0.05, 3.0
+
+
+def state_of(trainer) -> dict:
+    """What timing steps changes, copied: weights and buffers, optimizer and scaler states, RNGs."""
+    out = {
+        "nets": {k: copy.deepcopy(m.state_dict()) for k, m in trainer.nets.items()},
+        "opts": {k: copy.deepcopy(o.state_dict()) for k, o in trainer.opts.items()},
+        "scaler": copy.deepcopy(trainer.opts.scaler.state_dict()) if trainer.opts.scaler is not None else None,
+        "torch": torch.get_rng_state(),
+        "loader": trainer.generator.get_state(),
+    }
+    if trainer.device.type == "cuda":
+        out["cuda"] = torch.cuda.get_rng_state(trainer.device)
+    return out
+
+
+def restore(trainer, saved: dict) -> None:
+    for k, m in trainer.nets.items():
+        m.load_state_dict(saved["nets"][k])
+    for k, o in trainer.opts.items():
+        o.load_state_dict(saved["opts"][k])
+        o.state.clear() if not saved["opts"][k]["state"] else None  # no moments before the first step
+    if saved["scaler"] is not None:
+        trainer.opts.scaler.load_state_dict(saved["scaler"])
+    torch.set_rng_state(saved["torch"])
+    trainer.generator.set_state(saved["loader"])
+    if "cuda" in saved:
+        torch.cuda.set_rng_state(saved["cuda"], trainer.device)
+
+
+def time_steps(trainer, budget: float) -> dict:
+    """Seconds a training step of ``trainer`` takes (the mean over the timed steps, loader
+    included), and the seconds the timing took."""
+    saved = state_of(trainer)
+    start, timed = time.perf_counter(), []
+    want = min(MAX_TIMING_S, TIMING_SHARE * budget)
+    for m in trainer.nets.values():
+        m.train()
+    while len(timed) < MAX_TIMED and (len(timed) < MIN_TIMED or sum(timed) < want):
+        t0 = time.perf_counter()
+        for i, batch in enumerate(trainer.loader):
+            trainer.take_step(batch)
+            if trainer.device.type == "cuda":
+                torch.cuda.synchronize(trainer.device)
+            t1 = time.perf_counter()
+            if i >= WARMUP or timed or len(trainer.loader) <= WARMUP:
+                timed.append(t1 - t0)
+            t0 = t1
+            if len(timed) >= MAX_TIMED or (len(timed) >= MIN_TIMED and sum(timed) >= want):
+                break
+    elapsed = time.perf_counter() - start
+    restore(trainer, saved)
+    return {"step_seconds": sum(timed) / len(timed), "steps_timed": len(timed), "timing_seconds": elapsed}
+
+
+def steps_that_fit(budget: float, timing: dict) -> int:
+    """Training steps in what is left of ``budget`` after the timing (at least one)."""
+    return max(1, math.floor((budget - timing["timing_seconds"]) / timing["step_seconds"]))

@@ -1,0 +1,60 @@
+"""``--time-budget``: disgen times its first steps, fixes the steps that fit in config.json, and a
+resume or a rerun of that config is exact."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from conftest import stop_after_epoch, subset
+
+import disgen
+from disgen.errors import DisgenError
+from disgen.training import budget
+
+
+def history(run) -> list[dict]:
+    return [{k: v for k, v in r.items() if "seconds" not in k} for r in run.history]
+
+
+@pytest.fixture(scope="module")
+def data(mnist_mini):
+    return subset(mnist_mini, 600, 200)
+
+
+def test_the_budget_fixes_the_steps_and_a_rerun_with_them_is_identical(tmp_path, data):
+    opts = dict(batch_size=50, lr_schedule="onecycle", progress=False, dataset_obj=data)
+    run = disgen.train("mlp-classifier", time_budget=2.0, run_dir=str(tmp_path / "budget"), **opts)
+    saved = json.loads((tmp_path / "budget" / "config.json").read_text())
+    steps_per_epoch = 11  # 540 training images (600 less the validation split) in batches of 50
+    assert saved["time_budget"] == 2.0 and saved["max_steps"] >= 1
+    assert saved["epochs"] == -(-saved["max_steps"] // steps_per_epoch)
+    timing = json.loads((tmp_path / "budget" / "run.json").read_text())
+    assert "time_budget" in json.dumps(timing)  # the step time and how long the timing took
+    # the timed steps were put back: the same weights as a run told the number of steps outright
+    again = disgen.train(
+        "mlp-classifier", max_steps=saved["max_steps"], epochs=saved["epochs"], run_dir=str(tmp_path / "steps"), **opts
+    )
+    assert history(run) == history(again)
+    assert sum(r["seconds"] for r in run.history) < 2.0 * 3  # training time, near the budget (a loaded machine)
+
+
+def test_a_budgeted_run_resumes_exactly_without_timing_again(tmp_path, data, monkeypatch):
+    opts = dict(batch_size=50, max_steps=25, time_budget=100.0, progress=False, dataset_obj=data, lr_schedule="cosine")
+    whole = disgen.train("mlp-classifier", epochs=3, run_dir=str(tmp_path / "whole"), **opts)
+    assert [r["epoch"] for r in whole.history] == [1, 2, 3]  # max_steps given: the budget is not timed again
+    with monkeypatch.context() as m:
+        stop_after_epoch(m, 1)
+        with pytest.raises(KeyboardInterrupt):
+            disgen.train("mlp-classifier", epochs=3, run_dir=str(tmp_path / "cut"), **opts)
+    monkeypatch.setattr(budget, "time_steps", lambda *a: pytest.fail("a resumed run timed its steps again"))
+    resumed = disgen.train("mlp-classifier", resume=True, run_dir=str(tmp_path / "cut"), dataset_obj=data)
+    assert history(resumed) == history(whole)
+
+
+def test_steps_that_fit_and_bad_budgets():
+    assert budget.steps_that_fit(10.0, {"timing_seconds": 1.0, "step_seconds": 0.1}) == 90
+    assert budget.steps_that_fit(1.0, {"timing_seconds": 2.0, "step_seconds": 0.1}) == 1
+    for bad in (0, -5, float("inf")):
+        with pytest.raises(DisgenError, match="--time-budget"):
+            disgen.train("mlp-classifier", time_budget=bad, dataset="mnist-mini")
