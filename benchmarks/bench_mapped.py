@@ -184,13 +184,17 @@ def main() -> None:
     runs: dict[str, list[dict]] = {"no": [], "yes": []}
     for r in range(args.repeats):
         for mode in rotated(["no", "yes"], r):
-            res = measure(args, mode, ROOT / "build" / f"bench-mapped-run-{mode}-{r}")
+            res = measure(args, mode, args.home / f"run-{mode}-{r}")
             runs[mode].append(res)
             print(
                 f"--data-on-device {mode}: {res['images_per_s']:.0f} images/s, RssAnon peak "
                 f"{res['rss_anon_peak'] / 2**20:,.0f} MiB (RssFile {res['rss_file_at_peak'] / 2**20:,.0f} MiB)",
                 flush=True,
             )
+            report(args, decode, runs)  # after every run: a stopped benchmark keeps what it measured
+
+
+def report(args, decode: dict, runs: dict[str, list[dict]]) -> None:
     rows, out = [], {}
     for mode, label in (("no", "memory-mapped (--data-on-device no)"), ("yes", "in memory (--data-on-device yes)")):
         out[mode] = {
@@ -201,6 +205,8 @@ def main() -> None:
             "runs": runs[mode],
         }
         s = out[mode]
+        if not runs[mode]:
+            continue
         rows.append(
             [
                 label,
@@ -209,6 +215,8 @@ def main() -> None:
             ]
         )
     ratios = [a["images_per_s"] / b["images_per_s"] for a, b in zip(runs["no"], runs["yes"])]
+    if not ratios:
+        return
     out["throughput_ratio"] = stats(ratios)
     print(table(rows, ["path", "images/s", "RssAnon peak MiB"]))
     print(f"memory-mapped / in-memory throughput: {out['throughput_ratio']['mean']:.3f} (paired, n = {len(ratios)})")
@@ -220,6 +228,7 @@ def main() -> None:
             "model": "dcgan64",
             "options": {"width": args.width, "batch_size": args.batch_size, "epochs": 1},
             "decode": decode,
+            "repeats_done": min(len(runs["no"]), len(runs["yes"])),
             "paths": out,
         },
     )
