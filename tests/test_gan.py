@@ -155,6 +155,7 @@ def test_gaussian2d_datasets():
     assert torch.allclose(ring.train.images.norm(dim=1).mean(), torch.tensor(2.0), atol=0.01)
 
 
+@pytest.mark.slow
 def test_gan2d_seed_preset_settles_like_seed_003(tmp_path):
     """Seed 003: "losses settle at 0.693 and generated points overlap the data"."""
     run = disgen.train(

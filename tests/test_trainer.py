@@ -174,6 +174,8 @@ def cli_train(run_dir: Path, dataset: Path, *extra: str) -> list[str]:
     ]
 
 
+# slow: the kill-and-resume runs of every model (test_hardening, -m slow) cover it too
+@pytest.mark.slow
 def test_resume_after_sigkill_matches_uninterrupted_cli_run(tmp_path, idx_dir):
     a, b = tmp_path / "A", tmp_path / "B"
     python = [sys.executable, "-m", "disgen"]
