@@ -95,7 +95,7 @@ def child_generate(folder: Path, n: int, size: int, job: int, jobs: int) -> None
     rng = np.random.default_rng(job)
     yy, xx = np.mgrid[0:size, 0:size] / size
     for i in range(job, n, jobs):
-        path = folder / "sprites" / f"{i // 10000:02d}" / f"{i:06d}.png"
+        path = folder / "sprites" / f"{i:06d}.png"  # one class: no reference classifier to train first
         if path.exists():
             continue
         path.parent.mkdir(parents=True, exist_ok=True)
