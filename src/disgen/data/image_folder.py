@@ -14,7 +14,7 @@ re-decode and a folder larger than memory trains: only the rows a batch reads ar
 Every 10th image (by sorted path) is the test split; the rest is the training split.
 
 The functions here are generic so other loaders can reuse them: :func:`list_images`,
-:func:`decode`, :func:`decode_all`, :func:`load_image_folder`.
+:func:`decode`, :func:`fit`, :func:`decode_all`, :func:`load_image_folder`.
 """
 
 from __future__ import annotations
@@ -62,12 +62,17 @@ def is_image_folder(path: Path) -> bool:
 def decode(path: Path, image_shape: tuple[int, int, int]) -> np.ndarray | None:
     """One file as uint8 (C, H, W): transparency on white, resized to cover and centre-cropped;
     None if it cannot be read."""
-    c, h, w = image_shape
     try:
-        im = open_image(path)  # RGB, RGBA composited on white
-        im = ImageOps.fit(im, (w, h), Image.BICUBIC)  # resize the shorter side, crop the centre
+        return fit(open_image(path), image_shape)  # RGB, RGBA composited on white
     except DisgenError:
         return None
+
+
+def fit(im: Image.Image, image_shape: tuple[int, int, int]) -> np.ndarray:
+    """An opened RGB image as uint8 (C, H, W): resized so its shorter side fits and centre-cropped
+    (an image already of the size is kept pixel for pixel), grey for a 1-channel shape."""
+    c, h, w = image_shape
+    im = ImageOps.fit(im, (w, h), Image.BICUBIC)
     arr = np.asarray(im.convert("L") if c == 1 else im, dtype=np.uint8)
     return arr[None] if c == 1 else arr.transpose(2, 0, 1).copy()
 
