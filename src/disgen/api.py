@@ -128,13 +128,24 @@ class Run:
         lo, hi = self.spec.value_range
         return ((out - lo) / (hi - lo)).clamp(0, 1)
 
+    def columns(self, dataset: str | None) -> dict:
+        """The run's --image-column/--label-column, for its own dataset (another finds its own columns)."""
+        if dataset is not None and dataset != self.config.dataset:
+            return {}
+        return {"image_column": self.config.image_column, "label_column": self.config.label_column}
+
     def dataset(self, dataset: str | TensorDataset | None = None, data_dir: str | None = None) -> TensorDataset:
         """``dataset`` (default: the run's own) split the way the run split its data: with the run's
         ``--val-split``, so the run's own dataset gives back exactly its validation images."""
         data = (
             dataset
             if isinstance(dataset, TensorDataset)
-            else load_dataset(dataset or self.config.dataset, data_dir or self.config.data_dir, self.image_shape)
+            else load_dataset(
+                dataset or self.config.dataset,
+                data_dir or self.config.data_dir,
+                self.image_shape,
+                **self.columns(dataset),
+            )
         )
         if tuple(data.image_shape) != tuple(self.image_shape):
             raise DisgenError(f"dataset {data.name} has images {data.image_shape}, the model takes {self.image_shape}")

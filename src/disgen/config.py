@@ -33,10 +33,19 @@ class TrainConfig:
     dataset: str = opt(
         "mnist-mini",
         "a registered name (see `disgen datasets`), a folder of the four IDX files, "
-        "a folder of images with one subfolder per class, or a Kaggle layout from "
-        "`disgen kaggle-organize` (DIR or DIR/train_valid)",
+        "a folder of images with one subfolder per class, a Kaggle layout from "
+        "`disgen kaggle-organize` (DIR or DIR/train_valid), or a Hugging Face dataset "
+        "(pip install disgen[hf]): hf:NAME[:CONFIG], a save_to_disk folder, or Parquet files",
     )
     data_dir: str | None = opt(None, "folder holding the dataset's files, searched before the cache")
+    image_column: str | None = opt(
+        None, "a Hugging Face dataset's image column (default: its one datasets.Image feature or uint8 array)"
+    )
+    label_column: str | None = opt(
+        None,
+        "a Hugging Face dataset's label column (default: its one datasets.ClassLabel feature, else a "
+        "column named label; class names from the ClassLabel, or a plain column's sorted values)",
+    )
     epochs: int = opt(10, "number of passes over the training split")
     time_budget: float | None = opt(
         None,
@@ -210,7 +219,7 @@ def validate(cfg: TrainConfig) -> None:
         raise DisgenError(f"--labels must be >= 0 (got {cfg.labels}); 0 uses every label")
     if cfg.weight_decay < 0:
         raise DisgenError(f"--weight-decay must be >= 0 (got {cfg.weight_decay})")
-    for name in ("dataset", "data_dir", "run_dir", "device", "preset"):
+    for name in ("dataset", "data_dir", "image_column", "label_column", "run_dir", "device", "preset"):
         check_text(f"--{name.replace('_', '-')}", getattr(cfg, name))
 
 

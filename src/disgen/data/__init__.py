@@ -9,8 +9,10 @@ models.
 
 Adding a dataset is a one-file change: write a module in this package whose loader function is
 decorated with :func:`register_dataset`, and list the module in ``disgen.data.dataset._MODULES``.
-Also here: users' image files (``images``), the labelled subset of ``--labels N`` (``labels``), the
-validation split (``splits``), batching (``loader``), augmentation and downloads.
+Hugging Face datasets (``hf:NAME``, ``save_to_disk`` folders, Parquet) are read by ``hf`` with the
+optional ``datasets`` library. Also here: users' image files (``images``), the labelled subset of
+``--labels N`` (``labels``), the validation split (``splits``), batching (``loader``), augmentation
+and downloads.
 
 May import: config, files, errors. Never models or anything above.
 """
@@ -57,23 +59,46 @@ FOLDER_FORMS = (
     "a folder of images with one subfolder per class (images directly in it: one class)",
     "a Kaggle layout organised by `disgen kaggle-organize DATA_DIR --out DIR`: DIR (train/ and valid/ "
     "class folders) or DIR/train_valid",
+    "a Hugging Face dataset (pip install disgen[hf]): hf:NAME[:CONFIG] (datasets.load_dataset, through "
+    "its cache), a folder written by save_to_disk, or a .parquet file or a folder of them",
 )
 
 
 def load_dataset(
-    name_or_path: str, data_dir: str | Path | None = None, image_shape: tuple[int, ...] | None = None
+    name_or_path: str,
+    data_dir: str | Path | None = None,
+    image_shape: tuple[int, ...] | None = None,
+    *,
+    image_column: str | None = None,
+    label_column: str | None = None,
 ) -> TensorDataset:
-    """Load a registered dataset by name, or a directory holding IDX files or images by path.
+    """Load a registered dataset by name, a Hugging Face dataset (``hf:NAME[:CONFIG]``), or by
+    path a directory holding IDX files or images, a ``save_to_disk`` folder or Parquet files.
 
-    ``image_shape`` (C, H, W) is the size a folder of images is resized to (default 3x64x64)."""
+    ``image_shape`` (C, H, W) is the size a folder of images or a Hugging Face dataset is resized
+    to (default: a folder's 3x64x64, a Hugging Face dataset's own size). ``image_column`` and
+    ``label_column`` name a Hugging Face dataset's columns (default: found from its features)."""
     from disgen.config import check_text
 
     _import_all()
     check_text("--dataset", name_or_path)
+    path = Path(name_or_path).expanduser()
+    hf_form = name_or_path.startswith("hf:") or (name_or_path not in _REGISTRY and path.exists() and is_hf(path))
+    if hf_form:
+        from disgen.data import hf
+
+        columns = {"image_column": image_column, "label_column": label_column}
+        if name_or_path.startswith("hf:"):
+            return hf.load_hub(name_or_path, image_shape, **columns)
+        return hf.load_path(path, image_shape, **columns)
+    if image_column is not None or label_column is not None:
+        raise DisgenError(
+            f"--image-column and --label-column name a Hugging Face dataset's columns; --dataset {name_or_path} "
+            "is not one (hf:NAME, a save_to_disk folder or Parquet files)"
+        )
     if name_or_path in _REGISTRY:
         loader, _ = _REGISTRY[name_or_path]
         return loader(Path(data_dir) if data_dir else None)
-    path = Path(name_or_path).expanduser()
     if path.is_dir():
         from disgen.data.image_folder import is_image_folder, load_image_folder
         from disgen.data.kaggle import load_organized, organized_root
@@ -102,6 +127,16 @@ def load_dataset(
         f"unknown dataset {name_or_path!r}: no registered dataset has that name, and the path "
         f"{path.absolute()} does not exist.{hint} {dataset_forms()}"
     )
+
+
+def is_hf(path: Path) -> bool:
+    """A folder written by ``save_to_disk``, a ``.parquet`` file, or a folder of them and no images."""
+    from disgen.data.hf import is_parquet, is_saved
+    from disgen.data.image_folder import is_image_folder
+
+    if path.is_dir() and (is_saved(path) or is_image_folder(path)):
+        return is_saved(path)
+    return is_parquet(path)
 
 
 def dataset_forms(names: list[str] | None = None) -> str:

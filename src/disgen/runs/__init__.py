@@ -44,7 +44,9 @@ def default_run_dir(cfg: TrainConfig, root: str | Path = "runs") -> Path:
 
 
 def data_info(data: TensorDataset) -> dict:
-    return {"name": data.name, "image_shape": list(data.image_shape), "classes": list(data.classes)}
+    """What run.json says of the data; a Hugging Face dataset's name, config, revision and fingerprints too."""
+    info = {"name": data.name, "image_shape": list(data.image_shape), "classes": list(data.classes)}
+    return {**info, "hf": data.extra["hf"]} if "hf" in data.extra else info
 
 
 def prepare(run_dir: Path, cfg: TrainConfig, data: TensorDataset, device: torch.device, resume: bool,
