@@ -222,3 +222,9 @@ def test_uint8_arrays_are_images(hf, mnist_mini, tmp_path):
     assert data.image_shape == (1, 28, 28) and data.classes == sorted({str(v) for v in ds["label"]})
     kept = np.concatenate([data.train.images.contiguous().numpy(), data.test.images.contiguous().numpy()])
     assert sorted(map(bytes, kept)) == sorted(bytes(a[None]) for a in arrays)
+
+
+def test_without_the_library_it_says_how_to_install_it(hf, monkeypatch):
+    monkeypatch.setitem(sys.modules, "datasets", None)  # `import datasets` raises ImportError
+    with pytest.raises(DisgenError, match=r"pip install disgen\[hf\]"):
+        load_dataset("hf:ylecun/mnist")
