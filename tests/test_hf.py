@@ -190,6 +190,17 @@ def test_plain_label_columns_and_validation_splits(hf, mnist_mini, tmp_path):
     assert data.classes == present and data.val is not None and len(data.val) == 10
     kept = [f"digit-{v}" for i, v in enumerate(mnist_mini.train.labels[:60].tolist()) if i % 10]  # no test split
     assert [data.classes[i] for i in data.train.labels] == kept
+    # the same two flags reach the Trainer's loader
+    run = disgen.train(
+        "mlp-classifier",
+        dataset=str(tmp_path / "named"),
+        image_column="copy",
+        label_column="name",
+        epochs=1,
+        run_dir=str(tmp_path / "run"),
+        progress=False,
+    )
+    assert run.classes == present and run.config.image_column == "copy"
 
 
 def test_column_errors_name_the_column_and_what_to_do(hf, mnist_mini, tmp_path):

@@ -182,7 +182,9 @@ def from_datasets(obj, name, source, info, stamps, image_shape, image_column, la
     for split in [s for s in present if labels[s] is None]:  # a ClassLabel's -1 throughout: no labels
         print(f"warning: {what}: its {used[split]} split has no labels; it is left out", file=sys.stderr)
         del present[split], used[split]
-    key = hashlib.sha1(repr((stamps or [ds._fingerprint for ds in present.values()], image, kind, label)).encode())
+    key = hashlib.sha1(
+        repr((stamps or [identity(ds, image, label) for ds in present.values()], image, kind, label)).encode()
+    )
     entry = decoded(present, image, kind, image_shape, f"hf-{key.hexdigest()[:12]}", what)
     splits, start = {}, 0
     for split, ds in present.items():
@@ -200,10 +202,28 @@ def from_datasets(obj, name, source, info, stamps, image_shape, image_column, la
         splits["train"] = ImageSplit(take(train.images, ~test), train.labels[~test])
         splits["test"] = ImageSplit(take(train.images, test), train.labels[test])
         used["test"] = f"every {TEST_EVERY}th image of {used['train']}"
-    fingerprints = {used[s]: ds._fingerprint for s, ds in present.items()}
+    fingerprints = {used[s]: identity(ds, image, label) for s, ds in present.items()}
     info = {**info, "splits": used, "fingerprints": fingerprints, "image_column": image, "label_column": label}
     train, test, val = splits["train"], splits["test"], splits.get("val")
     return TensorDataset(name, train, test, classes, source=source, extra={"hf": info, "skipped": skipped}, val=val)
+
+
+def identity(ds, image: str, label: str | None) -> str:
+    """What a split's cache entry is keyed by, through the library's public API: the names, sizes and
+    modification times of the Arrow files behind it (``Dataset.cache_files``), or, for a dataset
+    held in memory, a SHA-1 of its image and label columns' Arrow buffers."""
+    digest = hashlib.sha1(f"{len(ds)}|{ds.column_names}".encode())
+    if ds.cache_files:
+        for f in ds.cache_files:
+            st = os.stat(f["filename"])
+            digest.update(f"{f['filename']}|{st.st_size}|{st.st_mtime_ns}".encode())
+    else:
+        for column in [c for c in (image, label) if c]:
+            for chunk in ds.data.column(column).chunks:
+                for buf in chunk.buffers():
+                    if buf is not None:
+                        digest.update(memoryview(buf))
+    return digest.hexdigest()[:16]
 
 
 def decoded(present: dict, column: str, kind: str, image_shape, key: str, what: str) -> decoded_cache.Decoded:

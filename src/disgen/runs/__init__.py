@@ -14,6 +14,7 @@
 ``runs.checkpoint`` writes and validates the checkpoints. :func:`load_nets` rebuilds a run's
 networks from the directory alone. May import: models, data, config, files, errors, version.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -49,33 +50,43 @@ def data_info(data: TensorDataset) -> dict:
     return {**info, "hf": data.extra["hf"]} if "hf" in data.extra else info
 
 
-def prepare(run_dir: Path, cfg: TrainConfig, data: TensorDataset, device: torch.device, resume: bool,
-            speed: dict | None = None) -> None:
+def prepare(
+    run_dir: Path, cfg: TrainConfig, data: TensorDataset, device: torch.device, resume: bool, speed: dict | None = None
+) -> None:
     """Create the run directory and write config.json and run.json (with ``speed``: the precision,
     layout and processes the run resolved to), refusing to overwrite a run."""
     has_run = (run_dir / "checkpoints" / "last.pt").exists()
     if has_run and not resume:
-        raise DisgenError(f"{run_dir} already holds a training run: add --resume to continue it, "
-                          "or choose another --run-dir")
+        raise DisgenError(
+            f"{run_dir} already holds a training run: add --resume to continue it, or choose another --run-dir"
+        )
     try:
         (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
         (run_dir / "images").mkdir(exist_ok=True)
     except OSError as err:
         raise write_error(run_dir, err) from None
     write_json(run_dir / "config.json", cfg.to_dict())
-    write_json(run_dir / "run.json", {
-        "data": data_info(data), "device": str(device), **(speed or {}), "disgen": __version__,
-        "torch": torch.__version__, "python": platform.python_version(),
-        "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
-    })
+    write_json(
+        run_dir / "run.json",
+        {
+            "data": data_info(data),
+            "device": str(device),
+            **(speed or {}),
+            "disgen": __version__,
+            "torch": torch.__version__,
+            "python": platform.python_version(),
+            "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        },
+    )
 
 
 def read_config(run_dir: Path) -> TrainConfig:
     path = Path(run_dir) / "config.json"
     data = read_json(path, "the run's config") if path.is_file() else None
     if data is None:
-        raise DisgenError(f"{run_dir} is not a disgen run directory (no config.json); "
-                          "pass the directory that `disgen train` printed")
+        raise DisgenError(
+            f"{run_dir} is not a disgen run directory (no config.json); pass the directory that `disgen train` printed"
+        )
     if not isinstance(data, dict):
         raise DisgenError(f"{path} must hold a JSON object of option: value, not {type(data).__name__}")
     cfg = from_dict(data)
@@ -160,11 +171,16 @@ def nearest_runs(run_dir: Path, root: str | Path = "runs", n: int = 5) -> list[P
 def no_run_error(run_dir: Path, root: str | Path = "runs") -> DisgenError:
     """``--resume`` on a folder with no run: the folder, the nearest runs, and what to do."""
     near = nearest_runs(run_dir, root)
-    listed = ("nearest run directories: " + ", ".join(map(str, near))) if near else \
-        f"no run directories in {Path(run_dir).parent} or {root}/"
-    return DisgenError(f"--resume: {run_dir} holds no run (no config.json, no checkpoint); {listed}. Check "
-                       "--run-dir, or use --resume auto to continue a run where there is one and start one where "
-                       "there is not")
+    listed = (
+        ("nearest run directories: " + ", ".join(map(str, near)))
+        if near
+        else f"no run directories in {Path(run_dir).parent} or {root}/"
+    )
+    return DisgenError(
+        f"--resume: {run_dir} holds no run (no config.json, no checkpoint); {listed}. Check "
+        "--run-dir, or use --resume auto to continue a run where there is one and start one where "
+        "there is not"
+    )
 
 
 def checkpoint_path(run_dir: Path, name: str = "auto") -> Path:
@@ -209,8 +225,14 @@ def append_metrics(run_dir: Path, record: dict) -> None:
         raise write_error(path, err) from None
 
 
-def check_compatible(state: dict, cfg: TrainConfig, nets: dict, opts: dict | None = None,
-                     scheds: dict | None = None, generator: torch.Generator | None = None) -> None:
+def check_compatible(
+    state: dict,
+    cfg: TrainConfig,
+    nets: dict,
+    opts: dict | None = None,
+    scheds: dict | None = None,
+    generator: torch.Generator | None = None,
+) -> None:
     """Refuse a checkpoint (its structure checked by checkpoint.load) of another model or shape,
     listing what does not match: every network tensor's shape and dtype and, to resume, every
     optimizer state tensor against its parameter, the param groups, schedules, gradient scaler
@@ -236,16 +258,22 @@ def check_compatible(state: dict, cfg: TrainConfig, nets: dict, opts: dict | Non
                 problems.append(f"{name}.{key} dtype {theirs[key].dtype} != {ours[key].dtype}")
     if opts is not None:
         problems += optimizer_mismatches(state["opts"], opts)
-        problems += [f"scheds.{p}" for p in plain_mismatches(
-            state["scheds"], {k: s.state_dict() for k, s in (scheds or {}).items()}, "", exact_keys=True)]
+        problems += [
+            f"scheds.{p}"
+            for p in plain_mismatches(
+                state["scheds"], {k: s.state_dict() for k, s in (scheds or {}).items()}, "", exact_keys=True
+            )
+        ]
         scaler = getattr(opts, "scaler", None)
         if (state.get("scaler") is None) != (scaler is None):
             problems.append("a gradient scaler (fp16) in one of the checkpoint and this run, not both")
         elif scaler is not None:
             problems += [f"scaler.{p}" for p in plain_mismatches(state["scaler"], scaler.state_dict(), "")]
     if generator is not None and state["rng"]["loader"].numel() != generator.get_state().numel():
-        problems.append(f"the loader's generator state has {state['rng']['loader'].numel()} bytes, this "
-                        f"device's {generator.get_state().numel()} (written on another kind of device?)")
+        problems.append(
+            f"the loader's generator state has {state['rng']['loader'].numel()} bytes, this "
+            f"device's {generator.get_state().numel()} (written on another kind of device?)"
+        )
     if problems:
         shown = "; ".join(problems[:10]) + (f"; and {len(problems) - 10} more" if len(problems) > 10 else "")
         raise DisgenError(f"the checkpoint does not fit this model: {shown}")
@@ -263,17 +291,28 @@ def optimizer_mismatches(saved: dict, opts: dict) -> list[str]:
     for name, opt in opts.items():
         theirs, ours = saved[name], opt.state_dict()
         if [len(g["params"]) for g in theirs["param_groups"]] != [len(g["params"]) for g in ours["param_groups"]]:
-            problems.append(f"opts.{name}: param groups of {[len(g['params']) for g in theirs['param_groups']]} "
-                            f"parameters != {[len(g['params']) for g in ours['param_groups']]}")
+            problems.append(
+                f"opts.{name}: param groups of {[len(g['params']) for g in theirs['param_groups']]} "
+                f"parameters != {[len(g['params']) for g in ours['param_groups']]}"
+            )
             continue
         for i, (tg, og) in enumerate(zip(theirs["param_groups"], ours["param_groups"])):
             # Numbers (lr, betas, eps...) must be there; torch fills in missing flags (amsgrad, fused...).
             numbers = tuple(k for k, v in og.items() if k != "params" and not (isinstance(v, bool) or v is None))
-            problems += [f"opts.{name}.param_groups[{i}].{p}" for p in
-                         plain_mismatches({k: v for k, v in tg.items() if k != "params"},
-                                          {k: v for k, v in og.items() if k != "params"}, "", required=numbers)]
-        params = {i: p for tg, group in zip(theirs["param_groups"], opt.param_groups)
-                  for i, p in zip(tg["params"], group["params"])}
+            problems += [
+                f"opts.{name}.param_groups[{i}].{p}"
+                for p in plain_mismatches(
+                    {k: v for k, v in tg.items() if k != "params"},
+                    {k: v for k, v in og.items() if k != "params"},
+                    "",
+                    required=numbers,
+                )
+            ]
+        params = {
+            i: p
+            for tg, group in zip(theirs["param_groups"], opt.param_groups)
+            for i, p in zip(tg["params"], group["params"])
+        }
         scalars = state_scalars(opt)  # None: unknown, then only a step may be a scalar
         for i, entry in theirs["state"].items():
             missing = sorted(set(scalars) - set(entry)) if scalars is not None else []
@@ -288,8 +327,10 @@ def optimizer_mismatches(saved: dict, opts: dict) -> list[str]:
                 else:
                     ok = tuple(v.shape) == tuple(p.shape) and v.dtype == p.dtype
                 if not ok:
-                    problems.append(f"opts.{name} state {i}.{key} {describe(v)} != its parameter's "
-                                    f"{'shape ()' if v.dim() and key == 'step' else describe(p)}")
+                    problems.append(
+                        f"opts.{name} state {i}.{key} {describe(v)} != its parameter's "
+                        f"{'shape ()' if v.dim() and key == 'step' else describe(p)}"
+                    )
     return problems
 
 
@@ -307,17 +348,22 @@ def state_scalars(opt: torch.optim.Optimizer) -> dict[str, bool] | None:
     return {k: not (isinstance(v, torch.Tensor) and v.shape == p.shape) for k, v in twin.state[p].items()}
 
 
-def plain_mismatches(theirs: dict, ours: dict, where: str, exact_keys: bool = False,
-                     required: tuple[str, ...] = ()) -> list[str]:
+def plain_mismatches(
+    theirs: dict, ours: dict, where: str, exact_keys: bool = False, required: tuple[str, ...] = ()
+) -> list[str]:
     """Keys whose values are not of the kind this run's own state holds (a number where a number
     is, finite; a sequence of as many; ``None`` and bools where those are). ``exact_keys``: no
     keys ours lacks (a scheduler sets every key as an attribute); ``required``: keys it must have."""
     problems = [f"{where}{k} missing" for k in required if k not in theirs]
     if exact_keys and set(theirs) != set(ours):
         extra, missing = sorted(map(str, set(theirs) - set(ours))), sorted(map(str, set(ours) - set(theirs)))
-        return problems + [f"{where.rstrip('.') or 'it'} has " + " and ".join(
-            ([f"unexpected key(s) {', '.join(extra)}"] if extra else []) +
-            ([f"no key(s) {', '.join(missing)}"] if missing else []))]
+        return problems + [
+            f"{where.rstrip('.') or 'it'} has "
+            + " and ".join(
+                ([f"unexpected key(s) {', '.join(extra)}"] if extra else [])
+                + ([f"no key(s) {', '.join(missing)}"] if missing else [])
+            )
+        ]
     for key in set(theirs) & set(ours):
         a, b = theirs[key], ours[key]
         if isinstance(b, dict) and isinstance(a, dict):
@@ -361,9 +407,11 @@ def lock(run_dir: Path, enabled: bool = True) -> Iterator[None]:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise DisgenError(f"run directory {run_dir} is in use: {holder(fd)} is training in it (it holds "
-                              f"{path}); wait for it to end, or stop it and continue with --resume, or choose "
-                              "another --run-dir") from None
+            raise DisgenError(
+                f"run directory {run_dir} is in use: {holder(fd)} is training in it (it holds "
+                f"{path}); wait for it to end, or stop it and continue with --resume, or choose "
+                "another --run-dir"
+            ) from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         try:
@@ -403,5 +451,6 @@ def resumable(cfg: TrainConfig, run_dir: Path) -> Iterator[None]:
     except KeyboardInterrupt as err:
         last = Path(run_dir) / "checkpoints" / "last.pt"
         state = f"the last checkpoint, {last}, is intact" if last.is_file() else "no checkpoint was written yet"
-        raise Interrupted(f"{state}: continue with `disgen train {cfg.model} --run-dir {run_dir} --resume`",
-                          getattr(err, "signum", 2)) from err
+        raise Interrupted(
+            f"{state}: continue with `disgen train {cfg.model} --run-dir {run_dir} --resume`", getattr(err, "signum", 2)
+        ) from err

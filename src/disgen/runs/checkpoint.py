@@ -13,6 +13,7 @@ of the run that is still good (:func:`load_latest`). The writes go through
 :func:`disgen.files.atomic_write`, and its fault points (``DISGEN_FAULT``) let tests kill a write
 half-way through.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -60,8 +61,7 @@ def _feed(h, obj: Any) -> None:
 def save(path: Path, state: dict[str, Any]) -> None:
     """Save a checkpoint dict atomically, stamped with the format, this writer's versions and
     the digest of it all."""
-    state = {**state, "format": FORMAT, "version": VERSION, "disgen": __version__,
-             "torch": str(torch.__version__)}
+    state = {**state, "format": FORMAT, "version": VERSION, "disgen": __version__, "torch": str(torch.__version__)}
     state["sha256"] = digest(state)
 
     def write(f) -> None:
@@ -71,16 +71,18 @@ def save(path: Path, state: dict[str, Any]) -> None:
         f.write(data[: len(data) // 2])
         f.flush()
         fault("checkpoint-half-written")
-        f.write(data[len(data) // 2:])
+        f.write(data[len(data) // 2 :])
         f.flush()
         fault("checkpoint-before-rename")
 
     try:
         atomic_write(Path(path), write)
     except OSError as err:
-        raise DisgenError(f"could not write checkpoint {path}: {err.strerror or err}; the previous "
-                          "checkpoint is intact: free some disk space (or choose another --run-dir) "
-                          "and continue with --resume") from None
+        raise DisgenError(
+            f"could not write checkpoint {path}: {err.strerror or err}; the previous "
+            "checkpoint is intact: free some disk space (or choose another --run-dir) "
+            "and continue with --resume"
+        ) from None
     fault("checkpoint-after-rename")
 
 
@@ -94,23 +96,31 @@ def load(path: Path, map_location: str | torch.device = "cpu", validate: bool = 
         state = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as err:
         if not holds_code(err):
-            raise DisgenError(f"checkpoint {path} cannot be loaded safely (UnpicklingError: {str(err)[:200]}); it "
-                              "may be truncated, corrupt or not a disgen checkpoint") from None
-        raise DisgenError(f"checkpoint {path} cannot be loaded safely: it is not a disgen checkpoint, it holds "
-                          "Python objects that would run code when unpickled; do not load it (with disgen, "
-                          "torch.load or otherwise) unless you trust whoever made it, and use another "
-                          "checkpoint of the run") from None
+            raise DisgenError(
+                f"checkpoint {path} cannot be loaded safely (UnpicklingError: {str(err)[:200]}); it "
+                "may be truncated, corrupt or not a disgen checkpoint"
+            ) from None
+        raise DisgenError(
+            f"checkpoint {path} cannot be loaded safely: it is not a disgen checkpoint, it holds "
+            "Python objects that would run code when unpickled; do not load it (with disgen, "
+            "torch.load or otherwise) unless you trust whoever made it, and use another "
+            "checkpoint of the run"
+        ) from None
     except Exception as err:  # corrupt zip, truncated file
-        raise DisgenError(f"checkpoint {path} cannot be loaded safely ({type(err).__name__}: "
-                          f"{(str(err).splitlines() or [''])[0][:200]}); it may be truncated, corrupt or "
-                          "not a disgen checkpoint") from None
+        raise DisgenError(
+            f"checkpoint {path} cannot be loaded safely ({type(err).__name__}: "
+            f"{(str(err).splitlines() or [''])[0][:200]}); it may be truncated, corrupt or "
+            "not a disgen checkpoint"
+        ) from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise DisgenError(f"{path} is not a disgen checkpoint")
     check_version(state, path)
     stored = state.get("sha256")  # None: written before checkpoints carried digests
     if stored is not None and stored != digest(state):
-        raise DisgenError(f"checkpoint {path} is corrupt: its contents do not match the SHA-256 digest "
-                          "stored in it (damaged on disk or in a copy); use another checkpoint of the run")
+        raise DisgenError(
+            f"checkpoint {path} is corrupt: its contents do not match the SHA-256 digest "
+            "stored in it (damaged on disk or in a copy); use another checkpoint of the run"
+        )
     if validate:
         check_structure(state, path)
     return state
@@ -120,18 +130,24 @@ def check_version(state: dict[str, Any], path: Path) -> None:
     """Refuse another checkpoint format version, listing what differs from this disgen."""
     if state.get("version") == VERSION:
         return
-    theirs = {"format version": state.get("version"), "disgen": state.get("disgen", "unknown"),
-              "torch": state.get("torch", "unknown")}
+    theirs = {
+        "format version": state.get("version"),
+        "disgen": state.get("disgen", "unknown"),
+        "torch": state.get("torch", "unknown"),
+    }
     ours = {"format version": VERSION, "disgen": __version__, "torch": str(torch.__version__)}
     diff = "; ".join(f"{k} {theirs[k]} (this one: {ours[k]})" for k in ours if theirs[k] != ours[k])
     newer = isinstance(theirs["format version"], int) and theirs["format version"] > VERSION
     advice = "upgrade disgen to read it" if newer else "load it with the disgen version that wrote it"
-    raise DisgenError(f"checkpoint {path} has format version {theirs['format version']}, this disgen reads "
-                      f"version {VERSION}: {diff}; {advice}")
+    raise DisgenError(
+        f"checkpoint {path} has format version {theirs['format version']}, this disgen reads "
+        f"version {VERSION}: {diff}; {advice}"
+    )
 
 
-def load_latest(folder: Path, map_location: str | torch.device = "cpu",
-                log: Callable[[str], None] = print) -> tuple[dict[str, Any], Path] | None:
+def load_latest(
+    folder: Path, map_location: str | torch.device = "cpu", log: Callable[[str], None] = print
+) -> tuple[dict[str, Any], Path] | None:
     """The newest good checkpoint of a run's ``checkpoints/`` folder (``last.pt``, else ``best.pt``)
     and its path; None if the folder holds neither. A damaged one is named in a warning and skipped;
     if every one is damaged, a :class:`DisgenError` lists why each was refused."""
@@ -148,8 +164,9 @@ def load_latest(folder: Path, map_location: str | torch.device = "cpu",
             problems.append(str(err))
             log(f"warning: {err}")
     if not good:
-        raise DisgenError(f"no usable checkpoint in {folder}: " + " | ".join(problems) +
-                          "; start the run again in a new --run-dir")
+        raise DisgenError(
+            f"no usable checkpoint in {folder}: " + " | ".join(problems) + "; start the run again in a new --run-dir"
+        )
     state, path = max(good, key=lambda sp: sp[0].get("epoch", 0))  # max keeps last.pt on a tie
     if path.name != "last.pt" or problems:
         log(f"warning: continuing from {path} (epoch {state.get('epoch')}), the newest good checkpoint")
@@ -160,8 +177,17 @@ def load_latest(folder: Path, map_location: str | torch.device = "cpu",
 # The digest shows damage, not intent: anyone can write a well-formed file. Before any value is
 # used (a tensor's shape decides what a fused kernel writes to), every key, type and range is
 # checked; runs.check_compatible then checks the tensors against the networks and optimizers.
-REQUIRED = {"model": str, "config": dict, "epoch": int, "best": (int, float, type(None)), "data": dict,
-            "nets": dict, "opts": dict, "scheds": dict, "rng": dict}
+REQUIRED = {
+    "model": str,
+    "config": dict,
+    "epoch": int,
+    "best": (int, float, type(None)),
+    "data": dict,
+    "nets": dict,
+    "opts": dict,
+    "scheds": dict,
+    "rng": dict,
+}
 MAX_EPOCH = 2**31
 MAX_STEP = 2**53  # steps counted in float32/float64 stay exact below this
 RNG_BYTES = {"torch": torch.get_rng_state().numel()}  # the CPU generator's Mersenne Twister state
@@ -190,9 +216,13 @@ def check_structure(state: dict, path: Path) -> None:
         if not 0 <= state["epoch"] < MAX_EPOCH:
             problems.append(f"epoch {state['epoch']} is not in 0..{MAX_EPOCH - 1}")
         problems += data_problems(state["data"], check_data_shape)
-        problems += [f"nets.{k}: not a dict of tensors" for k, net in state["nets"].items()
-                     if not isinstance(k, str) or not isinstance(net, dict)
-                     or not all(isinstance(n, str) and isinstance(t, torch.Tensor) for n, t in net.items())]
+        problems += [
+            f"nets.{k}: not a dict of tensors"
+            for k, net in state["nets"].items()
+            if not isinstance(k, str)
+            or not isinstance(net, dict)
+            or not all(isinstance(n, str) and isinstance(t, torch.Tensor) for n, t in net.items())
+        ]
         for name, opt in state["opts"].items():
             problems += [f"opts.{name}: {p}" for p in optimizer_problems(opt)]
         problems += [f"scheds.{k}: not a dict" for k, v in state["scheds"].items() if not isinstance(v, dict)]
@@ -201,8 +231,10 @@ def check_structure(state: dict, path: Path) -> None:
         problems += rng_problems(state["rng"])
     if problems:
         shown = "; ".join(problems[:8]) + (f"; and {len(problems) - 8} more" if len(problems) > 8 else "")
-        raise DisgenError(f"checkpoint {path} is not a valid disgen checkpoint: {shown}; it is damaged or was "
-                          "not written by disgen: use another checkpoint of the run, or train again")
+        raise DisgenError(
+            f"checkpoint {path} is not a valid disgen checkpoint: {shown}; it is damaged or was "
+            "not written by disgen: use another checkpoint of the run, or train again"
+        )
 
 
 def data_problems(data: dict, check_data_shape: Callable) -> list[str]:
@@ -216,8 +248,11 @@ def data_problems(data: dict, check_data_shape: Callable) -> list[str]:
     except DisgenError as err:
         problems.append(str(err))
     classes = data.get("classes")
-    if not isinstance(classes, list) or not 1 <= len(classes) <= MAX_CLASSES or \
-            not all(isinstance(c, str) and len(c) <= 1000 for c in classes):
+    if (
+        not isinstance(classes, list)
+        or not 1 <= len(classes) <= MAX_CLASSES
+        or not all(isinstance(c, str) and len(c) <= 1000 for c in classes)
+    ):
         problems.append(f"data.classes is not a list of 1..{MAX_CLASSES:,} class names")
     return problems
 
@@ -225,12 +260,17 @@ def data_problems(data: dict, check_data_shape: Callable) -> list[str]:
 def optimizer_problems(opt: Any) -> list[str]:
     """An optimizer's state_dict: param_groups listing distinct parameter indices, and a state
     per listed index holding tensors or finite numbers (``step`` in 0..2^53)."""
-    if not isinstance(opt, dict) or not isinstance(opt.get("state"), dict) or \
-            not isinstance(opt.get("param_groups"), list) or not opt["param_groups"]:
+    if (
+        not isinstance(opt, dict)
+        or not isinstance(opt.get("state"), dict)
+        or not isinstance(opt.get("param_groups"), list)
+        or not opt["param_groups"]
+    ):
         return ["not a dict of state and param_groups"]
     groups = opt["param_groups"]
-    if not all(isinstance(g, dict) and isinstance(g.get("params"), list) and all(map(is_int, g["params"]))
-               for g in groups):
+    if not all(
+        isinstance(g, dict) and isinstance(g.get("params"), list) and all(map(is_int, g["params"])) for g in groups
+    ):
         return ["a param group without a list of parameter indices"]
     listed = [i for g in groups for i in g["params"]]
     if len(set(listed)) != len(listed):
@@ -263,8 +303,13 @@ def rng_problems(rng: dict) -> list[str]:
             if t is None and (key == "cuda" or where != "rng" and key == "loader"):
                 continue
             size = RNG_BYTES.get(key)
-            if not isinstance(t, torch.Tensor) or t.dtype != torch.uint8 or t.dim() != 1 or \
-                    (size is not None and t.numel() != size):
-                problems.append(f"{where}.{key} is not a generator state (a uint8 vector"
-                                f"{f' of {size} bytes' if size else ''})")
+            if (
+                not isinstance(t, torch.Tensor)
+                or t.dtype != torch.uint8
+                or t.dim() != 1
+                or (size is not None and t.numel() != size)
+            ):
+                problems.append(
+                    f"{where}.{key} is not a generator state (a uint8 vector{f' of {size} bytes' if size else ''})"
+                )
     return problems

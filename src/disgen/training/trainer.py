@@ -110,7 +110,13 @@ class Trainer:
         self.data = splits.with_validation(
             dataset
             if dataset is not None
-            else load_dataset(cfg.dataset, cfg.data_dir, self.spec.data_shape(model_cfg)),
+            else load_dataset(
+                cfg.dataset,
+                cfg.data_dir,
+                self.spec.data_shape(model_cfg),
+                image_column=cfg.image_column,
+                label_column=cfg.label_column,
+            ),
             cfg.val_split,
         )
         torch.manual_seed(cfg.seed)  # model init is the first draw: same seed, same weights
