@@ -8,6 +8,7 @@ commands share and :func:`main`; each command family is a module of this package
     train     models, datasets, train, eval        predict   predict, reconstruct
     sample    sample                               report    report
     serve     serve                                kaggle    kaggle-organize
+    export    export
     catalog   the torch-free catalog.json the listings and ``--help`` read
 
 May import: every layer of the library (commands import theirs only when they run).
@@ -67,6 +68,10 @@ COMMAND_HELP: dict[str, tuple[str, str]] = {
     ),
     "serve": ("a local web page to try a trained model: draw digits, sample, interpolate", "disgen.cli.serve"),
     "report": ("write a self-contained HTML report of a run, or compare several runs", "disgen.cli.report"),
+    "export": (
+        "export a run as ONNX, TorchScript or safetensors files with a model card, checked against disgen",
+        "disgen.cli.export",
+    ),
 }
 
 
