@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import io
 import logging
 import warnings
 from pathlib import Path
@@ -46,12 +47,14 @@ def versions() -> dict[str, str]:
 @contextlib.contextmanager
 def quiet() -> Iterator[None]:
     """The exporter's warnings about things an export does not use (torchvision's operators, a
-    deprecated pytree check inside torch) kept off the user's terminal."""
+    deprecated pytree check inside torch) kept off the user's terminal, and off stdout what
+    onnxscript prints there (0.6: "Applied N of general pattern rewrite rules"), where the
+    command's JSON goes."""
     logger = logging.getLogger("torch.onnx")
     level = logger.level
     logger.setLevel(logging.ERROR)
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
             warnings.simplefilter("ignore")
             yield
     finally:
