@@ -182,3 +182,19 @@ def test_streaming_a_mapped_file_holds_the_batch_not_the_dataset(tmp_path):
     assert int(grown) < 64 * 2**20  # MB of the batches, not the 307 MB of the file nor its 1.2 GB as floats
     assert float(total) == pytest.approx(sum(((i // 1000) % 256) / 255 * 1000 for i in range(0, 25_000, 1000)))
     assert np.isfinite(float(total))
+
+
+def test_knn_precision_recall_in_blocks_equals_the_whole_matrix(monkeypatch):
+    """k-NN precision/recall read distances a block of rows at a time (a 20,000-image test split
+    against 10,000 samples would hold 2.4 GB of distances at once); the values are the whole
+    matrix's."""
+    from disgen.evaluation import metrics
+
+    torch.manual_seed(0)
+    real, fake = torch.randn(700, 16), torch.randn(500, 16) + 0.4
+    rx = torch.cdist(real, real).kthvalue(4, dim=1).values
+    ry = torch.cdist(fake, fake).kthvalue(4, dim=1).values
+    d = torch.cdist(fake, real)
+    want = ((d <= rx[None]).any(1).float().mean().item(), (d.T <= ry[None]).any(1).float().mean().item())
+    monkeypatch.setattr(metrics, "KNN_ROWS", 64)  # many blocks, the last one partial
+    assert metrics.precision_recall(real, fake) == want and 0 < want[0] < 1 and 0 < want[1] < 1
