@@ -117,6 +117,16 @@ def child_run(args) -> None:
             data = load_dataset(str(args.folder), image_shape=(3, args.size, args.size))
             out["images"] = len(data.train) + len(data.test)
         else:
+            from disgen.training.trainer import Trainer
+
+            epoch_peak = PeakMemory()  # the training steps alone, beside the whole process's
+            train_epoch = Trainer.train_epoch
+
+            def measured_epoch(self):
+                with epoch_peak:
+                    return train_epoch(self)
+
+            Trainer.train_epoch = measured_epoch
             run = disgen.train(
                 "dcgan64",
                 dataset=str(args.folder),
@@ -135,6 +145,7 @@ def child_run(args) -> None:
                 d_loss=record.get("train_d_loss"),
             )
             out["images_per_s"] = out["train_images"] / out["epoch_seconds"]
+            out["rss_anon_train_peak"] = epoch_peak.peak
         out["seconds"] = time.perf_counter() - start
     out.update(rss_anon_peak=mem.peak, rss_file_at_peak=mem.file_at_peak)
     print("RESULT " + json.dumps(out))
@@ -200,6 +211,7 @@ def report(args, decode: dict, runs: dict[str, list[dict]]) -> None:
         out[mode] = {
             "images_per_s": stats([r["images_per_s"] for r in runs[mode]]),
             "rss_anon_peak_mib": stats([r["rss_anon_peak"] / 2**20 for r in runs[mode]]),
+            "rss_anon_train_peak_mib": stats([r.get("rss_anon_train_peak", 0) / 2**20 for r in runs[mode]]),
             "rss_file_at_peak_mib": stats([r["rss_file_at_peak"] / 2**20 for r in runs[mode]]),
             "epoch_seconds": stats([r["epoch_seconds"] for r in runs[mode]]),
             "runs": runs[mode],
