@@ -669,3 +669,36 @@ def reliability(results: Results) -> str:
         body + f"\n{len(faults)} faults, {total} tries in all; counted by the tests at commit {commit(r)}, "
         f"{machine(r)}.\n"
     )
+
+
+# -- a dataset larger than memory (bench_mapped.py) ---------------------------------------------------
+@table("mapped")
+def mapped(results: Results) -> str:
+    r = results("mapped")
+    paths = r["paths"]
+    rows = []
+    for mode, label in (
+        ("no", "memory-mapped cache (`--data-on-device no`)"),
+        ("yes", "in memory (`--data-on-device yes`)"),
+    ):
+        s = paths[mode]
+        rows.append(
+            [
+                label,
+                pm(s["images_per_s"], 0),
+                pm(s["rss_anon_peak_mib"], 0),
+                pm(s["rss_anon_train_peak_mib"], 0) if "rss_anon_train_peak_mib" in s else "not recorded",
+                pm(s["rss_file_at_peak_mib"], 0),
+                s["images_per_s"]["n"],
+            ]
+        )
+    ratio = paths["throughput_ratio"]
+    rows.append(["memory-mapped / in memory, paired", pm(ratio, 3), "", "", "", ratio["n"]])
+    o = r["options"]
+    note = (
+        f"\n{r['images']:,} images of {r['size']}x{r['size']}, one epoch of {r['model']} (width {o['width']}, "
+        f"batch {o['batch_size']}) per run, the two paths alternating, each its own process; at {commit(r)} "
+        f"on {machine(r)}, load average {r.get('load_average')} at the start.\n"
+    )
+    header = ["path", "training images/s", "RssAnon peak, whole run (MiB)", "RssAnon peak, training steps (MiB)"]
+    return md(header + ["RssFile at the run's peak (MiB)", "n"], rows) + note
