@@ -326,6 +326,7 @@ def mutate(state: dict, path: tuple, change: tuple) -> str:
 @fuzz(80)
 @given(data=st.data(), change=changes)
 @example(data=None, change=("reshape", [3]))  # the exp_avg that segfaulted
+@example(data=None, change=("replace", None))  # an exp_avg of None: a TypeError deep in Adam's step
 def test_fuzzed_checkpoints(fuzz_runs, tmp_path_factory, idx_dir, reliability, data, change):
     """One value anywhere in last.pt of an Adam or an SGD run changed (and the digest recomputed):
     ``eval`` and ``train --resume`` in real (forked) processes each end in a result or one

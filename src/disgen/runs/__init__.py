@@ -24,7 +24,7 @@ import os
 import platform
 import time
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 import torch
 
@@ -313,31 +313,36 @@ def optimizer_mismatches(saved: dict, opts: dict) -> list[str]:
             for tg, group in zip(theirs["param_groups"], opt.param_groups)
             for i, p in zip(tg["params"], group["params"])
         }
-        scalars = state_scalars(opt)  # None: unknown, then only a step may be a scalar
+        kinds = state_kinds(opt)  # None: unknown, then only a step may be a scalar
         for i, entry in theirs["state"].items():
-            missing = sorted(set(scalars) - set(entry)) if scalars is not None else []
+            missing = sorted(set(kinds) - set(entry)) if kinds is not None else []
             if missing:
                 problems.append(f"opts.{name} state {i} lacks {', '.join(missing)}")
+            p = params[i]
             for key, v in entry.items():
-                if not isinstance(v, torch.Tensor):
-                    continue
-                p = params[i]
-                if scalars.get(key, False) if scalars is not None else key == "step":
-                    ok = v.dim() == 0 and not v.is_complex()
-                else:
-                    ok = tuple(v.shape) == tuple(p.shape) and v.dtype == p.dtype
+                kind = kinds.get(key) if kinds is not None else ("scalar" if key == "step" else None)
+                if kind is None and not isinstance(v, torch.Tensor):
+                    continue  # a key this class does not keep, or an unknown class: torch ignores or checks it
+                if kind == "none" and v is None:
+                    continue  # e.g. SGD's momentum buffer without momentum
+                if kind == "scalar":
+                    ok = (isinstance(v, torch.Tensor) and v.dim() == 0 and not v.is_complex()) or (
+                        not isinstance(v, torch.Tensor) and v is not None
+                    )  # a plain step count was checked as a number already
+                else:  # shaped like its parameter (or may be, where the class keeps None)
+                    ok = isinstance(v, torch.Tensor) and tuple(v.shape) == tuple(p.shape) and v.dtype == p.dtype
                 if not ok:
-                    problems.append(
-                        f"opts.{name} state {i}.{key} {describe(v)} != its parameter's "
-                        f"{'shape ()' if v.dim() and key == 'step' else describe(p)}"
-                    )
+                    shown = describe(v) if isinstance(v, torch.Tensor) else ("None" if v is None else type(v).__name__)
+                    wanted = "a scalar" if kind == "scalar" else describe(p)
+                    problems.append(f"opts.{name} state {i}.{key} {shown} != its parameter's {wanted}")
     return problems
 
 
-def state_scalars(opt: torch.optim.Optimizer) -> dict[str, bool] | None:
-    """The keys of the state ``opt``'s class keeps per parameter, each with whether it is a
-    scalar (Adam: step) rather than shaped like its parameter (exp_avg, exp_avg_sq), from one
-    step of a twin on a parameter of shape (2,); None if the class cannot be made so."""
+def state_kinds(opt: torch.optim.Optimizer) -> dict[str, str] | None:
+    """The keys of the state ``opt``'s class keeps per parameter, each with its kind: ``scalar``
+    (Adam's step), ``shaped`` like its parameter (exp_avg, exp_avg_sq) or ``none`` (SGD's momentum
+    buffer without momentum), from one step of a twin on a parameter of shape (2,); None if the
+    class cannot be made so."""
     p = torch.zeros(2, requires_grad=True)
     p.grad = torch.zeros(2)
     try:
@@ -345,7 +350,13 @@ def state_scalars(opt: torch.optim.Optimizer) -> dict[str, bool] | None:
         twin.step()
     except Exception:  # an optimizer whose options are not all constructor arguments
         return None
-    return {k: not (isinstance(v, torch.Tensor) and v.shape == p.shape) for k, v in twin.state[p].items()}
+
+    def kind(v: Any) -> str:
+        if v is None:
+            return "none"
+        return "shaped" if isinstance(v, torch.Tensor) and v.shape == p.shape else "scalar"
+
+    return {k: kind(v) for k, v in twin.state[p].items()}
 
 
 def plain_mismatches(
