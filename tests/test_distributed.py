@@ -123,7 +123,7 @@ def test_a_two_process_run_resumes_to_the_same_weights(two_process_run, tmp_path
 @pytest.mark.parametrize(
     "model,extra",
     [
-        ("gan2d", ["--dataset", "gaussian2d", "--epochs", "2"]),
+        pytest.param("gan2d", ["--dataset", "gaussian2d", "--epochs", "2"], marks=pytest.mark.slow),
         pytest.param("aae", ["--labels", "100", "--epochs", "2", "--batch-size", "50"], marks=pytest.mark.slow),
     ],
 )
@@ -147,6 +147,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.slow  # 10 s on 2 cores: four processes
 def test_two_nodes_with_a_rendezvous_match_one_node(two_process_run, tmp_path, idx_dir):
     """Two torchrun launchers ("nodes") meeting at a c10d rendezvous on 127.0.0.1, one process each."""
     run = tmp_path / "nodes"

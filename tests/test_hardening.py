@@ -314,6 +314,7 @@ def wait_for(condition, proc: subprocess.Popen, what: str, timeout: float = 120)
         time.sleep(0.01)
 
 
+@pytest.mark.slow  # 22 s on 2 cores
 def test_a_second_train_on_a_run_dir_stops_at_once_naming_the_first(tmp_path, idx_dir, reliability):
     """Two real ``disgen train`` processes on one --run-dir: the second stops with one error naming
     the directory and the first's pid, writing nothing; the first trains on, its files intact.

@@ -86,6 +86,7 @@ def test_channels_last_is_on_for_conv_nets_and_checkpoints_load_plainly(tmp_path
     torch.testing.assert_close(loaded.predict(x), run.predict(x), rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.slow  # 15 s on 2 cores: two full runs
 def test_bf16_training_matches_fp32_quality(tmp_path, mnist_mini):
     """cnn-classifier, 3 epochs on 1000 digits: the same test accuracy within noise (the quality over
     whole trainings is benchmarks/bench_precision.py's)."""
@@ -126,6 +127,7 @@ def test_fp16_uses_a_gradient_scaler_that_resumes_exactly(tmp_path, tiny_data):
     assert full.final["test_accuracy"] > 0.3  # well above chance (0.1): it learned
 
 
+@pytest.mark.slow  # 29 s on 2 cores: torch.compile's first compilation
 def test_compile_trains_and_saves_plain_weights(tmp_path, tiny_data):
     run = disgen.train(
         "mlp-classifier",
