@@ -387,6 +387,7 @@ def test_a_run_that_stops_before_writing_leaves_no_lock_behind(tmp_path, capsys)
     assert sorted(p.name for p in mine.iterdir()) == ["notes.txt", "train.lock"]
 
 
+@pytest.mark.slow  # 13 s on 2 cores
 def test_run_dir_lock_is_released_by_a_sigkill(tmp_path, idx_dir, reliability):
     """The lock is the kernel's (flock): a process killed with SIGKILL holds it no longer, and
     --resume goes on at once."""

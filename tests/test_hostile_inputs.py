@@ -245,6 +245,7 @@ def peak_rss_mib(*args) -> tuple[int, float]:
     return int(out[0]), int(out[1]) / 1024
 
 
+@pytest.mark.slow  # 12 s on 2 cores
 def test_predict_memory_follows_the_images(tmp_path, classifier_run, reliability):
     """100,000 images of 28x28 (78 MB, 7 kB gzipped) under the cap: predict holds the body about
     once and makes float batches a chunk at a time; before, it held it 3 times over and then a

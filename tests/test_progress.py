@@ -38,6 +38,7 @@ def test_the_interval_comes_from_the_environment(monkeypatch):
     assert interval() == 10
 
 
+@pytest.mark.slow  # 13 s on 2 cores
 def test_training_with_stderr_a_pipe_prints_progress_lines(tmp_path, idx_dir):
     env = {**SUBPROCESS_ENV, "DISGEN_PROGRESS_SECONDS": "0.001"}
     done = subprocess.run(
