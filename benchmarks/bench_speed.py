@@ -9,12 +9,19 @@ Trainer's loop, data path and number format gain.
 For each model both sides train on the same first N training images (full data for the MLPs,
 20-30 batches for the conv and AAE models), alternating plain, disgen (``--precision auto``) and
 disgen fp32 NCHW (what the loop alone gains) in the same process, ``--repeats`` times after one
-warm-up epoch each, each repeat in a rotated order (plain, auto, fp32; auto, fp32, plain; ...).
+warm-up epoch each, each repeat in a rotated order (plain, auto, fp32; auto, fp32, plain; ...;
+with Keras: plain, auto, fp32, keras; auto, fp32, keras, plain; ...).
 disgen is timed as a later epoch: the first epoch's per-step divergence checks (50 steps) are left
 out, and only ``train_epoch`` runs (no evaluation, checkpoints or pictures).
 
+For seed 000 (mlp-classifier) a fourth side is Keras 3 on its torch backend (keras_port.py): the
+same net, init, Adam and batch in ``model.fit(x, y, epochs=1, batch_size=100)`` on float32 numpy
+arrays converted once, outside the timing. Keras is optional (``pip install keras``; the script sets
+``KERAS_BACKEND=torch`` itself): without it, or with ``--no-keras``, that side is skipped with a message.
+
     python benchmarks/bench_speed.py [--repeats 3] [--dataset fashion-mnist]
                                      [--models mlp-classifier,dcgan28] [--images N] [--threads N]
+                                     [--no-keras] [--name speed]
 
 The full default run takes about 7 minutes with --threads 1 (estimated from per-step times) and
 less with two. It needs a quiet machine: with other processes on the cores, every multi-threaded op
@@ -37,6 +44,7 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).parent))
 from common import bench_parser, load_data, make_trainer, rotated, save, start, subset, summary, table, tutorial_loader  # noqa: E402
+from keras_port import EpochTimer, import_keras, keras_mlp_classifier, keras_results  # noqa: E402
 
 from disgen.data import load_dataset  # noqa: E402
 
@@ -68,9 +76,14 @@ def classify_loss(out, x, y):
     return F.cross_entropy(out, y)
 
 
-def plain_mlp_classifier(data) -> Callable[[], None]:
+def seed000_mlp() -> nn.Sequential:
     model = nn.Sequential(nn.Linear(784, 100), nn.Sigmoid(), nn.Linear(100, 50), nn.Sigmoid(), nn.Linear(50, 10))
     uniform_init(model)
+    return model
+
+
+def plain_mlp_classifier(data) -> Callable[[], None]:
+    model = seed000_mlp()
     opt = torch.optim.Adam(model.parameters(), lr=2e-3)
     loader = tutorial_loader(data.train.images, data.train.labels, 100, flatten=True)
     return tutorial_epoch(model, opt, loader, classify_loss)
@@ -297,7 +310,7 @@ def labels_for(data, wanted: int) -> int:
     return min(wanted, per_class * k)
 
 
-def run_case(case: Case, data, repeats: int, run_dir: Path) -> dict:
+def run_case(case: Case, data, repeats: int, run_dir: Path, keras=None) -> dict:
     options = {"preset": "seed", **case.options}
     if "labels" in options:
         options["labels"] = labels_for(data, options["labels"])
@@ -315,15 +328,19 @@ def run_case(case: Case, data, repeats: int, run_dir: Path) -> dict:
         plain = PLAIN[case.model](data)
     n, steps = len(data.train), len(sides["auto"].loader)
     epochs = {"plain": plain, "auto": sides["auto"].train_epoch, "fp32": sides["fp32"].train_epoch}
+    timer = EpochTimer()
+    if keras is not None and case.model in KERAS:
+        epochs["keras"] = KERAS[case.model](keras, data, timer)
     seconds: dict[str, list[float]] = {k: [] for k in epochs}
-    for fn in epochs.values():  # warm-up: allocator, oneDNN kernels, autocast caches
+    for fn in epochs.values():  # warm-up: allocator, oneDNN kernels, autocast caches, Keras' train function
         fn()
+    timer.seconds.clear()
     for r in range(repeats):  # alternate so that drift hits every side alike
         for k in rotated(list(epochs), r):
             start = time.perf_counter()
             epochs[k]()
             seconds[k].append(time.perf_counter() - start)
-    return {
+    out = {
         "images": n,
         "batch": case.batch,
         "steps": steps,
@@ -338,7 +355,11 @@ def run_case(case: Case, data, repeats: int, run_dir: Path) -> dict:
         # paired ratios, and the ratio of each side's fastest epoch (timeit's rule).
         "ratio_median": statistics.median(p / a for p, a in zip(seconds["plain"], seconds["auto"])),
         "ratio_fastest": min(seconds["plain"]) / min(seconds["auto"]),
+        "seconds": seconds,
     }
+    if "keras" in seconds:
+        out["keras"] = keras_results(keras, seconds, timer.seconds)
+    return out
 
 
 PLAIN = {
@@ -348,6 +369,7 @@ PLAIN = {
     "dcgan28": plain_dcgan28,
     "gan2d": plain_gan2d,
 }
+KERAS = {"mlp-classifier": keras_mlp_classifier}  # the Keras baselines (keras_port.py): seed 000 only
 HEADER = [
     "model (plain port of)",
     "data",
@@ -389,8 +411,10 @@ def row(name: str, case: Case, data_name: str, r: dict) -> list:
 def main() -> None:
     ap = bench_parser(__doc__, CASES, "speed")
     ap.add_argument("--images", type=int, help="training images per epoch for every model (default: per model)")
+    ap.add_argument("--no-keras", action="store_true", help="skip the Keras side of mlp-classifier")
     args = ap.parse_args()
     models = start(ap, args, CASES)
+    keras = None if args.no_keras or not set(models) & set(KERAS) else import_keras()
     images = load_data(args.dataset)
     results, rows = {}, []
     with tempfile.TemporaryDirectory(prefix="disgen-bench-speed-") as tmp:
@@ -399,7 +423,7 @@ def main() -> None:
             data = load_dataset(case.dataset) if case.dataset else images
             data = subset(data, args.images or case.images)
             print(f"{name}: {len(data.train):,} images, batch {case.batch} ...", file=sys.stderr, flush=True)
-            results[name] = {"dataset": data.name, **run_case(case, data, args.repeats, Path(tmp) / name)}
+            results[name] = {"dataset": data.name, **run_case(case, data, args.repeats, Path(tmp) / name, keras)}
             rows.append(row(name, case, data.name, results[name]))
     print(
         f"\ntraining samples/s, disgen Trainer (seed preset) vs a plain tutorial loop in the same process, "
@@ -407,6 +431,14 @@ def main() -> None:
     )
     print(table(rows, HEADER))
     print("fp32: disgen with --precision fp32 --channels-last off (the loop and data path alone)")
+    for name, r in results.items():
+        if "keras" in r:
+            k = r["keras"]
+            print(
+                f"{name} against Keras {k['version']} ({k['backend']} backend), {r['samples_per_s']['keras'][0]:,.0f} "
+                f"samples/s: disgen/keras {k['ratio'][0]:.2f}x ± {k['ratio'][1]:.2f} (median {k['ratio_median']:.2f}x, "
+                f"fastest {k['ratio_fastest']:.2f}x; epoch inside fit {k['ratio_inside_fit'][0]:.2f}x)"
+            )
     path = save(args.name, {"dataset": images.name, "repeats": args.repeats, "models": results})
     print(f"saved {path}")
 
