@@ -56,22 +56,66 @@ def frechet_between(a: torch.Tensor, b: torch.Tensor) -> float:
     return frechet_distance(*gaussian_stats(a), *gaussian_stats(b))
 
 
-def kid(real: torch.Tensor, fake: torch.Tensor, subsets: int = 10, subset_size: int = 1000, seed: int = 0) -> float:
-    """Mean unbiased MMD² over ``subsets`` random subsets, kernel k(x, y) = (x·y / D + 1)³."""
-    x, y = real.detach().double().cpu(), fake.detach().double().cpu()
-    m = min(subset_size, len(x), len(y))
-    d = x.shape[1]
+def kid_subsets(
+    n_real: int, n_fake: int, subsets: int = 10, subset_size: int = 1000, seed: int = 0
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The rows (subsets, m) of real and of fake samples in each of :func:`kid`'s subsets, m =
+    min(subset_size, n_real, n_fake): each subset draws the real rows, then the fake rows, without
+    replacement, from one generator seeded with ``seed``."""
+    m = min(subset_size, n_real, n_fake)
     gen = torch.Generator().manual_seed(seed)
-    values = []
-    for _ in range(subsets):
-        a = x[torch.randperm(len(x), generator=gen)[:m]]
-        b = y[torch.randperm(len(y), generator=gen)[:m]]
-        kxx, kyy, kxy = (a @ a.T / d + 1) ** 3, (b @ b.T / d + 1) ** 3, (a @ b.T / d + 1) ** 3
-        off = m * (m - 1)  # unbiased: the diagonals k(x, x) are left out
-        values.append(
-            ((kxx.sum() - kxx.diag().sum()) / off + (kyy.sum() - kyy.diag().sum()) / off - 2 * kxy.mean()).item()
-        )
-    return float(np.mean(values))
+    rows_real, rows_fake = torch.empty(subsets, m, dtype=torch.long), torch.empty(subsets, m, dtype=torch.long)
+    for s in range(subsets):
+        rows_real[s] = torch.randperm(n_real, generator=gen)[:m]
+        rows_fake[s] = torch.randperm(n_fake, generator=gen)[:m]
+    return rows_real, rows_fake
+
+
+KID_ROWS = 256  # rows of a kernel block: k(x, x) of 1000 rows takes 10 blocks of 256 where the whole is 16
+
+
+def poly_excess(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """k(a_i, b_j) - 1 = s³ + 3s² + 3s with s = a_i·b_j / D, for all pairs (len(a), len(b)).
+
+    The 1 of (s + 1)³ is left out: it adds exactly 1 + 1 - 2 = 0 to the MMD, and in float32 it
+    would take the digits of each entry that the small differences between the means need."""
+    s = torch.mm(a, b.T).mul_(1 / a.shape[1])
+    return (s + 3).mul_(s).add_(3).mul_(s)
+
+
+def poly_excess_sum_offdiag(a: torch.Tensor) -> torch.Tensor:
+    """Sum of k(a_i, a_j) - 1 over i != j, in float64. The matrix is symmetric: each pair of row
+    blocks is computed once (a block above the diagonal counts twice), 5/8 of the whole's work."""
+    blocks = a.split(KID_ROWS)
+    total = torch.zeros((), dtype=torch.float64)
+    for p, u in enumerate(blocks):
+        k = poly_excess(u, u)
+        total += k.sum(dtype=torch.float64) - k.diagonal().sum(dtype=torch.float64)
+        for v in blocks[p + 1 :]:
+            total += 2 * poly_excess(u, v).sum(dtype=torch.float64)
+    return total
+
+
+def mmd_poly(a: torch.Tensor, b: torch.Tensor) -> float:
+    """Unbiased MMD² between samples ``a`` and ``b`` (m, D each) with the cubic polynomial kernel
+    (x·y / D + 1)³: the means of k(a, a) and k(b, b) over pairs i != j, less twice the mean of
+    k(a, b) (Bińkowski et al. 2018, eq. 2). Sums are float64 whatever the inputs' type."""
+    m = len(a)
+    same = (poly_excess_sum_offdiag(a) + poly_excess_sum_offdiag(b)) / (m * (m - 1))
+    return float(same - 2 * poly_excess(a, b).sum(dtype=torch.float64) / (m * m))
+
+
+def kid(real: torch.Tensor, fake: torch.Tensor, subsets: int = 10, subset_size: int = 1000, seed: int = 0) -> float:
+    """Mean unbiased MMD² over ``subsets`` random subsets (:func:`kid_subsets`), kernel
+    k(x, y) = (x·y / D + 1)³.
+
+    The kernel matrices are float32 products (float64 for float64 inputs) summed in float64: the
+    rounding of single entries averages out over the m² of them, and the result is within about
+    1e-6 relative of an all-float64 computation at a third of its time."""
+    dtype = torch.float64 if real.dtype == torch.float64 else torch.float32
+    x, y = real.detach().cpu().to(dtype), fake.detach().cpu().to(dtype)
+    rows_real, rows_fake = kid_subsets(len(x), len(y), subsets, subset_size, seed)
+    return float(np.mean([mmd_poly(x[i], y[j]) for i, j in zip(rows_real, rows_fake)]))
 
 
 KNN_ROWS = 1024  # rows of a distance block: 1024 x 20,000 floats is 80 MB, where the whole matrix is 1.6 GB
@@ -79,18 +123,11 @@ KNN_ROWS = 1024  # rows of a distance block: 1024 x 20,000 floats is 80 MB, wher
 
 def knn_radii(x: torch.Tensor, k: int) -> torch.Tensor:
     """Distance from each row of ``x`` to its k-th nearest other row (in blocks of rows)."""
-    # +1: the row itself is at distance 0
-    return torch.cat(
-        [torch.cdist(x[i : i + KNN_ROWS], x).kthvalue(k + 1, dim=1).values for i in range(0, len(x), KNN_ROWS)]
-    )
-
-
-def inside_any(points: torch.Tensor, centres: torch.Tensor, radii: torch.Tensor) -> torch.Tensor:
-    """Whether each of ``points`` lies inside at least one ball (``centres``, ``radii``), in blocks."""
+    # k + 1: the row itself is at distance 0. topk of a few, not kthvalue: 8x faster on 10,000 columns
     return torch.cat(
         [
-            (torch.cdist(points[i : i + KNN_ROWS], centres) <= radii[None, :]).any(1)
-            for i in range(0, len(points), KNN_ROWS)
+            torch.cdist(x[i : i + KNN_ROWS], x).topk(k + 1, dim=1, largest=False).values[:, -1]
+            for i in range(0, len(x), KNN_ROWS)
         ]
     )
 
@@ -103,10 +140,14 @@ def precision_recall(real: torch.Tensor, fake: torch.Tensor, k: int = KNN_K) -> 
     inside the union of fake k-NN balls (Kynkäänniemi et al. 2019, k = 3 as in the paper)."""
     x, y = real.detach().float().cpu(), fake.detach().float().cpu()
     rx, ry = knn_radii(x, k), knn_radii(y, k)
-    # memory: blocks of KNN_ROWS distances, never the (fake, real) matrix (20,000 x 10,000: 800 MB)
-    precision = inside_any(y, x, rx).float().mean().item()
-    recall = inside_any(x, y, ry).float().mean().item()
-    return precision, recall
+    # one (fake, real) distance block serves both: its rows for precision, its columns for recall;
+    # memory: blocks of KNN_ROWS rows, never the whole matrix (20,000 x 10,000: 800 MB)
+    precise, recalled = [], torch.zeros(len(x), dtype=torch.bool)
+    for i in range(0, len(y), KNN_ROWS):
+        d = torch.cdist(y[i : i + KNN_ROWS], x)
+        precise.append((d <= rx[None, :]).any(1))
+        recalled |= (d <= ry[i : i + KNN_ROWS, None]).any(0)
+    return torch.cat(precise).float().mean().item(), recalled.float().mean().item()
 
 
 def class_coverage(
