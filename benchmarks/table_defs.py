@@ -770,3 +770,54 @@ def gpu(results: Results) -> str:
         f"script took {r['wall_seconds']['mean']:.0f} s.\n\n"
     )
     return md(header, rows) + note + gpu_notes(r)
+
+
+# -- seed 000's MLP against Keras 3 (bench_speed.py --models mlp-classifier, keras installed) -------------
+SPEED_KERAS_RUNS = ("speed_keras", "speed_keras_2")
+
+
+@table("speed-keras")
+def speed_keras(results: Results) -> str:
+    import statistics
+
+    def seconds(v: list[float]) -> str:
+        return f"{statistics.median(v):.2f} ({min(v):.2f}-{max(v):.2f})"
+
+    rows = []
+    for name in SPEED_KERAS_RUNS:
+        r = results(name)
+        x = r["models"]["mlp-classifier"]
+        s, k = x["seconds"], x["keras"]
+        rows.append(
+            [
+                f"`{name}.json`",
+                r["load_average"],
+                seconds(s["auto"]),
+                seconds(s["plain"]),
+                seconds(s["keras"]),
+                f"{x['ratio'][0]:.2f}x ± {x['ratio'][1]:.2f}",
+                f"**{k['ratio'][0]:.2f}x ± {k['ratio'][1]:.2f}**",
+                f"{k['ratio_median']:.2f}x, {k['ratio_fastest']:.2f}x",
+                f"{k['version']} ({k['backend']})",
+                r["repeats"],
+                machine(r),
+                commit(r),
+            ]
+        )
+    return md(
+        [
+            "run (results file)",
+            "load average",
+            "disgen s/epoch, median (range)",
+            "plain PyTorch s/epoch",
+            "Keras s/epoch (`fit`)",
+            "disgen / plain",
+            "disgen / Keras",
+            "disgen / Keras: median, fastest epochs",
+            "Keras (backend)",
+            "n (repeats)",
+            "machine",
+            "commit",
+        ],
+        rows,
+    )
