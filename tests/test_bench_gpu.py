@@ -103,3 +103,43 @@ def test_agreement_verdict_follows_the_tolerance():
     assert bench_gpu.agrees("accuracy", 0.90, 0.85)["agree"] is False
     assert bench_gpu.agrees("mse", 0.020, 0.021)["agree"] is True  # 5% of a 10% relative tolerance
     assert bench_gpu.agrees("mse", 0.020, 0.025)["agree"] is False
+
+
+def test_the_table_shows_gpu_figures_only_from_a_gpu_run():
+    from table_defs import TABLES
+
+    timed = {"steps_per_s": {"mean": 812.5, "std": 3.0}, "ratio_to_fp32": {"mean": 1.5}, "precision": "bf16"}
+    r = {
+        "commit": "abc1234",
+        "command": "python benchmarks/bench_gpu.py",
+        "wall_seconds": {"mean": 600.0},
+        "device": "cuda",
+        "device_name": "NVIDIA H100 80GB HBM3",
+        "settings": {"repeats": 3, "steps": 50},
+        "models": {
+            "cnn-classifier": {
+                "model": "cnn-classifier",
+                "preset": "default",
+                "batch": 64,
+                "configs": {
+                    **dict.fromkeys(("fp32", "auto", "auto+cl"), timed),
+                    "auto+cl+compile": {"error": "E: x|y"},
+                },
+            },
+            "resnet-transfer": {"model": "resnet-transfer", "preset": "default", "skipped": "no weights here"},
+        },
+        "time_to_accuracy": {
+            "target": 0.93,
+            "dataset": "fashion-mnist",
+            "epochs": 30,
+            "train_seconds_to_target": 41.3,
+            "test_accuracy": 0.9312,
+        },
+        "agreement": {"dcgan64": {"skipped": "no 64x64 data"}},
+    }
+    text = TABLES["gpu"](lambda name: r)
+    assert "NVIDIA H100 80GB HBM3" in text and "812.5 ± 3.0 (1.50x)" in text and "failed: E: x\\|y" in text
+    assert "skipped: no weights here" in text and "**41.3 training s**" in text and "no results yet" not in text
+    cpu = TABLES["gpu"](lambda name: {**r, "device": "cpu", "device_name": "AMD EPYC, 1 torch thread(s)"})
+    assert "no results yet: run `python benchmarks/bench_gpu.py` on a GPU" in cpu
+    assert "812.5" not in cpu and "No GPU figures" in cpu
