@@ -89,3 +89,72 @@ def test_image_metrics_real_vs_real_and_one_class_generator(classifier_run, mnis
     assert good["min_class_share"] > 0.05 and bad["min_class_share"] < 0.01
     assert good["classes_covered"] == 10 and bad["classes_covered"] <= 2
     assert bad["class_kl"] > 1.5 and good["class_kl"] < 0.1
+
+
+def test_frechet_distance_matches_the_general_eigenvalue_formula():
+    """Against tr((S1 S2)^½) from the eigenvalues of the non-symmetric S1 S2 (the formula of
+    torch-fidelity and torchmetrics), all in float64 numpy."""
+    gen = np.random.default_rng(0)
+    a = gen.standard_normal((2000, 16))
+    b = gen.standard_normal((2000, 16)) @ (np.eye(16) + 0.3 * gen.standard_normal((16, 16))) + 0.2
+    mu1, mu2, s1, s2 = a.mean(0), b.mean(0), np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+    cross = np.sqrt(np.linalg.eigvals(s1 @ s2).astype(complex)).real.sum()
+    want = ((mu1 - mu2) ** 2).sum() + np.trace(s1) + np.trace(s2) - 2 * cross
+    assert metrics.frechet_between(torch.from_numpy(a).float(), torch.from_numpy(b).float()) == pytest.approx(
+        want,
+        rel=1e-6,  # the float32 inputs' rounding
+    )
+    assert metrics.frechet_between(torch.from_numpy(a), torch.from_numpy(b)) == pytest.approx(want, rel=1e-10)
+
+
+def plain_mmd(a: np.ndarray, b: np.ndarray) -> float:
+    """Unbiased MMD² with k(x, y) = (x·y / D + 1)³, pair by pair in float64."""
+    m, d = len(a), a.shape[1]
+    kxx, kyy, kxy = ((u @ v.T / d + 1) ** 3 for u, v in ((a, a), (b, b), (a, b)))
+    off = ~np.eye(m, dtype=bool)
+    return kxx[off].mean() + kyy[off].mean() - 2 * kxy.mean()
+
+
+def test_kid_is_the_unbiased_mmd_averaged_over_its_subsets(monkeypatch):
+    monkeypatch.setattr(metrics, "KID_ROWS", 64)  # 200 rows: blocks of 64, the last one of 8
+    gen = torch.Generator().manual_seed(3)
+    real = torch.randn(600, 16, generator=gen).double()
+    fake = (torch.randn(500, 16, generator=gen) * 1.2 + 0.1).double()
+    rows_real, rows_fake = metrics.kid_subsets(600, 500, subsets=4, subset_size=200, seed=5)
+    assert rows_real.shape == rows_fake.shape == (4, 200)
+    # without replacement, each subset drawing the real rows then the fake rows from one generator
+    draws = torch.Generator().manual_seed(5)
+    assert torch.equal(rows_real[0], torch.randperm(600, generator=draws)[:200])
+    assert torch.equal(rows_fake[0], torch.randperm(500, generator=draws)[:200])
+    assert all(len(r.unique()) == 200 for r in (*rows_real, *rows_fake))
+    want = np.mean([plain_mmd(real[i].numpy(), fake[j].numpy()) for i, j in zip(rows_real, rows_fake)])
+    assert want > 0.01
+    assert metrics.kid(real, fake, subsets=4, subset_size=200, seed=5) == pytest.approx(want, rel=1e-12)
+    # float32 inputs: float32 kernel products, float64 sums
+    assert metrics.kid(real.float(), fake.float(), 4, 200, 5) == pytest.approx(want, rel=1e-5)
+    # subsets no larger than the smaller set
+    assert metrics.kid_subsets(600, 150, 2, 200)[0].shape == (2, 150)
+
+
+def test_kid_of_one_distribution_is_near_zero_in_float32_too():
+    """Where the three kernel means (each about 1) nearly cancel, to an MMD² of about 2e-4, float32
+    products summed in float64 still agree with the all-float64 value."""
+    gen = torch.Generator().manual_seed(4)
+    real, fake = torch.randn(3000, 128, generator=gen), torch.randn(3000, 128, generator=gen)
+    exact = metrics.kid(real.double(), fake.double(), subsets=3)
+    assert 0 < abs(exact) < 1e-3
+    assert metrics.kid(real, fake, subsets=3) == pytest.approx(exact, rel=1e-5)
+
+
+def test_precision_recall_by_brute_force(monkeypatch):
+    """Against every pairwise distance in float64 numpy, with the k-th neighbour from a full sort."""
+    monkeypatch.setattr(metrics, "KNN_ROWS", 64)  # 300 real and 250 fake rows: partial last blocks
+    gen = np.random.default_rng(1)
+    real, fake = gen.standard_normal((300, 8)), gen.standard_normal((250, 8)) * 1.3 + 0.3
+    dist = lambda u, v: np.sqrt(((u[:, None, :] - v[None, :, :]) ** 2).sum(-1))  # noqa: E731
+    r_real, r_fake = np.sort(dist(real, real), 1)[:, 3], np.sort(dist(fake, fake), 1)[:, 3]  # k = 3
+    d = dist(fake, real)  # (250, 300)
+    want_p, want_r = (d <= r_real[None, :]).any(1).mean(), (d <= r_fake[:, None]).any(0).mean()
+    assert 0.2 < want_p < 0.99 and 0.2 < want_r < 0.99
+    p, r = metrics.precision_recall(torch.from_numpy(real).float(), torch.from_numpy(fake).float())
+    assert p == pytest.approx(want_p, abs=1e-7) and r == pytest.approx(want_r, abs=1e-7)

@@ -21,10 +21,14 @@ import torch
 def gaussian_stats(x: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
     """Mean (D,) and unbiased covariance (D, D), in float64, of samples ``x`` (N, D); a single
     sample has covariance 0."""
-    a = torch.as_tensor(x).detach().double().cpu().reshape(len(x), -1).numpy()
+    a = torch.as_tensor(x).detach().cpu().reshape(len(x), -1)
+    a = a.numpy() if a.dtype in (torch.float32, torch.float64) else a.double().numpy()
+    mu = a.mean(0, dtype=np.float64)
     if len(a) < 2:
-        return a.mean(0), np.zeros((a.shape[1], a.shape[1]))
-    return a.mean(0), np.atleast_2d(np.cov(a, rowvar=False))
+        return mu, np.zeros((a.shape[1], a.shape[1]))
+    c = a - mu  # float64, centred before the product (X'X - n mu mu' would cancel digits)
+    # c.T @ c of one array is a symmetric rank-k update in numpy (BLAS syrk): half a general product
+    return mu, c.T @ c / (len(a) - 1)
 
 
 def sqrtm_psd(s: np.ndarray) -> np.ndarray:
