@@ -14,12 +14,16 @@ alternating which goes first, for every seed.
 
     python benchmarks/bench_budget.py                                  # 15, 30, 60, 120 s; 3 seeds
     python benchmarks/bench_budget.py --budgets 5 --seeds 0 --datasets mnist-mini --name budget_quick
+
+The ``budget`` preset's settings were chosen with ``--candidates``, which trains each candidate at
+the same budgets and compares them on the validation split alone (see docs/speed.md).
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
+import json
 import sys
 import tempfile
 import time
@@ -91,13 +95,15 @@ def run_example(data, budget: float, seed: int) -> dict:
     return {"test_accuracy": test, "val_accuracy": best, "train_seconds": spent, "epochs": epochs, "steps": steps}
 
 
-def run_disgen(data, budget: float, seed: int, preset: str) -> dict:
+def run_disgen(data, budget: float, seed: int, preset: str | None, overrides: dict | None = None) -> dict:
+    """``disgen train cnn-classifier --time-budget B`` (the preset it picks, or ``preset``)."""
     import disgen
 
     with tempfile.TemporaryDirectory() as tmp:
         run = disgen.train(
             "cnn-classifier",
             preset=preset,
+            **(overrides or {}),
             time_budget=budget,
             seed=seed,
             dataset_obj=data,
@@ -112,7 +118,34 @@ def run_disgen(data, budget: float, seed: int, preset: str) -> dict:
         "train_seconds": spent,
         "epochs": run.config.epochs,
         "steps": run.config.max_steps,
+        "preset": run.config.preset,
+        "eval_seconds": sum(r.get("eval_seconds", 0) for r in run.history),
     }
+
+
+def select(args, candidates: dict[str, dict]) -> None:
+    """Candidate settings for the ``budget`` preset, compared by validation accuracy alone (the best
+    validation epoch, what picks best.pt): the test split is neither recorded nor printed."""
+    from disgen.data import splits
+
+    out, rows = {}, []
+    for name in args.datasets:
+        data = splits.with_validation(load_data(name), 0.1)
+        for budget in args.budgets:
+            per: dict[str, list[dict]] = {c: [] for c in candidates}
+            for k, seed in enumerate(args.seeds):
+                for c in rotated(list(candidates), k):
+                    over = dict(candidates[c])
+                    res = run_disgen(data, budget, seed, over.pop("preset", None), over)
+                    del res["test_accuracy"]
+                    per[c].append(res)
+                    print(f"{name} {budget:g} s seed {seed} {c}: val {res['val_accuracy']:.4f}", flush=True)
+            for c, runs in per.items():
+                v = stats([r["val_accuracy"] for r in runs])
+                out[f"{data.name}/{budget:g}/{c}"] = {"settings": candidates[c], "val_accuracy": v, "runs": runs}
+                rows.append([data.name, f"{budget:g}", c, f"{v['mean']:.2%} ± {v['std']:.2%}"])
+            save(args.name, {"seeds": args.seeds, "candidates": candidates, "cells": out})
+    print(table(rows, ["dataset", "budget s", "candidate", "validation accuracy"]))
 
 
 def main() -> None:
@@ -120,13 +153,21 @@ def main() -> None:
     p.add_argument("--budgets", type=float, nargs="+", default=[15, 30, 60, 120])
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--datasets", nargs="+", default=["mnist-mini", "fashion-mnist"])
-    p.add_argument("--preset", default="default", help="disgen's cnn-classifier preset")
+    p.add_argument("--preset", default=None, help="disgen's preset (default: the one --time-budget picks)")
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--name", default="budget")
+    p.add_argument(
+        "--candidates",
+        nargs="+",
+        metavar="NAME=JSON",
+        help='compare settings on validation alone, e.g. fast=\'{"preset": "fast"}\' (writes --name)',
+    )
     args = p.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     warn_if_busy()
+    if args.candidates:
+        return select(args, {c.split("=", 1)[0]: json.loads(c.split("=", 1)[1]) for c in args.candidates})
     from disgen.data import splits
 
     out, rows = {}, []

@@ -58,3 +58,18 @@ def test_steps_that_fit_and_bad_budgets():
     for bad in (0, -5, float("inf")):
         with pytest.raises(DisgenError, match="--time-budget"):
             disgen.train("mlp-classifier", time_budget=bad, dataset="mnist-mini")
+
+
+def test_a_budget_run_takes_the_models_budget_preset_unless_one_is_named():
+    from disgen.models import get_model, list_models, resolve
+
+    budget_models = [m for m in list_models() if "budget" in get_model(m).presets]
+    assert "cnn-classifier" in budget_models
+    for model in list_models():
+        cfg = resolve(model, {"time_budget": 30.0})
+        assert cfg.preset == ("budget" if model in budget_models else "default")
+        assert resolve(model, {}).preset == "default"
+        assert resolve(model, {"time_budget": 30.0, "preset": "seed"}).preset == "seed"
+    want = get_model("cnn-classifier").presets["budget"]
+    cfg = resolve("cnn-classifier", {"time_budget": 30.0})
+    assert (cfg.batch_size, cfg.lr, cfg.augment) == (want["batch_size"], want["lr"], want.get("augment", "none"))

@@ -29,7 +29,11 @@ class TrainConfig:
     """Everything a training run needs besides the data. CLI flags are generated from these fields."""
 
     model: str = opt("cnn-classifier", "model name (see `disgen models`)")
-    preset: str = opt("default", "preset: 'seed' (the source document's settings) or 'default'")
+    preset: str = opt(
+        "default",
+        "preset: 'seed' (the source document's settings) or 'default'; a model with a 'budget' preset "
+        "takes it for a --time-budget run that names none",
+    )
     dataset: str = opt(
         "mnist-mini",
         "a registered name (see `disgen datasets`), a folder of the four IDX files, "

@@ -62,6 +62,8 @@ def train_args(tr: argparse.ArgumentParser, argv: list[str]) -> None:
         if f.name == "preset" and model in models:
             choices = tuple(models[model]["presets"])
             text = f"{model}'s presets: {', '.join(choices)} (see `disgen models`)"
+            if "budget" in choices:
+                text += "; with --time-budget and no --preset: budget"
         add_field(tr, f.name, kind_of(hints[f.name]), text, f.name, choices)
     if model in models:
         group = tr.add_argument_group(f"options of {model} (override the preset)")

@@ -46,7 +46,9 @@ class ModelSpec:
     ``objective`` picks the step function the Trainer runs (see ``disgen.objectives``).
     ``presets`` maps a preset name to overrides: keys of ``TrainConfig`` plus ``model``, a dict of
     overrides of ``config_cls``. Every model has ``seed`` (the source document's hyperparameters,
-    unchanged) and ``default`` (disgen's recommendation, which may improve on it).
+    unchanged) and ``default`` (disgen's recommendation, which may improve on it). A model may add
+    ``budget``: the preset a run given ``--time-budget`` and no ``--preset`` takes (settings that
+    learn most in a short time, chosen on the validation split by benchmarks/bench_budget.py).
     """
 
     name: str
@@ -326,13 +328,19 @@ def add_ema(nets: Nets, decay: float) -> Nets:
     return nets
 
 
+def default_preset(spec: ModelSpec, settings: dict) -> str:
+    """The preset a run takes when none is named: ``budget`` for a ``--time-budget`` run of a model
+    that has one, else ``default``."""
+    return "budget" if settings.get("time_budget") is not None and "budget" in spec.presets else "default"
+
+
 def resolve(model: str, overrides: dict | None = None, config_file: str | None = None) -> TrainConfig:
     """A run's TrainConfig: defaults < the model's preset < ``config_file`` (JSON) < ``overrides``
     (e.g. CLI flags), its model options checked against the model's config."""
     overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
     from_file = load_config_file(config_file) if config_file else {}
-    preset_name = overrides.get("preset", from_file.get("preset", "default"))
     spec = get_model(model)
+    preset_name = overrides.get("preset", from_file.get("preset", default_preset(spec, {**from_file, **overrides})))
     if not isinstance(preset_name, str) or preset_name not in spec.presets:
         raise DisgenError(
             f"--preset {preset_name!r}: model {model!r} has no preset {preset_name!r}; choose one of "

@@ -12,7 +12,7 @@ The budget is training time: the per-epoch evaluation of the validation split an
 are timed apart (``eval_seconds`` in metrics.jsonl), and so is start-up (data loading, a GAN's
 reference classifier).
 
-May import: objectives and the layers below it (called by the Trainer).
+May import: training.distributed, objectives and the layers below them (called by the Trainer).
 """
 
 from __future__ import annotations
@@ -22,6 +22,8 @@ import math
 import time
 
 import torch
+
+from disgen.training import distributed
 
 WARMUP = 2  # steps not timed
 MIN_TIMED = 3  # steps timed at least...
@@ -85,3 +87,21 @@ def time_steps(trainer, budget: float) -> dict:
 def steps_that_fit(budget: float, timing: dict) -> int:
     """Training steps in what is left of ``budget`` after the timing (at least one)."""
     return max(1, math.floor((budget - timing["timing_seconds"]) / timing["step_seconds"]))
+
+
+def fit(trainer) -> None:
+    """``--time-budget``: time the first steps of ``trainer`` and fix ``max_steps`` and ``epochs``
+    in its config; a config that has them already (a resume, a rerun) is kept as it is. Every
+    process takes the main process's timing, so all of them stop at the same step."""
+    cfg = trainer.cfg
+    if cfg.time_budget is None or cfg.max_steps is not None:
+        return
+    timing = distributed.gather(time_steps(trainer, cfg.time_budget))[0]
+    cfg.max_steps = steps_that_fit(cfg.time_budget, timing)
+    cfg.epochs = max(1, math.ceil(cfg.max_steps / len(trainer.loader)))
+    trainer.budget_timing = timing
+    trainer.log(
+        f"time budget {cfg.time_budget:g} s: {cfg.max_steps} steps ({cfg.max_steps / len(trainer.loader):.2f} "
+        f"epochs) at {timing['step_seconds'] * 1000:.1f} ms a step, timed over {timing['steps_timed']} steps "
+        f"in {timing['timing_seconds']:.1f} s (preset {cfg.preset})"
+    )

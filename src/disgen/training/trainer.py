@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import copy
 import functools
-import math
 import os
 import shutil
 import sys
@@ -156,7 +155,7 @@ class Trainer:
             )
         self.opts.scaler = self.speed.scaler()
         self.budget_timing: dict | None = None
-        self.fit_budget()  # --time-budget: how many steps fit (before the schedule, which spans them)
+        budget.fit(self)  # --time-budget: how many steps fit (before the schedule, which spans them)
         factor = lr_factor(cfg, len(self.loader))
         self.scheds = {
             k: torch.optim.lr_scheduler.LambdaLR(o, factor) for k, o in self.opts.items() if cfg.lr_schedule != "none"
@@ -502,22 +501,6 @@ class Trainer:
         if self.opts.scaler is not None:
             self.opts.scaler.update()
         return out, len(batch[0])
-
-    def fit_budget(self) -> None:
-        """``--time-budget``: time the first steps and fix ``max_steps`` and ``epochs`` in the
-        config (disgen.training.budget); a config that has them already (a resume) is kept."""
-        cfg = self.cfg
-        if cfg.time_budget is None or cfg.max_steps is not None:
-            return
-        timing = distributed.gather(budget.time_steps(self, cfg.time_budget))[0]  # the main process's
-        cfg.max_steps = budget.steps_that_fit(cfg.time_budget, timing)
-        cfg.epochs = max(1, math.ceil(cfg.max_steps / len(self.loader)))
-        self.budget_timing = timing
-        self.log(
-            f"time budget {cfg.time_budget:g} s: {cfg.max_steps} steps ({cfg.max_steps / len(self.loader):.2f} "
-            f"epochs) at {timing['step_seconds'] * 1000:.1f} ms a step, timed over {timing['steps_timed']} steps "
-            f"in {timing['timing_seconds']:.1f} s"
-        )
 
     def diverged(self, what: str, i: int, early: bool) -> DisgenError:
         cfg = self.cfg
