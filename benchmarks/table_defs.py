@@ -821,3 +821,48 @@ def speed_keras(results: Results) -> str:
         ],
         rows,
     )
+
+
+# -- metrics against torch-fidelity, torchmetrics and prdc (bench_metrics.py) -------------------------
+METRICS_SPEED_ROWS = {
+    "frechet": "Fréchet distance",
+    "kid10": "KID, 10 subsets of 1000",
+    "kid100": "KID, 100 subsets of 1000",
+    "pr": "precision and recall, k = 3",
+}
+METRICS_SPEED_LIBS = ("disgen", "torch-fidelity", "torchmetrics", "prdc")
+
+
+@table("metrics-speed")
+def metrics_speed(results: Results) -> str:
+    r = results("metrics_speed")
+
+    def seconds(s: dict | None) -> str:
+        return "—" if s is None else f"{s['median']:.3f} ({s['mean']:.3f} ± {s['std']:.3f})"
+
+    rows = []
+    for key, what in METRICS_SPEED_ROWS.items():
+        x = r["metrics"].get(key)
+        if x is None:
+            continue
+        ratio = x["ratio_to_fastest_peer"]
+        rows.append(
+            [
+                what,
+                *(seconds(x["seconds"].get(lib)) for lib in METRICS_SPEED_LIBS),
+                "—" if ratio is None else f"**{ratio:.2f}** ({x['fastest_peer']})",
+                ", ".join(f"{p} {d:.1e}" for p, d in x["rel_diff"].items()),
+                r["repeats"],
+                commit(r),
+            ]
+        )
+    peers = ", ".join(f"{p} {v}" for p, v in r["peers"].items())
+    note = (
+        f"\nSeconds: median (mean ± std) of {r['repeats']} calls on {r['n']:,} x {r['dim']} float32 features "
+        f"per set, the libraries taking turns in one process; {machine(r)}; load average "
+        f"{r.get('load_average_start')} at the start, {r.get('load_average')} at the end (2 cores, shared). "
+        "Relative difference: |disgen - peer| / |peer| (KID: on the same subsets; precision and recall: the "
+        f"larger of the two). Peers: {peers}.\n"
+    )
+    header = [f"{lib} s" for lib in METRICS_SPEED_LIBS]
+    return md(["metric", *header, "disgen / fastest peer", "relative difference", "n (repeats)", "commit"], rows) + note
