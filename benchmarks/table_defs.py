@@ -866,3 +866,56 @@ def metrics_speed(results: Results) -> str:
     )
     header = [f"{lib} s" for lib in METRICS_SPEED_LIBS]
     return md(["metric", *header, "disgen / fastest peer", "relative difference", "n (repeats)", "commit"], rows) + note
+
+
+# -- the best classifier in the time you have (bench_budget.py) --------------------------------------
+def budget_cell(s: dict, bold: bool = False) -> str:
+    return pm(s, 2, 100, "%", bold)
+
+
+@table("budget")
+def budget(results: Results) -> str:
+    r = results("budget")
+    rows = []
+    for cell in r["cells"].values():
+        d, e = cell["disgen"], cell["example"]
+        lead = [(a - b) * 100 for a, b in zip(d["test_accuracy"]["values"], e["test_accuracy"]["values"])]
+        spent = [x["train_seconds"] for x in d["runs"]]
+        rows.append(
+            [
+                cell["dataset"],
+                f"{cell['budget']:g}",
+                budget_cell(d["test_accuracy"], bold=d["test_accuracy"]["mean"] > e["test_accuracy"]["mean"]),
+                budget_cell(e["test_accuracy"]),
+                f"{sum(lead) / len(lead):+.2f} (min {min(lead):+.2f})",
+                f"{min(spent):.0f}-{max(spent):.0f}",
+                ", ".join(sorted({x["preset"] for x in d["runs"]})),
+                d["test_accuracy"]["n"],
+                commit(r),
+            ]
+        )
+    note = (
+        f"\n{machine(r)}; load average {r.get('load_average')} at the end. Test accuracy of the model each "
+        "side chose on the validation split (disgen's best.pt; the example's best epoch), mean ± std over "
+        "seeds; points: disgen less the example, seed by seed (mean, and the smallest). disgen train s: "
+        "the training seconds its runs took for the budget (steps fixed from the timed first steps).\n"
+    )
+    header = ["dataset", "budget s", "disgen test", "pytorch/examples test", "points ahead", "disgen train s"]
+    return md([*header, "disgen preset", "n (seeds)", "commit"], rows) + note
+
+
+@table("budget-select")
+def budget_select(results: Results) -> str:
+    r = results("budget_select")
+    rows = [
+        [
+            key.split("/")[0],
+            key.split("/")[1],
+            f"`{key.split('/')[2]}`",
+            budget_cell(cell["val_accuracy"]),
+            cell["val_accuracy"]["n"],
+            commit(r),
+        ]
+        for key, cell in r["cells"].items()
+    ]
+    return md(["dataset", "budget s", "preset", "validation accuracy (best epoch)", "n (seeds)", "commit"], rows)
