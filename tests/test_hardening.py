@@ -274,7 +274,7 @@ def kill_data(idx_dir, rgb_dir, tmp_path, monkeypatch) -> dict[str, Path]:
     return {"idx": idx_dir, "rgb": rgb_dir}
 
 
-HEAVY = {"aae", "dcgan28", "dcgan64", "resnet-transfer"}  # over 40 s a kill-and-resume on 2 cores
+HEAVY = {"aae", "dcgan28", "dcgan64", "gan2d", "resnet-transfer"}  # 10-40 s a kill-and-resume on 2 cores
 
 
 def by_weight(models):

@@ -92,6 +92,7 @@ def test_train_on_a_saved_datasetdict(hf, saved_dict, tmp_path):
     assert len(data.test) == N_TEST and len(data.train) + len(data.val) == N_TRAIN
 
 
+@pytest.mark.slow  # 12 s on 2 cores (a training subprocess)
 def test_hf_name_from_the_cache_offline(hf, mnist_mini, tmp_path):
     """`--dataset hf:digits` with HF_DATASETS_OFFLINE=1, read from a datasets cache populated the way
     the library populates it: ``datasets.load_dataset(FOLDER)`` of a local dataset repository (a

@@ -542,6 +542,7 @@ def test_same_seed_same_run_other_seed_differs(tmp_path, tiny_data, model, optio
 # ---- (h) quality ----------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # 12 s on 2 cores
 def test_cnn_classifier_learns_mnist_mini(tmp_path, mnist_mini):
     # 1000 training digits, all 1000 test digits. Batch 16 (not the preset's 64) so 3 epochs are
     # ~190 steps: batch norm's running statistics need ~100 steps to forget their initial values.
