@@ -81,31 +81,25 @@ def init_weights(m: nn.Module) -> None:
         nn.init.zeros_(m.bias)
 
 
+# 30 epochs, not 15: a higher validation accuracy on mnist-mini over 3 seeds (chosen on the
+# validation split alone; bench_preset_check.py, docs/speed.md).
+DEFAULT = dict(
+    optimizer="adamw",
+    lr=3e-3,
+    weight_decay=5e-4,
+    batch_size=64,
+    epochs=30,
+    lr_schedule="onecycle",
+    augment="affine",
+)
+
 PRESETS = {
     "seed": dict(optimizer="adam", lr=1e-3, batch_size=100, epochs=10),
-    # 30 epochs, not 15: a higher validation accuracy on mnist-mini over 3 seeds (chosen on the
-    # validation split alone; bench_preset_check.py, docs/speed.md).
-    "default": dict(
-        optimizer="adamw",
-        lr=3e-3,
-        weight_decay=5e-4,
-        batch_size=64,
-        epochs=30,
-        lr_schedule="onecycle",
-        augment="affine",
-    ),
+    "default": DEFAULT,
     # What `--time-budget` takes when no preset is named: the default network and optimizer without
     # augmentation, which in the few epochs a short budget holds costs more than it gives (chosen
     # on the validation split: bench_budget.py --candidates, docs/speed.md).
-    "budget": dict(
-        optimizer="adamw",
-        lr=3e-3,
-        weight_decay=5e-4,
-        batch_size=64,
-        epochs=30,
-        lr_schedule="onecycle",
-        augment="none",
-    ),
+    "budget": {**DEFAULT, "augment": "none"},
     # Fashion-MNIST in a few CPU minutes (docs/speed.md): one convolution at 28x28 instead of two
     # (a third of the FLOPs), 7 epochs of a one-cycle schedule, no augmentation.
     "fast": dict(
