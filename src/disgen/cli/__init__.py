@@ -190,6 +190,9 @@ def main(argv: list[str] | None = None) -> int:
     except DisgenError as err:
         print(f"disgen: error: {err}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # the reader of stdout left (`disgen predict ... | head`): stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit's flush
+        return 1
     except OSError as err:  # the environment (a disk filling up, a file vanishing) after every check
         where = f" {err.filename}" if err.filename else ""
         print(f"disgen: error: could not read or write{where}: {err.strerror or err}", file=sys.stderr)

@@ -48,18 +48,34 @@ def cmd_predict(args) -> None:
     digits = all(c.isdigit() for c in run.classes)
     names, x = load_inputs(args.inputs, run.image_shape, digits)
     probs = run.predict(x)
-    text = io.StringIO()
-    writer = csv.writer(text)
-    writer.writerow(["input", "label"] + [f"p{i}" for i in range(probs.shape[1])])
-    for name, p in zip(names, probs.tolist()):
-        writer.writerow([name, run.classes[max(range(len(p)), key=p.__getitem__)]] + [f"{v:.6f}" for v in p])
+    del x  # the images are no longer needed: the CSV's rows are made while writing
     if not args.out:
-        sys.stdout.write(text.getvalue())
+        write_predictions(sys.stdout, names, probs, run.classes)
         return
     from disgen.files import atomic_write
 
-    atomic_write(Path(args.out), lambda f: f.write(text.getvalue().encode()))
+    def write(f) -> None:
+        text = io.TextIOWrapper(f, encoding="utf-8", newline="")
+        write_predictions(text, names, probs, run.classes)
+        text.flush()
+        text.detach()  # atomic_write still flushes, syncs and closes the file
+
+    atomic_write(Path(args.out), write)
     print(f"wrote {plural(len(names), 'prediction')} to {args.out}", file=sys.stderr)
+
+
+def write_predictions(out, names: list[str], probs, classes: list[str], rows: int = 4096) -> None:
+    """The CSV input,label,p0,... written to ``out`` a few thousand rows at a time (never the
+    whole text in memory: 100,000 rows of Python floats and their text cost more than the images)."""
+    writer = csv.writer(out)
+    writer.writerow(["input", "label"] + [f"p{i}" for i in range(probs.shape[1])])
+    for start in range(0, len(names), rows):
+        chunk = probs[start : start + rows]
+        best = chunk.argmax(1).tolist()
+        writer.writerows(
+            [name, classes[k]] + [f"{v:.6f}" for v in p]
+            for name, k, p in zip(names[start : start + rows], best, chunk.tolist())
+        )
 
 
 @command("reconstruct", lambda p, argv: run_dir_args(p, INPUTS_HELP, "GRID.png", out_required=True))

@@ -132,20 +132,25 @@ def _read_header(f: BinaryIO, path: Path) -> tuple[np.dtype, tuple[int, ...]]:
 
 def _read_body(f: BinaryIO, path: Path, dtype: np.dtype, shape: tuple[int, ...]) -> torch.Tensor:
     nbytes = math.prod(shape) * dtype.itemsize
-    parts = _read_parts(f, nbytes, path, f"shape {shape} of {dtype.name}")
+    # One buffer grown as the pieces arrive: memory follows what the file holds, never what its
+    # header declares, and the body is held once (a large buffer grows in place, without a copy).
+    body = bytearray()
+    while len(body) < nbytes:
+        part = f.read(min(READ_CHUNK, nbytes - len(body)))
+        if not part:
+            break
+        body += part
+    if len(body) != nbytes:
+        raise DisgenError(
+            f"truncated IDX file {path}: shape {shape} of {dtype.name} needs {nbytes} bytes but only "
+            f"{len(body)} remain; the file is incomplete: download it again"
+        )
     if f.read(1):
         raise DisgenError(
             f"IDX file {path} has bytes after the {nbytes} its header declares for shape {shape}: "
             "the file is corrupt or not IDX; download it again"
         )
-    # Each piece is copied into the array and dropped: the body is held about once, not twice.
-    raw, at = np.empty(nbytes, np.uint8), 0
-    parts.reverse()
-    while parts:
-        part = parts.pop()
-        raw[at : at + len(part)] = np.frombuffer(part, np.uint8)
-        at += len(part)
-    array = raw.view(dtype)
+    array = np.frombuffer(body, np.uint8).view(dtype)  # writable: a bytearray's memory
     if not dtype.isnative:  # big-endian on disk: swapped in place, then read as native
         array = array.byteswap(inplace=True).view(dtype.newbyteorder("="))
     return torch.from_numpy(array.reshape(shape))

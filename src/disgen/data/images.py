@@ -73,7 +73,7 @@ def load_inputs(
             arrays.append(load_image(path, image_shape, digits)[None])
     if not arrays:
         raise DisgenError("no inputs: pass image files, folders of images or IDX files")
-    return names, torch.cat(arrays)
+    return names, arrays[0] if len(arrays) == 1 else torch.cat(arrays)  # one IDX file: no copy of it
 
 
 def open_image(path: Path) -> Image.Image:
