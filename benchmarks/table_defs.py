@@ -919,3 +919,33 @@ def budget_select(results: Results) -> str:
         for key, cell in r["cells"].items()
     ]
     return md(["dataset", "budget s", "preset", "validation accuracy (best epoch)", "n (seeds)", "commit"], rows)
+
+
+@table("budget-explore")
+def budget_explore(results: Results) -> str:
+    """Settings tried against the ``budget`` preset on Fashion-MNIST, validation only (several
+    bench_budget.py --candidates runs, one part each)."""
+    r = results("budget_explore")
+    rows = []
+    for part in r["parts"]:
+        for key, cell in part["cells"].items():
+            dataset, budget, name = key.split("/")
+            settings = {k: v for k, v in cell["settings"].items() if k != "preset"}
+            net = settings.pop("model_args", None)
+            what = ", ".join(f"{k} {v}" for k, v in settings.items())
+            if net:
+                shape = f"widths {tuple(net['widths'])} convs {tuple(net['convs'])} dropout {net['dropout']}"
+                what += (", " if what else "") + shape
+            rows.append(
+                [
+                    dataset,
+                    budget,
+                    f"`{name}`",
+                    what or "the `budget` preset as it is",
+                    budget_cell(cell["val_accuracy"]),
+                    cell["val_accuracy"]["n"],
+                    commit(part),
+                ]
+            )
+    header = ["dataset", "budget s", "candidate", "changed from `budget`", "validation accuracy", "n (seeds)", "commit"]
+    return md(header, rows)
