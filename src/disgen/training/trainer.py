@@ -29,7 +29,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-from disgen import files, runs
+from disgen import runs
 from disgen.config import TrainConfig
 from disgen.data import ImageSplit, TensorDataset, load_dataset, splits, to_float
 from disgen.data.augment import TRANSFORMS
@@ -39,11 +39,12 @@ from disgen.errors import DisgenError
 from disgen.evaluation import reference
 from disgen.models import get_model, resolve
 from disgen.objectives import Context, Opts, get_objective
-from disgen.objectives.optim import base_lr, lr_factor, make_optimizer
+from disgen.objectives.optim import lr_factor, make_optimizer
 from disgen.runs import checkpoint
 from disgen.training import budget, distributed, precision
 from disgen.training.divergence import DivergenceGuard, due
 from disgen.training.progress import progress
+from disgen.training.resume import resume_run, state_of
 
 
 def train_reference(data: TensorDataset, log: Callable[[str], None] | None = None) -> None:
@@ -228,70 +229,6 @@ class Trainer:
                 loader.images = cached
         return loader
 
-    # -- checkpoints ---------------------------------------------------------------------------
-    def state(self) -> dict:
-        rng = {"torch": torch.get_rng_state(), "loader": self.generator.get_state()}
-        if self.device.type == "cuda":
-            rng["cuda"] = torch.cuda.get_rng_state(self.device)
-        if distributed.enabled():  # every process's own draws, for an exact resume
-            rng["processes"] = distributed.gather({k: v for k, v in rng.items() if k != "loader"})
-        return {
-            "model": self.cfg.model,
-            "config": self.cfg.to_dict(),
-            "epoch": self.epoch,
-            "best": self.best,
-            "data": runs.data_info(self.data),
-            "nets": {k: m.state_dict() for k, m in self.nets.items()},
-            "opts": {k: o.state_dict() for k, o in self.opts.items()},
-            "scheds": {k: s.state_dict() for k, s in self.scheds.items()},
-            "scaler": self.opts.scaler.state_dict() if self.opts.scaler is not None else None,
-            "rng": rng,
-        }
-
-    def restore(self, state: dict) -> None:
-        runs.check_compatible(state, self.cfg, self.nets, self.opts, self.scheds, self.generator)
-        for k, m in self.nets.items():
-            m.load_state_dict(state["nets"][k])
-        wanted = {k: [base_lr(g) for g in o.param_groups] for k, o in self.opts.items()}
-        for k, o in self.opts.items():
-            o.load_state_dict(state["opts"][k])
-        for k, s in self.scheds.items():
-            s.load_state_dict(state["scheds"][k])
-        self.change_lr(wanted)
-        if self.opts.scaler is not None and state.get("scaler"):
-            self.opts.scaler.load_state_dict(state["scaler"])
-        rng = state["rng"]
-        ranks = rng.get("processes", [rng])
-        if len(ranks) == distributed.world().size:
-            rng = {**rng, **ranks[distributed.world().rank]}
-        elif distributed.enabled():  # another number of processes: fresh draws per process
-            rng = {
-                **rng,
-                "torch": torch.manual_seed(distributed.process_seed(self.cfg.seed + state["epoch"])).get_state(),
-            }
-        torch.set_rng_state(rng["torch"])
-        self.generator.set_state(rng["loader"])
-        if "cuda" in rng and self.device.type == "cuda":
-            torch.cuda.set_rng_state(rng["cuda"], self.device)
-        self.epoch, self.best = state["epoch"], state["best"]
-
-    def change_lr(self, wanted: dict[str, list[float]]) -> None:
-        """After a restore: where this run's config asks for other base learning rates than the
-        checkpoint's optimizers hold (``--resume --lr X``), rescale them and their schedules."""
-        changed = []
-        for k, o in self.opts.items():
-            for g, new in zip(o.param_groups, wanted[k]):
-                old = base_lr(g)
-                if new != old and old > 0:
-                    g["lr"] = g["lr"] * new / old
-                    if "initial_lr" in g:
-                        g["initial_lr"] = new
-                    changed.append(f"{k} {old:g} -> {new:g}")
-            if k in self.scheds:
-                self.scheds[k].base_lrs = [base_lr(g) for g in o.param_groups]
-        if changed:
-            self.log("learning rate changed on resume: " + ", ".join(changed))
-
     # -- the loop ------------------------------------------------------------------------------
     def fit(self, resume: bool = False) -> list[dict]:
         from disgen.training.tensorboard import TensorBoardLog
@@ -319,7 +256,7 @@ class Trainer:
                 save_labels(self.run_dir, self.label_idx, self.data.name, self.cfg.seed)
         distributed.barrier()  # the run directory exists before any process reads it
         if resume:
-            self.resume_from_checkpoint()
+            resume_run(self)
         shown = (
             (self.val_x, self.val_y, "validation") if self.val_x is not None else (self.test_x, self.test_y, "test")
         )  # what the pictures show: validation images where there are
@@ -403,27 +340,6 @@ class Trainer:
             + " ".join(f"{k}={v:.4g}" for k, v in test.items())
         )
         return record
-
-    def resume_from_checkpoint(self) -> None:
-        """Restore the newest good checkpoint (a damaged last.pt falls back to best.pt) and cut
-        metrics.jsonl to its epoch; temp files of writes a kill interrupted are removed."""
-        if self.main:
-            files.remove_stale_temps(self.run_dir)
-        found = checkpoint.load_latest(self.run_dir / "checkpoints", self.device, self.log)
-        if found is None:
-            if (self.run_dir / "metrics.jsonl").exists() and self.main:  # an epoch killed before its checkpoint
-                runs.write_metrics(self.run_dir, [])
-            self.log(f"no checkpoint in {self.run_dir} yet: starting from the beginning")
-            return
-        self.restore(found[0])
-        self.history = runs.read_metrics(self.run_dir, upto=self.epoch)
-        distributed.barrier()  # every process has read the files before the main one rewrites them
-        if self.main:
-            runs.write_metrics(self.run_dir, self.history)
-        state = self.state()  # (a collective call: every process makes it)
-        if found[1].name != "last.pt" and self.main:  # last.pt is damaged, or older (a kill between the writes)
-            checkpoint.save(self.run_dir / "checkpoints" / "last.pt", state)
-        self.log(f"resuming {self.run_dir} after epoch {self.epoch}")
 
     def draw(self, ctx: Context, tag: str, draw: Callable[[], None] | None = None) -> None:
         """The objective's pictures at ``tag`` (or ``draw()``). A failed write (a full disk) stops
@@ -517,7 +433,7 @@ class Trainer:
         self.epoch += 1
         if not self.main:  # the main process evaluates and writes; the state call is collective
             self.history.append(record)
-            self.state()
+            state_of(self)
             return
         start = time.perf_counter()
         if self.val_x is not None:  # what every choice reads
@@ -539,7 +455,7 @@ class Trainer:
         # past the checkpoint's epoch are dropped), so no epoch goes missing from metrics.jsonl.
         self.history.append(record)
         runs.append_metrics(self.run_dir, record)
-        state = self.state()
+        state = state_of(self)
         try:
             if improved:
                 checkpoint.save(self.run_dir / "checkpoints" / "best.pt", state)
