@@ -35,7 +35,18 @@ import torch.nn.functional as F
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import load_data, rotated, save, stats, table, warn_if_busy  # noqa: E402
+from common import (  # noqa: E402
+    RESULTS,
+    command_line,
+    git_commit,
+    load_data,
+    rotated,
+    save,
+    src_changed,
+    stats,
+    table,
+    warn_if_busy,
+)
 
 
 class ExampleNet(nn.Module):
@@ -120,8 +131,24 @@ def run_disgen(data, budget: float, seed: int, preset: str | None, overrides: di
         "epochs": run.config.epochs,
         "steps": run.config.max_steps,
         "preset": run.config.preset,
+        "model_args": run.config.model_args,  # {} for the preset's own network
         "eval_seconds": sum(r.get("eval_seconds", 0) for r in run.history),
     }
+
+
+def merged(args, cells: dict) -> dict:
+    """The cells to save: this run's, each stamped with the commit and command that measured it,
+    and with ``--update`` the results file's other cells as they were (stamped with theirs)."""
+    stamp = {"commit": git_commit(), "src_uncommitted_changes": src_changed(), "command": command_line()}
+    stamp["date"] = time.strftime("%Y-%m-%d %H:%M")
+    cells = {k: {**v, **stamp} for k, v in cells.items()}
+    path = RESULTS / f"{args.name}.json"
+    if not args.update or not path.is_file():
+        return cells
+    old = json.loads(path.read_text())
+    keys = ("commit", "src_uncommitted_changes", "command", "date")
+    kept = {k: {**{m: old.get(m) for m in keys}, **v} for k, v in old["cells"].items()}
+    return {**kept, **cells}
 
 
 def select(args, candidates: dict[str, dict]) -> None:
@@ -156,6 +183,12 @@ def main() -> None:
     p.add_argument("--preset", default=None, help="disgen's preset (default: the one --time-budget picks)")
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--name", default="budget")
+    p.add_argument(
+        "--update",
+        action="store_true",
+        help="replace only the cells this run measures in --name's results file, keeping the others, "
+        "each cell with its own commit and command",
+    )
     p.add_argument(
         "--candidates",
         nargs="+",
@@ -198,7 +231,7 @@ def main() -> None:
                     f"{(d['mean'] - e['mean']) * 100:+.2f}",
                 ]
             )
-            save(args.name, {"preset": args.preset, "seeds": args.seeds, "cells": out})
+            save(args.name, {"preset": args.preset, "seeds": args.seeds, "cells": merged(args, out)})
     print(table(rows, ["dataset", "budget s", "disgen test", "example test", "points"]))
 
 

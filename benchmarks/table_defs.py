@@ -889,16 +889,19 @@ def budget(results: Results) -> str:
                 budget_cell(e["test_accuracy"]),
                 f"{sum(lead) / len(lead):+.2f} (min {min(lead):+.2f})",
                 f"{min(spent):.0f}-{max(spent):.0f}",
-                ", ".join(sorted({x["preset"] for x in d["runs"]})),
+                ", ".join(
+                    sorted({x["preset"] + (" (budget-short network)" * bool(x.get("model_args"))) for x in d["runs"]})
+                ),
                 d["test_accuracy"]["n"],
-                commit(r),
+                commit(cell if "commit" in cell else r),
             ]
         )
     note = (
         f"\n{machine(r)}; load average {r.get('load_average')} at the end. Test accuracy of the model each "
         "side chose on the validation split (disgen's best.pt; the example's best epoch), mean ± std over "
         "seeds; points: disgen less the example, seed by seed (mean, and the smallest). disgen train s: "
-        "the training seconds its runs took for the budget (steps fixed from the timed first steps).\n"
+        "the training seconds its runs took for the budget (steps fixed from the timed first steps). Each "
+        "row's commit is the one that measured it (bench_budget.py --update reruns some cells).\n"
     )
     header = ["dataset", "budget s", "disgen test", "pytorch/examples test", "points ahead", "disgen train s"]
     return md([*header, "disgen preset", "n (seeds)", "commit"], rows) + note

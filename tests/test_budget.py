@@ -10,6 +10,7 @@ from conftest import stop_after_epoch, subset
 
 import disgen
 from disgen.errors import DisgenError
+from disgen.models import get_model
 from disgen.training import budget
 
 
@@ -73,3 +74,31 @@ def test_a_budget_run_takes_the_models_budget_preset_unless_one_is_named():
     want = get_model("cnn-classifier").presets["budget"]
     cfg = resolve("cnn-classifier", {"time_budget": 30.0})
     assert (cfg.batch_size, cfg.lr, cfg.augment) == (want["batch_size"], want["lr"], want.get("augment", "none"))
+
+
+def test_a_budget_under_one_epoch_takes_the_narrower_network_and_a_rerun_is_identical(tmp_path, mnist_mini):
+    """cnn-classifier with a budget that holds under one epoch of its default network trains the
+    ``budget-short`` preset's narrower one, recorded in config.json, and a run told that network
+    and the steps outright draws the same; a budget of many epochs keeps the default network."""
+    preset = get_model("cnn-classifier").presets[budget.SHORT]
+    narrow = {k: list(v) if isinstance(v, tuple) else v for k, v in preset["model"].items()}
+    opts = dict(batch_size=32, progress=False, augment="none")
+    many = subset(mnist_mini, 4000, 100)  # 113 steps an epoch: 0.6 s holds one only under 5 ms a step
+    run = disgen.train("cnn-classifier", time_budget=0.6, dataset_obj=many, run_dir=str(tmp_path / "short"), **opts)
+    saved = json.loads((tmp_path / "short" / "config.json").read_text())
+    assert saved["preset"] == "budget" and saved["model_args"] == narrow
+    assert 1 <= saved["max_steps"] < 113 and saved["epochs"] == 1
+    again = disgen.train(
+        "cnn-classifier",
+        preset="budget",
+        model_args=narrow,
+        max_steps=saved["max_steps"],
+        epochs=saved["epochs"],
+        dataset_obj=many,
+        run_dir=str(tmp_path / "told"),
+        **opts,
+    )
+    assert history(run) == history(again)
+    few = subset(mnist_mini, 120, 100)  # 4 steps an epoch: a budget of 3 s holds many
+    disgen.train("cnn-classifier", time_budget=3.0, dataset_obj=few, run_dir=str(tmp_path / "long"), **opts)
+    assert json.loads((tmp_path / "long" / "config.json").read_text())["model_args"] == {}

@@ -29,6 +29,7 @@ WARMUP = 2  # steps not timed
 MIN_TIMED = 3  # steps timed at least...
 MAX_TIMED = 50  # ... and at most, for at least TIMING_SHARE of the budget (at most MAX_TIMING_S)
 TIMING_SHARE, MAX_TIMING_S = 0.05, 3.0
+SHORT = "budget-short"  # the preset whose network a budget of under one epoch takes
 
 
 def state_of(trainer) -> dict:
@@ -89,14 +90,41 @@ def steps_that_fit(budget: float, timing: dict) -> int:
     return max(1, math.floor((budget - timing["timing_seconds"]) / timing["step_seconds"]))
 
 
+def narrower(trainer, timing: dict) -> dict | None:
+    """The network of the model's ``budget-short`` preset where a ``budget`` run of the default
+    network would train less than one epoch in the budget (and its network options were left as
+    the preset has them): there, a network of half the width learns more in the steps that fit
+    (chosen on the validation split, docs/speed.md). None elsewhere."""
+    cfg, short = trainer.cfg, trainer.spec.presets.get(SHORT)
+    if cfg.preset != "budget" or short is None or cfg.model_args:
+        return None
+    if steps_that_fit(cfg.time_budget, timing) >= len(trainer.loader):
+        return None
+    return dict(short.get("model", {}))
+
+
 def fit(trainer) -> None:
     """``--time-budget``: time the first steps of ``trainer`` and fix ``max_steps`` and ``epochs``
     in its config; a config that has them already (a resume, a rerun) is kept as it is. Every
-    process takes the main process's timing, so all of them stop at the same step."""
+    process takes the main process's timing, so all of them stop at the same step. Where the
+    budget holds under an epoch of the default network, the trainer is rebuilt with the narrower
+    one (:func:`narrower`, recorded as ``model_args``) and timed again; both timings count."""
     cfg = trainer.cfg
     if cfg.time_budget is None or cfg.max_steps is not None:
         return
     timing = distributed.gather(time_steps(trainer, cfg.time_budget))[0]
+    narrow = narrower(trainer, timing)
+    if narrow:
+        trainer.log(
+            f"time budget {cfg.time_budget:g} s: under one epoch of the default network "
+            f"({steps_that_fit(cfg.time_budget, timing)} of {len(trainer.loader)} steps); taking the "
+            f"{SHORT} preset's network ({', '.join(f'{k} {v}' for k, v in narrow.items())})"
+        )
+        cfg.model_args = narrow
+        trainer.build()
+        spent = timing["timing_seconds"]
+        timing = distributed.gather(time_steps(trainer, cfg.time_budget - spent))[0]
+        timing["timing_seconds"] += spent
     cfg.max_steps = steps_that_fit(cfg.time_budget, timing)
     cfg.epochs = max(1, math.ceil(cfg.max_steps / len(trainer.loader)))
     trainer.budget_timing = timing

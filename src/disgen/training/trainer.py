@@ -119,6 +119,33 @@ class Trainer:
             ),
             cfg.val_split,
         )
+        self.build()
+        self.budget_timing: dict | None = None
+        budget.fit(self)  # --time-budget: how many steps fit (before the schedule, which spans them)
+        factor = lr_factor(cfg, len(self.loader))
+        self.scheds = {
+            k: torch.optim.lr_scheduler.LambdaLR(o, factor) for k, o in self.opts.items() if cfg.lr_schedule != "none"
+        }
+        # Computed once per run, e.g. a GAN's reference classifier for Fréchet distance.
+        if self.objective.eval_context and self.main:
+            train_reference(self.data, self.log)  # a GAN's, where it is not yet cached
+        self.eval_kw = (
+            self.objective.eval_context(self.data, self.device, per_epoch=True)
+            if self.objective.eval_context and self.main
+            else {}
+        )
+        self.epoch = 0
+        self.best: float | None = None
+        self.final: dict | None = None  # the test record written after the last epoch
+        self.history: list[dict] = []
+        self.guard = DivergenceGuard(self.nets)
+
+    def build(self) -> None:
+        """The networks, their optimizers, the precision and the training batches, from the seed
+        on: what the config's model options shape (called again when --time-budget takes a
+        narrower network, so that run draws what a run given that network would)."""
+        cfg = self.cfg
+        model_cfg = self.spec.model_config(cfg.model_args)
         torch.manual_seed(cfg.seed)  # model init is the first draw: same seed, same weights
         image_shape, classes = self.data.image_shape, len(self.data.classes)
         self.nets: dict[str, nn.Module] = {
@@ -155,25 +182,6 @@ class Trainer:
                 }
             )
         self.opts.scaler = self.speed.scaler()
-        self.budget_timing: dict | None = None
-        budget.fit(self)  # --time-budget: how many steps fit (before the schedule, which spans them)
-        factor = lr_factor(cfg, len(self.loader))
-        self.scheds = {
-            k: torch.optim.lr_scheduler.LambdaLR(o, factor) for k, o in self.opts.items() if cfg.lr_schedule != "none"
-        }
-        # Computed once per run, e.g. a GAN's reference classifier for Fréchet distance.
-        if self.objective.eval_context and self.main:
-            train_reference(self.data, self.log)  # a GAN's, where it is not yet cached
-        self.eval_kw = (
-            self.objective.eval_context(self.data, self.device, per_epoch=True)
-            if self.objective.eval_context and self.main
-            else {}
-        )
-        self.epoch = 0
-        self.best: float | None = None
-        self.final: dict | None = None  # the test record written after the last epoch
-        self.history: list[dict] = []
-        self.guard = DivergenceGuard(self.nets)
 
     def on_device(self, split: ImageSplit | None) -> tuple[torch.Tensor | None, torch.Tensor | None]:
         """A split's images as floats in the model's range and its labels, on the device."""
