@@ -8,6 +8,10 @@ follows draws exactly what a run given ``--max-steps N`` would. The steps that f
 written into config.json, so ``--resume`` and a rerun of that config are exact and deterministic
 and never time again. The learning-rate schedule spans ``max_steps`` (disgen.objectives.optim).
 
+Where the budget holds under one epoch of a ``budget`` run's network and the model has a
+``budget-short`` preset (cnn-classifier), the Trainer is rebuilt with that preset's narrower
+network and timed again (:func:`narrower`); both timings count against the budget.
+
 The budget is training time: the per-epoch evaluation of the validation split and the final test
 are timed apart (``eval_seconds`` in metrics.jsonl), and so is start-up (data loading, a GAN's
 reference classifier).
