@@ -92,25 +92,22 @@ def _open(path: Path) -> BinaryIO:
     return gzip.open(path, "rb") if compressed else open(path, "rb")
 
 
-def _read_parts(f: BinaryIO, n: int, path: Path, what: str) -> list[bytes]:
-    """Exactly ``n`` bytes, in pieces of READ_CHUNK: memory follows what the file holds."""
-    parts, got = [], 0
-    while got < n:
-        part = f.read(min(READ_CHUNK, n - got))
+def _read_exact(f: BinaryIO, n: int, path: Path, what: str) -> bytearray:
+    """Exactly ``n`` bytes, read in pieces of READ_CHUNK into one buffer grown as they arrive:
+    memory follows what the file holds, never what its header declares, and a body is held once
+    (a large buffer grows in place, without a copy)."""
+    buf = bytearray()
+    while len(buf) < n:
+        part = f.read(min(READ_CHUNK, n - len(buf)))
         if not part:
             break
-        parts.append(part)
-        got += len(part)
-    if got != n:
+        buf += part
+    if len(buf) != n:
         raise DisgenError(
-            f"truncated IDX file {path}: {what} needs {n} bytes but only {got} remain; "
+            f"truncated IDX file {path}: {what} needs {n} bytes but only {len(buf)} remain; "
             "the file is incomplete: download it again"
         )
-    return parts
-
-
-def _read_exact(f: BinaryIO, n: int, path: Path, what: str) -> bytes:
-    return b"".join(_read_parts(f, n, path, what))
+    return buf
 
 
 def _read_header(f: BinaryIO, path: Path) -> tuple[np.dtype, tuple[int, ...]]:
@@ -132,19 +129,7 @@ def _read_header(f: BinaryIO, path: Path) -> tuple[np.dtype, tuple[int, ...]]:
 
 def _read_body(f: BinaryIO, path: Path, dtype: np.dtype, shape: tuple[int, ...]) -> torch.Tensor:
     nbytes = math.prod(shape) * dtype.itemsize
-    # One buffer grown as the pieces arrive: memory follows what the file holds, never what its
-    # header declares, and the body is held once (a large buffer grows in place, without a copy).
-    body = bytearray()
-    while len(body) < nbytes:
-        part = f.read(min(READ_CHUNK, nbytes - len(body)))
-        if not part:
-            break
-        body += part
-    if len(body) != nbytes:
-        raise DisgenError(
-            f"truncated IDX file {path}: shape {shape} of {dtype.name} needs {nbytes} bytes but only "
-            f"{len(body)} remain; the file is incomplete: download it again"
-        )
+    body = _read_exact(f, nbytes, path, f"shape {shape} of {dtype.name}")
     if f.read(1):
         raise DisgenError(
             f"IDX file {path} has bytes after the {nbytes} its header declares for shape {shape}: "
