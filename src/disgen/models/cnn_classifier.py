@@ -93,30 +93,28 @@ DEFAULT = dict(
     augment="affine",
 )
 
+# What `--time-budget` takes when no preset is named: the default network and optimizer without
+# augmentation, which in the few epochs a short budget holds costs more than it gives (chosen on
+# the validation split: bench_budget.py --candidates, docs/speed.md).
+BUDGET = {**DEFAULT, "augment": "none"}
+
 PRESETS = {
     "seed": dict(optimizer="adam", lr=1e-3, batch_size=100, epochs=10),
     "default": DEFAULT,
-    # What `--time-budget` takes when no preset is named: the default network and optimizer without
-    # augmentation, which in the few epochs a short budget holds costs more than it gives (chosen
-    # on the validation split: bench_budget.py --candidates, docs/speed.md).
-    "budget": {**DEFAULT, "augment": "none"},
+    "budget": BUDGET,
     # The network a `budget` run takes where the budget holds under one epoch of the default one
     # (training.budget.narrower): half the widths, one convolution at 28x28, no dropout. On
     # Fashion-MNIST in 15 and 30 s, 1.1 and 1.6 validation points ahead of `budget`; in 60 s
     # 0.35 behind (bench_budget.py --candidates, docs/speed.md).
-    "budget-short": {**DEFAULT, "augment": "none", "model": dict(widths=(16, 32, 64), convs=(1, 2, 1), dropout=0.0)},
+    "budget-short": {**BUDGET, "model": dict(widths=(16, 32, 64), convs=(1, 2, 1), dropout=0.0)},
     # Fashion-MNIST in a few CPU minutes (docs/speed.md): one convolution at 28x28 instead of two
-    # (a third of the FLOPs), 7 epochs of a one-cycle schedule, no augmentation.
-    "fast": dict(
-        optimizer="adamw",
-        lr=3e-3,
-        weight_decay=5e-4,
-        batch_size=128,
-        epochs=7,
-        lr_schedule="onecycle",
-        augment="none",
-        model=dict(widths=(32, 64, 128), convs=(1, 2, 1), dropout=0.0),
-    ),
+    # (a third of the FLOPs), 7 epochs of a one-cycle schedule at batch 128, no augmentation.
+    "fast": {
+        **BUDGET,
+        "batch_size": 128,
+        "epochs": 7,
+        "model": dict(widths=(32, 64, 128), convs=(1, 2, 1), dropout=0.0),
+    },
 }
 
 
