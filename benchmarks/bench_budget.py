@@ -37,12 +37,10 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).parent))
 from common import (  # noqa: E402
     RESULTS,
-    command_line,
-    git_commit,
     load_data,
+    provenance,
     rotated,
     save,
-    src_changed,
     stats,
     table,
     warn_if_busy,
@@ -139,15 +137,13 @@ def run_disgen(data, budget: float, seed: int, preset: str | None, overrides: di
 def merged(args, cells: dict) -> dict:
     """The cells to save: this run's, each stamped with the commit and command that measured it,
     and with ``--update`` the results file's other cells as they were (stamped with theirs)."""
-    stamp = {"commit": git_commit(), "src_uncommitted_changes": src_changed(), "command": command_line()}
-    stamp["date"] = time.strftime("%Y-%m-%d %H:%M")
+    stamp = provenance()
     cells = {k: {**v, **stamp} for k, v in cells.items()}
     path = RESULTS / f"{args.name}.json"
     if not args.update or not path.is_file():
         return cells
     old = json.loads(path.read_text())
-    keys = ("commit", "src_uncommitted_changes", "command", "date")
-    kept = {k: {**{m: old.get(m) for m in keys}, **v} for k, v in old["cells"].items()}
+    kept = {k: {**{m: old.get(m) for m in stamp}, **v} for k, v in old["cells"].items()}
     return {**kept, **cells}
 
 

@@ -141,15 +141,22 @@ def stats(values: list[float]) -> dict:
     }
 
 
+def provenance() -> dict:
+    """The commit, whether src/ differs from it, the exact command and the time: what measured a result."""
+    return {
+        "commit": git_commit(),
+        "src_uncommitted_changes": src_changed(),
+        "command": command_line(),
+        "date": time.strftime("%Y-%m-%d %H:%M"),
+    }
+
+
 def save(name: str, payload: dict) -> Path:
     """Write ``benchmarks/results/NAME.json``: the payload with the commit, the exact command, the
     machine and the time, atomically (a killed benchmark leaves the old file)."""
     RESULTS.mkdir(parents=True, exist_ok=True)
     payload = {
-        "commit": git_commit(),
-        "src_uncommitted_changes": src_changed(),
-        "command": command_line(),
-        "date": time.strftime("%Y-%m-%d %H:%M"),
+        **provenance(),
         "machine": machine(),
         "load_average": load_average(),
         **payload,
