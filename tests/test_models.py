@@ -147,6 +147,29 @@ def test_classifier_features_and_head(model, preset):
         assert torch.equal(net.head(h), net(x))
 
 
+def test_label_smoothing_is_the_loss_against_targets_spread_over_the_classes():
+    """cnn-classifier --label-smoothing e: the step's loss is cross-entropy against targets of
+    1 - e on the label plus e / classes on every class; out of [0, 1) it is refused, naming the flag."""
+    spec = get_model("cnn-classifier")
+    x, y = batch("cnn-classifier", 16)
+    losses, logits = {}, None
+    for e in (0.0, 0.2):
+        torch.manual_seed(0)
+        nets = spec.build(spec.model_config({"label_smoothing": e, "dropout": 0.0}), IMAGE_SHAPE, CLASSES)
+        if logits is None:
+            logits = nets["model"](x).detach()
+        opts = {"model": make_optimizer(nets["model"].parameters(), resolve("cnn-classifier", {}))}
+        losses[e] = get_objective("classify").step(nets, opts, (x, y))["loss"].item()
+    logp = logits.log_softmax(1)
+    target = torch.full_like(logp, 0.2 / CLASSES).scatter_(1, y[:, None], 0.8 + 0.2 / CLASSES)
+    assert losses[0.0] == pytest.approx(-logp.gather(1, y[:, None]).mean().item(), rel=1e-5)
+    assert losses[0.2] == pytest.approx(-(target * logp).sum(1).mean().item(), rel=1e-5)
+    assert abs(losses[0.2] - losses[0.0]) > 1e-3  # the smoothing is applied, not ignored
+    for bad in (-0.1, 1.0, 3.0):
+        with pytest.raises(DisgenError, match=rf"--label-smoothing {bad}: give a share in \[0, 1\)"):
+            spec.build(spec.model_config({"label_smoothing": bad}), IMAGE_SHAPE, CLASSES)
+
+
 @pytest.mark.parametrize("model,preset", MODEL_PRESETS)
 def test_one_step_finite_loss_changes_every_parameter(model, preset):
     nets = build(model, preset)

@@ -26,6 +26,9 @@ class CNNClassifierConfig:
     widths: tuple[int, ...] = opt((32, 64, 128), "channels of the three stages (28x28, 14x14, 7x7)")
     convs: tuple[int, ...] = opt((2, 2, 1), "3x3 convolutions per stage")
     dropout: float = opt(0.2, "dropout probability before the linear head")
+    label_smoothing: float = opt(
+        0.0, "share of each training target spread evenly over the classes (Szegedy et al. 2016); 0: none"
+    )
 
 
 def conv_bn_relu(cin: int, cout: int) -> nn.Sequential:
@@ -46,6 +49,11 @@ class CNNClassifier(nn.Module):
                 f"cnn-classifier takes three stages: --widths A,B,C and --convs A,B,C of "
                 f"positive numbers (got widths {cfg.widths}, convs {cfg.convs})"
             )
+        if not 0.0 <= cfg.label_smoothing < 1.0:
+            raise DisgenError(
+                f"cnn-classifier --label-smoothing {cfg.label_smoothing}: give a share in [0, 1), e.g. 0.1"
+            )
+        self.label_smoothing = cfg.label_smoothing  # read by the classify objective's step
         (w1, w2, w3), (n1, n2, n3) = cfg.widths, cfg.convs
         self.body = nn.Sequential(
             *stage(c, w1, n1),

@@ -13,8 +13,9 @@ from disgen.viz import save_grid
 
 def step(nets: Nets, opts, batch) -> dict[str, torch.Tensor]:
     x, y = batch
-    logits = nets["model"](x)
-    loss = F.cross_entropy(logits, y)
+    model = nets["model"]
+    logits = model(x)
+    loss = F.cross_entropy(logits, y, label_smoothing=getattr(model, "label_smoothing", 0.0))
     minimize(opts, "model", loss)
     # Training accuracy of this batch, as seed 000 reports it (before this step's update).
     return {"loss": loss.detach(), "accuracy": (logits.detach().argmax(1) == y).float().mean()}
