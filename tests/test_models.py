@@ -170,6 +170,31 @@ def test_label_smoothing_is_the_loss_against_targets_spread_over_the_classes():
             spec.build(spec.model_config({"label_smoothing": bad}), IMAGE_SHAPE, CLASSES)
 
 
+def test_pooling_before_batch_norm_is_the_same_function_in_eval_mode_for_positive_scales():
+    """--pool-first moves each stage's max pool between its last convolution and that batch norm.
+    In eval mode batch norm with a positive scale, then ReLU, is increasing per channel, so it
+    commutes with the max: the two orders with the same parameters give the same logits; in
+    training mode batch norm's statistics are of other pixels, so they differ."""
+    spec = get_model("cnn-classifier")
+    torch.manual_seed(0)
+    after = spec.build(spec.model_config({"dropout": 0.0}), IMAGE_SHAPE, CLASSES)["model"]
+    first = spec.build(spec.model_config({"dropout": 0.0, "pool_first": True}), IMAGE_SHAPE, CLASSES)["model"]
+    names = lambda m: [type(x).__name__ for x in m.body.modules() if not isinstance(x, nn.Sequential)]  # noqa: E731
+    assert names(after).count("MaxPool2d") == names(first).count("MaxPool2d") == 2
+    assert names(first)[:6] == ["Conv2d", "BatchNorm2d", "ReLU", "Conv2d", "MaxPool2d", "BatchNorm2d"]
+    a, b = after.state_dict(), first.state_dict()
+    assert [v.shape for v in a.values()] == [v.shape for v in b.values()]
+    for m in after.modules():  # running statistics and positive scales away from the identity
+        if isinstance(m, nn.BatchNorm2d):
+            m.running_mean.uniform_(-1, 1), m.running_var.uniform_(0.5, 2), m.weight.data.uniform_(0.5, 2)
+            m.bias.data.uniform_(-1, 1)
+    first.load_state_dict(dict(zip(b, after.state_dict().values())))
+    x, _ = batch("cnn-classifier", 8)
+    with torch.no_grad():
+        torch.testing.assert_close(first.eval()(x), after.eval()(x), rtol=1e-5, atol=1e-5)
+        assert not torch.allclose(first.train()(x), after.train()(x), atol=1e-3)
+
+
 @pytest.mark.parametrize("model,preset", MODEL_PRESETS)
 def test_one_step_finite_loss_changes_every_parameter(model, preset):
     nets = build(model, preset)

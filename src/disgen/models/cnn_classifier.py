@@ -26,6 +26,11 @@ class CNNClassifierConfig:
     widths: tuple[int, ...] = opt((32, 64, 128), "channels of the three stages (28x28, 14x14, 7x7)")
     convs: tuple[int, ...] = opt((2, 2, 1), "3x3 convolutions per stage")
     dropout: float = opt(0.2, "dropout probability before the linear head")
+    pool_first: bool = opt(
+        False,
+        "max-pool a stage's last convolution before its batch norm and ReLU, not after them "
+        "(airbench's order): the same parameters, and batch norm and ReLU on a quarter of the pixels",
+    )
     label_smoothing: float = opt(
         0.0, "share of each training target spread evenly over the classes (Szegedy et al. 2016); 0: none"
     )
@@ -36,8 +41,17 @@ def conv_bn_relu(cin: int, cout: int) -> nn.Sequential:
     return nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
 
 
-def stage(cin: int, cout: int, n: int) -> list[nn.Module]:
-    return [conv_bn_relu(cin, cout)] + [conv_bn_relu(cout, cout) for _ in range(n - 1)]
+def stage(cin: int, cout: int, n: int, pool: bool = False, pool_first: bool = False) -> list[nn.Module]:
+    """``n`` convolutions, then (``pool``) a 2x2 max pool: after the last one's ReLU, or with
+    ``pool_first`` between that convolution and its batch norm (airbench's order: batch norm and
+    ReLU then touch a quarter of the pixels)."""
+    layers = [conv_bn_relu(cin if i == 0 else cout, cout) for i in range(n)]
+    if not pool:
+        return layers
+    if not pool_first:
+        return layers + [nn.MaxPool2d(2)]
+    conv, bn, relu = layers[-1]
+    return layers[:-1] + [nn.Sequential(conv, nn.MaxPool2d(2), bn, relu)]
 
 
 class CNNClassifier(nn.Module):
@@ -55,11 +69,10 @@ class CNNClassifier(nn.Module):
             )
         self.label_smoothing = cfg.label_smoothing  # read by the classify objective's step
         (w1, w2, w3), (n1, n2, n3) = cfg.widths, cfg.convs
+        first = cfg.pool_first
         self.body = nn.Sequential(
-            *stage(c, w1, n1),
-            nn.MaxPool2d(2),  # (B, w1, 14, 14)
-            *stage(w1, w2, n2),
-            nn.MaxPool2d(2),  # (B, w2, 7, 7)
+            *stage(c, w1, n1, pool=True, pool_first=first),  # (B, w1, 14, 14)
+            *stage(w1, w2, n2, pool=True, pool_first=first),  # (B, w2, 7, 7)
             *stage(w2, w3, n3),  # (B, w3, 7, 7)
             nn.AdaptiveAvgPool2d(1),
             nn.Flatten(),  # (B, w3)
