@@ -937,7 +937,7 @@ def budget_explore(results: Results) -> str:
             net = settings.pop("model_args", None)
             what = ", ".join(f"{k} {v}" for k, v in settings.items())
             if net:
-                shape = f"widths {tuple(net['widths'])} convs {tuple(net['convs'])} dropout {net['dropout']}"
+                shape = ", ".join(f"{k} {tuple(v) if isinstance(v, list) else v}" for k, v in net.items())
                 what += (", " if what else "") + shape
             rows.append(
                 [
@@ -950,5 +950,13 @@ def budget_explore(results: Results) -> str:
                     commit(part),
                 ]
             )
-    header = ["dataset", "budget s", "candidate", "changed from `budget`", "validation accuracy", "n (seeds)", "commit"]
+    header = [
+        "dataset",
+        "budget s",
+        "candidate",
+        "changed from `budget` at that commit",
+        "validation accuracy",
+        "n (seeds)",
+        "commit",
+    ]
     return md(header, rows)

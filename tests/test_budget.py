@@ -78,8 +78,9 @@ def test_a_budget_run_takes_the_models_budget_preset_unless_one_is_named():
 
 def test_a_budget_under_one_epoch_takes_the_narrower_network_and_a_rerun_is_identical(tmp_path, mnist_mini):
     """cnn-classifier with a budget that holds under one epoch of its default network trains the
-    ``budget-short`` preset's narrower one, recorded in config.json, and a run told that network
-    and the steps outright draws the same; a budget of many epochs keeps the default network."""
+    ``budget-short`` preset's narrower one and learning rate, recorded in config.json (a learning
+    rate the user gave is kept), and a run told that network, rate and the steps outright draws
+    the same; a budget of many epochs keeps the budget preset's own network."""
     preset = get_model("cnn-classifier").presets[budget.SHORT]
     narrow = {k: list(v) if isinstance(v, tuple) else v for k, v in preset["model"].items()}
     opts = dict(batch_size=32, progress=False, augment="none")
@@ -88,10 +89,12 @@ def test_a_budget_under_one_epoch_takes_the_narrower_network_and_a_rerun_is_iden
     saved = json.loads((tmp_path / "short" / "config.json").read_text())
     assert saved["preset"] == "budget" and saved["model_args"] == narrow
     assert 1 <= saved["max_steps"] < 113 and saved["epochs"] == 1
+    assert saved["lr"] == preset["lr"] != get_model("cnn-classifier").presets["budget"]["lr"]
     again = disgen.train(
         "cnn-classifier",
         preset="budget",
         model_args=narrow,
+        lr=saved["lr"],
         max_steps=saved["max_steps"],
         epochs=saved["epochs"],
         dataset_obj=many,
@@ -99,6 +102,10 @@ def test_a_budget_under_one_epoch_takes_the_narrower_network_and_a_rerun_is_iden
         **opts,
     )
     assert history(run) == history(again)
+    disgen.train("cnn-classifier", time_budget=0.6, lr=0.02, dataset_obj=many, run_dir=str(tmp_path / "lr"), **opts)
+    saved = json.loads((tmp_path / "lr" / "config.json").read_text())
+    assert saved["model_args"] == narrow and saved["lr"] == 0.02
     few = subset(mnist_mini, 120, 100)  # 4 steps an epoch: a budget of 3 s holds many
     disgen.train("cnn-classifier", time_budget=3.0, dataset_obj=few, run_dir=str(tmp_path / "long"), **opts)
-    assert json.loads((tmp_path / "long" / "config.json").read_text())["model_args"] == {}
+    long = json.loads((tmp_path / "long" / "config.json").read_text())
+    assert long["model_args"] == {"pool_first": True} and long["lr"] == 0.01

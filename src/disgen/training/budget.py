@@ -10,7 +10,7 @@ and never time again. The learning-rate schedule spans ``max_steps`` (disgen.obj
 
 Where the budget holds under one epoch of a ``budget`` run's network and the model has a
 ``budget-short`` preset (cnn-classifier), the Trainer is rebuilt with that preset's narrower
-network and timed again (:func:`narrower`); both timings count against the budget.
+network and learning rate and timed again (:func:`narrower`); both timings count against the budget.
 
 The budget is training time: the per-epoch evaluation of the validation split and the final test
 are timed apart (``eval_seconds`` in metrics.jsonl), and so is start-up (data loading, a GAN's
@@ -94,17 +94,30 @@ def steps_that_fit(budget: float, timing: dict) -> int:
     return max(1, math.floor((budget - timing["timing_seconds"]) / timing["step_seconds"]))
 
 
+def preset_network(spec, name: str) -> dict:
+    """The network options preset ``name`` of ``spec`` sets, typed as a config holds them."""
+    given = dict(spec.presets[name].get("model", {}))
+    typed = spec.model_config(given)
+    return {k: getattr(typed, k) for k in given}
+
+
 def narrower(trainer, timing: dict) -> dict | None:
-    """The network of the model's ``budget-short`` preset where a ``budget`` run of the default
-    network would train less than one epoch in the budget (and its network options were left as
-    the preset has them): there, a network of half the width learns more in the steps that fit
-    (chosen on the validation split, docs/speed.md). None elsewhere."""
-    cfg, short = trainer.cfg, trainer.spec.presets.get(SHORT)
-    if cfg.preset != "budget" or short is None or cfg.model_args:
+    """What the model's ``budget-short`` preset changes from ``budget`` (its network as
+    ``model_args``, and settings such as its learning rate that the run left as ``budget`` has
+    them) where a ``budget`` run would train less than one epoch in the budget and its network
+    options were left as the preset has them: there, a network of half the width learns more in
+    the steps that fit (chosen on the validation split, docs/speed.md). None elsewhere."""
+    cfg, spec = trainer.cfg, trainer.spec
+    short = spec.presets.get(SHORT)
+    if cfg.preset != "budget" or short is None or cfg.model_args != preset_network(spec, "budget"):
         return None
     if steps_that_fit(cfg.time_budget, timing) >= len(trainer.loader):
         return None
-    return dict(short.get("model", {}))
+    budget = spec.presets["budget"]
+    changes = {
+        k: v for k, v in short.items() if k != "model" and budget.get(k) != v and getattr(cfg, k) == budget.get(k)
+    }
+    return {**changes, "model_args": preset_network(spec, SHORT)}
 
 
 def fit(trainer) -> None:
@@ -122,9 +135,11 @@ def fit(trainer) -> None:
         trainer.log(
             f"time budget {cfg.time_budget:g} s: under one epoch of the default network "
             f"({steps_that_fit(cfg.time_budget, timing)} of {len(trainer.loader)} steps); taking the "
-            f"{SHORT} preset's network ({', '.join(f'{k} {v}' for k, v in narrow.items())})"
+            f"{SHORT} preset's network ({', '.join(f'{k} {v}' for k, v in narrow['model_args'].items())})"
+            + "".join(f", {k} {v}" for k, v in narrow.items() if k != "model_args")
         )
-        cfg.model_args = narrow
+        for k, v in narrow.items():
+            setattr(cfg, k, v)
         trainer.build()
         spent = timing["timing_seconds"]
         timing = distributed.gather(time_steps(trainer, cfg.time_budget - spent))[0]
