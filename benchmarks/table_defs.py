@@ -881,6 +881,7 @@ def budget(results: Results) -> str:
         d, e = cell["disgen"], cell["example"]
         lead = [(a - b) * 100 for a, b in zip(d["test_accuracy"]["values"], e["test_accuracy"]["values"])]
         spent = [x["train_seconds"] for x in d["runs"]]
+        ms = [1000 * x["train_seconds"] / x["steps"] for x in d["runs"]]
         rows.append(
             [
                 cell["dataset"],
@@ -889,8 +890,14 @@ def budget(results: Results) -> str:
                 budget_cell(e["test_accuracy"]),
                 f"{sum(lead) / len(lead):+.2f} (min {min(lead):+.2f})",
                 f"{min(spent):.0f}-{max(spent):.0f}",
-                ", ".join(
-                    sorted({x["preset"] + (" (budget-short network)" * bool(x.get("model_args"))) for x in d["runs"]})
+                f"{min(ms):.0f}-{max(ms):.0f}",
+                ", ".join(  # budget-short's network is the one that sets widths
+                    sorted(
+                        {
+                            x["preset"] + " (budget-short network)" * ("widths" in (x.get("model_args") or {}))
+                            for x in d["runs"]
+                        }
+                    )
                 ),
                 d["test_accuracy"]["n"],
                 commit(cell if "commit" in cell else r),
@@ -900,10 +907,19 @@ def budget(results: Results) -> str:
         f"\n{machine(r)}; load average {r.get('load_average')} at the end. Test accuracy of the model each "
         "side chose on the validation split (disgen's best.pt; the example's best epoch), mean ± std over "
         "seeds; points: disgen less the example, seed by seed (mean, and the smallest). disgen train s: "
-        "the training seconds its runs took for the budget (steps fixed from the timed first steps). Each "
+        "the training seconds its runs took for the budget (steps fixed from the timed first steps); ms a "
+        "step: those seconds over the steps, which show how fast the machine ran for that row. Each "
         "row's commit is the one that measured it (bench_budget.py --update reruns some cells).\n"
     )
-    header = ["dataset", "budget s", "disgen test", "pytorch/examples test", "points ahead", "disgen train s"]
+    header = [
+        "dataset",
+        "budget s",
+        "disgen test",
+        "pytorch/examples test",
+        "points ahead",
+        "disgen train s",
+        "ms a step",
+    ]
     return md([*header, "disgen preset", "n (seeds)", "commit"], rows) + note
 
 
