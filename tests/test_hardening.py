@@ -406,7 +406,13 @@ def test_run_dir_lock_is_released_by_a_sigkill(tmp_path, idx_dir, reliability):
         proc.wait()
         proc.stderr.close()
     assert (d / "train.lock").read_text().strip() == str(proc.pid)  # a stale pid, no lock
-    epoch = checkpoint.load(d / "checkpoints" / "last.pt")["epoch"]
+    # The kill may fall between an epoch's best.pt and its last.pt: resume takes the newest.
+    saved = [
+        checkpoint.load(d / "checkpoints" / n)["epoch"]
+        for n in ("last.pt", "best.pt")
+        if (d / "checkpoints" / n).exists()
+    ]
+    epoch = max(saved)
     resumed = run_disgen(*map(str, [*base, "--epochs", epoch + 1, "--resume"]))
     assert resumed.returncode == 0, resumed.stderr
     assert f"resuming {d} after epoch {epoch}" in resumed.stderr
