@@ -1,6 +1,6 @@
 # Two commands do all the set-up on a fresh machine with Python >= 3.10 and pip:
-#   make demo   create .venv if missing, install, train (a short 5-epoch run) + evaluate a classifier on
-#               the bundled digits
+#   make demo   create .venv if missing, install disgen (without the dev extras), train (a short
+#               5-epoch run) + evaluate a classifier on the bundled digits
 #   make test   install the dev dependencies, run the layout checks (make lint) and the test suite
 #               (make test-slow: the longer runs)
 # torch is pinned to the CPU build (2.13.0); for a GPU see README ("Installing for a GPU").
@@ -11,18 +11,28 @@ PY      := $(VENV)/bin/python
 DISGEN  := $(VENV)/bin/disgen
 TORCH   ?= torch==2.13.0
 STAMP   := $(VENV)/.disgen-installed
+DEV     := $(VENV)/.disgen-dev-installed
 
-.PHONY: demo test test-slow lint install bench clean
+.PHONY: demo test test-slow lint install install-dev bench clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
 
+# What `disgen` itself needs (the demo): torch and disgen's own dependencies.
 $(STAMP): $(PY) pyproject.toml
 	$(PY) -m pip install -q "$(TORCH)"
-	$(PY) -m pip install -q -e ".[dev]"
+	$(PY) -m pip install -q -e .
 	touch $(STAMP)
 
+# The dev extras on top (pytest, the explorer's server, Hugging Face datasets, ONNX, the linters):
+# what `make test` and `make lint` need.
+$(DEV): $(STAMP)
+	$(PY) -m pip install -q -e ".[dev]"
+	touch $(DEV)
+
 install: $(STAMP)
+
+install-dev: $(DEV)
 
 # The demo trains DEMO_EPOCHS epochs of the default preset (30): a short run, to see every step.
 DEMO_EPOCHS ?= 5
@@ -40,7 +50,7 @@ demo: $(STAMP)
 
 # The layout's checks, in seconds: ruff (lint and format) and the import contract in pyproject.toml
 # (layers that import downward only, no cycles).
-lint: $(STAMP)
+lint: $(DEV)
 	$(VENV)/bin/ruff check src tests benchmarks scripts
 	$(VENV)/bin/ruff format --check src tests benchmarks scripts
 	$(VENV)/bin/lint-imports
@@ -48,7 +58,7 @@ lint: $(STAMP)
 test: lint
 	$(PY) -m pytest -q
 
-test-slow: $(STAMP)
+test-slow: $(DEV)
 	$(PY) -m pytest -q -m slow
 
 bench: $(STAMP)

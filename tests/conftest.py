@@ -22,6 +22,17 @@ torch.set_num_threads(1)
 SUBPROCESS_ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
 
+@pytest.fixture(scope="session", autouse=True)
+def empty_working_directory(tmp_path_factory):
+    """Every test runs in an empty folder of its own session, never in the checkout: what a user's
+    working directory holds (the demo's runs/, a stray config) must not change a result, and a run
+    that takes the default ``runs/...`` directory must not write into the checkout."""
+    before = os.getcwd()
+    os.chdir(tmp_path_factory.mktemp("cwd"))
+    yield
+    os.chdir(before)
+
+
 def subset(data: TensorDataset, n_train: int, n_test: int) -> TensorDataset:
     """The first ``n_train`` / ``n_test`` images of ``data`` (mnist-mini is shuffled, so these
     hold every class)."""

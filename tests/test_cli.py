@@ -7,6 +7,7 @@ import csv
 import io
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -440,9 +441,12 @@ def test_model_option_help_names_the_default_presets_value(capsys):
     assert "default 10 " in text and "default 10; the default" not in text  # --z-dim: the preset keeps it
 
 
-def test_resume_of_a_folder_with_no_run_is_an_error_naming_the_nearest_runs(capsys, tmp_path, idx_dir):
+def test_resume_of_a_folder_with_no_run_is_an_error_naming_the_nearest_runs(capsys, tmp_path, idx_dir, monkeypatch):
     """A mistyped --run-dir with --resume trained a fresh run and exited 0; now it is refused,
-    naming the folder and the run directories nearest in name, and nothing is written."""
+    naming the folder and the run directories nearest in name, and nothing is written. The
+    working directory's runs/ is searched too: here it holds none (the demo's runs/demo-... in a
+    checkout must not change the result)."""
+    monkeypatch.chdir(tmp_path)
     base = ["train", "mlp-classifier", "--dataset", idx_dir, "--epochs", "1", "--no-progress"]
     assert cli(capsys, *base, "--run-dir", tmp_path / "mlp-run-1")[0] == 0
     (tmp_path / "other").mkdir()  # a folder that is no run is not offered
@@ -456,6 +460,14 @@ def test_resume_of_a_folder_with_no_run_is_an_error_naming_the_nearest_runs(caps
         "--resume auto",
     )
     assert "other" not in err and out == "" and not typo.exists()
+
+
+def test_tests_run_in_an_empty_working_directory_not_the_checkout():
+    """conftest moves every test into an empty folder: `make demo` then `make test` (the README's
+    order) once failed because a test found the demo's runs/ in the checkout."""
+    here = Path.cwd().resolve()
+    checkout = Path(__file__).resolve().parents[1]
+    assert here != checkout and checkout not in here.parents
 
 
 def test_resume_auto_starts_a_run_then_continues_it(capsys, tmp_path, idx_dir):

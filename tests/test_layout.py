@@ -144,3 +144,20 @@ def test_each_package_says_what_it_may_import():
     for init in sorted(SRC.glob("*/__init__.py")):
         doc = init.read_text().split('"""')[1]
         assert "May import" in doc, f"{init} has no 'May import' line"
+
+
+def test_ci_runs_the_readmes_two_set_up_commands_in_its_order():
+    """.ci/run runs exactly the README's set-up commands (`make demo`, then `make test`) on the
+    clean checkout, so a test that breaks when the demo ran first fails CI; `make demo` installs
+    disgen without the dev extras, which `make test` adds."""
+    readme = (ROOT / "README.md").read_text()
+    quickstart = readme[readme.index("## Quickstart") : readme.index("### Installing for a GPU")]
+    shown = re.findall(r"^(make \w+)", quickstart, re.M)
+    assert shown == ["make demo", "make test"]
+    ci = [line.strip() for line in (ROOT / ".ci" / "run").read_text().splitlines()]
+    ran = [line for line in ci if line.startswith("make ")]
+    assert ran[:2] == shown and ran[2:] == ["make test-slow"]
+    makefile = (ROOT / "Makefile").read_text()
+    assert re.search(r"^demo: \$\(STAMP\)$", makefile, re.M) and re.search(r"^lint: \$\(DEV\)$", makefile, re.M)
+    install = makefile[makefile.index("$(STAMP): ") : makefile.index("$(DEV): ")]
+    assert "-e ." in install and "[dev]" not in install
