@@ -293,14 +293,38 @@ def nesting(value: Any) -> int:
     return deepest
 
 
-def load_config_file(path: str | Path) -> dict:
-    """Read a JSON config file (keys as in config.json; ``model`` overrides under "model_args")."""
+def load_config_file(path: str | Path, model: str | None = None) -> dict:
+    """Read a JSON config file (keys as in config.json; ``model`` overrides under "model_args").
+
+    A run's own config.json reruns as it is: its ``"model"`` (the model's name) must be ``model``
+    and is dropped, and its ``run_dir``, the run's own directory, is dropped too, so the rerun
+    goes to a new run directory (a ``run_dir`` that holds no run yet is kept)."""
     data = read_json(path, "config file")
     if data is None:
         raise DisgenError(f"config file {path} does not exist")
     if not isinstance(data, dict):
         raise DisgenError(f"config file {path} must hold a JSON object of option: value")
+    named = data.get("model")
+    if isinstance(named, str) and model is not None:
+        if named != model:
+            raise DisgenError(
+                f"config file {path} is a config of {named!r}, not {model!r}: train it with "
+                f"`disgen train {named} --config {path}`"
+            )
+        data = {k: v for k, v in data.items() if k != "model"}
+    if holds_config(data.get("run_dir")):  # a run's own: the rerun gets a new one
+        data = {k: v for k, v in data.items() if k != "run_dir"}
     return data
+
+
+def holds_config(run_dir: Any) -> bool:
+    """Whether ``run_dir`` (a config file's value, any JSON) is a folder holding a config.json."""
+    if not isinstance(run_dir, str) or "\0" in run_dir:
+        return False
+    try:
+        return (Path(run_dir) / "config.json").is_file()
+    except OSError:  # a name too long
+        return False
 
 
 def default_of(name: str) -> Any:

@@ -43,7 +43,13 @@ def train_args(tr: argparse.ArgumentParser, argv: list[str]) -> None:
     model = model_from_argv(argv)
     tr.description = "Train MODEL. Later sources win: the preset, --config FILE, flags."
     tr.add_argument("model", metavar="MODEL", choices=sorted(models), help="one of: " + ", ".join(sorted(models)))
-    tr.add_argument("--config", dest="config_file", metavar="FILE", help="JSON file of options")
+    tr.add_argument(
+        "--config",
+        dest="config_file",
+        metavar="FILE",
+        help="JSON file of options, keys as in a run's config.json; RUN_DIR/config.json reruns that run "
+        "as it was (the same steps of a --time-budget run) into a new run directory",
+    )
     tr.add_argument(
         "--resume",
         nargs="?",

@@ -338,7 +338,7 @@ def resolve(model: str, overrides: dict | None = None, config_file: str | None =
     """A run's TrainConfig: defaults < the model's preset < ``config_file`` (JSON) < ``overrides``
     (e.g. CLI flags), its model options checked against the model's config."""
     overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
-    from_file = load_config_file(config_file) if config_file else {}
+    from_file = load_config_file(config_file, model) if config_file else {}
     spec = get_model(model)
     preset_name = overrides.get("preset", from_file.get("preset", default_preset(spec, {**from_file, **overrides})))
     if not isinstance(preset_name, str) or preset_name not in spec.presets:
