@@ -44,13 +44,13 @@ def subset(data: TensorDataset, n_train: int, n_test: int) -> TensorDataset:
     )
 
 
-def run_disgen(*args: str, timeout: float = 120, **kwargs) -> subprocess.CompletedProcess:
-    """``python -m disgen ARGS`` in a subprocess, output captured as text."""
+def run_disgen(*args: str, timeout: float = 120, env: dict | None = None, **kwargs) -> subprocess.CompletedProcess:
+    """``python -m disgen ARGS`` in a subprocess, output captured as text; ``env`` adds to the environment."""
     return subprocess.run(
         [sys.executable, "-m", "disgen", *args],
         capture_output=True,
         text=True,
-        env=SUBPROCESS_ENV,
+        env={**SUBPROCESS_ENV, **(env or {})},
         timeout=timeout,
         **kwargs,
     )

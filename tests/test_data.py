@@ -292,11 +292,14 @@ def test_load_idx_directory_rejects_bad_shapes(tmp_path, stem, tensor, words):
     assert f"{stem}.gz" in str(err.value)
 
 
-def test_mnist_from_data_dir(tmp_path):
+def test_mnist_from_data_dir_must_be_mnist(tmp_path):
+    """``--dataset mnist --data-dir DIR`` checks that DIR holds MNIST (tests/test_csv.py reads the real
+    one); other IDX files are refused, and the message says how to train on them anyway."""
     save_idx_dir(tmp_path, make_split(20, (28, 28), 10), make_split(10, (28, 28), 10, seed=1))
-    data = load_dataset("mnist", data_dir=tmp_path)
-    assert data.name == "mnist" and data.classes == [str(d) for d in range(10)]
-    assert data.train.images.shape == (20, 1, 28, 28)
+    with pytest.raises(DisgenError, match=f"train split holds 20 images .* --dataset {tmp_path}$"):
+        load_dataset("mnist", data_dir=tmp_path)
+    data = load_dataset(str(tmp_path))
+    assert data.classes == [str(d) for d in range(10)] and data.train.images.shape == (20, 1, 28, 28)
     assert data.test.labels.tolist() == list(range(10))
 
 
@@ -387,7 +390,7 @@ def test_an_empty_folder_says_it_holds_no_images_and_no_idx_files(tmp_path):
     with pytest.raises(DisgenError) as err:
         load_dataset(str(tmp_path / "empty"))
     text = str(err.value)
-    assert f"the folder {tmp_path / 'empty'} holds no image files and no IDX files" in text
+    assert f"the folder {tmp_path / 'empty'} holds no image files, no IDX files and no CSV files" in text
     assert "missing" not in text and all(form in text for form in FORMS), text
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import http.server
@@ -162,6 +163,10 @@ def test_mnist_downloads_into_cache_once(home, make_mirror, tmp_path, monkeypatc
     files = tiny_mnist(tmp_path)
     for name, data in files.items():
         monkeypatch.setitem(mnist.MNIST_MD5, name, hashlib.md5(data).hexdigest())
+    # what was downloaded is then checked to be "MNIST": here, these 30 digits
+    tiny = mnist.load_idx_dir(tmp_path / "tiny")
+    content = mnist.Content((2,) * 10, (1,) * 10, mnist.content_sha256(tiny))
+    monkeypatch.setattr(mnist, "MNIST", dataclasses.replace(mnist.MNIST, content=content))
     mirror = make_mirror("mnist", files)
     monkeypatch.setenv("DISGEN_MIRRORS_MNIST", f"{closed_port_url},{mirror.url}")
     data = load_dataset("mnist")

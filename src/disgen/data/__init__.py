@@ -57,6 +57,8 @@ FOLDER_FORMS = (
     "a folder of the four IDX files of an MNIST-like dataset (train-images-idx3-ubyte, "
     "train-labels-idx1-ubyte, t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte, raw or .gz)",
     "a folder of images with one subfolder per class (images directly in it: one class)",
+    "a folder of CSV files *train*.csv and *test*.csv (or .csv.gz), a row an image: the label, then its "
+    "grey pixels (Kaggle's and PyPI's MNIST and Fashion-MNIST CSV copies)",
     "a Kaggle layout organised by `disgen kaggle-organize DATA_DIR --out DIR`: DIR (train/ and valid/ "
     "class folders) or DIR/train_valid",
     "a Hugging Face dataset (pip install disgen[hf]): hf:NAME[:CONFIG] (datasets.load_dataset, through "
@@ -112,11 +114,14 @@ def load_dataset(
             )
         if is_image_folder(path):
             return load_image_folder(path, image_shape if image_shape and len(image_shape) == 3 else None)
+        from disgen.data.csv_folder import is_csv_folder, load_csv_folder
         from disgen.data.mnist import has_idx_files, load_idx_dir
 
-        if not has_idx_files(path):
-            raise DisgenError(f"the folder {path} holds no image files and no IDX files. {dataset_forms()}")
-        return load_idx_dir(path)
+        if has_idx_files(path):
+            return load_idx_dir(path)
+        if is_csv_folder(path):
+            return load_csv_folder(path)
+        raise DisgenError(f"the folder {path} holds no image files, no IDX files and no CSV files. {dataset_forms()}")
     if path.exists():
         raise DisgenError(f"--dataset {path} is a file, not a folder. {dataset_forms()}")
     import difflib

