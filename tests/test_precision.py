@@ -69,21 +69,20 @@ def test_explicit_choices_are_kept_and_bad_ones_named():
 
 
 def test_channels_last_is_on_for_conv_nets_and_checkpoints_load_plainly(tmp_path, tiny_data):
-    run = disgen.train(
-        "cnn-classifier",
-        dataset_obj=tiny_data,
-        epochs=1,
-        progress=False,
-        precision="fp32",
-        run_dir=str(tmp_path / "cl"),
-    )
-    conv = run.nets["model"].body[1][0].weight  # (32, 32, 3, 3): layouts differ
+    from disgen.models import resolve
+    from disgen.training.trainer import Trainer
+
+    cfg = resolve("cnn-classifier", dict(epochs=1, progress=False, precision="fp32"))
+    trainer = Trainer(cfg, tmp_path / "cl", tiny_data)
+    trainer.fit()
+    conv = trainer.nets["model"].body[1][0].weight  # (32, 32, 3, 3): layouts differ
     assert conv.is_contiguous(memory_format=torch.channels_last) and not conv.is_contiguous()
     info = json.loads((tmp_path / "cl" / "run.json").read_text())
     assert info["channels_last"] is True and info["precision"] == "fp32" and info["processes"] == 1
-    loaded = disgen.load(tmp_path / "cl")  # a plain NCHW network, same predictions
-    x = tiny_data.test.images[:50]
-    torch.testing.assert_close(loaded.predict(x), run.predict(x), rtol=1e-4, atol=1e-5)
+    loaded = disgen.load(tmp_path / "cl", "last")  # a plain NCHW network, same predictions
+    x = loaded.as_batch(tiny_data.test.images[:50])
+    assert x.is_contiguous() and loaded.nets["model"].body[1][0].weight.is_contiguous()
+    torch.testing.assert_close(loaded.predict(x), trainer.objective.predict(trainer.nets, x), rtol=1e-4, atol=1e-5)
 
 
 @pytest.mark.slow  # 15 s on 2 cores: two full runs

@@ -168,7 +168,7 @@ def test_seed_presets_keep_their_documents_protocol(capsys):
 def test_resume_and_eval_refuse_another_validation_split(tmp_path, tiny_data, capsys):
     run_dir = tmp_path / "run"
     disgen.train("mlp-classifier", dataset_obj=tiny_data, epochs=1, progress=False, run_dir=str(run_dir))
-    with pytest.raises(DisgenError, match="validation split .* differs"):
+    with pytest.raises(DisgenError, match=r"--val-split 0.2 \(the run's: 0.1\) cannot change on a resume"):
         disgen.train(
             "mlp-classifier",
             dataset_obj=tiny_data,

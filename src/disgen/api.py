@@ -29,11 +29,13 @@ from disgen.training import distributed
 SPLITS = {"test": "test", "val": "validation", "train": "training"}
 
 
-@dataclass
+@dataclass(repr=False)
 class Run:
-    """A trained model and its run directory."""
+    """A trained model and its run directory ``run_dir``, with the weights of ``checkpoint``:
+    ``disgen.train`` and ``disgen.load`` both give best.pt (chosen on the validation split) where
+    the run has one, else last.pt, as every command does by default (``--checkpoint auto``)."""
 
-    dir: Path
+    run_dir: Path
     config: TrainConfig
     spec: ModelSpec
     objective: Objective
@@ -47,7 +49,18 @@ class Run:
 
     def __post_init__(self) -> None:
         if self.final is None:
-            self.final = runs.read_final(self.dir)
+            self.final = runs.read_final(self.run_dir)
+
+    @property
+    def dir(self) -> Path:
+        """The run directory (an older name of :attr:`run_dir`)."""
+        return self.run_dir
+
+    def __repr__(self) -> str:
+        return (
+            f"Run({str(self.run_dir)!r}, model={self.spec.name!r}, dataset={self.config.dataset!r}, "
+            f"checkpoint={self.checkpoint!r}, epoch={self.epoch})"
+        )
 
     @property
     def device(self) -> torch.device:
@@ -82,16 +95,22 @@ class Run:
         lo, hi = self.spec.value_range
         return t.to(self.device, torch.float32) * (hi - lo) + lo
 
+    def require(self, what: str) -> None:
+        """An error unless this run can ``what`` ("predict" or "reconstruct"): checked before any
+        input is read."""
+        if what == "predict" and self.objective.predict is None:
+            raise DisgenError(f"{self.spec.name} does not classify; `predict` works on classifier runs")
+        if what == "reconstruct" and self.objective.reconstruct is None:
+            raise DisgenError(f"{self.spec.name} is not an autoencoder; `reconstruct` needs one")
+
     def predict(self, x: Any) -> torch.Tensor:
         """Class probabilities (N, classes) for images ``x``."""
-        if self.objective.predict is None:
-            raise DisgenError(f"{self.spec.name} does not classify; `predict` works on classifier runs")
+        self.require("predict")
         return self.in_chunks(self.objective.predict, x)
 
     def reconstruct(self, x: Any) -> torch.Tensor:
         """Reconstructions (N, C, H, W), in [0, 1], of images ``x``."""
-        if self.objective.reconstruct is None:
-            raise DisgenError(f"{self.spec.name} is not an autoencoder; `reconstruct` needs one")
+        self.require("reconstruct")
         out = self.in_chunks(self.objective.reconstruct, x)
         lo, hi = self.spec.value_range
         return (out - lo) / (hi - lo)
@@ -169,7 +188,7 @@ class Run:
         data = self.dataset(dataset, data_dir)
         own = dataset is None or (isinstance(dataset, str) and dataset == self.config.dataset)
         if own and split != "test":  # the training and validation images depend on the split
-            splits.check(self.dir, data.extra["split"], f"evaluate the {split} split of")
+            splits.check(self.run_dir, data.extra["split"], f"evaluate the {split} split of")
         part = {"test": data.test, "val": data.val, "train": data.train}[split]
         if part is None or len(part) == 0:
             why = " (the run was trained with --val-split 0)" if split == "val" else ""
@@ -197,13 +216,16 @@ def train(
     dataset_obj: TensorDataset | None = None,
     **options: Any,
 ) -> Run:
-    """Train ``model`` with TrainConfig ``options`` (e.g. dataset, epochs, lr, run_dir) -> Run.
+    """Train ``model`` with TrainConfig ``options`` (e.g. dataset, epochs, lr, run_dir) -> Run,
+    holding the weights of best.pt where the run has one, else last.pt (as ``disgen.load``).
 
     With ``resume=True`` the run in ``run_dir`` continues after its last completed epoch, with its
-    saved config (``options`` such as ``epochs`` still override); a ``run_dir`` holding no run is
+    saved config; ``options`` may change only what a resume may (``epochs`` to more, ``lr``, how it
+    runs: disgen.training.resume.RESUMABLE), others are refused; a ``run_dir`` holding no run is
     an error naming the nearest run directories. ``resume="auto"``: continue the run if there is
     one, else start it (for scripts).
     """
+    from disgen.training.resume import resume_config
     from disgen.training.trainer import Trainer
 
     run_dir = options.get("run_dir")
@@ -216,17 +238,19 @@ def train(
     elif resume and not runs.holds_run(Path(run_dir)):
         raise runs.no_run_error(Path(run_dir))
     if resume and (Path(run_dir) / "config.json").exists():
-        saved = runs.read_config(Path(run_dir)).to_dict()
-        saved.update({k: v for k, v in options.items() if v is not None})
-        saved.pop("model", None)
-        cfg = resolve(model, saved)
+        cfg = resume_config(model, Path(run_dir), options, config_file)  # refuses what a resume may not change
     else:
         cfg = resolve(model, options, config_file)
     run_dir = Path(cfg.run_dir) if cfg.run_dir else runs.default_run_dir(cfg)
     cfg.run_dir = str(run_dir)
+    runs.check_run_dir(run_dir, None if dataset_obj is not None else cfg.dataset, bool(resume))
     with runs.lock(run_dir, enabled=distributed.is_main()), runs.resumable(cfg, run_dir):
         trainer = Trainer(cfg, run_dir, dataset_obj)
         history = trainer.fit(resume=resume)
+    if distributed.is_main():  # the weights every command takes by default: best.pt where there is one
+        run = load(trainer.run_dir, "auto", trainer.device)
+        run.history = history
+        return run
     data = trainer.data
     return Run(
         trainer.run_dir,

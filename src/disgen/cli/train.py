@@ -58,7 +58,12 @@ def train_args(tr: argparse.ArgumentParser, argv: list[str]) -> None:
         choices=("auto",),
         metavar="auto",
         help="continue the run in --run-dir after its last completed epoch (an error if it holds "
-        "no run); --resume auto: continue it if it holds one, else start it",
+        "no run); --resume auto: continue it if it holds one, else start it. A resume keeps the run's "
+        "options and may change only --epochs (to more; not for a --time-budget or --max-steps run), "
+        "--lr and how it runs (--device, --precision, --channels-last, --compile, --data-on-device, "
+        "--deterministic, --progress, --tensorboard, --test-every-epoch, and --dataset or --data-dir for "
+        "the same images elsewhere); any other is "
+        "refused before anything is written",
     )
     hints = field_types()
     for f in dataclasses.fields(TrainConfig):
@@ -155,13 +160,14 @@ def cmd_train(args) -> None:
                 **{k: v for k, v in final.items() if k.startswith("test_")},
             }
         )
-    print(json.dumps({"run_dir": str(run.dir), "epochs": len(run.history), **shown}))
-    print(f"run directory: {run.dir}", file=sys.stderr)
+    print(json.dumps({"run_dir": str(run.run_dir), "epochs": len(run.history), **shown}))
+    print(f"run directory: {run.run_dir}", file=sys.stderr)
 
 
 @command("eval", eval_args)
 def cmd_eval(args) -> None:
     from disgen.api import load
+    from disgen.files import plain_json
     from disgen.runs import record_eval
 
     if args.n_samples is not None and not 1 <= args.n_samples <= MAX_SAMPLES:
@@ -187,5 +193,9 @@ def cmd_eval(args) -> None:
         "checkpoint_epoch": run.epoch,
         **metrics,
     }
-    record_eval(Path(args.run_dir), result)
-    print(json.dumps(result))
+    result = plain_json(result)
+    print(json.dumps(result), flush=True)  # first: a run directory that cannot be written still gives it
+    try:
+        record_eval(Path(args.run_dir), result)
+    except DisgenError as err:
+        print(f"disgen: warning: the result above was not kept in eval.json: {err}", file=sys.stderr)

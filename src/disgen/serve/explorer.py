@@ -155,7 +155,7 @@ class Explorer:
         run = self.run
         final = {**(run.history[-1] if run.history else {}), **(run.final or {})}  # val_*, then test_*
         return {
-            "run": run.dir.name,
+            "run": run.run_dir.name,
             "model": run.spec.name,
             "objective": run.spec.objective,
             "description": run.spec.description,

@@ -1,18 +1,104 @@
 """What a checkpoint holds of a :class:`~disgen.training.trainer.Trainer`, and how a run continues
-from one (``--resume``): the newest good checkpoint restored, metrics.jsonl cut to its epoch, the
-learning rates a resumed config asks for applied.
+from one (``--resume``): the options a resume may change (:data:`RESUMABLE`), the newest good
+checkpoint restored, metrics.jsonl cut to its epoch, the learning rates a resumed config asks for
+applied.
 
-May import: runs, files, objectives and training.distributed (called by the Trainer).
+May import: runs, files, config, models, objectives and training.distributed (called by the Trainer).
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 
 from disgen import files, runs
+from disgen.config import TrainConfig, load_config_file
+from disgen.errors import DisgenError
+from disgen.models import resolve
 from disgen.objectives.optim import base_lr
 from disgen.runs import checkpoint
 from disgen.training import distributed
+
+# What --resume may change: how the run goes on, not what it trains. Any other option would not fit
+# the checkpoint (a network of other sizes, another optimizer's state, other batches) or would
+# leave a config.json that no longer describes the run. --epochs only grows, and not for a run
+# whose steps are fixed (--time-budget, --max-steps); --lr rescales the optimizers (change_lr);
+# --dataset and --data-dir say where the run's images are (the same images: splits.check).
+RESUMABLE = (
+    "epochs",
+    "lr",
+    "device",
+    "precision",
+    "channels_last",
+    "compile",
+    "data_on_device",
+    "deterministic",
+    "progress",
+    "tensorboard",
+    "test_every_epoch",
+    "dataset",
+    "data_dir",
+    "run_dir",
+)
+
+
+def flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def as_typed(value: object) -> str:
+    """An option's value as one types it on the command line (64,32; 0.001; none)."""
+    if isinstance(value, (tuple, list)):
+        return ",".join(map(as_typed, value))
+    if isinstance(value, float):
+        return f"{value:g}"
+    return "none" if value is None else str(value)
+
+
+def changes(names: list[str], old: dict, new: dict) -> list[tuple[str, object, object]]:
+    """(option, new value, old value) of config fields ``names``, a model option apiece."""
+    out = []
+    for k in names:
+        if k == "model_args":
+            out += [
+                (a, new[k].get(a), old[k].get(a))
+                for a in sorted(set(new[k]) | set(old[k]))
+                if new[k].get(a) != old[k].get(a)
+            ]
+        else:
+            out.append((k, new[k], old[k]))
+    return out
+
+
+def resume_config(model: str, run_dir: Path, options: dict, config_file: str | None = None) -> TrainConfig:
+    """The config of the run in ``run_dir`` with the options (flags, and ``config_file``'s) that a
+    resume may change; any other option that differs from the run's is refused here, before
+    anything is written."""
+    saved = runs.read_config(run_dir)
+    if saved.model != model:
+        raise DisgenError(
+            f"{run_dir} holds a {saved.model} run, not {model}: continue it with "
+            f"`disgen train {saved.model} --run-dir {run_dir} --resume`"
+        )
+    given = {**(load_config_file(config_file, model) if config_file else {}), **options}
+    kept = {k: v for k, v in saved.to_dict().items() if k != "model"}
+    cfg = resolve(model, {**kept, **{k: v for k, v in given.items() if v is not None}})
+    old, new = resolve(model, kept).to_dict(), cfg.to_dict()  # both typed as a config holds them
+    fixed_steps = saved.max_steps is not None
+    refused = [k for k in new if new[k] != old[k] and (k not in RESUMABLE or (k == "epochs" and fixed_steps))]
+    if refused:
+        shown = [f"{flag(k)} {as_typed(a)} (the run's: {as_typed(b)})" for k, a, b in changes(refused, old, new)]
+        steps = " (a run of fixed steps: max_steps in its config.json)" if "epochs" in refused else ""
+        raise DisgenError(
+            f"--resume continues {run_dir} as it was set up: {', '.join(shown)} cannot change on a resume{steps}. "
+            f"A resume may change only --epochs (to more), --lr and how it runs "
+            f"({', '.join(flag(k) for k in RESUMABLE[2:-3])}) and where its images are (--dataset, --data-dir); "
+            f"nothing was written. To train with other "
+            f"options, start a new run: `disgen train {model} --config {Path(run_dir) / 'config.json'}` "
+            "with them"
+        )
+    return cfg
 
 
 def state_of(trainer) -> dict:
@@ -97,6 +183,11 @@ def resume_run(trainer) -> None:
         trainer.log(f"no checkpoint in {trainer.run_dir} yet: starting from the beginning")
         return
     restore(trainer, found[0])
+    if trainer.cfg.epochs < trainer.epoch:
+        raise DisgenError(
+            f"--epochs {trainer.cfg.epochs}: {trainer.run_dir} has completed {trainer.epoch} epochs, and a resume "
+            f"only adds epochs: give --epochs {trainer.epoch + 1} or more, or leave --epochs out; nothing was written"
+        )
     trainer.history = runs.read_metrics(trainer.run_dir, upto=trainer.epoch)
     distributed.barrier()  # every process has read the files before the main one rewrites them
     if trainer.main:

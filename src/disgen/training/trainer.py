@@ -243,9 +243,11 @@ class Trainer:
 
         tensorboard = TensorBoardLog(self.run_dir) if self.cfg.tensorboard and self.main else None  # fails early
         split = self.data.extra["split"]
+        if self.main and resume and runs.has_checkpoint(self.run_dir):  # the same validation images, or no resume
+            splits.check(self.run_dir, split, "resume")
+        if resume:  # the checkpoint restored and checked before config.json is written
+            resume_run(self)
         if self.main:
-            if resume and runs.has_checkpoint(self.run_dir):  # the same validation images, or no resume
-                splits.check(self.run_dir, split, "resume")
             runs.prepare(
                 self.run_dir,
                 self.cfg,
@@ -263,8 +265,6 @@ class Trainer:
             if self.label_idx is not None:
                 save_labels(self.run_dir, self.label_idx, self.data.name, self.cfg.seed)
         distributed.barrier()  # the run directory exists before any process reads it
-        if resume:
-            resume_run(self)
         shown = (
             (self.val_x, self.val_y, "validation") if self.val_x is not None else (self.test_x, self.test_y, "test")
         )  # what the pictures show: validation images where there are
