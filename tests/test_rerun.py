@@ -142,7 +142,7 @@ def test_a_budget_runs_resume_keeps_its_steps(capsys, tmp_path, idx_dir):
     before = files_of(d)
     line = one_line_error(*cli(capsys, *base, "--resume", "--epochs", "4")[::2])
     assert (
-        "--epochs 4 (the run's: 1) cannot change on a resume (a run of fixed steps: max_steps in its config.json)"
+        "--epochs 4 (the run's: 1) cannot change on a resume (a --time-budget or --max-steps run: its steps decide"
         in line
     )
     assert files_of(d) == before

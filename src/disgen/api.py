@@ -233,6 +233,13 @@ def train(
         raise DisgenError(f"--resume {resume!r}: give --resume alone, or --resume auto")
     if resume and not run_dir:
         raise DisgenError("--resume needs --run-dir DIR, the run to continue")
+    given = {k: v for k, v in options.items() if v is not None}
+    if "time_budget" in given and "epochs" in given and "max_steps" not in given:
+        raise DisgenError(
+            f"--time-budget {given['time_budget']} with --epochs {given['epochs']}: a budget run trains until "
+            "its seconds are spent, and its epochs follow from the steps that fit; give one of them "
+            "(--max-steps N trains exactly N steps)"
+        )
     if resume == "auto":
         resume = runs.holds_run(Path(run_dir))
     elif resume and not runs.holds_run(Path(run_dir)):

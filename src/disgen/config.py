@@ -53,11 +53,15 @@ class TrainConfig:
     epochs: int = opt(10, "number of passes over the training split")
     time_budget: float | None = opt(
         None,
-        "seconds of training: disgen times its first steps, fixes the number of steps that fit "
-        "(max_steps, with epochs, in config.json: a resume or a rerun of the config is exact) and "
-        "stretches the schedule over them; evaluation is timed apart (eval_seconds)",
+        "seconds of training, a deadline: the run stops when they are spent, its steps and schedule "
+        "planned from the time its steps take and planned again as that changes (a busier machine); "
+        "the steps taken are written into config.json (max_steps, epochs, budget_plan), so a rerun of "
+        "it or a resume is exact; evaluation is timed apart (eval_seconds). Not with --epochs",
     )
     max_steps: int | None = opt(None, "stop after this many training steps in all (set by --time-budget)")
+    budget_plan: list | None = opt(
+        None, "a --time-budget run's schedule: [step, steps planned] each time it planned (set by the run)"
+    )
     batch_size: int = opt(100, "images per optimisation step")
     optimizer: str = opt("adam", "the optimizer", choices=("adam", "adamw", "sgd"))
     lr: float = opt(1e-3, "learning rate")
@@ -131,6 +135,9 @@ class TrainConfig:
 
 
 MAX_PATH, NAME_MAX = 4096, 255  # Linux's PATH_MAX and NAME_MAX
+# What can run: 16 weeks of training, 10^9 steps (over 3 years at 0.1 ms a step), 10^6 epochs.
+MAX_BUDGET, MAX_STEPS, MAX_EPOCHS = 16 * 7 * 24 * 3600.0, 10**9, 10**6
+MAX_PLANS = 10_000  # a budget run plans about 20 times (every 5% of the budget)
 
 # The options with a fixed set of values (opt(..., choices=)), checked by validate().
 CHOICES = {f.name: f.metadata["choices"] for f in fields(TrainConfig) if "choices" in f.metadata}
@@ -202,10 +209,16 @@ def validate(cfg: TrainConfig) -> None:
     for name, value in positive.items():
         if value < 1:
             raise DisgenError(f"--{name.replace('_', '-')} must be at least 1 (got {value})")
-    if cfg.time_budget is not None and not 0 < cfg.time_budget < math.inf:
-        raise DisgenError(f"--time-budget takes seconds of training, a positive number (got {cfg.time_budget})")
-    if cfg.max_steps is not None and cfg.max_steps < 1:
-        raise DisgenError(f"--max-steps must be at least 1 (got {cfg.max_steps})")
+    if cfg.time_budget is not None and not 0 < cfg.time_budget <= MAX_BUDGET:
+        raise DisgenError(
+            f"--time-budget takes seconds of training, a positive number up to {MAX_BUDGET:,.0f} "
+            f"(16 weeks) (got {cfg.time_budget:g})"
+        )
+    for name, most in (("max_steps", MAX_STEPS), ("epochs", MAX_EPOCHS)):
+        value = getattr(cfg, name)
+        if value is not None and not 1 <= value <= most:
+            raise DisgenError(f"--{name.replace('_', '-')} must be in 1..{most:,} (got {value:,})")
+    check_plan(cfg.budget_plan)
     if not 0 < cfg.lr < math.inf:
         raise DisgenError(f"--lr must be positive and finite (got {cfg.lr})")
     for name in ("momentum", "weight_decay", "lr_decay"):
@@ -225,6 +238,24 @@ def validate(cfg: TrainConfig) -> None:
         raise DisgenError(f"--weight-decay must be >= 0 (got {cfg.weight_decay})")
     for name in ("dataset", "data_dir", "image_column", "label_column", "run_dir", "device", "preset"):
         check_text(f"--{name.replace('_', '-')}", getattr(cfg, name))
+
+
+def check_plan(plan: Any) -> None:
+    """A budget_plan as a run writes it: knots [step, steps planned] from step 0, the steps rising,
+    each plan at least its own step, all within MAX_STEPS (a hand-edited config.json may hold any JSON)."""
+    if plan is None:
+        return
+    knots = plan if isinstance(plan, list) and 0 < len(plan) <= MAX_PLANS else None
+    ok = knots is not None and all(
+        isinstance(k, list) and len(k) == 2 and all(type(v) is int and 0 <= v <= MAX_STEPS for v in k) and k[0] <= k[1]
+        for k in knots
+    )
+    if not ok or knots[0][0] != 0 or any(a[0] >= b[0] for a, b in zip(knots, knots[1:])):
+        shown = repr(plan)[:60]
+        raise DisgenError(
+            f"budget_plan {shown} is not a plan a --time-budget run writes ([[0, steps], [step, steps], ...], "
+            "steps rising); remove it from the config file, or rerun the run's own config.json"
+        )
 
 
 def check_text(flag: str, value: Any) -> None:

@@ -1,8 +1,13 @@
-"""The one exception type for errors a user can cause.
+"""The one exception type for errors a user can cause, and :func:`plural` for the messages.
 
 Its message names the file or value at fault and says what to do. The CLI prints it without a
 traceback and exits with status 2.
 """
+
+
+def plural(n: int, noun: str) -> str:
+    """``n`` and ``noun`` as a message says them: "1 step", "2 steps"."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
 class DisgenError(Exception):

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
 
-from disgen.errors import DisgenError, Interrupted
+from disgen.errors import DisgenError, Interrupted, plural  # noqa: F401  (plural: the commands import it from here)
 
 
 def model_from_argv(argv: list[str]) -> str | None:
@@ -170,10 +170,6 @@ def output_path(value: str | Path | None, flag: str = "--out", folder: bool = Fa
     if not os.access(where, os.W_OK):
         raise DisgenError(f"{flag} {path}: the folder {where} is not writable; choose another {flag}")
     return path
-
-
-def plural(n: int, noun: str) -> str:
-    return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
 def grid_scale(image_shape) -> int:

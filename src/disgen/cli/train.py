@@ -19,7 +19,7 @@ from disgen.cli import (
 from disgen.config import TrainConfig, field_types
 from disgen.errors import DisgenError
 
-SKIP = {"model", "model_args"}
+SKIP = {"model", "model_args", "budget_plan"}  # not flags: model options have their own; a budget run writes its plan
 
 
 def add_field(parser, name: str, kind: str, help_text: str, dest: str, choices=None) -> None:

@@ -29,11 +29,29 @@ def make_optimizer(params, cfg: TrainConfig, lr: float | None = None) -> torch.o
         return cls(params, lr=lr, weight_decay=cfg.weight_decay, **kw)
 
 
+def plan_progress(it: int, plan: list[list[int]]) -> float:
+    """How far (0..1) a ``--time-budget`` run's schedule is at step ``it``, from its plan's knots
+    ``[step, planned steps]`` (disgen.training.budget): from each knot on, the progress left is
+    spread evenly over the steps then planned, so a new plan changes the pace, never the position."""
+    done = 0.0
+    for k, (start, total) in enumerate(plan):
+        end = plan[k + 1][0] if k + 1 < len(plan) else None
+        upto = it if end is None or it < end else end
+        done += (upto - start) * (1 - done) / max(1, total - start)
+        if end is None or it < end:
+            return min(1.0, max(0.0, done))
+    return min(1.0, done)
+
+
 def lr_factor(cfg: TrainConfig, steps_per_epoch: int) -> Callable[[int], float]:
-    """Multiplier of the base learning rate at iteration ``it`` (stepped once per batch)."""
-    total = max(1, cfg.max_steps or cfg.epochs * steps_per_epoch)  # --time-budget: the steps that fit
+    """Multiplier of the base learning rate at iteration ``it`` (stepped once per batch). A
+    ``--time-budget`` run's cosine and one-cycle schedules follow its plan (:func:`plan_progress`),
+    which it may extend or shorten as it goes."""
+    total = max(1, cfg.max_steps or cfg.epochs * steps_per_epoch)  # --max-steps: the steps given
     if cfg.lr_schedule == "step":  # d2l's lr_period / lr_decay (seed 003)
         return lambda it: cfg.lr_decay ** ((it // steps_per_epoch) // cfg.lr_period)
+    if cfg.budget_plan and cfg.lr_schedule in ("cosine", "onecycle"):
+        return lambda it: schedule_at(cfg.lr_schedule, plan_progress(it, cfg.budget_plan))
     if cfg.lr_schedule == "cosine":
         return lambda it: 0.5 * (1 + math.cos(math.pi * min(it, total) / total))
     if cfg.lr_schedule == "onecycle":  # Smith & Topin 2017: warm up over 25%, then cosine down
@@ -44,6 +62,16 @@ def lr_factor(cfg: TrainConfig, steps_per_epoch: int) -> Callable[[int], float]:
             else 0.5 * (1 + math.cos(math.pi * min(it - warm, total - warm) / max(1, total - warm)))
         )
     return lambda it: 1.0
+
+
+def schedule_at(name: str, p: float) -> float:
+    """The cosine or one-cycle factor at progress ``p`` (0..1) of the schedule: one-cycle warms
+    up over its first quarter, then both go down along a cosine."""
+    if name == "onecycle":
+        if p < 0.25:
+            return 0.04 + 0.96 * p / 0.25
+        p = (p - 0.25) / 0.75
+    return 0.5 * (1 + math.cos(math.pi * p))
 
 
 def base_lr(group: dict) -> float:

@@ -85,11 +85,11 @@ def resume_config(model: str, run_dir: Path, options: dict, config_file: str | N
     kept = {k: v for k, v in saved.to_dict().items() if k != "model"}
     cfg = resolve(model, {**kept, **{k: v for k, v in given.items() if v is not None}})
     old, new = resolve(model, kept).to_dict(), cfg.to_dict()  # both typed as a config holds them
-    fixed_steps = saved.max_steps is not None
+    fixed_steps = saved.max_steps is not None or saved.time_budget is not None
     refused = [k for k in new if new[k] != old[k] and (k not in RESUMABLE or (k == "epochs" and fixed_steps))]
     if refused:
         shown = [f"{flag(k)} {as_typed(a)} (the run's: {as_typed(b)})" for k, a, b in changes(refused, old, new)]
-        steps = " (a run of fixed steps: max_steps in its config.json)" if "epochs" in refused else ""
+        steps = " (a --time-budget or --max-steps run: its steps decide its epochs)" if "epochs" in refused else ""
         raise DisgenError(
             f"--resume continues {run_dir} as it was set up: {', '.join(shown)} cannot change on a resume{steps}. "
             f"A resume may change only --epochs (to more), --lr and how it runs "
@@ -183,12 +183,15 @@ def resume_run(trainer) -> None:
         trainer.log(f"no checkpoint in {trainer.run_dir} yet: starting from the beginning")
         return
     restore(trainer, found[0])
-    if trainer.cfg.epochs < trainer.epoch:
+    if trainer.cfg.epochs < trainer.epoch and trainer.deadline is None:
         raise DisgenError(
             f"--epochs {trainer.cfg.epochs}: {trainer.run_dir} has completed {trainer.epoch} epochs, and a resume "
             f"only adds epochs: give --epochs {trainer.epoch + 1} or more, or leave --epochs out; nothing was written"
         )
     trainer.history = runs.read_metrics(trainer.run_dir, upto=trainer.epoch)
+    if trainer.deadline is not None:  # a budget run killed before its end: the seconds it has left
+        spent = sum(r.get("seconds", 0.0) for r in trainer.history)
+        trainer.deadline.resume(found[0]["config"].get("budget_plan"), trainer.epoch * len(trainer.loader), spent)
     distributed.barrier()  # every process has read the files before the main one rewrites them
     if trainer.main:
         runs.write_metrics(trainer.run_dir, trainer.history)

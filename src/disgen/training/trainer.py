@@ -120,8 +120,7 @@ class Trainer:
             cfg.val_split,
         )
         self.build()
-        self.budget_timing: dict | None = None
-        budget.fit(self)  # --time-budget: how many steps fit (before the schedule, which spans them)
+        self.deadline = budget.fit(self)  # --time-budget: a deadline, and the network it takes
         factor = lr_factor(cfg, len(self.loader))
         self.scheds = {
             k: torch.optim.lr_scheduler.LambdaLR(o, factor) for k, o in self.opts.items() if cfg.lr_schedule != "none"
@@ -257,7 +256,6 @@ class Trainer:
                 {
                     **self.speed.as_dict(),
                     "processes": distributed.world().size,
-                    **({"time_budget": self.budget_timing} if self.budget_timing else {}),
                 },
             )
             splits.save(self.run_dir, split)
@@ -281,7 +279,7 @@ class Trainer:
             if self.epoch == 0:
                 self.draw(ctx, "before")
                 self.guard.start()
-            while self.epoch < self.cfg.epochs:
+            while self.epoch < self.cfg.epochs and not budget.spent_before(self):
                 record = self.train_epoch()
                 self.end_epoch(record, ctx)
                 if tensorboard:
@@ -289,6 +287,7 @@ class Trainer:
             self.draw(ctx, "after")
             if tensorboard:
                 tensorboard.close(self.epoch)
+        budget.finish(self)  # a budget run's steps taken, into config.json and run.json
         self.final_test()
         distributed.check_in_step(self.nets)
         if self.history:
@@ -374,14 +373,27 @@ class Trainer:
             m.train()
         outs: list[dict[str, torch.Tensor]] = []
         sizes: list[int] = []
-        start = time.perf_counter()
-        bar = progress(len(self.loader), f"epoch {self.epoch + 1}/{self.cfg.epochs}", self.cfg.progress)
+        start = budget.clock()  # the clock a budget counts: the same seconds
         checked, steps = 0, len(self.loader)
         done = self.epoch * steps  # steps of the epochs before this one
+        bar = progress(
+            budget.steps_in_epoch(self, done), f"epoch {self.epoch + 1}/{self.cfg.epochs}", self.cfg.progress
+        )
+        dl = self.deadline
+        if dl is not None:
+            dl.start()
+        ran = 0  # steps this epoch took
         for i, batch in enumerate(self.loader):
             if self.cfg.max_steps is not None and done + i >= self.cfg.max_steps:
-                break  # --time-budget / --max-steps: the last epoch ends early
+                break  # --max-steps, a budget run's rerun: the last epoch ends early
+            if dl is not None and dl.over(done + i):
+                break  # --time-budget: the seconds are spent, or the plan ends here
             taken = self.take_step(batch)
+            ran = i + 1
+            if dl is not None:
+                dl.stepped(done + i + 1, self.device)
+                if bar is not None:
+                    bar.total = budget.steps_in_epoch(self, done)
             if taken is None:
                 continue
             outs.append(taken[0])
@@ -399,7 +411,9 @@ class Trainer:
                     bar.set_postfix({k: f"{v.item():.4g}" for k, v in outs[-1].items()})
         if bar is not None:
             bar.close()
-        seconds = time.perf_counter() - start
+        if dl is not None and dl.over(done + ran):  # the budget's last epoch: its steps fixed now
+            dl.end(done + ran, self.epoch + 1)
+        seconds = budget.clock() - start
         # Batch means weighted by batch size, reduced once per epoch: no device sync per step.
         weights = torch.tensor(sizes, dtype=torch.float32, device=self.device) / max(sum(sizes), 1)
         means = {
