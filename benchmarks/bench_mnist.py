@@ -98,7 +98,8 @@ def train_one(model: str, options: dict, seed: int, data, label: str) -> dict:
 
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
-        run = disgen.train(model, **options, seed=seed, dataset_obj=data, run_dir=str(Path(tmp) / "run"), progress=False)
+        run_dir = str(Path(tmp) / "run")
+        run = disgen.train(model, **options, seed=seed, dataset_obj=data, run_dir=run_dir, progress=False)
         wall = time.perf_counter() - start
         speed = json.loads((Path(tmp) / "run" / "run.json").read_text()).get("speed", {})
         record = {
