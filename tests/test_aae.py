@@ -8,6 +8,7 @@ import json
 import pytest
 import torch
 from conftest import run_disgen, stop_after_epoch
+from PIL import Image
 
 import disgen
 from disgen.errors import DisgenError
@@ -240,7 +241,9 @@ def test_unsupervised_and_supervised_runs(tmp_path, tiny_data):
         run = train_tiny(tmp_path, tiny_data, mode, epochs=2, model_args={"mode": mode, "z_dim": 2})
         first, last = run.history
         assert "val_accuracy" not in last and last["val_mse"] < first["val_mse"]
-        assert (run.dir / "images" / "latent_after.png").exists()
+        # The title said "encoded test z" of a picture of the validation split.
+        latent = Image.open(run.dir / "images" / "latent_after.png")
+        assert latent.text["Title"].startswith("encoded z of validation images (dims 0, 1); prior samples")
         loaded = disgen.load(run.dir)
         with pytest.raises(DisgenError, match="only semi-supervised runs classify"):
             loaded.predict(tiny_data.test.images[:2])

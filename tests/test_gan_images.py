@@ -3,6 +3,7 @@ trains dcgan64 and samples a 64x64 grid; dcgan28 writes per-epoch grids, best.pt
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -108,7 +109,15 @@ def test_dcgan64_trains_on_a_folder_and_samples(folder, home, tmp_path, capsys):
         )
         == 0
     )
-    assert "skipped 1 unreadable image file(s) of 9" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "skipped 1 unreadable image file(s) of 9" in err
+    # One validation image: a Fréchet distance of it chose best.pt (epoch 1 of an untrained G won on
+    # a 300-image folder). Now the run keeps its last weights and says why.
+    assert (
+        "validation split of 1 image: too few to choose a checkpoint by frechet distance (it takes 256, "
+        "docs/gans.md); best.pt is not written, and the last weights (last.pt) are tested, sampled and exported"
+    ) in err
+    assert not (run_dir / "checkpoints" / "best.pt").exists() and runs.read_final(run_dir)["checkpoint"] == "last"
     assert (run_dir / "samples" / "epoch_001.png").is_file()
     assert Image.open(run_dir / "samples" / "epoch_001.png").size == (8 * 66 + 2, 8 * 66 + 2)
     grid = tmp_path / "grid.png"
@@ -135,10 +144,13 @@ def test_sample_refuses_a_classifier_run(classifier_run, capsys):
 
 
 def test_dcgan28_training_and_eval(tiny_data, classifier_run, home, tmp_path, capsys):
-    data = subset(tiny_data, 100, 100)  # 100 digits: the automatic reference trains in seconds
+    # 300 digits, 270 of them held out for validation: enough for a Fréchet distance to choose
+    # best.pt (MIN_SELECT_IMAGES), and the automatic reference trains on the other 30 in seconds.
+    data = subset(tiny_data, 300, 100)
     run = disgen.train(
         "dcgan28",
         dataset_obj=data,
+        val_split=0.9,
         epochs=2,
         batch_size=50,
         progress=False,
@@ -182,3 +194,23 @@ def test_training_the_reference_leaves_the_callers_random_numbers(tmp_path, monk
     train_reference(data)
     assert reference.missing(data) is None  # trained and cached
     assert torch.equal(torch.rand(5), expected)
+
+
+def test_the_docs_name_the_folders_the_caches_are_in(folder, home):
+    """docs/gans.md and docs/transfer.md gave `$DISGEN_HOME/image_folder/` for the decoded images,
+    which live in `$DISGEN_HOME/decoded/`: every `$DISGEN_HOME/NAME` the docs give is one disgen
+    writes (the decoded images' made here, the reference classifiers' and pretrained weights' by
+    their own functions)."""
+    from disgen.evaluation.reference import cached_dir
+    from disgen.models.weights import weights_dir
+
+    load_dataset(str(folder), image_shape=(3, 64, 64))
+    written = {p.name for p in home.iterdir()}
+    written |= {cached_dir(load_dataset("mnist-mini")).parent.name, weights_dir().name}
+    root = Path(__file__).resolve().parents[1]
+    named = {
+        m
+        for doc in [root / "README.md", *sorted((root / "docs").glob("*.md"))]
+        for m in re.findall(r"\$DISGEN_HOME/([\w-]+)", doc.read_text())
+    }
+    assert "decoded" in written and named and named <= written, (named, written)

@@ -274,6 +274,26 @@ def test_chart_gaps_ticks_and_values():
     assert "no finite values" in line_chart("x", [Series("a", [1], [None])])
 
 
+def test_curves_leave_out_the_seconds_chart_a_metric_once_and_go_log_where_flat(reports, runs):
+    """curves.png and the report plotted `seconds` and `eval_seconds` as metrics, and gan2d's
+    w2_squared and frechet_distance (one number) twice, on a linear scale that flattened."""
+    from disgen.viz import curve_panels, wants_log
+
+    history = disgen.runs.read_metrics(runs["gan2d"])
+    panels = curve_panels(history)
+    titles = [t for t, _, _ in panels]
+    assert "val_w2_squared = val_frechet_distance" in titles and not any("seconds" in t for t in titles)
+    assert not any(t.startswith("val_frechet_distance") for t in titles)
+    html = reports["gan2d"].read_text()
+    assert 'aria-label="seconds"' not in html and 'aria-label="frechet_distance"' not in html
+    assert 'aria-label="w2_squared"' in html and "val_w2_squared = val_frechet_distance" in html
+    falling = [5.0, 0.9, 0.2, 0.05, 0.012]  # a distance that falls 400-fold: flat on a linear axis
+    assert wants_log(falling) and not wants_log([0.9, 0.95, 0.97]) and not wants_log([-1.0, 5.0])
+    svg = line_chart("w2_squared", [Series("val_w2_squared", [1, 2, 3, 4, 5], falling)], log=True)
+    ticks = re.findall(r'class="tick"[^>]*text-anchor="end">([^<]+)<', svg)
+    assert "w2_squared (log scale)" in svg and {"0.01", "0.1", "1"} <= set(ticks)
+
+
 # ---- --tensorboard --------------------------------------------------------------------------------
 
 

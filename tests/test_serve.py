@@ -161,7 +161,13 @@ def test_info_and_page(clf, classifier_run):
     assert info["epochs"] == len(classifier_run.history)
     assert info["max_upload_bytes"] == serve.MAX_UPLOAD_BYTES
     assert info["metrics"]["test_accuracy"] == pytest.approx(classifier_run.final["test_accuracy"])
-    assert info["metrics"]["val_accuracy"] == pytest.approx(classifier_run.history[-1]["val_accuracy"])
+    chosen = classifier_run.history[classifier_run.epoch - 1]  # the checkpoint's epoch, not the last
+    assert info["metrics"]["val_accuracy"] == pytest.approx(chosen["val_accuracy"])
+    # The page labelled validation figures as test ("test val_accuracy 0.9775 ... accuracy 0.9810").
+    assert info["scores"] == (
+        f"validation accuracy {chosen['val_accuracy']:.4f}, loss {chosen['val_loss']:.4f} (epoch {chosen['epoch']}); "
+        f"test accuracy {classifier_run.final['test_accuracy']:.4f}, loss {classifier_run.final['test_loss']:.4f}"
+    )
     page = clf.get("/")
     assert page.status_code == 200 and 'id="canvas"' in page.text
     assert "default-src 'self'" in page.headers["content-security-policy"]  # nothing from a CDN
@@ -560,6 +566,8 @@ def stroke(page, points) -> None:
 
 def test_page_reads_a_drawn_one_and_zero(page, clf_url):
     open_page(page, clf_url)
+    summary = page.inner_text("#summary")
+    assert "; validation accuracy " in summary and "; test accuracy " in summary and "test val_" not in summary
     stroke(page, [(140, 50), (140, 140), (140, 230)])
     page.wait_for_selector("#prediction:not(:empty)")
     assert page.inner_text("#prediction") == "1"

@@ -204,7 +204,11 @@ class Run:
             from disgen.training.trainer import train_reference
 
             train_reference(data)  # a GAN's reference classifier, where it is not yet cached
-        extra = self.objective.eval_context(data, self.device, **options) if self.objective.eval_context else {}
+        extra = (
+            self.objective.eval_context(data, self.device, split=split, **options)
+            if self.objective.eval_context
+            else {}
+        )
         return self.objective.evaluate(self.nets, x, part.labels.to(self.device), **extra)
 
 

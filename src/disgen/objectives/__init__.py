@@ -101,6 +101,9 @@ class Objective:
     # precompute(nets, train_cfg, model_cfg, train_x) -> what the training batches hold instead of
     # the images (e.g. cached features that ``step`` feeds to the head), or None to keep images.
     precompute: Callable[..., torch.Tensor | None] | None = None
+    # min_select(val_x) -> the fewest validation samples on which ``best`` may choose best.pt (a
+    # Fréchet distance of 27 images' features is noise); below it the run keeps last.pt alone.
+    min_select: Callable[[torch.Tensor], int] | None = None
 
     def pick(self, metrics: dict) -> tuple[str, str]:
         """(metric, "min" | "max") that picks best.pt, for an evaluation that reported ``metrics``

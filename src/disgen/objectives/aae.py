@@ -272,7 +272,7 @@ def snapshot(ctx: Context, tag: str) -> None:
     _, z = encode(nets, x)
     gen = torch.Generator(device=z.device).manual_seed(0)  # the same prior draws in every picture
     prior = sample_prior(cfg, len(z), z.device, gen)
-    save_latent_scatter(z, y, prior, ctx.out_dir / f"latent_{tag}.png", ctx.classes)
+    save_latent_scatter(z, y, prior, ctx.out_dir / f"latent_{tag}.png", ctx.classes, ctx.eval_split)
     save_histograms(z, prior, ctx.out_dir / f"z_hist_{tag}.png")
     labels = y if cfg.mode == "supervised" else None
     save_pairs(

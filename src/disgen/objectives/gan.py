@@ -25,6 +25,12 @@ EVAL_POINTS = 100_000  # gan2d: generated points for mean, covariance and w2_squ
 EVAL_IMAGES = 10_000  # image GANs: samples for `disgen eval` (the class histogram of the issue)
 PER_EPOCH_IMAGES = 2_000  # image GANs: samples of the per-epoch evaluation (cheaper)
 FIXED_NOISE_SEED = 1234  # the per-epoch sample grid always shows the same z
+# Each split is compared with generator draws of its own: the validation split's choice of best.pt
+# must not be a choice on the test split's draws (the same z would make val_* and test_* one sample).
+DRAW_SEEDS = {"val": 0, "test": 1, "train": 2}
+# Fréchet distance in the reference's 128 features needs a covariance of far more images than
+# dimensions: below this many validation images, best.pt is not chosen by it (last.pt is used).
+MIN_SELECT_IMAGES = 256
 
 
 def latent(
@@ -110,13 +116,20 @@ def generate(nets: Nets, z: torch.Tensor, batch_size: int = 1000) -> torch.Tenso
 
 
 def evaluate(
-    nets: Nets, x: torch.Tensor, y: torch.Tensor, reference=None, n_samples: int | None = None, value_range=(-1.0, 1.0)
+    nets: Nets,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    reference=None,
+    n_samples: int | None = None,
+    value_range=(-1.0, 1.0),
+    draw_seed: int = DRAW_SEEDS["test"],
 ) -> dict[str, float]:
     """Generated samples against the real held-out images ``x`` (a validation or test split): for
-    2-D points the closed-form
-    ``w2_squared`` (and ring modes), for images the reference classifier's metrics."""
+    2-D points the closed-form ``w2_squared`` (and ring modes), for images the reference
+    classifier's metrics. ``draw_seed``: the split's own latent draws (DRAW_SEEDS), the same at
+    every evaluation of that split."""
     g = nets["generator"]
-    gen = torch.Generator(device=x.device).manual_seed(0)  # the same samples every evaluation
+    gen = torch.Generator(device=x.device).manual_seed(draw_seed)
     if x.dim() == 2:
         fake = generate(nets, latent(g, n_samples or EVAL_POINTS, gen, x.device))
         return evaluate_points(fake, x, y)
@@ -175,20 +188,25 @@ def evaluate_images(
 
 
 def eval_context(
-    data, device, reference: str | None = None, n_samples: int | None = None, per_epoch: bool | str = False
+    data,
+    device,
+    reference: str | None = None,
+    n_samples: int | None = None,
+    per_epoch: bool | str = False,
+    split: str = "test",
 ) -> dict:
     """The reference classifier for image datasets (``reference``: a run directory; else the one
-    trained once per dataset and cached, see disgen.evaluation.reference).
-    ``per_epoch``: fewer samples, for the evaluation of the validation split after every training
-    epoch; ``"final"``: for the test split after the last epoch."""
+    trained once per dataset and cached, see disgen.evaluation.reference), and ``split``'s own
+    generator draws. ``per_epoch``: fewer samples, for the evaluation after every training epoch;
+    ``"final"``: for the test split after the last epoch."""
     images = data.train.images.dim() == 4
     # Per epoch at most PER_EPOCH_IMAGES, after training at most EVAL_IMAGES, and never more than
     # twice the split compared against (a tiny folder's split cannot tell more samples apart, and
     # generating them costs).
-    held_out = data.test if per_epoch == "final" else data.val if data.val is not None else data.test
+    held_out = {"val": data.val, "train": data.train}.get(split) or data.test
     cap = EVAL_IMAGES if per_epoch == "final" else PER_EPOCH_IMAGES
     auto_n = min(cap, max(128, 2 * len(held_out) if held_out is not None else 128)) if per_epoch and images else None
-    kw = {"n_samples": n_samples or auto_n}
+    kw = {"n_samples": n_samples or auto_n, "draw_seed": DRAW_SEEDS[split]}
     if images:
         from disgen.evaluation.reference import get_reference
 
@@ -265,6 +283,7 @@ register_objective(
         eval_context=eval_context,
         sample=sample,
         warnings=warnings,
+        min_select=lambda x: MIN_SELECT_IMAGES if x.dim() == 4 else 0,
     )
 )
 

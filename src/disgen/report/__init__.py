@@ -27,6 +27,7 @@ from disgen.errors import DisgenError
 from disgen.files import atomic_write
 from disgen.report.history import RunFiles, best_of, direction, epoch_of, is_number, metric_keys, read_run
 from disgen.report.svg import PALETTE, Series, legend, line_chart
+from disgen.viz import same_curves, wants_log
 
 
 def num(v, epoch: int | None = None) -> str:
@@ -130,12 +131,10 @@ def metrics_html(run: RunFiles) -> str:
 
 
 def curve_groups(keys: list[str]) -> dict[str, list[str]]:
-    """train_X, val_X and test_X share a chart named X, the times of an epoch one named seconds;
-    other keys get one each."""
+    """train_X, val_X and test_X share a chart named X; other keys get one each."""
     groups: dict[str, list[str]] = {}
     for k in keys:
         name = k.split("_", 1)[1] if k.startswith(("train_", "val_", "test_")) else k
-        name = "seconds" if k == "eval_seconds" else name
         groups.setdefault(name, []).append(k)
     return groups
 
@@ -152,10 +151,14 @@ def curves_html(run: RunFiles) -> str:
     if not run.history:
         return '<p class="note">No curves yet.</p>'
     charts = []
-    for name, keys in curve_groups(metric_keys(run.history)).items():
+    keys = [k for k in metric_keys(run.history) if k not in ("seconds", "eval_seconds")]  # times, not metrics
+    twins = same_curves(run.history, keys)  # one number logged under two names: charted once
+    for name, keys in curve_groups([k for k in keys if k not in twins]).items():
         labels = [f"{k} (every epoch, not used for choices)" if k.startswith("test_") else k for k in keys]
+        labels = [" = ".join([label, *(t for t, of in twins.items() if of == k)]) for k, label in zip(keys, labels)]
         lines = [series(run.history, k, label) for k, label in zip(keys, labels)]
-        charts.append(f'<figure class="curve">{line_chart(name, lines)}{legend(labels)}</figure>')
+        log = wants_log([y for line in lines for y in line.ys])
+        charts.append(f'<figure class="curve">{line_chart(name, lines, log=log)}{legend(labels)}</figure>')
     return f'<div class="figures">{"".join(charts)}</div>'
 
 
@@ -227,7 +230,12 @@ def compare_report(group: list[RunFiles]) -> str:
             row += [num(r.final.get(k), at), "<td>—</td>"]
         metric_rows.append(row)
     head = ["metric"] + [f"{escape(label)}: {part}" for label in labels for part in ("final", "best")]
-    overlaid = [line_chart(k, [series(r.history, k, r.label) for r in group], colors) for k in shared]
+    overlaid = [
+        line_chart(k, lines, colors, log=wants_log([y for line in lines for y in line.ys]))
+        for k in shared
+        if k not in ("seconds", "eval_seconds")  # times, not metrics (in the table above)
+        for lines in [[series(r.history, k, r.label) for r in group]]
+    ]
     charts = "".join(f'<figure class="curve">{svg}</figure>' for svg in overlaid)
     sections = [
         ("Runs", table(["run", "model", "dataset", "epochs", "directory"], runs_rows)),

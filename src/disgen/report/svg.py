@@ -62,15 +62,20 @@ def segments(series: Series) -> list[list[tuple[float, float]]]:
     return [s for s in out if s]
 
 
-def line_chart(title: str, series: list[Series], colors: list[str] | None = None, x_label: str = "epoch") -> str:
-    """An ``<svg>`` line chart of ``series`` (one colour each) with axes, ticks and a title."""
+def line_chart(
+    title: str, series: list[Series], colors: list[str] | None = None, x_label: str = "epoch", log: bool = False
+) -> str:
+    """An ``<svg>`` line chart of ``series`` (one colour each) with axes, ticks and a title; ``log``:
+    a log scale on y (positive values only), its ticks labelled with the values."""
     colors = colors or [PALETTE[i % len(PALETTE)] for i in range(len(series))]
+    scale = (lambda y: math.log10(y)) if log else (lambda y: y)
     xs = [x for s in series for x, y in zip(s.xs, s.ys) if finite(y)]
-    ys = [y for s in series for y in s.ys if finite(y)]
+    ys = [scale(y) for s in series for y in s.ys if finite(y)]
     parts = [
         f'<svg class="chart" width="{WIDTH}" height="{HEIGHT}" viewBox="0 0 {WIDTH} {HEIGHT}" '
         f'role="img" aria-label="{escape(title)}">',
-        f'<text class="chart-title" x="{WIDTH / 2}" y="16" text-anchor="middle">{escape(title)}</text>',
+        f'<text class="chart-title" x="{WIDTH / 2}" y="16" text-anchor="middle">'
+        f"{escape(title)}{' (log scale)' if log else ''}</text>",
     ]
     if not ys:
         parts.append(f'<text x="{WIDTH / 2}" y="{HEIGHT / 2}" text-anchor="middle">no finite values</text>')
@@ -81,14 +86,15 @@ def line_chart(title: str, series: list[Series], colors: list[str] | None = None
     def px(x: float) -> float:
         return round(LEFT + (x - x0) / (x1 - x0) * pw, 2)
 
-    def py(y: float) -> float:
-        return round(TOP + (1 - (y - y0) / (y1 - y0)) * ph, 2)
+    def py(y: float, scaled: bool = False) -> float:
+        return round(TOP + (1 - ((y if scaled else scale(y)) - y0) / (y1 - y0)) * ph, 2)
 
     parts.append(f'<rect class="plot" x="{LEFT}" y="{TOP}" width="{pw}" height="{ph}"/>')
     for t in nice_ticks(y0, y1):
+        shown = fmt(10**t) if log else fmt(t)
         parts.append(
-            f'<line class="grid" x1="{LEFT}" x2="{LEFT + pw}" y1="{py(t)}" y2="{py(t)}"/>'
-            f'<text class="tick" x="{LEFT - 5}" y="{py(t) + 4}" text-anchor="end">{fmt(t)}</text>'
+            f'<line class="grid" x1="{LEFT}" x2="{LEFT + pw}" y1="{py(t, True)}" y2="{py(t, True)}"/>'
+            f'<text class="tick" x="{LEFT - 5}" y="{py(t, True) + 4}" text-anchor="end">{shown}</text>'
         )
     for t in nice_ticks(x0, x1, 6):
         if float(t).is_integer():  # epochs are whole numbers

@@ -35,7 +35,7 @@ from disgen.data import ImageSplit, TensorDataset, load_dataset, splits, to_floa
 from disgen.data.augment import TRANSFORMS
 from disgen.data.labels import LabelledLoader, labelled_indices, save_labels
 from disgen.data.loader import StreamedImages, TensorLoader, keep_on_device
-from disgen.errors import DisgenError
+from disgen.errors import DisgenError, plural
 from disgen.evaluation import reference
 from disgen.models import get_model, resolve
 from disgen.objectives import Context, Opts, get_objective
@@ -128,16 +128,30 @@ class Trainer:
         # Computed once per run, e.g. a GAN's reference classifier for Fréchet distance.
         if self.objective.eval_context and self.main:
             train_reference(self.data, self.log)  # a GAN's, where it is not yet cached
-        self.eval_kw = (
-            self.objective.eval_context(self.data, self.device, per_epoch=True)
+        self.eval_kw = {  # per split: a GAN's own draws for each
+            split: self.objective.eval_context(self.data, self.device, per_epoch=True, split=split)
             if self.objective.eval_context and self.main
             else {}
-        )
+            for split in ("val", "test")
+        }
         self.epoch = 0
         self.best: float | None = None
         self.final: dict | None = None  # the test record written after the last epoch
         self.history: list[dict] = []
         self.guard = DivergenceGuard(self.nets)
+        self.selects = self.val_x is not None and len(self.val_x) >= self.fewest_to_select()
+
+    def fewest_to_select(self) -> int:
+        """The validation samples the objective's metric needs to choose best.pt; fewer are said."""
+        fewest = self.objective.min_select(self.val_x) if self.objective.min_select and self.val_x is not None else 0
+        if self.val_x is not None and len(self.val_x) < fewest:
+            metric = self.objective.pick({})[0].replace("_", " ")
+            self.log(
+                f"validation split of {plural(len(self.val_x), 'image')}: too few to choose a checkpoint by {metric} "
+                f"(it takes {fewest}, docs/gans.md); best.pt is not written, and the last weights "
+                "(last.pt) are tested, sampled and exported"
+            )
+        return fewest
 
     def build(self) -> None:
         """The networks, their optimizers, the precision and the training batches, from the seed
@@ -322,7 +336,7 @@ class Trainer:
             which, chosen = "best", state["epoch"]
         start = time.perf_counter()
         kw = (
-            self.objective.eval_context(self.data, self.device, per_epoch="final")
+            self.objective.eval_context(self.data, self.device, per_epoch="final", split="test")
             if self.objective.eval_context
             else {}
         )
@@ -459,15 +473,15 @@ class Trainer:
             return
         start = time.perf_counter()
         if self.val_x is not None:  # what every choice reads
-            val = self.objective.evaluate(self.nets, self.val_x, self.val_y, **self.eval_kw)
+            val = self.objective.evaluate(self.nets, self.val_x, self.val_y, **self.eval_kw["val"])
             record.update({f"val_{k}": v for k, v in val.items()})
         if self.cfg.test_every_epoch and self.test_x is not None:  # a curve to look at, never to choose by
             with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
-                test = self.objective.evaluate(self.nets, self.test_x, self.test_y, **self.eval_kw)
+                test = self.objective.evaluate(self.nets, self.test_x, self.test_y, **self.eval_kw["test"])
             record.update({f"test_{k}": v for k, v in test.items()})
         record["eval_seconds"] = round(time.perf_counter() - start, 3)
         key, mode = self.objective.pick({k[4:]: v for k, v in record.items() if k.startswith("val_")})
-        value = record.get(f"val_{key}")
+        value = record.get(f"val_{key}") if self.selects else None
         improved = value is not None and (
             self.best is None or (value > self.best if mode == "max" else value < self.best)
         )

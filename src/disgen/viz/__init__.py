@@ -89,33 +89,76 @@ def pyplot():
 
 
 def save_figure(fig, path: str | Path) -> Path:
-    """Write a matplotlib figure as PNG (creating the folder) and free it."""
+    """Write a matplotlib figure as PNG (creating the folder) and free it. Its panels' titles go into
+    the PNG's Title text too, for a reader that cannot see the picture (and a test that reads it)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=90, bbox_inches="tight")
+    titles = [a.get_title() for a in fig.axes if a.get_title()]
+    fig.savefig(path, dpi=90, bbox_inches="tight", metadata={"Title": "; ".join(titles)})
     pyplot().close(fig)
     return path
 
 
-def save_curves(history: list[dict], path: str | Path, title: str = "") -> Path:
-    """One panel per logged metric (losses and test metrics) against the epoch."""
-    plt = pyplot()
+NOT_METRICS = ("epoch", "lr", "seconds", "eval_seconds")  # logged each epoch, but not how well it learns
+LOG_SPAN = 10  # a positive curve whose largest value is this many times its smallest: a log scale
 
+
+def same_curves(history: list[dict], keys: list[str]) -> dict[str, str]:
+    """Keys whose values equal an earlier key's at every epoch (gan2d's ``w2_squared`` and
+    ``frechet_distance``: one number under two names), each to that earlier key."""
+    seen: dict[tuple, str] = {}
+    out = {}
+    for k in keys:
+        values = tuple(h.get(k) for h in history)
+        if values in seen:
+            out[k] = seen[values]
+        else:
+            seen[values] = k
+    return out
+
+
+def wants_log(values: list) -> bool:
+    """Whether a curve reads better on a log scale: all positive and spread over LOG_SPAN times or
+    more (a distance that falls from 5 to 0.01 is flat on a linear axis after a few epochs)."""
+    ys = [v for v in values if isinstance(v, (int, float)) and math.isfinite(v)]
+    return bool(ys) and min(ys) > 0 and max(ys) >= LOG_SPAN * min(ys)
+
+
+def curve_panels(history: list[dict]) -> list[tuple[str, str, bool]]:
+    """The panels of curves.png, as (title, key, log scale): one per logged metric (losses and
+    held-out metrics), not the seconds an epoch took, one for a metric logged under two names (its
+    title gives both), a log scale where a linear one would flatten it."""
     keys = (
-        [k for k in history[0] if k not in ("epoch", "seconds", "lr") and isinstance(history[0][k], (int, float))]
-        if history
-        else []
+        [k for k in history[0] if k not in NOT_METRICS and isinstance(history[0][k], (int, float))] if history else []
     )
-    cols = min(3, max(1, len(keys)))
-    rows = max(1, math.ceil(len(keys) / cols))
+    twins = same_curves(history, keys)
+    return [
+        (
+            " = ".join([k, *(t for t, of in twins.items() if of == k)]),
+            k,
+            wants_log([h.get(k) for h in history]),
+        )
+        for k in keys
+        if k not in twins
+    ]
+
+
+def save_curves(history: list[dict], path: str | Path, title: str = "") -> Path:
+    """curves.png: the :func:`curve_panels` of ``history`` against the epoch."""
+    plt = pyplot()
+    panels = curve_panels(history)
+    cols = min(3, max(1, len(panels)))
+    rows = max(1, math.ceil(len(panels) / cols))
     fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 3 * rows), squeeze=False)
     epochs = [h["epoch"] for h in history]
-    for ax, key in zip(axes.flat, keys):
+    for ax, (name, key, log) in zip(axes.flat, panels):
         ax.plot(epochs, [h.get(key, float("nan")) for h in history], marker="o", ms=3)
-        ax.set_title(key)
+        ax.set_title(name)
         ax.set_xlabel("epoch")
+        if log:
+            ax.set_yscale("log")
         ax.grid(alpha=0.3)
-    for ax in list(axes.flat)[len(keys) :]:
+    for ax in list(axes.flat)[len(panels) :]:
         ax.axis("off")
     if title:
         fig.suptitle(title)

@@ -1,11 +1,13 @@
 """Pictures of an adversarial autoencoder run, written into RUN_DIR/images by the ``aae`` objective's
 snapshot (:func:`disgen.objectives.aae.snapshot`; the plots of codes are here):
 
-- ``latent_<tag>.png``: encoded test z (its first two dimensions) coloured by class, and the prior
+- ``latent_<tag>.png``: encoded z of the held-out images the run shows (the validation split where it
+  has one; the title says which), its first two dimensions, coloured by class, and the prior
   beside it; the paper's figures 2 and 4 (a 2-D z, ``--z-dim 2``, shows the whole code);
 - ``z_hist_<tag>.png``: histograms of encoded z against prior samples, per dimension (up to 8);
 - ``style_grid_test.png`` / ``style_grid_prior.png`` (supervised and semi-supervised): rows share a
-  style z (of a test image, or drawn from the prior), columns are the classes 0-9;
+  style z (of a held-out image, validation where there is a split, or drawn from the prior),
+  columns are the classes 0-9;
 - ``reconstructions_<tag>.png`` and ``samples.png`` (decoded prior draws).
 """
 
@@ -21,16 +23,17 @@ MAX_HIST_DIMS = 8
 
 
 def save_latent_scatter(
-    z: torch.Tensor, labels: torch.Tensor, prior: torch.Tensor, path: Path, classes: list[str]
+    z: torch.Tensor, labels: torch.Tensor, prior: torch.Tensor, path: Path, classes: list[str], split: str
 ) -> Path:
-    """Encoded z (N, D) coloured by class, beside prior samples, on the same axes limits."""
+    """Encoded z (N, D) of ``split``'s images coloured by class, beside prior samples, on the same
+    axes limits."""
     plt = pyplot()
     fig, (a, b) = plt.subplots(1, 2, figsize=(10, 4.6), sharex=True, sharey=True)
     z, prior = z[:, :2].cpu(), prior[:, :2].cpu()
     if z.shape[1] == 1:  # a 1-D code: plot it against zero
         z, prior = torch.cat([z, torch.zeros_like(z)], 1), torch.cat([prior, torch.zeros_like(prior)], 1)
     sc = a.scatter(z[:, 0], z[:, 1], c=labels.cpu(), cmap="tab10", s=4, vmin=-0.5, vmax=9.5)
-    a.set_title("encoded test z (dims 0, 1)")
+    a.set_title(f"encoded z of {split} images (dims 0, 1)")
     b.scatter(prior[:, 0], prior[:, 1], s=4, c="0.3")
     b.set_title("prior samples")
     cbar = fig.colorbar(sc, ax=[a, b], ticks=range(len(classes[:10])))

@@ -29,11 +29,6 @@ function showError(message) {
   $("error").hidden = !message;
 }
 
-function formatMetric(name, value) {
-  const short = name.replace(/^test_/, "");
-  return `${short} ${Number.isInteger(value) ? value : value.toFixed(4)}`;
-}
-
 // -- drawing and uploads -------------------------------------------------------------------------
 function setupInput() {
   const f = info.features;
@@ -302,9 +297,8 @@ async function start() {
   }
   const f = info.features;
   $("model").textContent = info.model;
-  const metrics = Object.entries(info.metrics).map(([k, v]) => formatMetric(k, v)).join(", ");
   $("summary").textContent = `${info.run}: ${info.objective}${f.mode ? ` (${f.mode})` : ""} on ` +
-    `${info.dataset}, ${info.epochs} epochs, ${info.checkpoint} checkpoint` + (metrics ? `; test ${metrics}` : "");
+    `${info.dataset}, ${info.epochs} epochs, ${info.checkpoint} checkpoint` + (info.scores ? `; ${info.scores}` : "");
   if (f.upload) setupInput();
   if (f.sample) setupGenerator();
   if (!f.predict && !f.reconstruct && !f.sample) {
