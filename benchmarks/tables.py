@@ -24,6 +24,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
+import mnist_tables  # noqa: E402, F401  (registers the full-MNIST tables)
 from table_defs import TABLES  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]

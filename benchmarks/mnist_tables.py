@@ -1,0 +1,230 @@
+"""The full-MNIST tables (bench_mnist.py, bench_mnist_peers.py): the seed presets beside their
+documents, every model's headline, and the peers side by side. Every mean, spread and interval is
+computed here from the per-seed values in the results files; nothing precomputed is trusted."""
+
+from __future__ import annotations
+
+import math
+import statistics
+
+from table_defs import Results, commit, md, table
+
+# Student's t, two-sided 95%, by degrees of freedom: the interval of a mean over n seeds is
+# mean ± t(n-1) * std / sqrt(n).
+T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228}
+
+
+def summary(values: list[float]) -> dict:
+    n = len(values)
+    mean = statistics.mean(values)
+    std = statistics.stdev(values) if n > 1 else 0.0
+    half = T95.get(n - 1, 1.96) * std / math.sqrt(n) if n > 1 else math.nan
+    lo, hi = mean - half, mean + half
+    return {"n": n, "mean": mean, "std": std, "lo": lo, "hi": hi, "min": min(values), "max": max(values)}
+
+
+def fmt(s: dict, digits: int, scale: float = 1.0, unit: str = "") -> str:
+    return f"{s['mean'] * scale:.{digits}f}{unit} ± {s['std'] * scale:.{digits}f}"
+
+
+def interval(s: dict, digits: int, scale: float = 1.0) -> str:
+    if math.isnan(s["lo"]):
+        return "—"
+    return f"{s['lo'] * scale:.{digits}f} to {s['hi'] * scale:.{digits}f}"
+
+
+def cpu(r: dict) -> str:
+    m = r["machine"]
+    return f"{m['cpu']}, {m['threads']} thread{'s' * (m['threads'] != 1)}"
+
+
+def group_runs(results: Results, name: str, prefix: str) -> dict[str, list[dict]]:
+    """label -> its runs (one a seed), for the keys ``prefix/label/seed`` of results file ``name``."""
+    out: dict[str, list[dict]] = {}
+    for key, r in sorted(results(name)["runs"].items()):
+        if key.startswith(prefix + "/"):
+            out.setdefault(key[len(prefix) + 1 :].rsplit("/", 1)[0], []).append(r)
+    return out
+
+
+def stamp(runs: list[dict]) -> tuple[str, str, str]:
+    """The commit, CPU and number format a row's runs share (each listed where they differ)."""
+    commits = sorted({commit(r) for r in runs})
+    cpus = sorted({cpu(r) for r in runs})
+    formats = sorted({str(r.get("precision")) for r in runs})
+    return ", ".join(commits), "; ".join(cpus), ", ".join(formats)
+
+
+def minutes(runs: list[dict]) -> str:
+    s = summary([r["train_seconds"] / 60 for r in runs])
+    return f"{s['mean']:.1f}"
+
+
+# -- the seed presets against their documents -----------------------------------------------------
+SEED_METRICS = {
+    "seed-000": ("train_accuracy", "train accuracy after epoch {}", 3, 100, "%"),
+    "seed-001": ("train_mse", "train MSE after epoch {}", 4, 1, ""),
+}
+
+
+@table("mnist-seeds")
+def mnist_seeds(results: Results) -> str:
+    """000 and 001 epoch by epoch beside their documents; 002's digit shares and 004's accuracy."""
+    r = results("mnist")
+    groups, docs, rows = group_runs(results, "mnist", "seeds"), r["documents"], []
+    for label, (key, what, digits, scale, unit) in SEED_METRICS.items():
+        runs = groups.get(label, [])
+        for e, doc in enumerate(docs[label][key]):
+            s = summary([run["epochs"][e][key] for run in runs])
+            places = digits - 2 if unit else digits
+            inside = s["min"] <= doc <= s["max"]
+            verdict = "within the seeds' range" if inside else f"outside ({(doc - s['mean']) * scale:+.{digits - 2}f})"
+            rows.append(
+                [
+                    label.replace("-", " "),
+                    what.format(e + 1),
+                    f"{doc * scale:.{digits - (unit == '%') * 2}f}{unit}",
+                    fmt(s, places, scale, unit),
+                    f"{s['min'] * scale:.{places}f} to {s['max'] * scale:.{places}f}",
+                    verdict,
+                    s["n"],
+                    *stamp(runs),
+                ]
+            )
+    rows += seed_002_rows(groups.get("seed-002", [])) + seed_004_rows(groups.get("seed-004", []))
+    header = ["seed", "figure", "document", "disgen (mean ± std)", "seeds' range", "document vs disgen", "n (seeds)"]
+    return md(header + ["commit", "CPU", "number format"], rows)
+
+
+def seed_002_rows(runs: list[dict]) -> list[list]:
+    if not runs:
+        return []
+    epochs = runs[0]["options"]["epochs"]
+    zero_one = summary([run["class_shares"][0] + run["class_shares"][1] for run in runs])
+    rarest = summary([min(run["class_shares"]) for run in runs])
+    fid = summary([run["final"]["test_frechet_distance"] for run in runs])
+    covered = summary([run["final"]["test_classes_covered"] for run in runs])
+    where = f"after {epochs} of the document's 100 epochs ({minutes(runs)} CPU min a run)"
+    return [
+        ["seed 002", f"share of 0s and 1s among 10,000 samples, {where}", "about 75%", fmt(zero_one, 1, 100, "%"),
+         f"{zero_one['min']:.1%} to {zero_one['max']:.1%}", "—", zero_one["n"], *stamp(runs)],
+        ["seed 002", "share of the rarest digit", "—", fmt(rarest, 1, 100, "%"), "", "—", rarest["n"], *stamp(runs)],
+        ["seed 002", "Fréchet distance to the test digits (reference features)", "—", fmt(fid, 2), "", "—",
+         fid["n"], *stamp(runs)],
+        ["seed 002", "digits covered (of 10)", "—", fmt(covered, 1), "", "—", covered["n"], *stamp(runs)],
+    ]  # fmt: skip
+
+
+def seed_004_rows(runs: list[dict]) -> list[list]:
+    if not runs:
+        return []
+    epochs = runs[0]["options"]["epochs"]
+    s = summary([run["final"]["test_accuracy"] for run in runs])
+    what = f"test accuracy, 1000 labels, after {epochs} of the document's 1000 epochs ({minutes(runs)} CPU min a run)"
+    spread = f"{s['min']:.2%} to {s['max']:.2%}"
+    return [["seed 004", what, "over 95%", fmt(s, 2, 100, "%"), spread, "—", s["n"], *stamp(runs)]]
+
+
+# -- every model's headline on full MNIST ---------------------------------------------------------------
+HEADLINE = {  # label -> (what, metric, digits, scale, unit)
+    "mlp-classifier/default": ("`mlp-classifier` default", "test_accuracy", 2, 100, "%"),
+    "cnn-classifier/fast": ("`cnn-classifier --preset fast`", "test_accuracy", 2, 100, "%"),
+    "cnn-classifier/default": ("`cnn-classifier` default", "test_accuracy", 2, 100, "%"),
+    "mlp-autoencoder/default": ("`mlp-autoencoder` default", "test_mse", 4, 1, ""),
+    "dcgan28/default": ("`dcgan28` default", "test_frechet_distance", 2, 1, ""),
+    "aae/default-100": ("`aae` default, 100 labels", "test_accuracy", 2, 100, "%"),
+    "aae/default-1000": ("`aae` default, 1000 labels", "test_accuracy", 2, 100, "%"),
+}
+
+
+@table("mnist-headline")
+def mnist_headline(results: Results) -> str:
+    groups, rows = group_runs(results, "mnist", "headline"), []
+    for label, (what, metric, digits, scale, unit) in HEADLINE.items():
+        runs = groups.get(label)
+        if not runs:
+            continue
+        s = summary([run["final"][metric] for run in runs])
+        epochs = len(runs[0]["epochs"])
+        rows.append(
+            [
+                what,
+                f"`{metric}`",
+                f"**{fmt(s, digits, scale, unit)}**",
+                interval(s, digits, scale),
+                s["n"],
+                epochs,
+                minutes(runs),
+                *stamp(runs),
+            ]
+        )
+    header = ["model", "metric", "test (mean ± std)", "95% interval of the mean", "n (seeds)", "epochs"]
+    return md(header + ["train min / run", "commit", "CPU", "number format"], rows)
+
+
+# -- the peers, at equal time and to an accuracy ---------------------------------------------------------
+SIDES = {"disgen": "disgen `--time-budget`", "examples": "pytorch/examples", "fast": "train_mnist_fast"}
+
+
+@table("mnist-peers")
+def mnist_peers(results: Results) -> str:
+    groups = group_runs(results, "mnist_peers", "classifiers")
+    budgets = sorted({float(k.split("/")[1]) for k in groups if k.startswith("disgen/")})
+    rows = []
+    for b in budgets:
+        cells, means = [], {}
+        for side in ("disgen", "examples"):
+            runs = groups.get(f"{side}/{b:g}", [])
+            s = summary([r["test_accuracy"] for r in runs]) if runs else None
+            means[side] = s["mean"] if s else None
+            cells.append(f"{fmt(s, 2, 100, '%')} (n={s['n']})" if s else "—")
+        fits = [k for k in groups if k.startswith("fast/") and fast_fits(groups[k], b)]
+        if fits:
+            epochs = max(int(k.split("/")[1]) for k in fits)
+            s = summary([r["test_accuracy"] for r in groups[f"fast/{epochs}"]])
+            means["fast"] = s["mean"]
+            cells.append(f"{fmt(s, 2, 100, '%')} ({epochs} epoch{'s' * (epochs > 1)})")
+        else:
+            cells.append("no recipe fits")
+        best = max((v, k) for k, v in means.items() if v is not None)[1]
+        runs = groups.get(f"disgen/{b:g}", [])
+        rows.append([f"{b:g}", *cells, SIDES[best], *stamp(runs)[:2]])
+    header = ["seconds of training", SIDES["disgen"], SIDES["examples"], SIDES["fast"], "best"]
+    return md(header + ["commit", "CPU"], rows)
+
+
+def fast_fits(runs: list[dict], budget: float) -> bool:
+    return statistics.mean(r["train_seconds"] for r in runs) <= budget
+
+
+@table("mnist-time-to-accuracy")
+def mnist_time_to_accuracy(results: Results) -> str:
+    """Per side, the training seconds until a model first scores the target on the test split, from
+    every run's per-epoch curve (the earliest over a seed's runs), averaged over seeds."""
+    groups = group_runs(results, "mnist_peers", "classifiers")
+    rows = []
+    for side, name in SIDES.items():
+        per_seed: dict[int, list[dict]] = {}
+        for key, runs in groups.items():
+            if key.startswith(side + "/"):
+                for r in runs:
+                    per_seed.setdefault(r["seed"], []).append(r)
+        if not per_seed:
+            continue
+        cells = []
+        for target in (0.99, 0.995):
+            times = [first_time(runs, target) for runs in per_seed.values()]
+            reached = [t for t in times if t is not None]
+            if len(reached) < len(times):
+                cells.append(f"not reached by {len(times) - len(reached)} of {len(times)} seeds")
+            else:
+                s = summary(reached)
+                cells.append(f"{s['mean']:.1f} s ± {s['std']:.1f}")
+        all_runs = [r for runs in per_seed.values() for r in runs]
+        rows.append([name, *cells, len(per_seed), *stamp(all_runs)[:2]])
+    return md(["side", "seconds to 99.0% test", "seconds to 99.5% test", "n (seeds)", "commit", "CPU"], rows)
+
+
+def first_time(runs: list[dict], target: float) -> float | None:
+    times = [p["seconds"] for r in runs for p in r["curve"] if (p.get("test_accuracy") or 0) >= target]
+    return min(times) if times else None
