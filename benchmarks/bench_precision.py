@@ -1,41 +1,49 @@
-"""Quality under bfloat16: the same runs in ``--precision fp32`` and ``--precision bf16``, side by
-side, over seeds. Each run is a ``disgen train`` subprocess (two at a time, one thread each); the
-final epoch's test metrics are compared.
+"""What ``--precision auto`` costs: the same runs in ``--precision fp32`` and ``--precision auto``, side
+by side, over seeds, for every model whose ``auto`` is not float32 on this machine. Each run is a
+``disgen train`` subprocess (two at a time, one thread each); what is compared is the figure the
+run chooses its checkpoint by, on the validation split (the test split is not read), and the
+seconds of training.
 
-    python benchmarks/bench_precision.py [--seeds 0 1 2] [--jobs 2] [--cases cnn aae dcgan28]
+    python benchmarks/bench_precision.py [--seeds 0 1 2 3 4] [--jobs 2] [--cases cnn aae dcgan28]
 
-Cases (what bf16 must not change beyond seed-to-seed noise):
-  cnn      cnn-classifier --preset fast on Fashion-MNIST (7 epochs): test accuracy
-  aae      semi-supervised aae on mnist-mini with --labels 100 (20 epochs): test accuracy
-  dcgan28  dcgan28 default preset on mnist-mini (10 epochs): Fréchet distance, min_class_share
+Cases, each on the model's default data:
+  cnn      cnn-classifier default preset, mnist-mini (30 epochs): best validation accuracy
+  aae      semi-supervised aae default preset, mnist-mini, --labels 100 (30 epochs): best validation accuracy
+  dcgan28  dcgan28 default preset, mnist-mini (10 of its 30 epochs): best validation Fréchet distance
+
+Each run is saved as it ends (results/precision_auto.json); a rerun skips what the file holds at
+this commit.
 """
 
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
 import os
 import subprocess
 import sys
 import tempfile
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import save, summary, table  # noqa: E402
+from common import RESULTS, load_average, machine, provenance  # noqa: E402
 
+NAME = "precision_auto"
+# case -> (disgen train arguments, the validation metric, its better side)
 CASES = {
-    "cnn": (["cnn-classifier", "--preset", "fast", "--dataset", "fashion-mnist"], ["test_accuracy"]),
-    "aae": (["aae", "--dataset", "mnist-mini", "--labels", "100", "--epochs", "20"], ["test_accuracy"]),
-    "dcgan28": (
-        ["dcgan28", "--dataset", "mnist-mini", "--epochs", "10"],
-        ["test_frechet_distance", "test_min_class_share"],
-    ),
+    "cnn": (["cnn-classifier", "--dataset", "mnist-mini"], "val_accuracy", "max"),
+    "aae": (["aae", "--dataset", "mnist-mini", "--labels", "100", "--epochs", "30"], "val_accuracy", "max"),
+    "dcgan28": (["dcgan28", "--dataset", "mnist-mini", "--epochs", "10"], "val_frechet_distance", "min"),
 }
 
 
 def train(args: list[str], run_dir: Path) -> dict:
+    """One run: its per-epoch records, what --precision it trained in, and its training seconds."""
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    start = time.perf_counter()
     done = subprocess.run(
         [sys.executable, "-m", "disgen", "train", *args, "--run-dir", str(run_dir), "--no-progress", "--device", "cpu"],
         capture_output=True,
@@ -44,38 +52,61 @@ def train(args: list[str], run_dir: Path) -> dict:
     )
     if done.returncode != 0:
         raise SystemExit(f"disgen train {' '.join(args)} failed:\n{done.stderr[-2000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    epochs = [r for r in records if not r.get("final")]
+    return {
+        "epochs": [{k: v for k, v in r.items() if isinstance(v, (int, float))} for r in epochs],
+        "precision": json.loads((run_dir / "run.json").read_text())["precision"],
+        "train_seconds": sum(r.get("seconds", 0) for r in epochs),
+        "wall_seconds": time.perf_counter() - start,
+    }
+
+
+def read_results() -> dict:
+    path = RESULTS / f"{NAME}.json"
+    return json.loads(path.read_text()) if path.is_file() else {"runs": {}}
+
+
+def save_run(key: str, record: dict) -> None:
+    path = RESULTS / f"{NAME}.json"
+    with open(RESULTS / f".{NAME}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        results = read_results()
+        results["runs"][key] = record
+        results["cases"] = {c: {"args": a, "metric": m, "better": b} for c, (a, m, b) in CASES.items()}
+        tmp = path.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(results, indent=1) + "\n")
+        os.replace(tmp, path)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--cases", nargs="+", default=list(CASES), choices=list(CASES))
+    ap.add_argument("--rerun", action="store_true")
     args = ap.parse_args()
-    jobs = [(case, p, s) for case in args.cases for s in args.seeds for p in ("fp32", "bf16")]
-    with tempfile.TemporaryDirectory() as tmp, ThreadPoolExecutor(args.jobs) as pool:
-        futures = {
-            job: pool.submit(
-                train,
-                CASES[job[0]][0] + ["--precision", job[1], "--seed", str(job[2])],
-                Path(tmp) / "-".join(map(str, job)),
-            )
-            for job in jobs
-        }
-        results = {job: f.result() for job, f in futures.items()}
-    rows, payload = [], {}
-    for case in args.cases:
-        for metric in CASES[case][1]:
-            values = {p: [results[(case, p, s)][metric] for s in args.seeds] for p in ("fp32", "bf16")}
-            payload[f"{case} {metric}"] = values
-            rows.append(
-                [case, metric.removeprefix("test_")]
-                + [f"{summary(values[p])[0]:.4f} ± {summary(values[p])[1]:.4f}" for p in ("fp32", "bf16")]
-            )
-    print(f"final test metrics, mean ± std over seeds {args.seeds}")
-    print(table(rows, ["case", "metric", "fp32", "bf16"]))
-    print(f"saved {save('precision_quality', {'seeds': args.seeds, 'results': payload})}")
+    stamp, held = provenance(), read_results()["runs"]
+    jobs = [
+        (case, p, s)
+        for case in args.cases
+        for s in args.seeds
+        for p in ("fp32", "auto")
+        if args.rerun or held.get(f"{case}/{p}/{s}", {}).get("commit") != stamp["commit"]
+    ]
+
+    def one(job: tuple[str, str, int]) -> None:
+        case, precision, seed = job
+        with tempfile.TemporaryDirectory() as tmp:
+            run = train(CASES[case][0] + ["--precision", precision, "--seed", str(seed)], Path(tmp) / "run")
+        run.update(stamp, case=case, asked=precision, seed=seed, machine={**machine(), "threads": 1})
+        run["load_average"] = load_average()
+        save_run(f"{case}/{precision}/{seed}", run)
+        print(f"{case} {precision} ({run['precision']}) seed {seed}: {run['train_seconds']:.0f} s", flush=True)
+
+    with ThreadPoolExecutor(args.jobs) as pool:
+        for f in [pool.submit(one, job) for job in jobs]:
+            f.result()
 
 
 if __name__ == "__main__":

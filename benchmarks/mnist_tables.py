@@ -228,3 +228,95 @@ def mnist_time_to_accuracy(results: Results) -> str:
 def first_time(runs: list[dict], target: float) -> float | None:
     times = [p["seconds"] for r in runs for p in r["curve"] if (p.get("test_accuracy") or 0) >= target]
     return min(times) if times else None
+
+
+# -- what --precision auto costs (bench_precision.py) ----------------------------------------------------
+PRECISION_CASES = {
+    "cnn": "`cnn-classifier` default, mnist-mini, 30 epochs",
+    "aae": "`aae` default, mnist-mini, `--labels 100`, 30 epochs",
+    "dcgan28": "`dcgan28` default, mnist-mini, 10 epochs",
+}
+
+
+def best_of(run: dict, metric: str, better: str) -> float:
+    values = [e[metric] for e in run["epochs"] if metric in e]
+    return max(values) if better == "max" else min(values)
+
+
+def welch(a: dict, b: dict) -> tuple[float, float]:
+    """The 95% interval of mean(b) - mean(a) (Welch's t, degrees of freedom rounded down)."""
+    va, vb = a["std"] ** 2 / a["n"], b["std"] ** 2 / b["n"]
+    se = math.sqrt(va + vb)
+    df = (va + vb) ** 2 / ((va**2 / (a["n"] - 1)) + (vb**2 / (b["n"] - 1))) if se else 1
+    half = T95.get(max(1, int(df)), 1.96) * se
+    d = b["mean"] - a["mean"]
+    return d - half, d + half
+
+
+@table("precision-auto")
+def precision_auto(results: Results) -> str:
+    r = results("precision_auto")
+    rows = []
+    for case, what in PRECISION_CASES.items():
+        runs = {p: [v for k, v in sorted(r["runs"].items()) if k.startswith(f"{case}/{p}/")] for p in ("fp32", "auto")}
+        if not runs["fp32"] or not runs["auto"]:
+            continue
+        metric, better = r["cases"][case]["metric"], r["cases"][case]["better"]
+        scale, digits, unit = (100, 2, "%") if metric.endswith("accuracy") else (1, 2, "")
+        s = {p: summary([best_of(run, metric, better) for run in runs[p]]) for p in runs}
+        lo, hi = welch(s["fp32"], s["auto"])
+        if lo <= 0 <= hi:
+            verdict = "no difference the seeds can show"
+        else:
+            worse = (hi < 0) if better == "max" else (lo > 0)
+            verdict = f"auto {'worse' if worse else 'better'}"
+        picked = ", ".join(sorted({run["precision"] for run in runs["auto"]}))
+        speed = statistics.mean(x["train_seconds"] for x in runs["fp32"]) / statistics.mean(
+            x["train_seconds"] for x in runs["auto"]
+        )
+        rows.append(
+            [
+                what,
+                f"best `{metric}`",
+                f"{s['fp32']['n']} + {s['auto']['n']}",
+                fmt(s["fp32"], digits, scale, unit),
+                f"{fmt(s['auto'], digits, scale, unit)} ({picked})",
+                f"{lo * scale:+.{digits}f} to {hi * scale:+.{digits}f}",
+                verdict,
+                f"{speed:.2f}x",
+                *stamp(runs["auto"])[:2],
+            ]
+        )
+    header = ["run", "validation figure", "n (seeds)", "fp32", "`--precision auto`", "auto - fp32, 95% interval"]
+    return md(header + ["verdict", "training speed, auto / fp32", "commit", "CPU"], rows)
+
+
+# -- GANs beside a peer (bench_mnist_peers.py gans) ---------------------------------------------------------
+GAN_SIDES = {"disgen": "disgen `dcgan28 --time-budget`", "pytorch-gan": "PyTorch-GAN `dcgan.py`"}
+GAN_METRICS = [
+    ("frechet_distance", "Fréchet distance", 2),
+    ("kid", "KID", 3),
+    ("precision", "precision", 3),
+    ("recall", "recall", 3),
+    ("min_class_share", "rarest digit's share", 3),
+    ("classes_covered", "digits covered", 1),
+]
+
+
+@table("mnist-gan-peers")
+def mnist_gan_peers(results: Results) -> str:
+    r = results("mnist_peers")
+    groups, rows = group_runs(results, "mnist_peers", "gans"), []
+    for key in sorted(groups, key=lambda k: (float(k.split("/")[1]), k)):
+        side, budget = key.split("/")
+        runs = groups[key]
+        cells = [fmt(summary([run[m] for run in runs]), d) for m, _, d in GAN_METRICS]
+        steps = summary([run["steps"] for run in runs])
+        rows.append([GAN_SIDES[side], budget, *cells, f"{steps['mean']:.0f}", len(runs), *stamp(runs)[:2]])
+    floor = r["runs"].get("gans/floor")
+    if floor:
+        cells = [f"{floor[m]:.{d}f}" if m in floor else "—" for m, _, d in GAN_METRICS]
+        rows.append(["real test digits, resized 28 -> 32 -> 28 (the peer's round trip)", "—", *cells, "—", 1,
+                     commit(floor), cpu(floor)])  # fmt: skip
+    header = ["side", "seconds of training", *[name for _, name, _ in GAN_METRICS], "steps", "n (seeds)"]
+    return md(header + ["commit", "CPU"], rows)
