@@ -140,7 +140,7 @@ def test_a_missing_name_offline_fails_fast_in_one_line(hf, tmp_path):
 
 
 def test_decoded_pixels_are_the_digits_and_a_second_load_decodes_nothing(hf, saved_dict, mnist_mini, monkeypatch):
-    import disgen.data.hf as hf_loader
+    import disgen.data.hf.images as hf_loader
 
     data = load_dataset(str(saved_dict), image_shape=(1, 28, 28))
     assert np.array_equal(data.train.images.contiguous().numpy(), mnist_mini.train.images[:N_TRAIN].numpy())

@@ -284,7 +284,11 @@ def read_json(path: str | Path, what: str, max_bytes: int = MAX_CONFIG_BYTES) ->
     """The JSON value in ``path`` (``what`` names the file in errors), refusing before parsing a
     file over ``max_bytes``, and after it nesting over MAX_JSON_DEPTH: a file of 100,000 ``[``
     exhausts Python's recursion, a 50 MB string is no option. None if the file does not exist."""
+    from disgen.files import special_file
+
     path = Path(path)
+    if special_file(path):  # a FIFO would wait for a writer for ever
+        raise DisgenError(f"{what} {path} is not a file but {special_file(path)}: pass the right file")
     try:
         with open(path, "rb") as f:
             raw = f.read(max_bytes + 1)

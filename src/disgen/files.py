@@ -16,10 +16,12 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import pickle
 import re
 import signal
+import stat
 import tempfile
 from pathlib import Path
 from typing import Callable
@@ -80,11 +82,64 @@ def write_error(path: Path, err: OSError) -> DisgenError:
     )
 
 
+def plain_json(obj):
+    """``obj`` with every NaN or infinite float replaced by None: JSON has no NaN, and a file
+    holding a bare ``NaN`` is not JSON to other readers."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: plain_json(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [plain_json(v) for v in obj]
+    return obj
+
+
 def write_json(path: Path, obj: dict) -> None:
+    text = json.dumps(plain_json(obj), indent=2, allow_nan=False) + "\n"
     try:
-        atomic_write(path, lambda f: f.write((json.dumps(obj, indent=2) + "\n").encode()))
+        atomic_write(path, lambda f: f.write(text.encode()))
     except OSError as err:
         raise write_error(path, err) from None
+
+
+def special_file(path: Path) -> str | None:
+    """What ``path`` is, in words, when it exists and is neither a regular file nor a folder: a
+    FIFO (opening it waits for a writer for ever), a device (``/dev/zero`` never ends), a socket.
+    None for a file, a folder or nothing."""
+    try:
+        mode = os.stat(path).st_mode
+    except (OSError, ValueError):
+        return None
+    if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
+        return None
+    for test, what in (
+        (stat.S_ISFIFO, "a named pipe (FIFO)"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISSOCK, "a socket"),
+    ):
+        if test(mode):
+            return what
+    return "neither a file nor a folder"
+
+
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(text: str) -> str:
+    """A text cell a spreadsheet shows as text: one starting as a formula does (``=1+1``,
+    ``+``, ``-``, ``@``, a tab or carriage return; OWASP's CSV injection) gets a leading ``'``, and
+    control characters (NUL...) are written as ``\\xNN``."""
+    text = visible(text)
+    return "'" + text if text.startswith(FORMULA_START) else text
+
+
+def visible(text: str) -> str:
+    """``text`` with its control characters (NUL, escape...; not tab or line ends) as ``\\xNN``."""
+    return CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", str(text))
+
+
+CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
 def holds_code(err: pickle.UnpicklingError) -> bool:

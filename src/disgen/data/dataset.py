@@ -9,6 +9,7 @@ import importlib
 import math
 import os
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable
 
 import torch
@@ -139,11 +140,64 @@ MAX_CLASSES = 100_000  # a model's classes; more means a corrupt labels file or 
 
 
 def machine_memory() -> int:
-    """Bytes of physical memory (16 GiB where the system does not say)."""
+    """Bytes of memory this process may use: the machine's physical memory (16 GiB where the
+    system does not say), or less where a limit says so: the cgroup's memory limit (a container,
+    a batch job's allocation; every cgroup above this one counts) and the address-space limit
+    (``ulimit -v``, ``RLIMIT_AS``) less what the process has mapped already."""
     try:
-        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        found = [os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")]
     except (ValueError, OSError, AttributeError):
-        return 16 << 30
+        found = [16 << 30]
+    found += cgroup_limits()
+    try:
+        import resource
+
+        soft = resource.getrlimit(resource.RLIMIT_AS)[0]
+        if soft != resource.RLIM_INFINITY:
+            found.append(max(0, soft - mapped_bytes()))
+    except (ImportError, OSError, ValueError):
+        pass
+    return min(found)
+
+
+def mapped_bytes() -> int:
+    """The address space this process has mapped (VmSize; 0 where /proc does not say)."""
+    try:
+        for line in open("/proc/self/status", encoding="ascii", errors="replace"):
+            if line.startswith("VmSize:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
+
+
+def cgroup_limits(root: str = "/sys/fs/cgroup") -> list[int]:
+    """The memory limits of this process's cgroup and those above it (cgroup v2's memory.max,
+    v1's memory.limit_in_bytes; "max" and v1's near-2^63 mean none)."""
+    limits = []
+    try:
+        lines = open("/proc/self/cgroup", encoding="utf-8", errors="replace").read().splitlines()
+    except OSError:
+        return []
+    for line in lines:
+        _, controllers, path = (line.split(":", 2) + ["", ""])[:3]
+        if controllers == "":
+            base, name = Path(root), "memory.max"
+        elif "memory" in controllers.split(","):
+            base, name = Path(root) / "memory", "memory.limit_in_bytes"
+        else:
+            continue
+        here = base / path.lstrip("/")
+        for folder in [here, *here.parents]:
+            try:
+                text = (folder / name).read_text().strip()
+            except OSError:
+                text = ""
+            if text.isdigit() and int(text) < 1 << 60:
+                limits.append(int(text))
+            if folder == base:
+                break
+    return limits
 
 
 def check_decoded_size(n: int, shape: tuple[int, ...], what: str, advice: str) -> None:

@@ -9,6 +9,7 @@ mass in the 28x28 frame.
 from __future__ import annotations
 
 import re
+import sys
 import warnings
 from pathlib import Path
 
@@ -17,6 +18,7 @@ import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from disgen.errors import DisgenError
+from disgen.files import special_file
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 # Refuse decompression bombs: a few bytes of PNG can declare 100000x100000 pixels (30 GB).
@@ -24,56 +26,96 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".ti
 Image.MAX_IMAGE_PIXELS = 50_000_000
 
 
-def expand(inputs: list[str | Path]) -> list[Path]:
-    """Files as given, folders expanded to their image files (sorted), missing paths refused."""
+def expand(inputs: list[str | Path], skipped: list[str] | None = None) -> list[Path]:
+    """Files as given, folders expanded to their image files (sorted), missing paths refused.
+
+    Only regular files are read: a FIFO or a device given by name is one error (reading it would
+    wait for ever, or never end); one inside a folder is left out and added to ``skipped``."""
     out: list[Path] = []
     for item in inputs:
         p = Path(item)
         if p.is_dir():
-            found = sorted(f for f in p.rglob("*") if f.suffix.lower() in IMAGE_SUFFIXES)
+            named = sorted(f for f in p.rglob("*") if f.suffix.lower() in IMAGE_SUFFIXES)
+            found = [f for f in named if f.is_file()]
+            if skipped is not None:
+                skipped += [f"{f} (not a regular file)" for f in named if not f.is_file() and not f.is_dir()]
             if not found:
                 raise DisgenError(f"folder {p} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
             out += found
         elif p.is_file():
             out.append(p)
+        elif special_file(p):
+            raise DisgenError(
+                f"input {p} is not a file but {special_file(p)}: pass image files, folders of images or IDX files"
+            )
         else:
             raise DisgenError(f"input {p} does not exist")
     return out
 
 
 def load_inputs(
-    inputs: list[str | Path], image_shape: tuple[int, int, int], digits: bool = True
+    inputs: list[str | Path], image_shape: tuple[int, ...], digits: bool = True
 ) -> tuple[list[str], torch.Tensor]:
     """Names and uint8 images (N, C, H, W) from image files, folders and IDX files.
 
     IDX rows are named by their zero-based index; image files by their path. Whether a file is
-    IDX or an image is decided by its content (the IDX magic number), not its name.
+    IDX or an image is decided by its content (the IDX magic number), not its name. An image that
+    cannot be read is skipped and named in one warning, unless none can be read (then the error
+    is the first one's).
     """
-    from disgen.data.idx import as_pixels, is_idx_file, read_idx
+    from disgen.data.idx import is_idx_file
 
+    if len(image_shape) != 3:
+        raise DisgenError(f"this model takes {len(image_shape)}-D points, not images: it reads no image files")
     names: list[str] = []
     arrays: list[torch.Tensor] = []
-    for path in expand(inputs):
+    skipped: list[str] = []
+    errors: list[DisgenError] = []
+    for path in expand(inputs, skipped):
         if is_idx_file(path):
-            x = read_idx(path, channels=image_shape[0])
-            if x.dim() != 3 or tuple(x.shape[1:]) != tuple(image_shape[1:]):
-                raise DisgenError(
-                    f"IDX file {path} holds images of shape {tuple(x.shape[1:])}, "
-                    f"the model takes {tuple(image_shape[1:])}"
-                )
-            if len(x) == 0:
-                raise DisgenError(
-                    f"IDX file {path} holds no images (its header declares 0): pass a file with at least one"
-                )
-            x = as_pixels(x, path)[:, None].expand(-1, image_shape[0], -1, -1)
+            x = idx_images(path, image_shape)
             names += [str(i) for i in range(len(x))]
             arrays.append(x)
-        else:
-            names.append(str(path))
+            continue
+        try:
             arrays.append(load_image(path, image_shape, digits)[None])
+        except DisgenError as err:
+            errors.append(err)
+            skipped.append(str(path))
+            continue
+        names.append(str(path))
     if not arrays:
+        if errors:
+            raise (
+                errors[0]
+                if len(errors) == 1
+                else DisgenError(f"none of the {len(errors)} images could be read: {errors[0]}")
+            )
         raise DisgenError("no inputs: pass image files, folders of images or IDX files")
+    if skipped:
+        shown = ", ".join(skipped[:10]) + (f" and {len(skipped) - 10} more" if len(skipped) > 10 else "")
+        print(f"warning: skipped {len(skipped)} input(s) that could not be read: {shown}", file=sys.stderr)
     return names, arrays[0] if len(arrays) == 1 else torch.cat(arrays)  # one IDX file: no copy of it
+
+
+def idx_images(path: Path, image_shape: tuple[int, int, int]) -> torch.Tensor:
+    """An IDX file of images as uint8 (N, C, H, W) for the model, or one error saying what it holds."""
+    from disgen.data.idx import as_pixels, read_idx
+
+    x = read_idx(path, channels=image_shape[0])
+    if x.dim() == 1:
+        raise DisgenError(
+            f"IDX file {path} holds {len(x):,} single values (labels, not images): pass the images file "
+            "(e.g. t10k-images-idx3-ubyte, whose header declares N x H x W)"
+        )
+    if x.dim() != 3 or tuple(x.shape[1:]) != tuple(image_shape[1:]):
+        raise DisgenError(
+            f"IDX file {path} holds {'x'.join(map(str, x.shape))} values: images of "
+            f"{'x'.join(map(str, x.shape[1:]))}, the model takes {image_shape[1]}x{image_shape[2]}"
+        )
+    if len(x) == 0:
+        raise DisgenError(f"IDX file {path} holds no images (its header declares 0): pass a file with at least one")
+    return as_pixels(x, path)[:, None].expand(-1, image_shape[0], -1, -1)
 
 
 def open_image(path: Path) -> Image.Image:

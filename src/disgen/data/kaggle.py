@@ -62,8 +62,8 @@ def read_labels(path: Path) -> dict[str, str]:
         for what, name in (("id", row[0]), ("breed", row[1])):
             if not plain_name(name):
                 raise DisgenError(
-                    f"{path} line {line}: {what} {name!r} cannot be a file or folder name "
-                    "(no '/', '\\', NUL or leading '.')"
+                    f"{path} line {line}: {what} {name[:60]!r}{'...' if len(name) > 60 else ''} cannot be a file "
+                    "or folder name (no '/', '\\', NUL or leading '.', at most 255 bytes)"
                 )
         if row[0] in labels:
             raise DisgenError(f"{path} line {line}: id {row[0]} is labelled twice")
@@ -72,8 +72,14 @@ def read_labels(path: Path) -> dict[str, str]:
 
 
 def plain_name(name: str) -> bool:
-    """A name safe as one path component: it stays inside the folder it is joined to."""
-    return bool(name) and not name.startswith(".") and not any(c in name for c in "/\\\0")
+    """A name safe as one path component: it stays inside the folder it is joined to, and a file
+    system takes it (at most 255 bytes)."""
+    return (
+        bool(name)
+        and not name.startswith(".")
+        and not any(c in name for c in "/\\\0")
+        and len(name.encode("utf-8", "surrogatepass")) <= 255
+    )
 
 
 def check_breeds(labels: dict[str, str], sample: Path) -> None:
@@ -177,6 +183,10 @@ def organize(data_dir: str | Path, out: str | Path, valid_ratio: float = 0.1, se
             plan[f"{name}/{labels[i]}/{train_files[i].name}"] = train_files[i].resolve()
     for i, path in test_files.items():
         plan[f"test/unknown/{path.name}"] = path.resolve()
+    from disgen.config import check_text
+
+    for rel in plan:  # every path this writes, before anything is written
+        check_text("--out", str(out / rel))
     made = check_out(out)
     # Listed before they exist: links of a run killed half-way are still known to be ours.
     write_manifest(out, {**made, **{rel: [str(src)] for rel, src in plan.items()}})
@@ -319,7 +329,7 @@ def load_organized(path: str | Path, image_shape: tuple[int, int, int]) -> Tenso
     """Training split from ``train/`` with ``valid/`` as the validation split, or ``train_valid/``
     alone; no test split (the competition's test images are unlabelled). Classes are the training
     folder's subfolders. Decoded once (worker processes) and cached."""
-    from disgen.data.image_folder import decode_cached, list_images
+    from disgen.data.image_folder import decode_cached, list_images, summary, warn_duplicates
 
     root, train_name = organized_root(Path(path).expanduser())
     classes = sorted(d.name for d in (root / train_name).iterdir() if d.is_dir() and not d.name.startswith("."))
@@ -328,13 +338,14 @@ def load_organized(path: str | Path, image_shape: tuple[int, int, int]) -> Tenso
     splits, skipped, total = {}, [], 0
     for name in (train_name, "valid") if train_name == "train" else (train_name,):
         files = list_images(root / name)
-        images, ok, bad = decode_cached(root / name, files, tuple(image_shape))
+        images, ok, bad, digests = decode_cached(root / name, files, tuple(image_shape))
         skipped += [f"{name}/{b}" for b in bad]
         total += len(files)
         names = [files[i].parent.name for i in ok]
         unknown = sorted(set(names) - set(classes))
         if unknown:
             raise DisgenError(f"{root / name} has classes missing from {root / train_name}: {listing(unknown)}")
+        warn_duplicates(root / name, [files[i] for i in ok], names, [digests[i] for i in ok])
         splits[name] = ImageSplit(images, torch.tensor([classes.index(n) for n in names], dtype=torch.int64))
     if skipped:
         print(
@@ -344,6 +355,7 @@ def load_organized(path: str | Path, image_shape: tuple[int, int, int]) -> Tenso
     for name, split in splits.items():
         if len(split) == 0:
             raise DisgenError(f"no readable images in {root / name}")
+    print(summary(root, sum(len(s) for s in splits.values()), classes), file=sys.stderr)
     return TensorDataset(
         root.name if train_name == "train" else f"{root.name}-train_valid",
         splits[train_name],

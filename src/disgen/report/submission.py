@@ -44,7 +44,7 @@ def predict_files(run, paths: list[Path], log=None) -> torch.Tensor:
     unreadable: list[str] = []
     for start in range(0, len(paths), CHUNK):
         chunk = paths[start : start + CHUNK]
-        images, ok = decode_all(chunk, tuple(run.image_shape))
+        images, ok, _ = decode_all(chunk, tuple(run.image_shape))
         if ok:
             probs[[start + i for i in ok]] = run.predict(images).float().cpu()
         unreadable += [str(chunk[i]) for i in sorted(set(range(len(chunk))) - set(ok))]

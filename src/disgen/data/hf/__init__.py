@@ -21,6 +21,8 @@ on white, resized to cover and centre-cropped) to the model's size, by default t
 they all share it (else 3x64x64), into the memory-mapped cache :mod:`disgen.data.cache`, keyed by
 the dataset's fingerprints (or its files' names, sizes and times), the size and the columns.
 
+Decoding the images into the cache is :mod:`disgen.data.hf.images`.
+
 May import: config, files, errors and this package's modules. ``datasets`` is imported inside the
 functions, so ``import disgen`` does not load it.
 """
@@ -28,26 +30,21 @@ functions, so ``import disgen`` does not load it.
 from __future__ import annotations
 
 import hashlib
-import io
 import os
 import sys
-from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
 
-from disgen.data import cache as decoded_cache
 from disgen.data.dataset import ImageSplit, Rows, TensorDataset, take
-from disgen.data.image_folder import DEFAULT_SHAPE, PARALLEL_FROM, TEST_EVERY, fit
-from disgen.data.images import open_image
+from disgen.data.hf.images import decoded
+from disgen.data.image_folder import TEST_EVERY
 from disgen.errors import DisgenError
 
 PREFIX = "hf:"
 VAL_SPLITS = ("validation", "valid", "val")
-BATCH = 512  # rows read from the Arrow files at a time: only these are in memory while decoding
 INSTALL = "pip install disgen[hf]"
 
 
@@ -131,6 +128,8 @@ def load_path(path: Path, image_shape=None, image_column=None, label_column=None
             else:
                 obj = datasets.load_dataset("parquet", data_dir=str(path))
     except Exception as err:  # the library's many types for damaged or foreign files
+        if holds_no_rows(path):
+            raise empty_error(f"dataset {path}") from None
         why = " ".join(str(err).split())
         raise DisgenError(
             f"--dataset {path}: the datasets library cannot read it ({type(err).__name__}: {why}); pass a "
@@ -142,6 +141,27 @@ def load_path(path: Path, image_shape=None, image_column=None, label_column=None
     return from_datasets(
         obj, path.name, str(path), {"name": str(path)}, stamps, image_shape, image_column, label_column
     )
+
+
+def holds_no_rows(path: Path) -> bool:
+    """Whether a save_to_disk folder or Parquet files hold no rows at all (the library then fails
+    with an IndexError or "corresponds to no data")."""
+    import json
+
+    try:
+        if is_saved(path):
+            states = list(path.rglob("state.json"))
+            return bool(states) and all(not json.loads(p.read_text()).get("_data_files") for p in states)
+        import pyarrow.parquet as pq
+
+        files = [path] if path.is_file() else list(path.rglob("*.parquet"))
+        return bool(files) and sum(pq.read_metadata(f).num_rows for f in files) == 0
+    except Exception:  # unreadable: the library's own error says so
+        return False
+
+
+def empty_error(what: str) -> DisgenError:
+    return DisgenError(f"{what} holds no rows in its train split (0 images): a dataset needs images to train on")
 
 
 def pick_splits(obj, what: str) -> tuple[dict, dict]:
@@ -168,6 +188,9 @@ def from_datasets(obj, name, source, info, stamps, image_shape, image_column, la
     present = {k: v for k, v in parts.items() if v is not None}
     features = present["train"].features
     image, kind, label = find_columns(datasets, features, image_column, label_column, what)
+    declared = array_depth(features[image])[1] if kind == "array" else None
+    if not len(present["train"]):
+        raise empty_error(what)
     for split, ds in present.items():
         missing = [c for c in (image, label) if c and c not in ds.column_names]
         if missing:
@@ -185,7 +208,7 @@ def from_datasets(obj, name, source, info, stamps, image_shape, image_column, la
     key = hashlib.sha1(
         repr((stamps or [identity(ds, image, label) for ds in present.values()], image, kind, label)).encode()
     )
-    entry = decoded(present, image, kind, image_shape, f"hf-{key.hexdigest()[:12]}", what)
+    entry = decoded(present, (image, declared), kind, image_shape, f"hf-{key.hexdigest()[:12]}", what)
     splits, start = {}, 0
     for split, ds in present.items():
         rows = entry.ok[(entry.ok >= start) & (entry.ok < start + len(ds))]
@@ -224,125 +247,6 @@ def identity(ds, image: str, label: str | None) -> str:
                     if buf is not None:
                         digest.update(memoryview(buf))
     return digest.hexdigest()[:16]
-
-
-def decoded(present: dict, column: str, kind: str, image_shape, key: str, what: str) -> decoded_cache.Decoded:
-    """Every split's images, one after the other, from the decoded cache (decoded into it the first
-    time). The entry's name ends in the size asked for, or "own" for the images' own size, found
-    by reading their headers only when the entry is not there yet."""
-    want = tuple(image_shape) if image_shape and len(image_shape) == 3 else None
-    key = f"{key}-{'x'.join(map(str, want)) if want else 'own'}"
-    entry = decoded_cache.open_entry(key)
-    if entry is not None:
-        return entry
-    shape = want or own_shape(present, column, kind, what)
-    n = sum(len(ds) for ds in present.values())
-    return decoded_cache.build(key, n, shape, filler(present, column, kind, shape, what), what)
-
-
-def images_of(ds, column: str, kind: str):
-    """Batches of a split's image column, undecoded: ``{"bytes", "path"}`` dicts of an Image
-    column (Pillow then reads them as image files are read), numpy arrays of an array column."""
-    datasets = require()
-    ds = ds.select_columns([column])
-    if kind == "image":
-        ds = ds.cast_column(column, datasets.Image(decode=False))
-    else:
-        ds = ds.with_format("numpy")
-    for batch in ds.iter(batch_size=BATCH):
-        yield list(batch[column])
-
-
-def own_shape(present: dict, column: str, kind: str, what: str) -> tuple[int, int, int]:
-    """The images' own (C, H, W) where they all share it (1 channel where all are grey), else 3x64x64
-    (read from the files' headers); arrays must share one shape (C, H, W)."""
-    shapes = set()
-    for ds in present.values():
-        for batch in images_of(ds, column, kind):
-            for item in batch:
-                if kind == "array":
-                    shapes.add(as_image_array(item, column, what).shape)
-                    if len(shapes) > 1:
-                        both = " and ".join(map(str, sorted(shapes)))
-                        raise DisgenError(
-                            f"{what}: the arrays of its column {column!r} differ in shape ({both}): give them one "
-                            "shape, or choose a model with a fixed image size (e.g. resnet-transfer --image-size)"
-                        )
-                    continue
-                try:
-                    with Image.open(io.BytesIO(item["bytes"]) if item["bytes"] else item["path"]) as im:
-                        grey = im.mode in ("1", "L", "LA", "I", "I;16", "F")
-                        shapes.add((1 if grey else 3, im.height, im.width))
-                except Exception:  # Pillow's many types; an unreadable image is skipped when decoding
-                    continue
-    if kind == "array" or len({s[1:] for s in shapes}) == 1:
-        return (min(s[0] for s in shapes), *shapes.pop()[1:]) if shapes else DEFAULT_SHAPE
-    return DEFAULT_SHAPE
-
-
-def as_image_array(value, column: str, what: str) -> np.ndarray:
-    """A pixel array (H, W), (H, W, C) or (C, H, W) of uint8 as (C, H, W), C = 1, 3 or 4."""
-    arr = np.asarray(value)
-    if arr.dtype != np.uint8 and not (arr.dtype.kind in "iu" and arr.size and 0 <= arr.min() and arr.max() <= 255):
-        raise DisgenError(
-            f"{what}: its column {column!r} holds arrays of {arr.dtype}, not uint8 pixels in 0..255: "
-            "name an image column with --image-column"
-        )
-    if arr.ndim == 2:
-        return arr[None].astype(np.uint8)
-    if arr.ndim == 3 and arr.shape[-1] in (1, 3, 4):
-        return arr.transpose(2, 0, 1).astype(np.uint8)
-    if arr.ndim == 3 and arr.shape[0] in (1, 3, 4):
-        return arr.astype(np.uint8)
-    raise DisgenError(
-        f"{what}: its column {column!r} holds arrays of shape {arr.shape}, not images (H, W), (H, W, C) or "
-        "(C, H, W) with 1, 3 or 4 channels: name an image column with --image-column"
-    )
-
-
-def decode_item(job: tuple) -> np.ndarray | None:
-    """One row's image as uint8 (C, H, W) of ``shape``, decoded as an image folder's files are; None if unreadable."""
-    item, kind, shape, column, what = job
-    if kind == "array":
-        arr = as_image_array(item, column, what)
-        if arr.shape == tuple(shape):
-            return arr
-        mode = {1: "L", 3: "RGB", 4: "RGBA"}[arr.shape[0]]
-        im = Image.fromarray(arr[0] if mode == "L" else arr.transpose(1, 2, 0), mode)
-        if mode == "RGBA":
-            im = Image.alpha_composite(Image.new("RGBA", im.size, (255, 255, 255, 255)), im)
-        return fit(im.convert("RGB"), shape)
-    try:
-        return fit(open_image(io.BytesIO(item["bytes"]) if item["bytes"] else Path(item["path"])), shape)
-    except DisgenError:
-        return None
-
-
-def filler(present: dict, column: str, kind: str, shape: tuple[int, int, int], what: str):
-    """``fill(out)`` for :func:`disgen.data.cache.build`: every split's images, one after the other,
-    decoded in worker processes where there are enough to pay for them."""
-
-    def fill(out: np.ndarray) -> tuple[list[int], dict]:
-        ok, row = [], 0
-        n = sum(len(ds) for ds in present.values())
-        workers = min(8, os.cpu_count() or 1) if n >= PARALLEL_FROM and kind == "image" else 1
-        pool = ProcessPoolExecutor(max_workers=workers) if workers > 1 else None
-        try:
-            for ds in present.values():
-                for batch in images_of(ds, column, kind):
-                    jobs = [(item, kind, shape, column, what) for item in batch]
-                    decoded = pool.map(decode_item, jobs, chunksize=32) if pool else map(decode_item, jobs)
-                    for arr in decoded:
-                        if arr is not None:
-                            out[row] = arr
-                            ok.append(row)
-                        row += 1
-        finally:
-            if pool:
-                pool.shutdown()
-        return ok, {"rows": {str(k): len(ds) for k, ds in present.items()}, "column": column}
-
-    return fill
 
 
 def array_depth(feature) -> tuple[int, str | None]:
