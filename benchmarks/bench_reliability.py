@@ -1,7 +1,8 @@
 """The faults the hardening tests try, counted: what each tried, how often, and what happened.
 
 Runs the test modules that attack disgen (crash safety, damaged and crafted checkpoints, hostile
-inputs, fuzzing, the web server under load; the slow tests included) with ``DISGEN_RELIABILITY``
+inputs, fuzzing, the web server under load, the decoded cache and its workers, the user's files,
+hostile values; the slow tests included) with ``DISGEN_RELIABILITY``
 set, so that each module's
 ``reliability`` fixture records its faults, and saves the counts with the commit, command and
 machine to ``benchmarks/results/reliability.json``. ``python benchmarks/tables.py`` then writes
@@ -29,6 +30,9 @@ MODULES = [
     "tests/test_hostile_inputs.py",
     "tests/test_fuzz.py",
     "tests/test_serve_load.py",
+    "tests/test_decode_safety.py",
+    "tests/test_user_files.py",
+    "tests/test_hostile_values.py",
 ]
 
 

@@ -294,7 +294,7 @@ def test_cli_train_eval_predict_semi_supervised(tmp_path, idx_dir):
     r = run_disgen("predict", str(run_dir), str(idx_dir / "t10k-images-idx3-ubyte"), "--out", str(tmp_path / "p.csv"))
     assert r.returncode == 0, r.stderr
     lines = (tmp_path / "p.csv").read_text().splitlines()
-    assert lines[0].startswith("input,label,p0") and len(lines) == 101
+    assert lines[0].startswith("input,label,0,1,") and len(lines) == 101
     r = run_disgen(
         "train", "aae", "--labels", "15", "--epochs", "1", "--dataset", str(idx_dir), "--run-dir", str(tmp_path / "bad")
     )

@@ -231,7 +231,7 @@ def digit_files(tmp_path_factory, classifier_run, mnist_mini):
 
 def check_csv(text: str, n: int) -> tuple[list[str], list[str], torch.Tensor]:
     header, rows = read_csv(text)
-    assert header == ["input", "label"] + [f"p{i}" for i in range(10)]
+    assert header == ["input", "label"] + [str(i) for i in range(10)]  # a column per class, by name
     assert len(rows) == n
     probs = torch.tensor([[float(v) for v in r[2:]] for r in rows], dtype=torch.float64)
     assert torch.allclose(probs.sum(1), torch.ones(n, dtype=torch.float64), atol=1e-5)

@@ -284,11 +284,12 @@ def test_errors_are_one_line(trained, tmp_path, capsys, monkeypatch):
 
 
 def test_check_catches_a_wrong_export(trained, tmp_path, monkeypatch):
-    """The export's own check fails, and removes the files, when they compute something else."""
+    """The export's own check fails, and removes the files (and the folder it made), when they
+    compute something else."""
     from disgen.export import networks
 
     monkeypatch.setattr(networks.Probabilities, "forward", lambda self, x: self.model(x).float())  # no softmax
     out = tmp_path / "out"
     with pytest.raises(DisgenError, match="do not reproduce disgen's outputs within 0.0001.*were removed"):
         export_run(trained("mlp-classifier"), "torchscript", out)
-    assert sorted(p.name for p in out.iterdir()) == ["disgen-export.json"]
+    assert not out.exists()  # the folder it made, removed with its files

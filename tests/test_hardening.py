@@ -376,15 +376,15 @@ def test_a_second_train_on_a_run_dir_stops_at_once_naming_the_first(tmp_path, id
 
 def test_a_run_that_stops_before_writing_leaves_no_lock_behind(tmp_path, capsys):
     """The lock is the first thing a run writes: a run refused later (no such dataset) leaves a
-    new --run-dir as it found it, absent, and an existing folder with the user's files only."""
-    new, mine = tmp_path / "new" / "run", tmp_path / "mine"
-    mine.mkdir()
-    (mine / "notes.txt").write_text("mine")
-    for d in (new, mine):
+    new --run-dir as it found it, absent, and an empty folder empty. A folder of the user's files
+    is refused before even the lock is written (tests/test_user_files.py)."""
+    new, empty = tmp_path / "new" / "run", tmp_path / "empty"
+    empty.mkdir()
+    for d in (new, empty):
         code, err = cli_error(capsys, "train", "mlp-classifier", "--dataset", tmp_path / "nowhere", "--run-dir", d)
         assert code == 2 and "unknown dataset" in err
     assert not (tmp_path / "new").exists()  # the folders it made, removed
-    assert sorted(p.name for p in mine.iterdir()) == ["notes.txt", "train.lock"]
+    assert sorted(p.name for p in empty.iterdir()) == ["train.lock"]
 
 
 @pytest.mark.slow  # 13 s on 2 cores

@@ -292,7 +292,7 @@ def test_predictions_piped_into_a_reader_that_leaves(tmp_path, classifier_run):
     proc.stdout.close()  # the reader leaves
     err = proc.stderr.read().decode()
     assert proc.wait(timeout=120) == 1 and err == "", err
-    assert head[0].startswith(b"input,label,p0,") and [r.split(b",")[0] for r in head[1:]] == [b"0", b"1"]
+    assert head[0].startswith(b"input,label,0,1,") and [r.split(b",")[0] for r in head[1:]] == [b"0", b"1"]
 
 
 def test_decompression_bomb_names_the_one_limit(tmp_path, classifier_run, capsys, reliability):

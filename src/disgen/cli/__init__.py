@@ -189,6 +189,14 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # the reader of stdout left (`disgen predict ... | head`): stop quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit's flush
         return 1
+    except MemoryError:
+        print(f"disgen: error: {out_of_memory()}", file=sys.stderr)
+        return 2
+    except RuntimeError as err:  # torch's allocators: "DefaultCPUAllocator: can't allocate memory: ..."
+        if "can't allocate memory" not in str(err) and "out of memory" not in str(err).lower():
+            raise
+        print(f"disgen: error: {out_of_memory(str(err).splitlines()[0][:200])}", file=sys.stderr)
+        return 2
     except OSError as err:  # the environment (a disk filling up, a file vanishing) after every check
         where = f" {err.filename}" if err.filename else ""
         print(f"disgen: error: could not read or write{where}: {err.strerror or err}", file=sys.stderr)
@@ -202,6 +210,16 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 128 + signum
     return 0
+
+
+def out_of_memory(detail: str = "") -> str:
+    from disgen.data import machine_memory
+
+    return (
+        f"out of memory{f' ({detail})' if detail else ''}: this process may use "
+        f"{machine_memory() / 2**30:.1f} GiB (the machine's memory, or a cgroup or ulimit -v limit); choose "
+        "smaller sizes, a smaller --batch-size or image size, or free some memory"
+    )
 
 
 @contextlib.contextmanager

@@ -26,7 +26,13 @@ def export_args(p, argv) -> None:
     p.add_argument(
         "--out",
         metavar="DIR",
-        help="the folder to write (default RUN_DIR/exports/FORMAT): a new or empty folder, or a previous export",
+        help="the folder to write (default RUN_DIR/exports/FORMAT): a new or empty folder, or a previous export "
+        "of this run",
+    )
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="replace a previous export of another run in --out (never files that no export wrote)",
     )
 
 
@@ -39,7 +45,12 @@ def cmd_export(args) -> None:
     from disgen.export.folder import read_manifest
 
     paths = export_run(
-        args.run_dir, args.format, args.out, args.checkpoint, log=lambda line: print(line, file=sys.stderr)
+        args.run_dir,
+        args.format,
+        args.out,
+        args.checkpoint,
+        log=lambda line: print(line, file=sys.stderr),
+        force=args.force,
     )
     manifest = read_manifest(paths[0].parent) or {}
     print(json.dumps({"out": str(paths[0].parent), "files": [str(p) for p in paths], "checks": manifest.get("checks")}))

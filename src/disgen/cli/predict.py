@@ -24,7 +24,8 @@ def predict_args(p: argparse.ArgumentParser, argv: list[str]) -> None:
         "--format",
         choices=("csv", "kaggle"),
         default="csv",
-        help="csv: input,label,p0,...; kaggle: a competition submission, id + one probability column per class",
+        help="csv: input,label and one probability column per class, named by the class; kaggle: a competition "
+        "submission, id + one probability column per class",
     )
     p.add_argument(
         "--sample-submission",
@@ -40,6 +41,7 @@ def cmd_predict(args) -> None:
 
     output_path(args.out)
     run = load(args.run_dir, args.checkpoint)
+    run.require("predict")  # before any input is read
     if args.format == "kaggle":
         from disgen.report.submission import write_submission
 
@@ -65,17 +67,30 @@ def cmd_predict(args) -> None:
 
 
 def write_predictions(out, names: list[str], probs, classes: list[str], rows: int = 4096) -> None:
-    """The CSV input,label,p0,... written to ``out`` a few thousand rows at a time (never the
-    whole text in memory: 100,000 rows of Python floats and their text cost more than the images)."""
+    """The CSV input,label,CLASS... written to ``out`` a few thousand rows at a time (never the
+    whole text in memory: 100,000 rows of Python floats and their text cost more than the images).
+    Text cells are made safe for spreadsheets (:func:`disgen.files.csv_cell`)."""
+    from disgen.files import csv_cell
+
     writer = csv.writer(out)
-    writer.writerow(["input", "label"] + [f"p{i}" for i in range(probs.shape[1])])
+    writer.writerow([csv_cell(c) for c in ["input", "label", *class_columns(classes)]])
+    safe = [csv_cell(c) for c in classes]
     for start in range(0, len(names), rows):
         chunk = probs[start : start + rows]
         best = chunk.argmax(1).tolist()
         writer.writerows(
-            [name, classes[k]] + [f"{v:.6f}" for v in p]
+            [csv_cell(name), safe[k]] + [f"{v:.6f}" for v in p]
             for name, k, p in zip(names[start : start + rows], best, chunk.tolist())
         )
+
+
+def class_columns(classes: list[str]) -> list[str]:
+    """A probability column per class, named by the class; ``p{i} NAME`` where a name would repeat
+    one (``input``, ``label`` or another class's)."""
+    taken = {"input", "label"}
+    if len(set(classes)) == len(classes) and not taken & set(classes):
+        return list(classes)
+    return [f"p{i} {c}" for i, c in enumerate(classes)]
 
 
 @command("reconstruct", lambda p, argv: run_dir_args(p, INPUTS_HELP, "GRID.png", out_required=True))
@@ -86,6 +101,7 @@ def cmd_reconstruct(args) -> None:
 
     output_path(args.out)
     run = load(args.run_dir, args.checkpoint)
+    run.require("reconstruct")  # before any input is read
     names, x = load_inputs(args.inputs, run.image_shape, True)
     recon = run.reconstruct(x)
     save_pairs(x.float() / 255, recon, args.out, nrow=min(10, len(x)), scale=grid_scale(run.image_shape))

@@ -47,14 +47,15 @@ def export_run(
     out: str | Path | None = None,
     checkpoint: str = "auto",
     log: Callable[[str], None] | None = None,
+    force: bool = False,
 ) -> list[Path]:
     """Export the run in ``run_dir`` (its ``checkpoint``: best, last, or auto) as ``fmt`` into the
     folder ``out`` (default RUN_DIR/exports/FORMAT), check the files, write the model card, and
-    return the paths written. ``log`` gets a line per file and per check."""
+    return the paths written. ``log`` gets a line per file and per check. ``force``: replace an
+    export of another run in ``out``. A failed export removes what it wrote (and the folder, where
+    it made it)."""
     from disgen.api import load
-    from disgen.export import card, folder
-    from disgen.export.check import cases as check_cases
-    from disgen.export.check import measure, verify
+    from disgen.export import folder
     from disgen.export.networks import networks
 
     check_format(fmt)
@@ -67,29 +68,14 @@ def export_run(
     nets = networks(run)
     files = file_names(fmt, [net.name for net in nets])
     names = sorted(set(files.values()))
-    stale = folder.claim(out, names + [CARD])
+    stale, made = folder.claim(out, names + [CARD], run.dir, force)
     claimed = sorted(set(names + [CARD] + stale))
-    folder.write_manifest(out, {"complete": False, "files": claimed})
-    seconds = write_files(run, fmt, nets, out, files, log)
-    start = time.perf_counter()
-    checks = measure(check_cases(run), runner(run, fmt, nets, out, files))
-    seconds["check"] = round(time.perf_counter() - start, 3)
+    folder.write_manifest(out, {"complete": False, "files": claimed, "run_dir": str(run.dir), "format": fmt})
     try:
-        verify(checks, ", ".join(str(out / n) for n in names))
-    except DisgenError:
-        folder.remove(out, names + [CARD])
+        checks, seconds, command = write_and_check(run, fmt, nets, out, files, log, checkpoint, versions)
+    except BaseException:
+        folder.abandon(out, names + [CARD], made)
         raise
-    for c in checks:
-        log(
-            f"checked {c['check']}, {c['output']}: max abs difference {c['max_abs_diff']:.3g} (batch sizes "
-            f"{' and '.join(map(str, c['batch_sizes']))})"
-        )
-    command = shlex.join(
-        ["disgen", "export", str(run_dir), "--format", fmt, "--out", str(out), "--checkpoint", checkpoint]
-    )
-    info = {"versions": versions, "runtime": runtime(fmt, versions), "command": command}
-    text = card.render(run, fmt, nets, checks, info)
-    atomic_write_text(out / CARD, text)
     folder.remove(out, stale)
     folder.write_manifest(
         out,
@@ -109,6 +95,32 @@ def export_run(
     )
     log(f"wrote {', '.join(names + [CARD])} to {out}/")
     return [out / n for n in names] + [out / CARD, out / folder.MANIFEST]
+
+
+def write_and_check(run, fmt: str, nets: list, out: Path, files: dict[str, str], log, checkpoint: str, versions):
+    """The format's files, their check against disgen's own outputs, and the model card: the
+    checks, the seconds each step took and the command that repeats the export."""
+    from disgen.export import card
+    from disgen.export.check import cases as check_cases
+    from disgen.export.check import measure, verify
+
+    names = sorted(set(files.values()))
+    seconds = write_files(run, fmt, nets, out, files, log)
+    start = time.perf_counter()
+    checks = measure(check_cases(run), runner(run, fmt, nets, out, files))
+    seconds["check"] = round(time.perf_counter() - start, 3)
+    verify(checks, ", ".join(str(out / n) for n in names))
+    for c in checks:
+        log(
+            f"checked {c['check']}, {c['output']}: max abs difference {c['max_abs_diff']:.3g} (batch sizes "
+            f"{' and '.join(map(str, c['batch_sizes']))})"
+        )
+    command = shlex.join(
+        ["disgen", "export", str(run.dir), "--format", fmt, "--out", str(out), "--checkpoint", checkpoint]
+    )
+    info = {"versions": versions, "runtime": runtime(fmt, versions), "command": command}
+    atomic_write_text(out / CARD, card.render(run, fmt, nets, checks, info))
+    return checks, seconds, command
 
 
 def format_versions(fmt: str) -> dict[str, str]:
@@ -143,13 +155,19 @@ def write_files(run, fmt: str, nets: list, out: Path, files: dict[str, str], log
     seconds = {}
     if fmt == "safetensors":
         start = time.perf_counter()
-        weights.write(run, out / WEIGHTS_FILE)
+        try:
+            weights.write(run, out / WEIGHTS_FILE)
+        except OSError as err:
+            raise write_failed(out / WEIGHTS_FILE, err) from None
         seconds[WEIGHTS_FILE] = round(time.perf_counter() - start, 3)
     else:
         writer = onnx.write if fmt == "onnx" else torchscript.write
         for net in nets:
             start = time.perf_counter()
-            writer(net, out / files[net.name])
+            try:
+                writer(net, out / files[net.name])
+            except OSError as err:
+                raise write_failed(out / files[net.name], err) from None
             seconds[files[net.name]] = round(time.perf_counter() - start, 3)
     for name, s in seconds.items():
         log(f"wrote {out / name} ({(out / name).stat().st_size:,} bytes) in {s:.1f} s")
@@ -174,4 +192,14 @@ def runner(run, fmt: str, nets: list, out: Path, files: dict[str, str]):
 def atomic_write_text(path: Path, text: str) -> None:
     from disgen.files import atomic_write
 
-    atomic_write(path, lambda f: f.write(text.encode("utf-8")))
+    try:
+        atomic_write(path, lambda f: f.write(text.encode("utf-8")))
+    except OSError as err:
+        raise write_failed(path, err) from None
+
+
+def write_failed(path: Path, err: OSError) -> DisgenError:
+    return DisgenError(
+        f"could not write {path}: {err.strerror or err}; the export's files were removed: free some disk "
+        "space or choose another --out"
+    )

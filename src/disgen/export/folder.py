@@ -1,10 +1,12 @@
 """The folder an export writes into, and the manifest that marks it as one.
 
-``OUT/disgen-export.json`` lists the files the export wrote. It is written before any of them (so
-an export killed half-way leaves a folder the next export may take over) and again at the end,
-with the checks. An export writes into a new folder, an empty one, or a previous export's folder,
-where it replaces the files that export wrote and leaves every other file alone; it refuses a
-folder holding anything else, and a file of the user's that it would overwrite.
+``OUT/disgen-export.json`` lists the files the export wrote and the run they came from. It is
+written before any of them (so an export killed half-way leaves a folder the next export may take
+over) and again at the end, with the checks. An export writes into a new folder, an empty one, or
+a previous export's folder of the same run, where it replaces the files that export wrote and
+leaves every other file alone. It refuses, before touching anything, a folder holding anything
+else (a hidden file included), a file of the user's that it would overwrite, a previous export of
+another run (unless ``--force``), and an ``--out`` named like a file (``model.onnx``).
 
 May import: files, config, errors.
 """
@@ -17,7 +19,7 @@ from pathlib import Path
 
 from disgen.config import check_text
 from disgen.errors import DisgenError
-from disgen.files import remove_stale_temps, write_json
+from disgen.files import write_json
 
 MANIFEST = "disgen-export.json"
 KIND = "disgen-export"
@@ -36,36 +38,80 @@ def read_manifest(out: Path) -> dict | None:
     return data
 
 
-def claim(out: Path, names: list[str]) -> list[str]:
-    """Check that an export may write ``names`` into ``out`` and make the folder; return the files
-    of a previous export there that this one does not write again (to remove once it is done)."""
+FILE_SUFFIXES = (".onnx", ".pt", ".pth", ".safetensors", ".md", ".json", ".zip")
+
+
+def claim(out: Path, names: list[str], run_dir: Path, force: bool = False) -> tuple[list[str], bool]:
+    """Check that an export of ``run_dir`` may write ``names`` into ``out`` and make the folder;
+    return the files of a previous export there that this one does not write again (to remove
+    once it is done), and whether this export made the folder."""
     check_text("--out", str(out))
     if out.exists() and not out.is_dir():
         raise DisgenError(f"--out {out} is a file: give a folder (an export writes its files and a README.md)")
-    if out.is_dir():
-        remove_stale_temps(out)  # an earlier export killed mid-write
-        previous = read_manifest(out)
-        present = sorted(p.name for p in out.iterdir())
-        if previous is None and present:
-            shown = ", ".join(present[:5]) + (", ..." if len(present) > 5 else "")
-            why = "its manifest is damaged" if MANIFEST in present else "it holds other files"
+    if not out.exists() and out.suffix.lower() in FILE_SUFFIXES:
+        raise DisgenError(
+            f"--out {out} names a file, but an export writes a folder (its files, a README.md and "
+            f"{MANIFEST}): give a folder, e.g. --out {out.with_suffix('')}"
+        )
+    if not out.is_dir():
+        try:
+            out.mkdir(parents=True)
+        except OSError as err:
             raise DisgenError(
-                f"--out {out} is not a disgen export folder ({why}: {shown}); nothing was written. "
-                "Choose a new or empty folder"
-            )
-        ours = set(previous["files"]) | {MANIFEST} if previous else set()
-        theirs = sorted(n for n in names if (out / n).exists() and n not in ours)
-        if theirs:
-            raise DisgenError(
-                f"--out {out}: {', '.join(theirs)} there is not a file of the previous export; nothing was "
-                "written. Move it away or choose another --out"
-            )
-        return sorted(ours - set(names) - {MANIFEST})
+                f"--out {out}: cannot make the folder: {err.strerror or err}; choose another --out"
+            ) from None
+        return [], True
+    previous = read_manifest(out)
+    ours = set(previous["files"]) | {MANIFEST} if previous else {MANIFEST}
+    present = sorted(p.name for p in out.iterdir() if not is_temp_of(p.name, ours))
+    if previous is None and present:
+        shown = ", ".join(present[:5]) + (", ..." if len(present) > 5 else "")
+        why = "its manifest is damaged" if MANIFEST in present else "it holds other files"
+        raise DisgenError(
+            f"--out {out} is not a disgen export folder ({why}: {shown}); nothing was written. "
+            "Choose a new or empty folder"
+        )
+    theirs = sorted(n for n in names if (out / n).exists() and n not in ours)
+    if theirs:
+        raise DisgenError(
+            f"--out {out}: {', '.join(theirs)} there is not a file of the previous export; nothing was "
+            "written. Move it away or choose another --out"
+        )
+    other = previous.get("run_dir") if previous else None
+    if isinstance(other, str) and not same_path(other, run_dir) and not force:
+        raise DisgenError(
+            f"--out {out} holds an export of another run ({other}, format {previous.get('format', '?')}); "
+            "nothing was written: choose another --out, or add --force to replace it"
+        )
+    for temp in [p for p in out.iterdir() if is_temp_of(p.name, ours | set(names))]:  # an export killed mid-write
+        with contextlib.suppress(OSError):
+            temp.unlink()
+    return sorted(ours - set(names) - {MANIFEST}), False
+
+
+def is_temp_of(name: str, files: set[str]) -> bool:
+    """Whether ``name`` is a temporary file that :func:`disgen.files.atomic_write` made for one of ``files``."""
+    return name.endswith(".tmp") and any(name.startswith(f".{f}.") for f in files)
+
+
+def same_path(a: str | Path, b: str | Path) -> bool:
     try:
-        out.mkdir(parents=True)
-    except OSError as err:
-        raise DisgenError(f"--out {out}: cannot make the folder: {err.strerror or err}; choose another --out") from None
-    return []
+        return Path(a).resolve() == Path(b).resolve()
+    except (OSError, RuntimeError):
+        return False
+
+
+def abandon(out: Path, names: list[str], made: bool) -> None:
+    """After a failed export: remove the files it wrote, and the folder too where it made it."""
+    remove(out, names)
+    if made:
+        remove(out, [MANIFEST])
+        for temp in out.iterdir() if out.is_dir() else []:
+            if is_temp_of(temp.name, set(names) | {MANIFEST}):
+                with contextlib.suppress(OSError):
+                    temp.unlink()
+        with contextlib.suppress(OSError):
+            out.rmdir()
 
 
 def write_manifest(out: Path, record: dict) -> None:

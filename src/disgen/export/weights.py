@@ -22,6 +22,7 @@ from disgen.errors import DisgenError
 from disgen.export.networks import inference_roles
 from disgen.files import atomic_write
 from disgen.models import Nets, get_model
+from disgen.models.weights import tensor_problem
 from disgen.version import __version__
 
 
@@ -55,6 +56,26 @@ def write(run: Run, path: Path) -> list[str]:
     return roles
 
 
+def rebuild(meta: dict[str, str]) -> tuple[Nets, list[str]]:
+    """The networks a file's metadata describes, untrained, and the roles it holds weights of;
+    every field checked (a ValueError, KeyError or DisgenError says which)."""
+    spec = get_model(meta["model"])
+    roles, shape, classes, options = (json.loads(meta[k]) for k in ("roles", "image_shape", "classes", "model_args"))
+    if not (isinstance(roles, list) and roles and all(isinstance(r, str) for r in roles)):
+        raise ValueError(f"its metadata's roles are {meta['roles'][:40]!r}, not a list of network names")
+    if not (isinstance(classes, list) and classes and all(isinstance(c, str) for c in classes)):
+        raise ValueError(f"its metadata's classes are {meta['classes'][:40]!r}, not a list of names")
+    if not isinstance(shape, list) or not isinstance(options, dict):
+        raise ValueError(
+            f"its metadata's image_shape {meta['image_shape'][:40]!r} or model_args are not a list and an object"
+        )
+    nets = spec.build(spec.model_config(options), tuple(shape), len(classes))
+    unknown = [r for r in roles if r not in nets]
+    if unknown:
+        raise ValueError(f"{meta['model']} has no network {unknown[0]!r} (it has {', '.join(nets)})")
+    return nets, roles
+
+
 def load_networks(path: str | Path) -> tuple[Nets, dict[str, str]]:
     """The networks of an exported ``model.safetensors`` rebuilt in eval mode, by role, and the
     file's metadata (``model``, ``image_shape``, ``classes``, ``value_range``, ...)."""
@@ -63,11 +84,18 @@ def load_networks(path: str | Path) -> tuple[Nets, dict[str, str]]:
         with safetensors.safe_open(str(path), "pt") as f:
             meta = f.metadata() or {}
             state = {k: f.get_tensor(k) for k in f.keys()}
-        spec = get_model(meta["model"])
-        roles, shape = json.loads(meta["roles"]), tuple(json.loads(meta["image_shape"]))
-        classes = json.loads(meta["classes"])
-        nets = spec.build(spec.model_config(json.loads(meta["model_args"])), shape, len(classes))
-    except (OSError, KeyError, ValueError, TypeError, safetensors.SafetensorError) as err:
+        nets, roles = rebuild(meta)
+    except DisgenError as err:  # an unknown model, options or a shape it refuses
+        raise DisgenError(f"{path} cannot be rebuilt from its metadata: {err}; export it again") from None
+    except (
+        OSError,
+        KeyError,
+        ValueError,
+        TypeError,
+        AttributeError,
+        RecursionError,
+        safetensors.SafetensorError,
+    ) as err:
         raise DisgenError(
             f"{path} is not a safetensors file written by `disgen export` ({type(err).__name__}: {err}); "
             "export it again"
@@ -75,8 +103,15 @@ def load_networks(path: str | Path) -> tuple[Nets, dict[str, str]]:
     out = {}
     for role in roles:
         prefix = f"{role}."
+        theirs = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
+        ours = nets[role].state_dict()
+        problems = [
+            p for k, v in theirs.items() if k in ours and (p := tensor_problem(f"{role}.{k}", v, ours[k], True))
+        ]
         try:
-            nets[role].load_state_dict({k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)})
+            if problems:
+                raise RuntimeError("; ".join(problems[:5]))
+            nets[role].load_state_dict(theirs)
         except (KeyError, RuntimeError) as err:
             raise DisgenError(f"{path}: the {role} weights do not fit {meta['model']}: {err}") from None
         out[role] = nets[role].to(torch.device("cpu")).eval()

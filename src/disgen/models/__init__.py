@@ -15,6 +15,7 @@ import copy
 import importlib
 import math
 import typing
+import warnings
 from dataclasses import dataclass, field, fields
 from typing import Any, Callable, Iterator
 
@@ -169,7 +170,8 @@ def check_size(spec: ModelSpec, cfg: Any, image_shape: tuple[int, ...], num_clas
     }
     options = ", ".join(f"--{k.replace('_', '-')} {v}" for k, v in sizes.items()) or "its options"
     try:
-        with torch.device("meta"):
+        with torch.device("meta"), warnings.catch_warnings():
+            warnings.filterwarnings("ignore", "Initializing zero-element tensors")  # refused below, by name
             nets = spec.builder(cfg, tuple(image_shape), num_classes)
     except DisgenError:
         raise
@@ -178,13 +180,22 @@ def check_size(spec: ModelSpec, cfg: Any, image_shape: tuple[int, ...], num_clas
             f"{spec.name} cannot be built with {options} for data {tuple(image_shape)}: "
             f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
         ) from None
+    empty = [
+        f"{role}.{k} {tuple(p.shape)}" for role, m in nets.items() for k, p in m.named_parameters() if not p.numel()
+    ]
+    if empty:  # Linear(784, 0): a network that trains, and learns nothing
+        raise DisgenError(
+            f"{spec.name} with {options} has a layer of zero width ({empty[0]}): every layer needs at "
+            "least one unit or channel; choose sizes of 1 or more"
+        )
     params = sum(p.numel() for m in nets.values() for p in m.parameters())
     limit = machine_memory() // TRAIN_BYTES_PER_PARAM
     if params > limit:
         raise DisgenError(
             f"{spec.name} with {options} has {params:,} parameters, over the {limit:,} this "
             f"machine can train ({TRAIN_BYTES_PER_PARAM} bytes each: weights, gradients and Adam's "
-            f"two averages, in {machine_memory() / 2**30:.1f} GiB of memory): choose smaller sizes"
+            f"two averages, in the {machine_memory() / 2**30:.1f} GiB of memory this process may use: the "
+            "machine's, or its cgroup's or address-space limit): choose smaller sizes"
         )
     activations = sum(activation_bytes(m, image_shape) for m in nets.values())
     if activations > MAX_ACTIVATION_BYTES:

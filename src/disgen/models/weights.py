@@ -123,6 +123,20 @@ def read_weights(path: str | Path) -> dict[str, torch.Tensor]:
     return {k.removeprefix("module."): v for k, v in state.items()}
 
 
+def tensor_problem(name: str, t: torch.Tensor, like: torch.Tensor, exact: bool = False) -> str | None:
+    """What is wrong with ``t`` as the value of a network's tensor ``like``, or None: another
+    shape, integers (or complex numbers) for floats or the reverse (``exact``: another dtype at
+    all), NaN or infinite values. int32 weights would load as whole numbers, and NaN weights give
+    NaN for every input."""
+    if tuple(t.shape) != tuple(like.shape):
+        return f"{name} shape {tuple(t.shape)} != {tuple(like.shape)}"
+    if t.dtype != like.dtype and (exact or t.is_floating_point() != like.is_floating_point() or t.is_complex()):
+        return f"{name} dtype {t.dtype} != {like.dtype}"
+    if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+        return f"{name} holds NaN or infinite values"
+    return None
+
+
 def load_backbone(
     model: nn.Module, state: dict[str, torch.Tensor], source: str, skip: tuple[str, ...] = ("classifier.",)
 ) -> list[str]:
@@ -132,16 +146,12 @@ def load_backbone(
     ours = {k: v for k, v in model.state_dict().items() if not k.startswith(skip)}
     # timm's files leave out batch norm's step counters, which inference never reads.
     missing = sorted(k for k in set(ours) - set(state) if not k.endswith("num_batches_tracked"))
-    wrong = [
-        f"{k} {tuple(state[k].shape)} != {tuple(v.shape)}"
-        for k, v in ours.items()
-        if k in state and state[k].shape != v.shape
-    ]
+    wrong = [w for k, v in ours.items() if k in state and (w := tensor_problem(k, state[k], v))]
     if missing or wrong:
         shown = "; ".join([f"missing {k}" for k in missing[:5]] + wrong[:5])
         raise DisgenError(
             f"weights {source} do not fit this model ({len(missing)} missing, "
-            f"{len(wrong)} of the wrong shape: {shown}); is --arch right?"
+            f"{len(wrong)} of the wrong shape, type or values: {shown}); is --arch right?"
         )
     with torch.no_grad():
         for k, v in ours.items():

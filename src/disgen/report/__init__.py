@@ -20,13 +20,12 @@ from __future__ import annotations
 
 import json
 import tempfile
-from html import escape
 from pathlib import Path
 
 from disgen.errors import DisgenError
 from disgen.files import atomic_write
 from disgen.report.history import RunFiles, best_of, direction, epoch_of, is_number, metric_keys, read_run
-from disgen.report.svg import PALETTE, Series, legend, line_chart
+from disgen.report.svg import PALETTE, Series, escape, legend, line_chart
 from disgen.viz import same_curves, wants_log
 
 

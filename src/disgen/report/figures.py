@@ -15,7 +15,6 @@ import base64
 import json
 import re
 import sys
-from html import escape
 from pathlib import Path
 from typing import Callable
 
@@ -23,6 +22,7 @@ import torch
 
 from disgen.errors import DisgenError
 from disgen.objectives import Context
+from disgen.report.svg import escape
 
 SMALL = 320  # px: pictures narrower than this are shown at twice their size
 FRAME = re.compile(r"(?:decision_)?epoch_(\d+)\.png$")

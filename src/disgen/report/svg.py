@@ -3,9 +3,18 @@ files, crisp at any zoom, and each point carries its exact value as a hover titl
 
 from __future__ import annotations
 
+import html
 import math
 from dataclasses import dataclass
-from html import escape
+
+from disgen.files import visible
+
+
+def escape(text: str) -> str:
+    """Text from a run directory as HTML: escaped, and control characters (a NUL in a class name)
+    shown as ``\\xNN`` rather than written into the page."""
+    return html.escape(visible(str(text)))
+
 
 # matplotlib's tab10, so a report's charts match the run's own matplotlib pictures.
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")

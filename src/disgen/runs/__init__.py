@@ -23,6 +23,7 @@ import fcntl
 import json
 import os
 import platform
+import sys
 import time
 from pathlib import Path
 from typing import Iterator
@@ -82,6 +83,46 @@ def prepare(
     )
 
 
+def check_run_dir(run_dir: Path, dataset: str | None, resume: bool) -> None:
+    """Refuse, before anything is written: a run directory inside the folder of images it trains
+    on (its pictures would become images of the dataset on the next run), and, for a new run, an
+    existing folder that holds files but no run disgen started there (they would be overwritten)."""
+    run_dir = Path(run_dir)
+    source = Path(dataset).expanduser() if dataset else None
+    if source is not None and source.is_dir() and inside(run_dir, source):
+        raise DisgenError(
+            f"--run-dir {run_dir} is inside the dataset's folder {source}: the run's pictures would become "
+            f"images of the dataset; choose a --run-dir outside {source}"
+        )
+    if resume or not run_dir.is_dir() or has_checkpoint(run_dir) or started_here(run_dir):
+        return  # a run there is refused or continued by prepare and --resume
+    present = sorted(p.name for p in run_dir.iterdir() if p.name != LOCK)
+    if present:
+        shown = ", ".join(present[:5]) + (", ..." if len(present) > 5 else "")
+        raise DisgenError(
+            f"--run-dir {run_dir} is a folder of other files ({shown}), not a disgen run directory; nothing "
+            "was written: choose a new or empty folder"
+        )
+
+
+def inside(path: Path, folder: Path) -> bool:
+    """Whether ``path`` is ``folder`` or below it (links resolved)."""
+    try:
+        return path.resolve().is_relative_to(folder.resolve())
+    except (OSError, RuntimeError):
+        return False
+
+
+def started_here(run_dir: Path) -> bool:
+    """Whether ``run_dir`` holds the run.json of a run disgen started (one stopped before its first
+    checkpoint may be started again)."""
+    try:
+        info = json.loads((Path(run_dir) / "run.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError):
+        return False
+    return isinstance(info, dict) and isinstance(info.get("disgen"), str) and isinstance(info.get("data"), dict)
+
+
 def read_config(run_dir: Path) -> TrainConfig:
     path = Path(run_dir) / "config.json"
     data = read_json(path, "the run's config") if path.is_file() else None
@@ -96,32 +137,66 @@ def read_config(run_dir: Path) -> TrainConfig:
     return cfg
 
 
-def _records(run_dir: Path) -> list[dict]:
-    """Every well-formed record of metrics.jsonl (a torn last line is dropped)."""
+MAX_LINE = 16 << 10  # bytes of one metrics record; disgen's are a few hundred
+MAX_RECORDS, MAX_KEPT_BYTES = 100_000, 32 << 20  # kept in memory; past either, every other record is dropped
+
+
+def _records(run_dir: Path) -> Iterator[tuple[dict, int]]:
+    """Every well-formed record of metrics.jsonl and its size in bytes, read a line at a time (a
+    torn last line, and a line over MAX_LINE, are dropped)."""
     path = Path(run_dir) / "metrics.jsonl"
-    if not path.exists():
-        return []
-    out = []
-    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
-        try:
-            rec = json.loads(line)
-        except (json.JSONDecodeError, RecursionError):
-            continue
-        if isinstance(rec, dict) and isinstance(rec.get("epoch", 0), (int, float)):
-            out.append(rec)
-    return out
+    if not path.is_file():
+        return
+    with open(path, "rb") as f:
+        while line := f.readline(MAX_LINE + 1):
+            if len(line) > MAX_LINE:  # no record of disgen's: skip the rest of the line
+                while line and not line.endswith(b"\n"):
+                    line = f.readline(MAX_LINE)
+                continue
+            try:
+                rec = json.loads(line.decode("utf-8", errors="replace"))
+            except (json.JSONDecodeError, RecursionError):
+                continue
+            if isinstance(rec, dict) and isinstance(rec.get("epoch", 0), (int, float)):
+                yield rec, len(line)
 
 
 def read_metrics(run_dir: Path, upto: int | None = None) -> list[dict]:
-    """Epoch records of metrics.jsonl (those with epoch <= ``upto``), without the final test record."""
-    return [r for r in _records(run_dir) if not r.get("final") and (upto is None or r.get("epoch", 0) <= upto)]
+    """Epoch records of metrics.jsonl (those with epoch <= ``upto``), without the final test record.
+
+    At most MAX_RECORDS records and MAX_KEPT_BYTES of their text are kept: a file holding more (no
+    run of disgen's writes 100,000 epochs; a damaged or crafted file may hold millions) is thinned
+    evenly, every other record dropped as often as needed, and a warning says so. Memory stays
+    bounded whatever the file holds."""
+    kept: list[tuple[dict, int]] = []
+    stride, seen, size = 1, 0, 0
+    for rec, n in _records(run_dir):
+        if rec.get("final") or (upto is not None and rec.get("epoch", 0) > upto):
+            continue
+        if seen % stride == 0:
+            kept.append((rec, n))
+            size += n
+            while len(kept) > MAX_RECORDS or size > MAX_KEPT_BYTES:
+                kept, stride = kept[::2], stride * 2
+                size = sum(n for _, n in kept)
+        seen += 1
+    if stride > 1:
+        print(
+            f"warning: {Path(run_dir) / 'metrics.jsonl'} holds {seen:,} epoch records, more than are read "
+            f"({MAX_RECORDS:,}, {MAX_KEPT_BYTES >> 20} MiB): every {stride}th is kept ({len(kept):,})",
+            file=sys.stderr,
+        )
+    return [rec for rec, _ in kept]
 
 
 def read_final(run_dir: Path) -> dict | None:
     """The final record of metrics.jsonl: the test split's metrics after the last epoch (None if
     the run has not finished, or has no test split)."""
-    finals = [r for r in _records(run_dir) if r.get("final")]
-    return finals[-1] if finals else None
+    final = None
+    for rec, _ in _records(run_dir):
+        if rec.get("final"):
+            final = rec
+    return final
 
 
 EVAL_FILE = "eval.json"
@@ -200,6 +275,13 @@ def load_nets(run_dir: Path, name: str = "auto", device: str | torch.device = "c
     cfg = read_config(run_dir)
     spec = get_model(cfg.model)
     path = checkpoint_path(run_dir, name)
+    if name == "best" and not path.is_file() and path.with_name("last.pt").is_file():
+        why = (
+            "it was trained with --val-split 0: no validation split chose a best epoch"
+            if cfg.val_split == 0
+            else "no epoch has written it yet"
+        )
+        raise DisgenError(f"--checkpoint best: {run_dir} has no checkpoints/best.pt ({why}); use --checkpoint last")
     state = checkpoint.load(path, device)
     info = state["data"]
     nets = spec.build(spec.model_config(cfg.model_args), tuple(info["image_shape"]), len(info["classes"]))

@@ -10,6 +10,7 @@ import torch
 
 from disgen.config import TrainConfig
 from disgen.errors import DisgenError
+from disgen.models.weights import tensor_problem
 
 
 def check_compatible(
@@ -39,10 +40,8 @@ def check_compatible(
                 problems.append(f"{name}.{key} missing from the checkpoint")
             elif key not in ours:
                 problems.append(f"{name}.{key} unexpected in the checkpoint")
-            elif tuple(ours[key].shape) != tuple(theirs[key].shape):
-                problems.append(f"{name}.{key} shape {tuple(theirs[key].shape)} != {tuple(ours[key].shape)}")
-            elif ours[key].dtype != theirs[key].dtype:
-                problems.append(f"{name}.{key} dtype {theirs[key].dtype} != {ours[key].dtype}")
+            elif problem := tensor_problem(f"{name}.{key}", theirs[key], ours[key], exact=True):
+                problems.append(problem)
     if opts is not None:
         problems += optimizer_mismatches(state["opts"], opts)
         problems += [
