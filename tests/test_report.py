@@ -142,7 +142,8 @@ def test_report_is_self_contained_with_final_metrics(reports, runs, name):
     for key, value in last_record(runs[name]).items():
         if key != "epoch" and isinstance(value, float):
             assert f'data-value="{value!r}"' in html, key
-    assert html.count('<svg class="chart"') >= 3  # curves of the losses, metrics and the lr
+    assert html.count('<svg class="chart"') >= 2  # curves of the losses and metrics, and the lr
+    assert 'aria-label="seconds"' not in html  # the seconds an epoch took are no metric
 
 
 def test_best_metric_is_the_best_epoch(reports, runs):
@@ -249,8 +250,13 @@ def test_run_without_checkpoint_still_reports(runs, tmp_path):
 
 def test_cli_writes_into_the_run_dir_and_refuses_non_runs(tb_run, tmp_path, capsys):
     assert main(["report", str(tb_run)]) == 0
-    assert f"wrote a report of {tb_run} to {tb_run / 'report.html'}" in capsys.readouterr().err
-    assert "<title>disgen report: mlp</title>" in (tb_run / "report.html").read_text()
+    err = capsys.readouterr().err
+    assert f"wrote a report of {tb_run} to {tb_run / 'report.html'}" in err
+    # --checkpoint auto, as every other command: the pictures are of best.pt, the test figure's
+    # checkpoint (the default was last, beside a test figure of best.pt).
+    assert f"drawing pictures of {tb_run} from checkpoints/best.pt" in err
+    html = (tb_run / "report.html").read_text()
+    assert "<title>disgen report: mlp</title>" in html and "Drawn for this report from checkpoints/best.pt" in html
     best = tmp_path / "r" / "best.html"
     assert main(["report", str(tb_run), "--checkpoint", "best", "--out", str(best)]) == 0
     assert "from checkpoints/best.pt" in capsys.readouterr().err

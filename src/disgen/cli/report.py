@@ -23,9 +23,10 @@ def report_args(p, argv) -> None:
     )
     p.add_argument(
         "--checkpoint",
-        default="last",
-        choices=("last", "best"),
-        help="the checkpoint that pictures needing the model are drawn from (default: last)",
+        default="auto",
+        choices=("auto", "best", "last"),
+        help="the checkpoint that pictures needing the model are drawn from; auto (the default, as "
+        "every command): best.pt where the run has one, the one its test figure is of, else last.pt",
     )
 
 

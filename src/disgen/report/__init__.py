@@ -26,6 +26,7 @@ from disgen.errors import DisgenError
 from disgen.files import atomic_write
 from disgen.report.history import RunFiles, best_of, direction, epoch_of, is_number, metric_keys, read_run
 from disgen.report.svg import PALETTE, Series, escape, legend, line_chart
+from disgen.runs import checkpoint_path
 from disgen.viz import same_curves, wants_log
 
 
@@ -185,6 +186,7 @@ def config_html(run: RunFiles) -> str:
 def single_report(run: RunFiles, checkpoint: str) -> str:
     from disgen.report.figures import pictures_html
 
+    checkpoint = checkpoint_path(run.dir, checkpoint).stem  # auto: best.pt where there is one, as every command
     with tempfile.TemporaryDirectory(prefix="disgen-report-") as tmp:
         pictures = pictures_html(run.dir, run.objective, checkpoint, Path(tmp))
     sections = [
@@ -330,7 +332,7 @@ def page(title: str, sections: list[Section | list[Section]]) -> str:
     )
 
 
-def render(run_dirs: list[str | Path], checkpoint: str = "last") -> str:
+def render(run_dirs: list[str | Path], checkpoint: str = "auto") -> str:
     """The HTML of one run's report, or of a comparison of several runs."""
     paths = [Path(d) for d in run_dirs]
     if not paths:
@@ -339,7 +341,7 @@ def render(run_dirs: list[str | Path], checkpoint: str = "last") -> str:
     return single_report(group[0], checkpoint) if len(group) == 1 else compare_report(group)
 
 
-def write_report(run_dirs: list[str | Path], out: str | Path | None = None, checkpoint: str = "last") -> Path:
+def write_report(run_dirs: list[str | Path], out: str | Path | None = None, checkpoint: str = "auto") -> Path:
     """Write the report to ``out`` (default RUN_DIR/report.html for one run, ./report.html for
     several) and return its path."""
     html = render(run_dirs, checkpoint)
