@@ -70,14 +70,17 @@ PRESETS = {
         batch_size=100,
         epochs=3,
     ),
-    # Same shape; ReLU hidden units with PyTorch's default init and a cosine schedule reach a
-    # lower reconstruction error in the same epochs (measured on Fashion-MNIST, see README).
+    # ReLU hidden units with PyTorch's default init and a cosine schedule; a wider 256-64-256 MLP
+    # (a 64-number code), batch 64, lr 3e-3, 50 epochs: on mnist-mini, the default dataset, the
+    # seed's sizes at 10 epochs ended at validation MSE 0.047 (blurry, every digit alike after 5
+    # epochs), this at 0.0133 ± 0.0005 (3 seeds), within one std of the lowest candidate and the
+    # faster of the two (chosen on the validation split alone: bench_autoencoder_preset.py).
     "default": dict(
-        model=dict(encoder=(100, 50), decoder=(50, 100), act="relu", init="default"),
+        model=dict(encoder=(256, 64), decoder=(64, 256), act="relu", init="default"),
         optimizer="adam",
-        lr=2e-3,
-        batch_size=100,
-        epochs=10,
+        lr=3e-3,
+        batch_size=64,
+        epochs=50,
         lr_schedule="cosine",
     ),
 }
