@@ -236,6 +236,25 @@ def test_resume_with_labels_is_exact(tmp_path, tiny_data, monkeypatch):
     )
 
 
+def test_reconstruct_of_a_supervised_aae_takes_a_label_on_the_command_line(tmp_path, tiny_data, idx_dir):
+    """`disgen reconstruct` on a supervised aae told a command-line user to call a Python function.
+    Its decoder takes a label: the error says how to give one, and --label K decodes every image
+    as class K, exactly as the decoder given that label does."""
+    run = train_tiny(tmp_path, tiny_data, "sup", epochs=1, model_args={"mode": "supervised"})
+    images = str(idx_dir / "t10k-images-idx3-ubyte")
+    r = run_disgen("reconstruct", str(run.dir), images, "--out", str(tmp_path / "g.png"))
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "python" not in r.stderr.split("(run.")[0].lower()
+    assert "`disgen reconstruct RUN_DIR IMAGES --out GRID.png --label K`" in r.stderr
+    r = run_disgen("reconstruct", str(run.dir), images, "--out", str(tmp_path / "g.png"), "--label", "3")
+    assert r.returncode == 0, r.stderr
+    x = tiny_data.test.images[:4]
+    want = aae.reconstruct_with(run.nets, run.as_batch(x), torch.full((4,), 3))
+    lo, hi = run.spec.value_range
+    torch.testing.assert_close(run.reconstruct(x, label=3), (want - lo) / (hi - lo))
+    with pytest.raises(DisgenError, match="this run has classes 0..9"):
+        run.reconstruct(x, label=10)
+
+
 def test_unsupervised_and_supervised_runs(tmp_path, tiny_data):
     for mode in ("unsupervised", "supervised"):
         run = train_tiny(tmp_path, tiny_data, mode, epochs=2, model_args={"mode": mode, "z_dim": 2})

@@ -384,3 +384,24 @@ def test_fuzzed_checkpoints(fuzz_runs, tmp_path_factory, idx_dir, reliability, d
         "random JSON-like values or tensors, or a tensor reshaped or retyped; digest recomputed",
         outcome,
     )
+
+
+def test_a_damaged_checkpoints_message_ends_on_a_whole_sentence(tmp_path, classifier_run):
+    """The warning cut torch's message at 200 characters, mid-sentence ("... to do so you have
+    two options, do those steps only if you trust the source of the checkpoint. (1) In PyTorch 2.6
+    we changed the default value of the `weights_only` argu"): now its first sentence."""
+    from disgen.errors import DisgenError, brief
+
+    path = tmp_path / "last.pt"
+    data = bytearray((classifier_run.run_dir / "checkpoints" / "last.pt").read_bytes())
+    data[100:200] = b"x" * 100  # inside the pickle: torch reads it and refuses it
+    path.write_bytes(bytes(data))
+    with pytest.raises(DisgenError) as err:
+        checkpoint.load(path)
+    message = str(err.value)
+    assert f"checkpoint {path} cannot be loaded safely (" in message and "argu)" not in message
+    inner = message.split("(", 1)[1].split(")", 1)[0]
+    assert inner.endswith("failed") or inner.endswith("directory"), inner  # a whole phrase of torch's
+    long = "Weights only load failed. This file can still be loaded, to do so you have two options, " * 5
+    assert brief(long) == "Weights only load failed"
+    assert brief("word " * 100) == ("word " * 40).strip() + "..." and len(brief("x" * 500)) == 203

@@ -303,6 +303,30 @@ def test_reconstruct_writes_grid(capsys, tmp_path, autoencoder_run, mnist_mini):
     assert np.abs(pixels[60:116:2, 2:58:2].astype(int) - recon.astype(int)).max() <= 1
 
 
+def test_reconstruct_of_many_images_draws_the_first_hundred_and_says_so(capsys, tmp_path, autoencoder_run, mnist_mini):
+    """`reconstruct RUN t10k-images...gz --out x.png` wrote a 582x11,602 PNG without a word."""
+    path = write_idx(tmp_path / "x-idx3-ubyte", mnist_mini.test.images[:250, 0])
+    code, out, err = cli(capsys, "reconstruct", autoencoder_run.dir, path, "--out", tmp_path / "g.png")
+    assert code == 0, err
+    assert "wrote originals and reconstructions of the first 100 of 250 images to" in err
+    with Image.open(tmp_path / "g.png") as im:
+        assert im.size == (10 * 58 + 2, 20 * 58 + 2)  # 10 rows of originals, each with its reconstructions
+    with pytest.raises(SystemExit):
+        main(["reconstruct", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "--out GRID.png the PNG to write: rows of originals, each followed by its reconstructions" in text
+    with pytest.raises(SystemExit):
+        main(["predict", "--help"])
+    assert "--out FILE.csv the file to write the predictions to (default: standard output)" in " ".join(
+        capsys.readouterr().out.split()
+    )
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()  # it showed [--out predictions.csv]
+    assert (
+        "disgen predict RUN_DIR INPUT... [--out FILE.csv]  # classifiers, semi-supervised AAEs; the CSV to stdout"
+        in readme
+    )
+
+
 def test_reconstruct_refuses_a_classifier(capsys, tmp_path, classifier_run, digit_files):
     _, files = digit_files
     code, out, err = cli(capsys, "reconstruct", classifier_run.dir, files[0][0], "--out", tmp_path / "g.png")
@@ -326,6 +350,9 @@ def test_models_lists_every_model_and_preset(capsys):
             spec.presets
         )
         assert shown == list(spec.presets)
+    # Every preset's settings start in one column (budget-short pushed its line out of line).
+    starts = {len(line) - len(line.split(None, 2)[2]) for line in lines if line.startswith("    --preset ")}
+    assert len(starts) == 1, starts
 
 
 def test_datasets_lists_mnist_mini(capsys):

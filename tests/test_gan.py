@@ -366,12 +366,14 @@ def test_r1_penalty_is_the_squared_input_gradient_and_stays_finite_in_bf16():
     assert out["d_loss"].item() > 5 * out["r1"].item() * 0.8  # gamma/2 * r1 is in D's loss
 
 
-def test_gan2d_validation_and_test_are_independent_samples(tmp_path):
+def test_gan2d_validation_and_test_are_independent_samples(tmp_path, capsys):
     """val_w2_squared and test_w2_squared were equal to nine digits at every epoch (the same
     generator draws against the same true moments), so best.pt was chosen on the test figure. Each
     split now has draws of its own, the same at every evaluation of that split: `disgen eval`
     gives back the figures the run logged."""
     run = disgen.train("gan2d", epochs=2, test_every_epoch=True, progress=False, run_dir=str(tmp_path / "run"))
+    err = capsys.readouterr().err  # 2-D points are counted as points ("test split (1000 images" was said)
+    assert "validation split: 1000 points (the dataset's own)" in err and "test split (1000 points, evaluated" in err
     for r in run.history:
         assert abs(r["val_w2_squared"] - r["test_w2_squared"]) > 1e-6 * r["test_w2_squared"]
     chosen = run.history[run.final["checkpoint_epoch"] - 1]

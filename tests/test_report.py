@@ -291,6 +291,7 @@ def test_curves_leave_out_the_seconds_chart_a_metric_once_and_go_log_where_flat(
     assert "val_w2_squared = val_frechet_distance" in titles and not any("seconds" in t for t in titles)
     assert not any(t.startswith("val_frechet_distance") for t in titles)
     html = reports["gan2d"].read_text()
+    assert "gaussian2d, points of 2 numbers, 1 class<" in html  # was "images [2], 1 classes"
     assert 'aria-label="seconds"' not in html and 'aria-label="frechet_distance"' not in html
     assert 'aria-label="w2_squared"' in html and "val_w2_squared = val_frechet_distance" in html
     falling = [5.0, 0.9, 0.2, 0.05, 0.012]  # a distance that falls 400-fold: flat on a linear axis

@@ -8,6 +8,7 @@ recon = run.reconstruct(images)      # autoencoders
 
 from __future__ import annotations
 
+import functools
 import inspect
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -108,10 +109,18 @@ class Run:
         self.require("predict")
         return self.in_chunks(self.objective.predict, x)
 
-    def reconstruct(self, x: Any) -> torch.Tensor:
-        """Reconstructions (N, C, H, W), in [0, 1], of images ``x``."""
+    def reconstruct(self, x: Any, label: int | None = None) -> torch.Tensor:
+        """Reconstructions (N, C, H, W), in [0, 1], of images ``x``; ``label``: the class a
+        supervised aae decodes them as (its decoder takes each image's style and a label)."""
         self.require("reconstruct")
-        out = self.in_chunks(self.objective.reconstruct, x)
+        fn = self.objective.reconstruct
+        if label is not None:
+            if "label" not in inspect.signature(fn).parameters:
+                raise DisgenError(f"--label {label}: a {self.spec.name} run reconstructs without one; leave it out")
+            if not 0 <= label < len(self.classes):
+                raise DisgenError(f"--label {label}: this run has classes 0..{len(self.classes) - 1}")
+            fn = functools.partial(fn, label=label)
+        out = self.in_chunks(fn, x)
         lo, hi = self.spec.value_range
         return (out - lo) / (hi - lo)
 

@@ -5,9 +5,21 @@ traceback and exits with status 2.
 """
 
 
-def plural(n: int, noun: str) -> str:
-    """``n`` and ``noun`` as a message says them: "1 step", "2 steps"."""
-    return f"{n} {noun}{'' if n == 1 else 's'}"
+def plural(n: int, noun: str, nouns: str | None = None) -> str:
+    """``n`` and ``noun`` as a message says them: "1 step", "2 steps" ("1 class", "2 classes" with
+    ``nouns``)."""
+    return f"{n} {noun if n == 1 else nouns or noun + 's'}"
+
+
+def brief(text: str, limit: int = 200) -> str:
+    """Another library's message, shortened for one line of ours: its first sentence (torch's
+    "Weights only load failed. ... two options ..." runs to a page), cut at a word with "..."
+    where that is still over ``limit`` characters, never mid-word."""
+    first = (str(text).strip().splitlines() or [""])[0]
+    sentence = first.split(". ", 1)[0].rstrip(".")
+    if len(sentence) <= limit:
+        return sentence
+    return sentence[:limit].rsplit(" ", 1)[0].rstrip(",;:") + "..."
 
 
 class DisgenError(Exception):

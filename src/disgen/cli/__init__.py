@@ -127,14 +127,18 @@ def check_names(argv: list[str]) -> None:
 
 
 def run_dir_args(
-    p: argparse.ArgumentParser, inputs: str | None = None, out: str | None = None, out_required: bool = False
+    p: argparse.ArgumentParser,
+    inputs: str | None = None,
+    out: str | None = None,
+    out_required: bool = False,
+    out_help: str | None = None,
 ) -> None:
     """RUN_DIR, optional INPUT..., --out and --checkpoint: shared by the run-reading commands."""
     p.add_argument("run_dir", metavar="RUN_DIR", help="a run directory written by `disgen train`")
     if inputs:
         p.add_argument("inputs", metavar="INPUT", nargs="+", help=inputs)
     if out:
-        p.add_argument("--out", metavar=out, required=out_required)
+        p.add_argument("--out", metavar=out, required=out_required, help=out_help)
     p.add_argument(
         "--checkpoint",
         default="auto",

@@ -19,7 +19,7 @@ from disgen.cli import (
 
 
 def predict_args(p: argparse.ArgumentParser, argv: list[str]) -> None:
-    run_dir_args(p, INPUTS_HELP, "FILE.csv")
+    run_dir_args(p, INPUTS_HELP, "FILE.csv", out_help="the file to write the predictions to (default: standard output)")
     p.add_argument(
         "--format",
         choices=("csv", "kaggle"),
@@ -93,7 +93,28 @@ def class_columns(classes: list[str]) -> list[str]:
     return [f"p{i} {c}" for i, c in enumerate(classes)]
 
 
-@command("reconstruct", lambda p, argv: run_dir_args(p, INPUTS_HELP, "GRID.png", out_required=True))
+MAX_GRID_IMAGES = 100  # a grid of more would be too tall to look at (10,000 digits: 582x11,602 pixels)
+
+
+def reconstruct_args(p: argparse.ArgumentParser, argv: list[str]) -> None:
+    run_dir_args(
+        p,
+        INPUTS_HELP,
+        "GRID.png",
+        out_required=True,
+        out_help=f"the PNG to write: rows of originals, each followed by its reconstructions (the first "
+        f"{MAX_GRID_IMAGES} images)",
+    )
+    p.add_argument(
+        "--label",
+        type=int,
+        metavar="K",
+        help="supervised aae runs: the class (0-based) every image is decoded as; its decoder takes an image's "
+        "style and its label",
+    )
+
+
+@command("reconstruct", reconstruct_args)
 def cmd_reconstruct(args) -> None:
     from disgen.api import load
     from disgen.data.images import load_inputs
@@ -103,6 +124,12 @@ def cmd_reconstruct(args) -> None:
     run = load(args.run_dir, args.checkpoint)
     run.require("reconstruct")  # before any input is read
     names, x = load_inputs(args.inputs, run.image_shape, True)
-    recon = run.reconstruct(x)
-    save_pairs(x.float() / 255, recon, args.out, nrow=min(10, len(x)), scale=grid_scale(run.image_shape))
-    print(f"wrote originals and reconstructions of {plural(len(names), 'image')} to {args.out}", file=sys.stderr)
+    shown = x[:MAX_GRID_IMAGES]
+    recon = run.reconstruct(shown, label=args.label)
+    save_pairs(shown.float() / 255, recon, args.out, nrow=min(10, len(shown)), scale=grid_scale(run.image_shape))
+    what = (
+        plural(len(names), "image")
+        if len(names) <= MAX_GRID_IMAGES
+        else f"the first {MAX_GRID_IMAGES} of {len(names):,} images"
+    )
+    print(f"wrote originals and reconstructions of {what} to {args.out}", file=sys.stderr)

@@ -112,13 +112,15 @@ def eval_args(p: argparse.ArgumentParser, argv: list[str]) -> None:
 def cmd_models(args) -> None:
     from disgen.cli import catalog
 
-    for name, spec in sorted(catalog.models().items()):
+    models = sorted(catalog.models().items())
+    width = max(len(p) for _, spec in models for p in spec["presets"])  # the presets' values in one column
+    for name, spec in models:
         print(f"{name:18s} [{spec['objective']}] {spec['description']}")
         for preset, values in spec["presets"].items():
             shown = ", ".join(f"{k}={v}" for k, v in values.items() if k != "model")
             if values.get("val_split", 1) == 0:
                 shown += "  [trains on the whole training split, as its document did: no validation split, no best.pt]"
-            print(f"    --preset {preset:8s} {shown}")
+            print(f"    --preset {preset:{width}s}  {shown}")
 
 
 @command("datasets")

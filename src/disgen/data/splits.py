@@ -25,7 +25,7 @@ from pathlib import Path
 import torch
 
 from disgen.data.dataset import ImageSplit, Rows, TensorDataset, take
-from disgen.errors import DisgenError
+from disgen.errors import DisgenError, plural
 
 SPLIT_SEED = 20151106  # fixed: the validation images must not depend on --seed
 SPLIT_FILE = "split.json"
@@ -103,12 +103,12 @@ def with_validation(data: TensorDataset, fraction: float) -> TensorDataset:
     return replace(data, extra={**data.extra, "split": info})
 
 
-def describe(info: dict) -> str:
-    """One line for the log: how the data was split."""
+def describe(info: dict, unit: str = "image") -> str:
+    """One line for the log: how the data was split (``unit``: "point" for 2-D points)."""
     sizes = info["sizes"]
     if info["source"] == "none":
         return (
-            f"no validation split (--val-split 0): training on all {sizes['train']} training images; "
+            f"no validation split (--val-split 0): training on all {sizes['train']} training {unit}s; "
             "best.pt is not written and nothing is chosen during training"
         )
     how = (
@@ -116,7 +116,7 @@ def describe(info: dict) -> str:
         if info["source"] == "dataset"
         else f"{info['val_split']:g} of the training split, stratified, the same for every --seed"
     )
-    return f"validation split: {sizes['val']} images ({how}); training on {sizes['train']}"
+    return f"validation split: {plural(sizes['val'], unit)} ({how}); training on {sizes['train']}"
 
 
 def save(run_dir: Path, info: dict) -> None:

@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from disgen.data.download import TIMEOUT, _describe, cache_dir
-from disgen.errors import DisgenError
+from disgen.errors import DisgenError, brief
 from disgen.files import holds_code
 
 BASE_URL = "https://download.pytorch.org/models/"
@@ -101,7 +101,7 @@ def read_weights(path: str | Path) -> dict[str, torch.Tensor]:
     except pickle.UnpicklingError as err:
         if not holds_code(err):
             raise DisgenError(
-                f"cannot read weights {path} (UnpicklingError: {str(err)[:200]}); use a .pth state "
+                f"cannot read weights {path} (UnpicklingError: {brief(err)}); use a .pth state "
                 "dict saved with torch.save or a .safetensors file"
             ) from None
         raise DisgenError(
@@ -112,7 +112,7 @@ def read_weights(path: str | Path) -> dict[str, torch.Tensor]:
     except Exception as err:  # truncated file, wrong format
         raise DisgenError(
             f"cannot read weights {path} ({type(err).__name__}: "
-            f"{(str(err).splitlines() or [''])[0][:200]}); use a .pth state dict saved "
+            f"{brief(err)}); use a .pth state dict saved "
             "with torch.save or a .safetensors file"
         ) from None
     for key in ("state_dict", "model"):

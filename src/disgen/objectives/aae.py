@@ -211,15 +211,20 @@ def predict(nets: Nets, x: torch.Tensor) -> torch.Tensor:
     return logits.softmax(1)
 
 
-def reconstruct(nets: Nets, x: torch.Tensor) -> torch.Tensor:
-    """Reconstructions of ``x`` (unsupervised and semi-supervised runs: a supervised run's decoder
-    also needs each image's label, see ``reconstruct_with``)."""
-    if nets["decoder"].y_dim and nets["encoder"].cfg.mode == "supervised":
+def reconstruct(nets: Nets, x: torch.Tensor, label: int | None = None) -> torch.Tensor:
+    """Reconstructions of ``x``; a supervised run's decoder also takes a label, ``label`` for every
+    image (unsupervised and semi-supervised runs take none: the latter's encoder predicts it)."""
+    supervised = nets["decoder"].y_dim and nets["encoder"].cfg.mode == "supervised"
+    if supervised and label is None:
         raise DisgenError(
-            "a supervised aae reconstructs from an image and its label: use "
-            "disgen.objectives.aae.reconstruct_with(nets, x, y)"
+            "a supervised aae decodes an image's style with a label, and your images have none: give the "
+            "class to decode them as, `disgen reconstruct RUN_DIR IMAGES --out GRID.png --label K` "
+            "(run.reconstruct(images, label=K) in Python)"
         )
-    return reconstruct_with(nets, x, None)
+    if not supervised and label is not None:
+        raise DisgenError(f"--label {label}: only a supervised aae decodes with a given label; leave it out")
+    labels = torch.full((len(x),), label, device=x.device) if supervised else None
+    return reconstruct_with(nets, x, labels)
 
 
 def decode(nets: Nets, z: torch.Tensor, labels: torch.Tensor | None = None, batch_size: int = 1000) -> torch.Tensor:

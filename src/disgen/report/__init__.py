@@ -22,7 +22,7 @@ import json
 import tempfile
 from pathlib import Path
 
-from disgen.errors import DisgenError
+from disgen.errors import DisgenError, plural
 from disgen.files import atomic_write
 from disgen.report.history import RunFiles, best_of, direction, epoch_of, is_number, metric_keys, read_run
 from disgen.report.svg import PALETTE, Series, escape, legend, line_chart
@@ -47,8 +47,13 @@ def summary_html(run: RunFiles) -> str:
         ("model", f"{run.config.get('model')} (objective {run.objective})"),
         (
             "dataset",
-            f"{data.get('name', run.config.get('dataset'))}, images "
-            f"{data.get('image_shape', '?')}, {len(data['classes'])} classes",
+            f"{data.get('name', run.config.get('dataset'))}, "
+            + (
+                f"points of {data['image_shape'][0]} numbers"
+                if len(data.get("image_shape") or [0, 0]) == 1
+                else f"images {data.get('image_shape', '?')}"
+            )
+            + f", {plural(len(data['classes']), 'class', 'classes')}",
         ),
         ("epochs", f"{epochs} of {run.config.get('epochs')}"),
         ("run directory", str(run.dir.resolve())),

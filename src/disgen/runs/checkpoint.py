@@ -25,7 +25,7 @@ from typing import Any, Callable
 
 import torch
 
-from disgen.errors import DisgenError
+from disgen.errors import DisgenError, brief
 from disgen.files import atomic_write, fault, holds_code, remove_stale_temps
 from disgen.version import __version__
 
@@ -97,7 +97,7 @@ def load(path: Path, map_location: str | torch.device = "cpu", validate: bool = 
     except pickle.UnpicklingError as err:
         if not holds_code(err):
             raise DisgenError(
-                f"checkpoint {path} cannot be loaded safely (UnpicklingError: {str(err)[:200]}); it "
+                f"checkpoint {path} cannot be loaded safely (UnpicklingError: {brief(err)}); it "
                 "may be truncated, corrupt or not a disgen checkpoint"
             ) from None
         raise DisgenError(
@@ -109,7 +109,7 @@ def load(path: Path, map_location: str | torch.device = "cpu", validate: bool = 
     except Exception as err:  # corrupt zip, truncated file
         raise DisgenError(
             f"checkpoint {path} cannot be loaded safely ({type(err).__name__}: "
-            f"{(str(err).splitlines() or [''])[0][:200]}); it may be truncated, corrupt or "
+            f"{brief(err)}); it may be truncated, corrupt or "
             "not a disgen checkpoint"
         ) from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:

@@ -139,6 +139,7 @@ class Trainer:
         self.final: dict | None = None  # the test record written after the last epoch
         self.history: list[dict] = []
         self.guard = DivergenceGuard(self.nets)
+        self.unit = "point" if len(self.data.image_shape) == 1 else "image"  # what the messages count
         self.selects = self.val_x is not None and len(self.val_x) >= self.fewest_to_select()
 
     def fewest_to_select(self) -> int:
@@ -147,7 +148,7 @@ class Trainer:
         if self.val_x is not None and len(self.val_x) < fewest:
             metric = self.objective.pick({})[0].replace("_", " ")
             self.log(
-                f"validation split of {plural(len(self.val_x), 'image')}: too few to choose a checkpoint by {metric} "
+                f"validation split of {plural(len(self.val_x), self.unit)}: too few to choose a checkpoint by {metric} "
                 f"(it takes {fewest}, docs/gans.md); best.pt is not written, and the last weights "
                 "(last.pt) are tested, sampled and exported"
             )
@@ -273,7 +274,7 @@ class Trainer:
                 },
             )
             splits.save(self.run_dir, split)
-            self.log(splits.describe(split))
+            self.log(splits.describe(split, self.unit))
             if self.label_idx is not None:
                 save_labels(self.run_dir, self.label_idx, self.data.name, self.cfg.seed)
         distributed.barrier()  # the run directory exists before any process reads it
@@ -357,7 +358,7 @@ class Trainer:
         )
         self.final = record
         self.log(
-            f"test split ({len(self.test_x)} images, evaluated once) with {which}.pt of epoch {chosen}: "
+            f"test split ({plural(len(self.test_x), self.unit)}, evaluated once) with {which}.pt of epoch {chosen}: "
             + " ".join(f"{k}={v:.4g}" for k, v in test.items())
         )
         return record
