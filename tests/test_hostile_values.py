@@ -280,23 +280,25 @@ def test_checkpoints_with_nan_inf_or_integer_weights_are_refused(
     tmp_path, classifier_run, mnist_mini, capsys, what, reliability
 ):
     """NaN or infinite weights passed validation: predict wrote rows of nan (exit 0), eval a bare
-    NaN into eval.json, export a folder holding only its manifest; int32 weights loaded and gave
-    zeros. Each command now refuses the checkpoint, naming the tensor."""
+    NaN into eval.json, export a folder holding only its manifest, serve a 500 with a traceback in
+    its log; int32 weights loaded and gave zeros. Each command now refuses the checkpoint, naming
+    the tensor (serve before it listens)."""
     from disgen.data.idx import write_idx
 
     d = crafted_run(tmp_path, classifier_run.dir, WEIGHTS[what])
     write_idx(tmp_path / "x-idx3-ubyte", mnist_mini.test.images[:4, 0])
     words = "holds NaN or infinite values" if what != "int32" else "dtype torch.int32 != torch.float32"
-    for command in (["eval"], ["predict", tmp_path / "x-idx3-ubyte"], ["export", "--format", "safetensors"]):
+    commands = (["eval"], ["predict", tmp_path / "x-idx3-ubyte"], ["export", "--format", "safetensors"])
+    for command in (*commands, ["serve", "--port", "0"]):
         code, err = cli_error(capsys, command[0], d, *command[1:])
         assert code == 2 and "the checkpoint does not fit this model: model." in err and words in err, (command, err)
     assert not (d / "eval.json").exists() or "NaN" not in (d / "eval.json").read_text()
     assert not (d / "exports").exists()
     reliability.record(
         "loading",
-        "checkpoint with NaN, infinite or int32 weights, digest recomputed (eval, predict, export)",
+        "checkpoint with NaN, infinite or int32 weights, digest recomputed (eval, predict, export, serve)",
         "one clear error naming the tensor; nothing written",
-        3,
+        4,
     )
 
 

@@ -45,7 +45,7 @@ from disgen.errors import DisgenError
 FORMAT = 2  # 2: meta.json carries its own digest and a digest of sampled rows; format 1 decodes again
 IMAGES, META, LOCK = "images.u8", "meta.json", ".lock"
 SAMPLED = 64  # rows whose bytes the meta's digest covers: a zeroed or rewritten file fails it
-MAX_META = 1 << 28  # bytes of meta.json: 200,000 files' digests and a CSV's labels take a few MB
+MAX_META, META_PER_ROW = 1 << 20, 128  # bytes of meta.json: a row's index, file digest and label take < 60
 
 
 @dataclass
@@ -148,7 +148,8 @@ def open_entry(key: str, n: int | None = None, shape: tuple[int, ...] | None = N
     if not meta_path.is_file() or not images_path.is_file():
         return None
     try:
-        meta = read_json(meta_path, "the image cache's", max_bytes=MAX_META)  # a FIFO, 5 GB: refused
+        limit = MAX_META + META_PER_ROW * n if n is not None else 64 * MAX_META
+        meta = read_json(meta_path, "the image cache's", max_bytes=limit)  # a FIFO, 5 GB: refused
         full = tuple(int(v) for v in meta["shape"])
         if meta.get("format") != FORMAT or meta.get("sha256") != meta_digest(meta):
             raise ValueError("not this disgen's cache entry, or its meta.json was edited")
