@@ -23,7 +23,7 @@ import pytest
 import torch
 from conftest import SUBPROCESS_ENV, run_disgen
 from PIL import Image
-from test_hardening import can_mount_tmpfs, cli_error, last_line, reliability  # noqa: F401  (the fixture)
+from test_hardening import can_mount_tmpfs, cli_error, last_line, reliability, wait_for  # noqa: F401  (the fixture)
 
 from disgen.data import cache
 from disgen.data.image_folder import load_image_folder
@@ -105,14 +105,6 @@ def start_train(folder: Path, run_dir: Path, home: Path, *extra: str) -> subproc
         stderr=subprocess.PIPE,
         text=True,
     )
-
-
-def wait_until(condition, proc: subprocess.Popen, what: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert proc.poll() is None, f"exited before {what}: {proc.stderr.read()}"
-        assert time.monotonic() < deadline, f"no {what} after {timeout} s"
-        time.sleep(0.005)
 
 
 # ---- a disk that fills up: reserve before writing, one error, leftovers removed -------------------
@@ -198,7 +190,7 @@ def test_a_cache_truncated_while_a_streamed_run_reads_it_is_one_error(tmp_path, 
     proc = start_train(folder, tmp_path / "run", home, "--epochs", "100000", "--data-on-device", "no")
     try:
         images = lambda: [p / cache.IMAGES for p in (home / "decoded").glob("folder-*") if (p / cache.META).exists()]
-        wait_until(lambda: (tmp_path / "run" / "checkpoints" / "last.pt").exists(), proc, "epoch 1")
+        wait_for(lambda: (tmp_path / "run" / "checkpoints" / "last.pt").exists(), proc, "epoch 1")
         os.truncate(images()[0], 0)
         code, err = proc.wait(60), proc.stderr.read()
     finally:
@@ -281,7 +273,7 @@ def test_sigkill_during_a_parallel_decode_leaves_no_worker_and_frees_the_lock(tm
     home, folder, run = tmp_path / "home", slow_folder(tmp_path / "slow"), tmp_path / "run"
     proc = start_train(folder, run, home, "--epochs", "1")
     try:
-        wait_until(lambda: len(children(proc.pid)) >= 2, proc, "decode workers")
+        wait_for(lambda: len(children(proc.pid)) >= 2, proc, "decode workers")
         workers = children(proc.pid)
         proc.send_signal(signal.SIGKILL)
         proc.wait(30)
@@ -308,7 +300,7 @@ def sigterm_as_the_pool_starts(tmp_path: Path, home: Path, folder: Path, delay: 
     run = tmp_path / f"run-{delay}"
     proc = start_train(folder, run, home, "--epochs", "1")
     try:
-        wait_until(lambda: children(proc.pid), proc, "decode workers")
+        wait_for(lambda: children(proc.pid), proc, "decode workers")
         workers = children(proc.pid)
         time.sleep(delay)
         proc.send_signal(signal.SIGTERM)
@@ -347,7 +339,7 @@ def test_a_decode_worker_killed_alone_is_one_error_not_a_hang(tmp_path, reliabil
     home, folder = tmp_path / "home", slow_folder(tmp_path / "slow")
     proc = start_train(folder, tmp_path / "run", home, "--epochs", "1")
     try:
-        wait_until(lambda: children(proc.pid), proc, "decode workers")
+        wait_for(lambda: children(proc.pid), proc, "decode workers")
         time.sleep(0.3)
         os.kill(random.Random(0).choice(children(proc.pid)), signal.SIGKILL)
         code, err = proc.wait(30), proc.stderr.read()

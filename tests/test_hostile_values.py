@@ -24,6 +24,30 @@ from disgen import runs
 from disgen.models import get_model, list_models
 from disgen.runs import checkpoint
 
+
+def disgen_limited(args: list, limit: int | None = None, timeout: float = 300, setup=None) -> tuple[int, str, str]:
+    """``python -m disgen ARGS`` in a subprocess whose address space is limited to ``limit`` bytes
+    (``setup``: what else the child does before it starts): its exit status, stderr and last line,
+    after checking that no traceback was printed."""
+
+    def start() -> None:
+        if limit is not None:
+            resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+        if setup is not None:
+            setup()
+
+    done = subprocess.run(
+        [sys.executable, "-m", "disgen", *map(str, args)],
+        env=SUBPROCESS_ENV,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        preexec_fn=start,
+    )
+    assert "Traceback" not in done.stderr, done.stderr[-2000:]
+    return done.returncode, done.stderr, (done.stderr.strip().splitlines() or [""])[-1]
+
+
 # ---- metrics.jsonl of millions of lines ----------------------------------------------------------
 
 
@@ -68,15 +92,8 @@ def test_report_of_three_million_metrics_lines_ends_in_a_report(tmp_path, classi
     run = tmp_path / "run"
     shutil.copytree(classifier_run.dir, run)
     big_metrics(run, 3_000_000)
-    done = subprocess.run(
-        [sys.executable, "-m", "disgen", "report", str(run), "--out", str(tmp_path / "r.html")],
-        env=SUBPROCESS_ENV,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_AS, (4 << 30, 4 << 30)),
-    )
-    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr[-2000:]
+    code, err, _ = disgen_limited(["report", run, "--out", tmp_path / "r.html"], 4 << 30, timeout=600)
+    assert code == 0, err[-2000:]
     assert (tmp_path / "r.html").stat().st_size > 10_000
     reliability.record(
         "inputs",
@@ -369,17 +386,9 @@ def test_an_address_space_limit_bounds_the_model_size_check(tmp_path, idx_dir, r
     """The model-size check read physical memory only: under ``ulimit -v`` (RLIMIT_AS) a network
     that fits the machine but not the limit ended in torch's "can't allocate memory" traceback.
     Now the limit (less what the process has mapped) is the memory it checks against."""
-    args = ["train", "mlp-classifier", "--dataset", str(idx_dir), "--hidden", "30000,30000", "--epochs", "1"]
-    done = subprocess.run(
-        [sys.executable, "-m", "disgen", *args, "--run-dir", str(tmp_path / "r")],
-        env=SUBPROCESS_ENV,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_AS, (6 << 30, 6 << 30)),
-    )
-    line = done.stderr.strip().splitlines()[-1]
-    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr[-2000:]
+    args = ["train", "mlp-classifier", "--dataset", idx_dir, "--hidden", "30000,30000", "--epochs", "1"]
+    code, err, line = disgen_limited([*args, "--run-dir", tmp_path / "r"], 6 << 30, timeout=120)
+    assert code == 2, err[-2000:]
     assert line.startswith("disgen: error: mlp-classifier with --hidden (30000, 30000) has 923,880,010 parameters")
     assert "GiB of memory this process may use" in line
     reliability.record(
@@ -394,16 +403,8 @@ def test_running_out_of_memory_mid_run_is_one_line(tmp_path, reliability):
     a 3 GiB address-space limit): torch's "DefaultCPUAllocator: can't allocate memory" was a
     traceback; it is one error saying what to make smaller."""
     args = ["train", "cnn-classifier", "--batch-size", "4000", "--widths", "256,256,256", "--epochs", "1"]
-    done = subprocess.run(
-        [sys.executable, "-m", "disgen", *args, "--no-progress", "--run-dir", str(tmp_path / "r")],
-        env=SUBPROCESS_ENV,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_AS, (3 << 30, 3 << 30)),
-    )
-    line = done.stderr.strip().splitlines()[-1]
-    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr[-2000:]
+    code, err, line = disgen_limited([*args, "--no-progress", "--run-dir", tmp_path / "r"], 3 << 30)
+    assert code == 2, err[-2000:]
     assert line.startswith("disgen: error: out of memory (") and "can't allocate memory" in line, line
     assert line.endswith("choose smaller sizes, a smaller --batch-size or image size, or free some memory")
     reliability.record(
@@ -441,19 +442,12 @@ def test_a_cgroup_memory_limit_bounds_the_model_size_check(tmp_path, idx_dir, re
     name = "memory.max" if (group / "memory.max").exists() else "memory.limit_in_bytes"
     try:
         (group / name).write_text(str(2 << 30))
-        args = ["train", "mlp-classifier", "--dataset", str(idx_dir), "--hidden", "20000,20000", "--epochs", "1"]
-        done = subprocess.run(
-            [sys.executable, "-m", "disgen", *args, "--run-dir", str(tmp_path / "r")],
-            env=SUBPROCESS_ENV,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            preexec_fn=lambda: (group / "cgroup.procs").write_text("0"),
-        )
+        args = ["train", "mlp-classifier", "--dataset", idx_dir, "--hidden", "20000,20000", "--epochs", "1"]
+        join = lambda: (group / "cgroup.procs").write_text("0")  # noqa: E731  (the child joins the cgroup)
+        code, err, line = disgen_limited([*args, "--run-dir", tmp_path / "r"], None, 120, join)
     finally:
         group.rmdir()
-    line = done.stderr.strip().splitlines()[-1]
-    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr[-2000:]
+    assert code == 2, err[-2000:]
     assert "has 415,920,010 parameters, over the 134,217,728 this machine can train" in line, line
     assert "in the 2.0 GiB of memory this process may use" in line
     reliability.record(
