@@ -976,3 +976,45 @@ def budget_explore(results: Results) -> str:
         "commit",
     ]
     return md(header, rows)
+
+
+# -- --time-budget under a competing load (bench_budget_load.py) ------------------------------------
+@table("budget-load")
+def budget_load(results: Results) -> str:
+    r = results("budget_load")
+    rows = []
+    for cell in r["cells"].values():
+        share = cell["of_budget"]["values"]
+        rows.append(
+            [
+                f"{cell['budget']:g}",
+                cell["mode"],
+                pm(cell["train_seconds"], 1),
+                f"**{min(share):.2f}-{max(share):.2f}**"
+                if cell["mode"] != "quiet"
+                else f"{min(share):.2f}-{max(share):.2f}",
+                f"{cell['steps']['mean']:.0f}",
+                pm(cell["test_accuracy"], 2, 100, "%"),
+                cell["train_seconds"]["n"],
+                commit(r),
+            ]
+        )
+    note = (
+        f"\n{machine(r)}; the competing load: {r['load']} busy processes from {r['load_after']:.0%} of the budget "
+        f"into training to its end; load average {r.get('load_average_end')} at the end (other jobs shared the "
+        "cores too). Training seconds: a budget run's own count (its steps, and the timing that chose its "
+        "network), the fixed-steps run's epochs; evaluation excluded. Share: those seconds over the budget, "
+        "smallest and largest run. Fixed steps: the quiet run's config.json rerun under the load, as a budget "
+        "whose steps were fixed at its start would run.\n"
+    )
+    header = [
+        "budget s",
+        "run",
+        "training s",
+        "share of the budget",
+        "steps",
+        "test accuracy",
+        "n (seeds)",
+        "commit",
+    ]
+    return md(header, rows) + note

@@ -356,6 +356,80 @@ MUTATIONS += [
         f"{VALUES}::test_a_class_name_holding_nul_never_reaches_the_report",
     ),
 ]
+# Issue 29 (a new user's first hour, round two) and the two items of issue 28 moved to it.
+BUDGET, RERUN = "tests/test_budget.py", "tests/test_rerun.py"
+MUTATIONS += [
+    (
+        "tests run in the checkout (the demo's runs/ then changes a result)",
+        "tests/conftest.py",
+        'os.chdir(tmp_path_factory.mktemp("cwd"))',
+        'tmp_path_factory.mktemp("cwd")',
+        "tests/test_cli.py::test_tests_run_in_an_empty_working_directory_not_the_checkout",
+    ),
+    (
+        "--config RUN_DIR/config.json: the model's name kept (every run's config refused)",
+        "src/disgen/config.py",
+        'data = {k: v for k, v in data.items() if k != "model"}',
+        "pass",
+        f"{RERUN}::test_every_models_config_json_reads_back_as_the_same_config",
+    ),
+    (
+        "--resume takes any option (--hidden 64 written into config.json)",
+        "src/disgen/training/resume.py",
+        'refused = [k for k in new if new[k] != old[k] and (k not in RESUMABLE or (k == "epochs" and fixed_steps))]',
+        "refused = []",
+        f"{RERUN}::test_a_resume_refuses_options_it_may_not_change_before_writing_anything",
+    ),
+    (
+        "--time-budget: the steps planned once, never again (a slower machine overruns the budget)",
+        "src/disgen/training/budget.py",
+        "due = by_steps or (by_time and not self.synced)",
+        "due = False",
+        f"{BUDGET}::test_a_budget_run_under_a_competing_load_ends_on_time_and_reruns_exactly",
+    ),
+    (
+        "--time-budget: bounded by inf only (1e12 accepted)",
+        "src/disgen/config.py",
+        "not 0 < cfg.time_budget <= MAX_BUDGET",
+        "not 0 < cfg.time_budget < math.inf",
+        f"{BUDGET}::test_budgets_and_steps_beyond_what_can_run_are_refused",
+    ),
+    (
+        "progress: the ETA ignores the step cap",
+        "src/disgen/training/budget.py",
+        "return steps if cap is None else max(0, min(steps, cap - done))",
+        "return steps",
+        f"{BUDGET}::test_the_eta_counts_the_steps_the_epoch_will_take",
+    ),
+    (
+        "gan2d: validation and test share their generator draws",
+        "src/disgen/objectives/gan.py",
+        '"draw_seed": DRAW_SEEDS[split]}',
+        '"draw_seed": 0}',
+        "tests/test_gan.py::test_gan2d_validation_and_test_are_independent_samples",
+    ),
+    (
+        "image GANs choose best.pt on any number of validation images",
+        "src/disgen/training/trainer.py",
+        'value = record.get(f"val_{key}") if self.selects else None',
+        'value = record.get(f"val_{key}")',
+        "tests/test_gan_images.py::test_dcgan64_trains_on_a_folder_and_samples",
+    ),
+    (
+        "disgen.train returns the last epoch's weights (every command uses best.pt)",
+        "src/disgen/api.py",
+        'run = load(trainer.run_dir, "auto", trainer.device)',
+        'run = load(trainer.run_dir, "last", trainer.device)',
+        "tests/test_api.py::test_train_and_load_give_the_run_on_the_checkpoint_every_command_takes",
+    ),
+    (
+        "disgen report draws last.pt by default",
+        "src/disgen/cli/report.py",
+        'default="auto",',
+        'default="last",',
+        "tests/test_report.py::test_cli_writes_into_the_run_dir_and_refuses_non_runs",
+    ),
+]
 results = []
 for what, file, old, new, test in MUTATIONS:
     path = WT / file

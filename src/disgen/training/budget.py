@@ -64,8 +64,8 @@ class Deadline:
         self.step_seconds: float | None = None
         self.mark: float | None = None
         self.synced = distributed.enabled()  # several processes: decisions at the same steps in all
-        if not cfg.budget_plan:  # the run's start: a placeholder until the first steps are timed
-            cfg.budget_plan = [[0, cfg.epochs * steps_per_epoch]]
+        if not cfg.budget_plan:  # until the first steps are timed, the schedule holds its first value
+            cfg.budget_plan = [[0, MAX_STEPS]]
 
     @property
     def total(self) -> int:
@@ -113,9 +113,9 @@ class Deadline:
         # first steps are the slowest (allocation, kernel choice), and a plan that ends too early
         # cannot be stretched (its schedule has ended), while one that ends late is shortened.
         measured = self.window[1] / self.window[0] if self.window[0] else self.fastest
-        self.step_seconds = distributed.gather(measured)[0]
+        self.step_seconds, spent = distributed.gather((measured, self.spent))[0]
         self.window, self.planned_at, self.planned_step = [0, 0.0], self.spent, done
-        left = max(0, math.floor((self.budget - self.spent) / self.step_seconds + 1e-6))  # 1e-6: 0.95 / 0.01
+        left = max(0, math.floor((self.budget - spent) / self.step_seconds + 1e-6))  # 1e-6: 0.95 / 0.01
         total = min(done + left, MAX_STEPS)
         plan = self.cfg.budget_plan
         if len(plan) == 1 or abs(total - self.total) > max(1, REPLAN_CHANGE * self.total):
