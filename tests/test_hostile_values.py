@@ -285,6 +285,20 @@ def crafted_run(tmp_path: Path, run_dir: Path, change) -> Path:
     return d
 
 
+def test_finite_weights_that_overflow_never_give_rows_of_nan(tmp_path, classifier_run, mnist_mini, capsys, reliability):
+    """Weights of 3e38 are finite and pass every check, but overflow: predict would write rows of
+    nan. The outputs are checked too: one error naming the checkpoint."""
+    from disgen.data.idx import write_idx
+
+    d = crafted_run(tmp_path, classifier_run.dir, lambda t: torch.full_like(t, 3e38))
+    write_idx(tmp_path / "x-idx3-ubyte", mnist_mini.test.images[:4, 0])
+    code, err = cli_error(capsys, "predict", d, tmp_path / "x-idx3-ubyte")
+    assert code == 2 and "gives NaN or infinite outputs for 4 of 4 inputs: its weights are damaged" in err, err
+    reliability.record(
+        "loading", "checkpoint with finite weights of 3e38 (outputs overflow)", "predict: one clear error, no nan rows"
+    )
+
+
 WEIGHTS = {
     "NaN": lambda t: t.clone().fill_(float("nan")),
     "infinity": lambda t: torch.where(t > 0, float("inf"), t),

@@ -128,7 +128,15 @@ class Run:
         """``fn(nets, batch)`` over ``x``, each chunk made a float batch only when its turn comes
         (the float copy of a large input would cost 4 bytes a pixel at once)."""
         t = self.as_batch(x, floats=False)
-        return torch.cat([fn(self.nets, self.as_batch(t[s])) for s in batches(len(t), size)])
+        out = torch.cat([fn(self.nets, self.as_batch(t[s])) for s in batches(len(t), size)])
+        bad = ~torch.isfinite(out).reshape(len(out), -1).all(1)
+        if bool(bad.any()):  # finite weights too large (3e38) overflow: never rows of nan in a CSV
+            raise DisgenError(
+                f"the model of {self.run_dir} ({self.checkpoint}.pt) gives NaN or infinite outputs for "
+                f"{int(bad.sum()):,} of {len(out):,} inputs: its weights are damaged (or far too large); "
+                "use another checkpoint of the run, or train it again"
+            )
+        return out
 
     def sample(
         self, n: int = 64, seed: int = 0, z: torch.Tensor | None = None, label: int | None = None
