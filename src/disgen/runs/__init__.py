@@ -141,9 +141,9 @@ MAX_LINE = 16 << 10  # bytes of one metrics record; disgen's are a few hundred
 MAX_RECORDS, MAX_KEPT_BYTES = 100_000, 32 << 20  # kept in memory; past either, every other record is dropped
 
 
-def _records(run_dir: Path) -> Iterator[tuple[dict, int]]:
-    """Every well-formed record of metrics.jsonl and its size in bytes, read a line at a time (a
-    torn last line, and a line over MAX_LINE, are dropped)."""
+def _records(run_dir: Path, holding: bytes = b"") -> Iterator[tuple[dict, int]]:
+    """Every well-formed record of metrics.jsonl (whose line holds ``holding``) and its size in
+    bytes, read a line at a time (a torn last line, and a line over MAX_LINE, are dropped)."""
     path = Path(run_dir) / "metrics.jsonl"
     if not path.is_file():
         return
@@ -152,6 +152,8 @@ def _records(run_dir: Path) -> Iterator[tuple[dict, int]]:
             if len(line) > MAX_LINE:  # no record of disgen's: skip the rest of the line
                 while line and not line.endswith(b"\n"):
                     line = f.readline(MAX_LINE)
+                continue
+            if holding not in line:
                 continue
             try:
                 rec = json.loads(line.decode("utf-8", errors="replace"))
@@ -193,7 +195,7 @@ def read_final(run_dir: Path) -> dict | None:
     """The final record of metrics.jsonl: the test split's metrics after the last epoch (None if
     the run has not finished, or has no test split)."""
     final = None
-    for rec, _ in _records(run_dir):
+    for rec, _ in _records(run_dir, b'"final"'):
         if rec.get("final"):
             final = rec
     return final
