@@ -65,17 +65,26 @@ class Workers:
 
     def __init__(self, processes: int):
         before = set(multiprocessing.active_children())
-        with signals_held():
-            self.pool = multiprocessing.get_context("fork").Pool(processes, start_worker, (os.getpid(),))
+        self.pool = None
+        try:
+            with signals_held():  # a signal held back here is delivered as this block ends
+                self.pool = multiprocessing.get_context("fork").Pool(processes, start_worker, (os.getpid(),))
+        except BaseException:
+            self.stop()
+            raise
         self.members = set(multiprocessing.active_children()) - before
 
     def __enter__(self) -> Workers:
         return self
 
     def __exit__(self, *exc) -> None:
-        with signals_held():
-            self.pool.terminate()
-            self.pool.join()
+        self.stop()
+
+    def stop(self) -> None:
+        if self.pool is not None:
+            with signals_held():
+                self.pool.terminate()
+                self.pool.join()
 
     def imap(self, fn: Callable, jobs: Iterable, chunksize: int = 64) -> Iterator:
         """``fn(job)`` for each job, in order. A worker that dies (the out-of-memory killer, a
