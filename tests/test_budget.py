@@ -86,6 +86,14 @@ def test_a_budget_that_holds_few_steps_says_so(tmp_path, data, monkeypatch, caps
     assert "1 steps" not in err and json.loads((tmp_path / "config.json").read_text())["max_steps"] == 4
 
 
+def test_a_budget_of_a_few_slow_steps_ends_within_half_a_step_of_it(tmp_path, data, monkeypatch):
+    """1.7 s a step on a 10 s budget (a busy machine): the steps left are rounded, not floored, so
+    the run takes 6 steps (10.2 s) rather than stopping at 5 (8.5 s, 15% short)."""
+    machine = LoadedMachine(monkeypatch, fast=1.7, slow=1.7, slow_from=0)
+    disgen.train("mlp-classifier", time_budget=10.0, dataset_obj=data, progress=False, run_dir=str(tmp_path))
+    assert machine.taken == 6 and abs(machine.now - 10.0) <= 0.85
+
+
 def test_a_budgeted_run_resumes_exactly_without_timing_again(tmp_path, data, monkeypatch):
     opts = dict(batch_size=50, max_steps=25, time_budget=100.0, progress=False, dataset_obj=data, lr_schedule="cosine")
     whole = disgen.train("mlp-classifier", epochs=3, run_dir=str(tmp_path / "whole"), **opts)
