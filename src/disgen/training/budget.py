@@ -30,7 +30,9 @@ from __future__ import annotations
 
 import copy
 import math
+import statistics
 import time
+from collections import deque
 
 import torch
 
@@ -45,6 +47,7 @@ FIRST_PLAN = WARMUP + 3  # steps before the first plan...
 FIRST_SHARE = 0.25  # ... or this share of the budget (slow first steps), whichever comes first
 REPLAN_SHARE = 0.05  # planned again each time this share of the budget is spent
 REPLAN_CHANGE = 0.01  # a new plan is kept where it moves the end by more than this share (and a step)
+RECENT = 21  # the last steps whose median time a plan takes
 TIMING_SHARE = 0.1  # the most of a budget that timing for the narrower network may take
 SHORT = "budget-short"  # the preset whose network a budget of under one epoch takes
 
@@ -57,7 +60,8 @@ class Deadline:
     def __init__(self, cfg, steps_per_epoch: int, spent: float = 0.0, log=lambda msg: None):
         self.cfg, self.steps_per_epoch, self.log = cfg, steps_per_epoch, log
         self.budget, self.spent = cfg.time_budget, spent
-        self.window = [0, 0.0]  # steps and seconds since the last plan, warm-up left out
+        self.recent: deque[float] = deque(maxlen=RECENT)  # the seconds of the last steps, warm-up left out
+        self.since = 0  # steps since the last plan
         self.fastest = math.inf  # the fastest step yet: the estimate while only warm-up steps are timed
         self.planned_at, self.planned_step = spent, 0  # seconds spent and steps done at the last plan
         self.taken = 0  # steps this process took
@@ -91,14 +95,14 @@ class Deadline:
         self.spent += seconds
         self.taken += 1
         self.fastest = min(self.fastest, seconds)
+        self.since += 1
         if self.taken > WARMUP:
-            self.window[0] += 1
-            self.window[1] += seconds
+            self.recent.append(seconds)
         by_steps = done - self.planned_step >= max(2, REPLAN_SHARE * self.total)
         if self.step_seconds is None:
             due = self.taken >= FIRST_PLAN or (not self.synced and self.spent >= FIRST_SHARE * self.budget)
         else:
-            by_time = self.spent - self.planned_at >= REPLAN_SHARE * self.budget and self.window[0] >= 2
+            by_time = self.spent - self.planned_at >= REPLAN_SHARE * self.budget and self.since >= 2
             due = by_steps or (by_time and not self.synced)
         if due:
             if device.type == "cuda":  # the queued steps finish before the clock is read
@@ -109,12 +113,13 @@ class Deadline:
 
     def plan(self, done: int) -> None:
         """Plan the steps left from the recent seconds a step; every process takes the main's plan."""
-        # The mean of the recent steps; before any step past the warm-up, the fastest step: the
-        # first steps are the slowest (allocation, kernel choice), and a plan that ends too early
-        # cannot be stretched (its schedule has ended), while one that ends late is shortened.
-        measured = self.window[1] / self.window[0] if self.window[0] else self.fastest
+        # The median of the last RECENT steps (one step another job held up does not shorten the
+        # plan), and before any step past the warm-up the fastest step (the first are the slowest:
+        # allocation, kernel choice): a plan that ends too early cannot be stretched (its schedule
+        # has ended), while one that runs late is shortened by the next plan or stopped by the clock.
+        measured = statistics.median(self.recent) if self.recent else self.fastest
         self.step_seconds, spent = distributed.gather((measured, self.spent))[0]
-        self.window, self.planned_at, self.planned_step = [0, 0.0], self.spent, done
+        self.since, self.planned_at, self.planned_step = 0, self.spent, done
         # Rounded, not floored: the run then ends within half a step of its budget either way (a
         # floor ends up to a whole step early, 17% of a 10 s budget at 1.7 s a step on a busy machine).
         left = max(0, round((self.budget - spent) / self.step_seconds))
