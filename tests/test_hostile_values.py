@@ -392,15 +392,19 @@ def test_crafted_safetensors_metadata_is_one_error(tmp_path, exported, reliabili
             with pytest.raises(DisgenError, match="m.safetensors"):
                 load_networks(path)
             tries += 1
-    nan = {k: v.clone().fill_(float("nan")) if v.is_floating_point() else v for k, v in tensors.items()}
-    safetensors.torch.save_file(nan, str(tmp_path / "m.safetensors"), meta)
-    with pytest.raises(DisgenError, match="holds NaN or infinite values"):
-        load_networks(tmp_path / "m.safetensors")
+    for change, words in (
+        (lambda v: v.clone().fill_(float("nan")), "holds NaN or infinite values"),
+        (lambda v: v.round().to(torch.int32), "dtype torch.int32 != torch.float32"),  # loaded as whole numbers
+    ):
+        crafted = {k: change(v) if v.is_floating_point() else v for k, v in tensors.items()}
+        safetensors.torch.save_file(crafted, str(tmp_path / "m.safetensors"), meta)
+        with pytest.raises(DisgenError, match=words):
+            load_networks(tmp_path / "m.safetensors")
     reliability.record(
         "loading",
-        "safetensors export with crafted metadata (roles, classes, image shape, options, model) or NaN weights",
+        "safetensors export with crafted metadata (roles, classes, image shape, options, model), NaN or int32 weights",
         "one clear error naming the file",
-        tries + 1,
+        tries + 2,
     )
 
 
