@@ -263,7 +263,11 @@ def kill_and_resume(model: str, kills: int, tmp_path: Path, data: dict[str, Path
         for kind, what, temps in tried:
             stray = ", its temp file removed on resume" if temps else ""
             reliability.record("crash", KILL_FAULTS[kind], f"{what}{stray}; checkpoints verified; {same}")
-    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["best.pt", "last.pt"]
+    # The uninterrupted run's checkpoints: best.pt and last.pt, or last.pt alone where the objective
+    # chooses no best epoch on so few validation images (an image GAN below 256, docs/gans.md).
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == sorted(
+        p.name for p in (ref / "checkpoints").iterdir()
+    )
     assert [r["epoch"] for r in metrics(run)] == list(range(1, EPOCHS + 1))
 
 
