@@ -332,6 +332,13 @@ MUTATIONS += [
         f"{VALUES}::test_crafted_safetensors_metadata_is_one_error",
     ),
     (
+        "checkpoints: a param group's flag may be None (Adam's fused step: TypeError)",
+        "src/disgen/runs/compatible.py",
+        "        return isinstance(a, bool)\n    if b is None:",
+        "        return isinstance(a, bool) or a is None\n    if b is None:",
+        "tests/test_checkpoints.py::test_checkpoint_tensors_that_do_not_fit_are_refused_before_use",
+    ),
+    (
         "eval.json: a bare NaN written",
         "src/disgen/files.py",
         '    text = json.dumps(plain_json(obj), indent=2, allow_nan=False) + "\\n"',

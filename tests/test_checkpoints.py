@@ -117,6 +117,11 @@ TENSOR_MISMATCHES = {
         lambda s: (s["opts"]["model"]["param_groups"][0].update(params=[0, 1, 2]), s["opts"]["model"]["state"].pop(3)),
         "param groups of [3] parameters != [4]",
     ),
+    "Adam's maximize flag None": (  # the fused step's TypeError, found by test_fuzzed_checkpoints
+        "adam",
+        lambda s: s["opts"]["model"]["param_groups"][0].update(maximize=None),
+        "opts.model.param_groups[0].maximize is None, not a value like False",
+    ),
     "a network weight of the wrong shape": (
         "adam",
         lambda s: s["nets"]["model"].update({"fc.weight": torch.zeros(10, 17)}),
@@ -125,7 +130,7 @@ TENSOR_MISMATCHES = {
 }
 
 
-DEFAULT_MISMATCHES = {"Adam exp_avg of the wrong shape"}  # the segfault once seen; the rest: -m slow
+DEFAULT_MISMATCHES = {"Adam exp_avg of the wrong shape", "Adam's maximize flag None"}  # seen crash; the rest: -m slow
 
 
 @pytest.mark.parametrize(

@@ -173,7 +173,9 @@ def plain_mismatches(
 def same_kind(a, b) -> bool:
     from disgen.runs.checkpoint import is_number
 
-    if isinstance(b, bool) or b is None:
+    if isinstance(b, bool):  # a flag: Adam's fused step takes maximize=None for a TypeError
+        return isinstance(a, bool)
+    if b is None:  # foreach, fused: None (torch chooses) or a choice
         return isinstance(a, bool) or a is None
     if isinstance(b, (int, float)):
         return is_number(a)
