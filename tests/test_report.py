@@ -257,6 +257,8 @@ def test_cli_writes_into_the_run_dir_and_refuses_non_runs(tb_run, tmp_path, caps
     assert f"drawing pictures of {tb_run} from checkpoints/best.pt" in err
     html = (tb_run / "report.html").read_text()
     assert "<title>disgen report: mlp</title>" in html and "Drawn for this report from checkpoints/best.pt" in html
+    assert main(["report", str(tb_run), "--checkpoint", "last", "--out", str(tmp_path / "last.html")]) == 0
+    assert f"drawing pictures of {tb_run} from checkpoints/last.pt" in capsys.readouterr().err
     best = tmp_path / "r" / "best.html"
     assert main(["report", str(tb_run), "--checkpoint", "best", "--out", str(best)]) == 0
     assert "from checkpoints/best.pt" in capsys.readouterr().err
