@@ -129,10 +129,10 @@ MUTATIONS += [
         f"{DECODE}::test_sigkill_during_a_parallel_decode_leaves_no_worker_and_frees_the_lock",
     ),
     (
-        "decode workers: a dead worker waited for",
+        "decode workers: a dead worker a traceback, not one error",
         "src/disgen/data/workers.py",
-        "                if dead:",
-        "                if False:",
+        "        return DisgenError(\n            f\"a worker process decoding images died",
+        "        return RuntimeError(\n            f\"a worker process decoding images died",
         f"{DECODE}::test_a_decode_worker_killed_alone_is_one_error_not_a_hang",
     ),
     (

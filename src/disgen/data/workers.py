@@ -1,16 +1,19 @@
 """Worker processes that decode images, none of which outlives the command that started them.
 
-:func:`imap` maps a function over jobs in a pool of forked workers (``multiprocessing.Pool``: it
-has a public ``terminate``). What could leave a worker behind, or lose a signal, is closed off:
+:class:`Workers` forks a few processes, each with a pipe of its own to this one (no queue shared
+between them, so no lock a killed worker could leave held: ``multiprocessing.Pool.terminate``
+deadlocks when it kills a worker half-way through putting its result). :func:`imap` maps a
+function over jobs in them, a chunk of jobs per message, the results in order. What could leave a
+worker behind, or lose a signal, is closed off:
 
 - each worker asks the kernel to kill it when its parent dies (``prctl(PR_SET_PDEATHSIG)``), so a
-  SIGKILL of the run leaves no worker blocked on its pipe, holding the run's inherited
-  ``train.lock`` (Linux; elsewhere the pipe's end stops them);
-- SIGINT and SIGTERM are blocked while the workers are forked and while they are stopped, so a
+  SIGKILL of the run leaves none behind holding the run's inherited ``train.lock`` (Linux);
+- SIGINT and SIGTERM are held back while the workers are forked and while they are stopped, so a
   signal never lands inside the fork handlers (where its exception is lost) nor half-way through
   the clean-up; it is delivered as soon as they are done;
 - workers ignore Ctrl-C (the parent stops them) and die quietly on SIGTERM;
-- any way out of the loop (done, an error, Ctrl-C, SIGTERM) terminates and joins the pool.
+- a worker that dies (the out-of-memory killer) is one error, not a run waiting for ever;
+- any way out (done, an error, Ctrl-C, SIGTERM) kills and reaps every worker.
 
 May import: errors.
 """
@@ -19,22 +22,24 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import functools
 import itertools
 import multiprocessing
+import multiprocessing.connection
 import os
 import signal
 import sys
+import time
 from typing import Callable, Iterable, Iterator
 
 from disgen.errors import DisgenError
 
 PR_SET_PDEATHSIG = 1
 STOPS = {signal.SIGINT, signal.SIGTERM}
+POLL_S = 1.0  # how often a wait for results looks for dead workers
 
 
 def start_worker(parent: int) -> None:
-    """Pool initializer: die with the parent, no Ctrl-C of its own, quiet on SIGTERM."""
+    """In a new worker: die with the parent, no Ctrl-C of its own, quiet on SIGTERM."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     if sys.platform.startswith("linux"):
@@ -43,6 +48,30 @@ def start_worker(parent: int) -> None:
     if os.getppid() != parent:  # the parent died before the request took effect
         os._exit(1)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, STOPS)
+
+
+def serve(conn, parent: int, others: list[int]) -> None:
+    """A worker's loop: ``(fn, jobs)`` in, ``[fn(job) for job in jobs]`` out, until None or EOF."""
+    start_worker(parent)
+    for fd in others:  # the pipes of the workers forked before this one
+        with contextlib.suppress(OSError):
+            os.close(fd)
+    while True:
+        try:
+            task = conn.recv()
+        except (EOFError, OSError):
+            return
+        if task is None:
+            return
+        fn, jobs = task
+        try:
+            reply = ("done", [fn(job) for job in jobs])
+        except Exception as err:  # raised again in the parent, as a pool would
+            reply = ("raised", err)
+        try:
+            conn.send(reply)
+        except Exception as err:  # an exception that does not pickle
+            conn.send(("raised", DisgenError(f"a worker process failed: {type(err).__name__}: {err}")))
 
 
 @contextlib.contextmanager
@@ -55,24 +84,27 @@ def signals_held() -> Iterator[None]:
         signal.pthread_sigmask(signal.SIG_SETMASK, before)
 
 
-def run_chunk(fn: Callable, jobs: list) -> list:
-    return [fn(job) for job in jobs]
-
-
 class Workers:
-    """``processes`` forked workers; :meth:`imap` maps a function over jobs in them. Use it as a
-    context manager: leaving it (done, an error, Ctrl-C, SIGTERM) terminates and joins them."""
+    """``processes`` forked workers, each reached through its own pipe. Use it as a context
+    manager: leaving it kills and reaps them all."""
 
     def __init__(self, processes: int):
-        before = set(multiprocessing.active_children())
-        self.pool = None
+        self.procs: list = []
+        self.conns: list = []
         try:
             with signals_held():  # a signal held back here is delivered as this block ends
-                self.pool = multiprocessing.get_context("fork").Pool(processes, start_worker, (os.getpid(),))
+                context = multiprocessing.get_context("fork")
+                for _ in range(processes):
+                    ours, theirs = context.Pipe()
+                    others = [c.fileno() for c in self.conns]
+                    proc = context.Process(target=serve, args=(theirs, os.getpid(), others), daemon=True)
+                    proc.start()
+                    theirs.close()
+                    self.procs.append(proc)
+                    self.conns.append(ours)
         except BaseException:
             self.stop()
             raise
-        self.members = set(multiprocessing.active_children()) - before
 
     def __enter__(self) -> Workers:
         return self
@@ -81,30 +113,60 @@ class Workers:
         self.stop()
 
     def stop(self) -> None:
-        if self.pool is not None:
-            with signals_held():
-                self.pool.terminate()
-                self.pool.join()
+        with signals_held():
+            for proc in self.procs:
+                if proc.exitcode is None:
+                    proc.kill()
+            for proc in self.procs:
+                proc.join()
+            for conn in self.conns:
+                conn.close()
+            self.procs, self.conns = [], []
 
     def imap(self, fn: Callable, jobs: Iterable, chunksize: int = 64) -> Iterator:
-        """``fn(job)`` for each job, in order. A worker that dies (the out-of-memory killer, a
-        signal) would leave its jobs unanswered for ever: it is one error instead."""
-        chunks = iter(lambda it=iter(jobs): list(itertools.islice(it, chunksize)), [])
-        results = self.pool.imap(functools.partial(run_chunk, fn), chunks)  # chunksize 1: next(timeout)
+        """``fn(job)`` for each job, in order: a chunk of ``chunksize`` jobs sent to each idle
+        worker, only as many chunks held as there are workers."""
+        it = iter(jobs)
+        chunks = enumerate(iter(lambda: list(itertools.islice(it, chunksize)), []))
+        idle, busy, done, ahead = list(self.conns), {}, {}, 0
         while True:
-            try:
-                yield from results.next(timeout=1.0)
-            except StopIteration:
+            for conn, (i, chunk) in zip(list(idle), chunks):
+                idle.remove(conn)
+                conn.send((fn, chunk))
+                busy[conn] = i
+            while ahead in done:
+                yield from done.pop(ahead)
+                ahead += 1
+            if not busy:
                 return
-            except multiprocessing.TimeoutError:
-                dead = [p for p in self.members if p.exitcode is not None]
-                if dead:
-                    code = dead[0].exitcode
-                    how = f"killed by signal {-code}" if code < 0 else f"exit status {code}"
-                    raise DisgenError(
-                        f"a worker process decoding images died ({how}; the out-of-memory killer, or a signal "
-                        "sent to it): nothing was cached; run the command again, with more memory free"
-                    ) from None
+            for conn in multiprocessing.connection.wait(list(busy), timeout=POLL_S):
+                try:
+                    kind, value = conn.recv()
+                except (EOFError, OSError):
+                    raise self.died() from None
+                if kind == "raised":
+                    raise value
+                done[busy.pop(conn)] = value
+                idle.append(conn)
+            if any(proc.exitcode is not None for proc in self.procs):
+                raise self.died()
+
+    def died(self) -> DisgenError:
+        deadline = time.monotonic() + POLL_S  # its pipe closes as it dies: its status is a moment away
+        while all(proc.exitcode is None for proc in self.procs) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        code = next((proc.exitcode for proc in self.procs if proc.exitcode is not None), None)
+        how = (
+            "exit status unknown"
+            if code is None
+            else f"killed by signal {-code}"
+            if code < 0
+            else f"exit status {code}"
+        )
+        return DisgenError(
+            f"a worker process decoding images died ({how}; the out-of-memory killer, or a signal sent to "
+            "it): nothing was cached; run the command again, with more memory free"
+        )
 
 
 def imap(fn: Callable, jobs: Iterable, processes: int, chunksize: int = 64) -> Iterator:
