@@ -410,3 +410,38 @@ def test_a_fifo_where_a_json_file_is_read_is_one_error(tmp_path, classifier_run,
     reliability.record(
         "inputs", "a FIFO as --config and as a run's run.json", "one clear error saying what it is (no hang)", 2
     )
+
+
+def busy_job(i: int) -> bytes:
+    """A job of a couple of milliseconds, and a result the size of a small image."""
+    deadline = time.monotonic() + 0.002
+    while time.monotonic() < deadline:
+        pass
+    return bytes(2000)
+
+
+@pytest.mark.parametrize("tries", [5, pytest.param(30, marks=pytest.mark.slow)])
+def test_stopping_a_decode_at_any_point_ends_at_once(reliability, tries):
+    """The run stops consuming the workers' results (an error, Ctrl-C) at a random point of 3,000
+    jobs (5 times; 30 with -m slow): each time every worker is killed and reaped within seconds. With
+    multiprocessing.Pool, terminate() could deadlock on a queue lock held by a worker it killed
+    half-way through putting its result: a run stopped mid-decode hung for an hour."""
+    import multiprocessing
+
+    from disgen.data import workers
+
+    rng = random.Random(tries)
+    for _ in range(tries):
+        stop, start = rng.randint(0, 400), time.monotonic()
+        with pytest.raises(KeyboardInterrupt):
+            for i, _ in enumerate(workers.imap(busy_job, range(3000), 2, 64)):
+                if i == stop:
+                    raise KeyboardInterrupt
+        assert not multiprocessing.active_children() and time.monotonic() - start < 20
+    assert len(list(workers.imap(busy_job, range(300), 2, 64))) == 300
+    reliability.record(
+        "crash",
+        "a decode stopped at a random point of 3,000 jobs (an error, Ctrl-C)",
+        "every worker killed and reaped at once",
+        tries,
+    )
