@@ -131,8 +131,8 @@ MUTATIONS += [
     (
         "decode workers: a dead worker a traceback, not one error",
         "src/disgen/data/workers.py",
-        "        return DisgenError(\n            f\"a worker process decoding images died",
-        "        return RuntimeError(\n            f\"a worker process decoding images died",
+        '        return DisgenError(\n            f"a worker process decoding images died',
+        '        return RuntimeError(\n            f"a worker process decoding images died',
         f"{DECODE}::test_a_decode_worker_killed_alone_is_one_error_not_a_hang",
     ),
     (
