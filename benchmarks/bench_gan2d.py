@@ -1,12 +1,13 @@
 """gan2d on seed 003's Gaussian: the test split's ``w2_squared`` to the true Gaussian and the wall
 time of the ``seed`` and ``default`` presets over several seeds, alternating presets in one process.
 
-    python benchmarks/bench_gan2d.py [--seeds 0 1 2 3 4] [--extra key=value ...]
+    python benchmarks/bench_gan2d.py [--seeds 0 1 ... 19] [--extra key=value ...]
 
 The test figure is the run's own: evaluated once after training, with best.pt (the best
 validation ``w2_squared``) for the default preset and the last weights for the seed preset, which
-keeps seed 003's protocol (no validation). One torch thread: the figures are bit-identical on
-every rerun at the same commit and torch build.
+keeps seed 003's protocol (no validation). One torch thread: a rerun at the same commit, torch
+build and CPU gives the same bits; another CPU gives other draws (a GAN amplifies the last bit),
+hence 20 seeds and the interval of the median in the table.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ def one(preset: str, seed: int, root: Path, extra: dict) -> tuple[float, str, fl
 
 def main() -> None:
     p = argparse.ArgumentParser()
-    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
+    p.add_argument("--seeds", type=int, nargs="+", default=list(range(20)))
     p.add_argument("--extra", nargs="*", default=[], help="overrides of the default preset, key=json")
     p.add_argument("--presets", nargs="+", default=["seed", "default"])
     args = p.parse_args()

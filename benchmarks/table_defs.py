@@ -4,6 +4,8 @@ come only from the files, and every row names the commit it was measured at."""
 
 from __future__ import annotations
 
+import math
+import statistics
 from typing import Callable
 
 Results = Callable[[str], dict]
@@ -102,23 +104,35 @@ def gan2d(results: Results) -> str:
     r = results("gan2d")
     rows = []
     for preset, x in r["results"].items():
-        w2 = x["w2"]
+        values = sorted(x["w2"]["values"])
+        lo, hi = median_interval(values)
         rows.append(
             [
                 preset,
-                w2["n"],
-                f"{x['median']:.4f}",
-                pm(w2, 4),
-                f"{min(w2['values']):.4f}",
-                f"{max(w2['values']):.4f}",
+                len(values),
+                f"{statistics.median(values):.4f}",
+                f"{lo:.4f} to {hi:.4f}",
+                pm(of(values), 4),
+                f"{values[0]:.4f}",
+                f"{values[-1]:.4f}",
                 x["checkpoint"],
                 commit(r),
+                machine(r),
             ]
         )
-    # No seconds: every figure of this table is bit-identical when the benchmark is rerun at its commit.
-    return md(
-        ["preset", "n (seeds)", "median test w2_squared", "mean ± std", "min", "max", "checkpoint", "commit"], rows
-    )
+    header = ["preset", "n (seeds)", "median test w2_squared", "95% interval of the median", "mean ± std", "min", "max"]
+    return md(header + ["checkpoint", "commit", "CPU"], rows)
+
+
+def median_interval(values: list[float]) -> tuple[float, float]:
+    """The distribution-free 95% interval of the median of sorted ``values``: the order statistics
+    k and n + 1 - k with k the largest for which P(Binomial(n, 1/2) < k) <= 2.5%."""
+    n = len(values)
+    k, below = 0, 0.0
+    while below + math.comb(n, k) / 2**n <= 0.025:
+        below += math.comb(n, k) / 2**n
+        k += 1
+    return (values[k - 1], values[n - k]) if k >= 1 else (values[0], values[-1])
 
 
 # -- presets chosen on validation (bench_preset_check.py) ----------------------------------------------
