@@ -43,7 +43,7 @@ class AAEConfig:
     input_noise: float = opt(0.0, "std of Gaussian noise on the encoder's input in training (denoising)")
     # d_gauss also seeing the label: z must match the prior within every class, not only over all of
     # them, so no digit keeps its own corner of z and any prior draw is a style that fits every digit
-    # (style grid from the prior: 99.0% vs 90.8% of cells read as their digit, docs/aae.md).
+    # (more of the style grid's cells are read as their digit: docs/aae.md).
     label_conditioned: bool = opt(
         True, "supervised mode: d_gauss also sees the one-hot label (no: the paper's supervised AAE)"
     )

@@ -66,7 +66,7 @@ PRESETS = {
         epochs=3,
     ),
     # Same size; ReLU with PyTorch's default init trains faster than saturated sigmoids, and
-    # cosine decay settles it (measured on Fashion-MNIST, see README).
+    # cosine decay settles it (docs/results.md).
     "default": dict(
         model=dict(hidden=(100, 50), act="relu", init="default"),
         optimizer="adam",

@@ -121,7 +121,7 @@ class Deadline:
         self.step_seconds, spent = distributed.gather((measured, self.spent))[0]
         self.since, self.planned_at, self.planned_step = 0, self.spent, done
         # Rounded, not floored: the run then ends within half a step of its budget either way (a
-        # floor ends up to a whole step early, 17% of a 10 s budget at 1.7 s a step on a busy machine).
+        # floor ends up to a whole step early, a large share of a short budget of slow steps).
         left = max(0, round((self.budget - spent) / self.step_seconds))
         total = min(done + left, MAX_STEPS)
         plan = self.cfg.budget_plan

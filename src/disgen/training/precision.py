@@ -2,15 +2,10 @@
 format (``--precision``), memory layout (``--channels-last``) and ``--compile``, and what ``auto``
 picks on this machine.
 
-``auto`` follows measurements on a 2-core AMD EPYC CPU with native bfloat16 (avx512_bf16),
-torch 2.13, one training step at the preset's batch size (benchmarks/bench_speed.py):
-
-    model                  fp32      bf16 autocast   bf16 + channels_last
-    cnn-classifier         315 ms    180 ms          148 ms   (batch 256)
-    dcgan28 seed preset    445 ms    238 ms          194 ms   (batch 64)
-    aae (seed 004 MLPs)    76 ms     48 ms           --       (batch 100)
-    resnet-transfer        1557 ms   810 ms          665 ms   (batch 32, 224x224)
-    mlp-classifier seed    1.18 ms   1.30 ms         --       (batch 100: casts cost more than they save)
+``auto`` follows step timings on a CPU with native bfloat16 (AVX512-BF16) in fp32, bfloat16
+autocast and bfloat16 with channels-last (benchmarks/bench_speed.py; docs/speed.md): bfloat16 made
+the convolutional nets' and the AAE's steps markedly faster, while a small MLP's step got slower
+(its casts cost more than they save), and ``docs/mnist.md`` shows what it costs in accuracy.
 
 So on a CPU ``auto`` is bfloat16 where the networks have a convolution or over a million
 weights, and float32 for small MLPs (and on CPUs without native bfloat16, where it is emulated).
