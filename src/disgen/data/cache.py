@@ -255,14 +255,28 @@ def build(
     return entry
 
 
+@contextlib.contextmanager
+def reserving(folder: Path):
+    """One process at a time reserves space in the cache: two decodes that reserve at once on a disk
+    with room for one would each take part of it and both fail; in turn, one gets its space."""
+    fd = os.open(folder / ".reserve.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
 def fill_entry(tmp: Path, full: tuple[int, ...], fill: Callable, what: str) -> None:
     """``images.u8`` (its space reserved first) and ``meta.json`` of an entry in the folder ``tmp``."""
     fd = os.open(tmp / IMAGES, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
     try:
         if math.prod(full):
             try:
-                os.posix_fallocate(fd, 0, math.prod(full))
+                with reserving(tmp.parent):
+                    os.posix_fallocate(fd, 0, math.prod(full))
             except OSError as err:
+                os.ftruncate(fd, 0)  # give back what a partial reservation took
                 check_disk(tmp.parent, math.prod(full), what, err)
         ok, extra = fill(RowWriter(fd, full))
     finally:
