@@ -62,6 +62,13 @@ def metric_cell(metric: str, s: dict | None, bold: bool = False) -> str:
     return pm(s, 4, 1, "", bold)
 
 
+def of(values: list[float]) -> dict:
+    """mean and sample std of per-seed values, as common.stats gives them."""
+    import statistics
+
+    return {"mean": statistics.mean(values), "std": statistics.stdev(values) if len(values) > 1 else 0.0}
+
+
 @table("presets")
 def presets(results: Results) -> str:
     r = results("presets")
@@ -502,86 +509,6 @@ def speed_layout(results: Results) -> str:
             "n (repeats)",
             "commit",
         ],
-        rows,
-    )
-
-
-# -- fp32 against bf16 quality (bench_precision.py), before the validation split -------------------------
-def of(values: list[float]) -> dict:
-    """mean and sample std of per-seed values, as common.stats gives them."""
-    import statistics
-
-    return {"mean": statistics.mean(values), "std": statistics.stdev(values) if len(values) > 1 else 0.0}
-
-
-PRECISION_ROWS = [
-    ("precision_quality", "cnn test_accuracy", "`cnn-classifier --preset fast`, Fashion-MNIST, 7 epochs"),
-    (
-        "precision_quality_aae",
-        "aae test_accuracy",
-        "semi-supervised `aae` default of that commit (consistency term, cosine lr), mnist-mini, "
-        "`--labels 100`, 20 epochs",
-    ),
-    (
-        "precision_quality",
-        "dcgan28 test_frechet_distance",
-        "`dcgan28` default of that commit (before `--g-depth 1`; the old reference), mnist-mini, 10 epochs",
-    ),
-    ("precision_quality", "dcgan28 test_min_class_share", "the same"),
-]
-
-
-@table("precision")
-def precision(results: Results) -> str:
-    rows = []
-    for name, key, what in PRECISION_ROWS:
-        r = results(name)
-        x = r["results"][key]
-        metric = key.split(" ", 1)[1]
-        cell = (lambda v: pm(of(v), 2, 100, "%")) if metric.endswith("accuracy") else (lambda v: pm(of(v), 3))
-        rows.append([what, f"`{metric}` (last epoch)", len(x["fp32"]), cell(x["fp32"]), cell(x["bf16"]), commit(r)])
-    return md(["case", "metric", "n (seeds)", "fp32", "bf16", "commit"], rows)
-
-
-# -- the AAE before the validation split: the paper's AAE and the consistency-only ablation ------------
-AAE_HISTORY = [
-    ("aae_mnist-mini_100_paper", "aae", "the paper's `aae` (no consistency term, constant lr)"),
-    ("aae_mnist-mini_100_paper", "baseline", "its baseline: `mlp-classifier` on the labels alone"),
-    (
-        "aae_mnist-mini_100_ablation",
-        "consistency-only",
-        "ablation: the default's consistency term without the AAE's phases",
-    ),
-    ("aae_fashion-mnist_1000_paper", "aae", "the paper's `aae` (no consistency term, constant lr)"),
-    ("aae_fashion-mnist_1000_paper", "baseline", "its baseline: `mlp-classifier` on the labels alone"),
-    (
-        "aae_fashion-mnist_1000_ablation",
-        "consistency-only",
-        "ablation: the default's consistency term without the AAE's phases",
-    ),
-]
-
-
-@table("aae-history")
-def aae_history(results: Results) -> str:
-    rows = []
-    for name, model, what in AAE_HISTORY:
-        r = results(name)
-        runs_ = r["results"][model]
-        rows.append(
-            [
-                r["args"]["dataset"],
-                r["args"]["labels"],
-                what,
-                runs_[0]["epochs"],
-                len(runs_),
-                pm(of([x["accuracy"] for x in runs_]), 2, 100, "%"),
-                f"{of([x['cpu_minutes'] for x in runs_])['mean']:.1f}",
-                commit(r),
-            ]
-        )
-    return md(
-        ["dataset", "labels", "model", "epochs", "n (seeds)", "test accuracy, last epoch", "CPU min / run", "commit"],
         rows,
     )
 
