@@ -264,8 +264,10 @@ def precision_auto(results: Results) -> str:
         metric, better = r["cases"][case]["metric"], r["cases"][case]["better"]
         scale, digits, unit = (100, 2, "%") if metric.endswith("accuracy") else (1, 2, "")
         s = {p: summary([best_of(run, metric, better) for run in runs[p]]) for p in runs}
-        lo, hi = welch(s["fp32"], s["auto"])
-        if lo <= 0 <= hi:
+        lo, hi = welch(s["fp32"], s["auto"]) if min(s["fp32"]["n"], s["auto"]["n"]) > 1 else (math.nan, math.nan)
+        if math.isnan(lo):
+            verdict = "too few seeds yet"
+        elif lo <= 0 <= hi:
             verdict = "no difference the seeds can show"
         else:
             worse = (hi < 0) if better == "max" else (lo > 0)
@@ -281,7 +283,7 @@ def precision_auto(results: Results) -> str:
                 f"{s['fp32']['n']} + {s['auto']['n']}",
                 fmt(s["fp32"], digits, scale, unit),
                 f"{fmt(s['auto'], digits, scale, unit)} ({picked})",
-                f"{lo * scale:+.{digits}f} to {hi * scale:+.{digits}f}",
+                "—" if math.isnan(lo) else f"{lo * scale:+.{digits}f} to {hi * scale:+.{digits}f}",
                 verdict,
                 f"{speed:.2f}x",
                 *stamp(runs["auto"])[:2],
