@@ -309,7 +309,7 @@ GAN_METRICS = [
 def mnist_gan_peers(results: Results) -> str:
     r = results("mnist_peers")
     groups, rows = group_runs(results, "mnist_peers", "gans"), []
-    for key in sorted(groups, key=lambda k: (float(k.split("/")[1]), k)):
+    for key in sorted((k for k in groups if "/" in k), key=lambda k: (float(k.split("/")[1]), k)):  # not the floor
         side, budget = key.split("/")
         runs = groups[key]
         cells = [fmt(summary([run[m] for run in runs]), d) for m, _, d in GAN_METRICS]
