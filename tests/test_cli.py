@@ -321,10 +321,10 @@ def test_reconstruct_of_many_images_draws_the_first_hundred_and_says_so(capsys, 
     assert "--out FILE.csv the file to write the predictions to (default: standard output)" in " ".join(
         capsys.readouterr().out.split()
     )
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()  # it showed [--out predictions.csv]
+    guide = (Path(__file__).resolve().parents[1] / "docs" / "guide.md").read_text()  # it showed [--out predictions.csv]
     assert (
         "disgen predict RUN_DIR INPUT... [--out FILE.csv]  # classifiers, semi-supervised AAEs; the CSV to stdout"
-        in readme
+        in guide
     )
 
 
