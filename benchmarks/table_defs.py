@@ -25,8 +25,28 @@ def md(header: list[str], rows: list[list]) -> str:
     return "\n".join(lines + ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]) + "\n"
 
 
+def stat(s: dict | None) -> dict | None:
+    """A stats dict (common.stats) recomputed from its per-run ``values``: n, mean, sample std and
+    median. A stored mean, std or median is never trusted where the values are there, so changing
+    one run's value changes every table that shows it (tests/test_tables.py). Files written before
+    the benchmarks kept their values hold only the pair, which is shown as it is."""
+    if not s or "values" not in s:
+        return s
+    v = [float(x) for x in s["values"]]
+    if not v:
+        return {"values": v, "n": 0, "mean": None, "std": None, "median": None}
+    return {
+        "values": v,
+        "n": len(v),
+        "mean": statistics.mean(v),
+        "std": statistics.stdev(v) if len(v) > 1 else 0.0,
+        "median": statistics.median(v),
+    }
+
+
 def pm(s: dict | None, digits: int = 4, scale: float = 1.0, unit: str = "", bold: bool = False) -> str:
-    """``mean ± std`` of a stats dict (common.stats), scaled (e.g. 100 for %)."""
+    """``mean ± std`` of a stats dict (common.stats), from its per-run values, scaled (e.g. 100 for %)."""
+    s = stat(s)
     if not s or s.get("mean") is None:
         return "—"
     text = f"{s['mean'] * scale:.{digits}f}{unit} ± {s['std'] * scale:.{digits}f}"
@@ -82,11 +102,11 @@ def presets(results: Results) -> str:
             [
                 what,
                 f"`{x['command']}`",
-                x["test"]["n"],
+                stat(x["test"])["n"],
                 f"test {x['metric']} " + metric_cell(x["metric"], x["test"], bold=True),
                 metric_cell(x["metric"], x["val"]),
                 unseen,
-                f"{x['train_seconds']['mean']:.0f}",
+                f"{stat(x['train_seconds'])['mean']:.0f}",
                 commit(r),
             ]
         )
@@ -149,7 +169,7 @@ def preset_check(results: Results) -> str:
     rows = []
     for check, x in r["results"].items():
         chosen = max if x["better"] == "max" else min
-        best = chosen(x["variants"], key=lambda v: x["variants"][v]["val"]["mean"])
+        best = chosen(x["variants"], key=lambda v: stat(x["variants"][v]["val"])["mean"])
         for variant, v in x["variants"].items():
             cell = metric_cell(x["metric"], v["val"], bold=variant == best)
             rows.append(
@@ -157,9 +177,9 @@ def preset_check(results: Results) -> str:
                     f"`{check}`",
                     variant,
                     f"`{v['command']}`",
-                    v["val"]["n"],
+                    stat(v["val"])["n"],
                     f"validation {x['metric']} {cell}",
-                    f"{v['train_seconds']['mean']:.0f}",
+                    f"{stat(v['train_seconds'])['mean']:.0f}",
                     commit(r),
                 ]
             )
@@ -191,7 +211,7 @@ def equal_time(results: Results, name: str) -> str:
     rows = []
     for preset, x in r["results"].items():
         rows.append(
-            [preset, x["epochs"], f"{x['train_seconds']['mean']:.0f}", x["frechet_distance"]["n"]]
+            [preset, x["epochs"], f"{stat(x['train_seconds'])['mean']:.0f}", stat(x["frechet_distance"])["n"]]
             + [pm(x[c], d) for c, d in cols]
             + [commit(r)]
         )
@@ -236,18 +256,20 @@ def aae_labels(results: Results, names: list[str]) -> str:
     for name in names:
         r = results(name)
         a = r["args"]
-        for model, s in r["summary"].items():
-            epochs = f"{s['epochs']} (over the {a['labels']} labels)" if model == "baseline" else s["epochs"]
+        for model, runs in r["results"].items():  # per-seed runs; the file's "summary" is not read
+            s = {k: {"values": [run[k] for run in runs]} for k in ("accuracy", "val_accuracy", "cpu_minutes")}
+            epochs = runs[0]["epochs"]
+            epochs = f"{epochs} (over the {a['labels']} labels)" if model == "baseline" else epochs
             rows.append(
                 [
                     a["dataset"],
                     a["labels"],
                     AAE_ROWS.get(model, model),
                     epochs,
-                    s["accuracy"]["n"],
+                    len(runs),
                     pm(s["accuracy"], 2, 100, "%", bold=model == "aae"),
                     pm(s["val_accuracy"], 2, 100, "%"),
-                    f"{s['cpu_minutes']['mean']:.1f}",
+                    f"{stat(s['cpu_minutes'])['mean']:.1f}",
                     commit(r),
                 ]
             )
@@ -296,10 +318,10 @@ def aae_style_grid(results: Results) -> str:
                 what,
                 a["epochs"],
                 a["z_dim"],
-                r["results"]["test style"]["n"],
+                stat(r["results"]["test style"])["n"],
                 pm(r["results"]["prior style"], 1, 100, "%", bold=True),
                 pm(r["results"]["test style"], 1, 100, "%"),
-                f"{r['cpu_minutes']['mean']:.1f}",
+                f"{stat(r['cpu_minutes'])['mean']:.1f}",
                 commit(r),
             ]
         )
@@ -328,7 +350,7 @@ def time_to_accuracy(results: Results) -> str:
         [
             [
                 f"`cnn-classifier --preset {r['preset']}`, Fashion-MNIST",
-                r["test_accuracy"]["n"],
+                stat(r["test_accuracy"])["n"],
                 pm(r["test_accuracy"], 2, 100, "%", bold=True),
                 reached,
                 pm(r["wall"], 0),
@@ -519,8 +541,8 @@ def aae_style_grid_plain(results: Results) -> str:
     r = results("aae_style_grid_mnist-mini_plain")
     a, x = r["args"], r["results"]
     share = lambda v: pm(v, 1, 100, "%") if isinstance(v, dict) else f"{100 * v:.1f}%"  # noqa: E731
-    n = x["prior style"]["n"] if isinstance(x["prior style"], dict) else 1
-    cpu = r["cpu_minutes"]["mean"] if isinstance(r["cpu_minutes"], dict) else r["cpu_minutes"]
+    n = stat(x["prior style"])["n"] if isinstance(x["prior style"], dict) else 1
+    cpu = stat(r["cpu_minutes"])["mean"] if isinstance(r["cpu_minutes"], dict) else r["cpu_minutes"]
     return md(
         STYLE_GRID_COLUMNS,
         [
@@ -630,7 +652,7 @@ def mapped(results: Results) -> str:
                 pm(s["rss_anon_peak_mib"], 0),
                 pm(s["rss_anon_train_peak_mib"], 0) if "rss_anon_train_peak_mib" in s else "not recorded",
                 pm(s["rss_file_at_peak_mib"], 0),
-                s["images_per_s"]["n"],
+                stat(s["images_per_s"])["n"],
             ]
         )
     ratio = paths["throughput_ratio"]
@@ -658,7 +680,7 @@ def gpu_cell(c: dict) -> str:
     if "steps_per_s" not in c:
         return ("skipped: " + c["skipped"] if "skipped" in c else "failed: " + c["error"]).replace("|", "\\|")
     ratio = c["ratio_to_fp32"]
-    return pm(c["steps_per_s"], 1) + (f" ({ratio['mean']:.2f}x)" if ratio and c.get("precision") else "")
+    return pm(c["steps_per_s"], 1) + (f" ({stat(ratio)['mean']:.2f}x)" if ratio and c.get("precision") else "")
 
 
 def gpu_notes(r: dict) -> str:
@@ -695,7 +717,7 @@ def gpu(results: Results) -> str:
         body = md(header, [["no results yet: run `python benchmarks/bench_gpu.py` on a GPU"] + [""] * 8])
         return body + (
             f"\nNo GPU figures: `benchmarks/results/gpu.json` holds only a CPU run (`{r['command']}`, "
-            f"{r['device_name']}, at {commit(r)}, {r['wall_seconds']['mean']:.0f} s in all), which checks "
+            f"{r['device_name']}, at {commit(r)}, {stat(r['wall_seconds'])['mean']:.0f} s in all), which checks "
             "the script; its figures are not GPU figures and are not shown.\n"
         )
     rows = []
@@ -708,7 +730,7 @@ def gpu(results: Results) -> str:
         rows.append([label, case["batch"], *cells, n, r["device_name"], commit(r)])
     note = (
         "\nsteps/s: mean ± std over rounds, ratio to fp32 (paired per round) in brackets; the whole "
-        f"script took {r['wall_seconds']['mean']:.0f} s.\n\n"
+        f"script took {stat(r['wall_seconds'])['mean']:.0f} s.\n\n"
     )
     return md(header, rows) + note + gpu_notes(r)
 
@@ -779,6 +801,7 @@ def metrics_speed(results: Results) -> str:
     r = results("metrics_speed")
 
     def seconds(s: dict | None) -> str:
+        s = stat(s)
         return "—" if s is None else f"{s['median']:.3f} ({s['mean']:.3f} ± {s['std']:.3f})"
 
     rows = []
@@ -827,7 +850,9 @@ def budget(results: Results) -> str:
             [
                 cell["dataset"],
                 f"{cell['budget']:g}",
-                budget_cell(d["test_accuracy"], bold=d["test_accuracy"]["mean"] > e["test_accuracy"]["mean"]),
+                budget_cell(
+                    d["test_accuracy"], bold=stat(d["test_accuracy"])["mean"] > stat(e["test_accuracy"])["mean"]
+                ),
                 budget_cell(e["test_accuracy"]),
                 f"{sum(lead) / len(lead):+.2f} (min {min(lead):+.2f})",
                 f"{min(spent):.0f}-{max(spent):.0f}",
@@ -840,7 +865,7 @@ def budget(results: Results) -> str:
                         }
                     )
                 ),
-                d["test_accuracy"]["n"],
+                stat(d["test_accuracy"])["n"],
                 commit(cell if "commit" in cell else r),
             ]
         )
@@ -873,7 +898,7 @@ def budget_select(results: Results) -> str:
             key.split("/")[1],
             f"`{key.split('/')[2]}`",
             budget_cell(cell["val_accuracy"]),
-            cell["val_accuracy"]["n"],
+            stat(cell["val_accuracy"])["n"],
             commit(r),
         ]
         for key, cell in r["cells"].items()
@@ -903,7 +928,7 @@ def budget_explore(results: Results) -> str:
                     f"`{name}`",
                     what or "the `budget` preset as it is",
                     budget_cell(cell["val_accuracy"]),
-                    cell["val_accuracy"]["n"],
+                    stat(cell["val_accuracy"])["n"],
                     commit(part),
                 ]
             )
@@ -934,9 +959,9 @@ def budget_load(results: Results) -> str:
                 f"**{min(share):.2f}-{max(share):.2f}**"
                 if cell["mode"] != "quiet"
                 else f"{min(share):.2f}-{max(share):.2f}",
-                f"{cell['steps']['mean']:.0f}",
+                f"{stat(cell['steps'])['mean']:.0f}",
                 pm(cell["test_accuracy"], 2, 100, "%"),
-                cell["train_seconds"]["n"],
+                stat(cell["train_seconds"])["n"],
                 commit(r),
             ]
         )
