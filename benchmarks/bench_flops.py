@@ -162,7 +162,9 @@ def main() -> None:
     print(table(rows, ["model", "batch", "GFLOP/step", "precision", "ms/step", "GFLOP/s", "peak", "of peak"]))
     print("GFLOP/step: forward + backward matrix products and convolutions (FlopCounterMode)")
     path = save(
-        args.name, {"dataset": images.name, "repeats": args.repeats, "peak_gflop_per_s": peak, "models": results}
+        args.name,
+        {"dataset": images.name, "repeats": args.repeats, "peak_gflop_per_s": peak, "models": results},
+        append=args.append,
     )
     print(f"saved {path}")
 

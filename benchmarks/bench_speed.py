@@ -21,7 +21,7 @@ arrays converted once, outside the timing. Keras is optional (``pip install kera
 
     python benchmarks/bench_speed.py [--repeats 3] [--dataset fashion-mnist]
                                      [--models mlp-classifier,dcgan28] [--images N] [--threads N]
-                                     [--no-keras] [--name speed]
+                                     [--no-keras] [--name speed] [--append]
 
 The full default run takes about 7 minutes with --threads 1 (estimated from per-step times) and
 less with two. It needs a quiet machine: with other processes on the cores, every multi-threaded op
@@ -439,7 +439,7 @@ def main() -> None:
                 f"samples/s: disgen/keras {k['ratio'][0]:.2f}x ± {k['ratio'][1]:.2f} (median {k['ratio_median']:.2f}x, "
                 f"fastest {k['ratio_fastest']:.2f}x; epoch inside fit {k['ratio_inside_fit'][0]:.2f}x)"
             )
-    path = save(args.name, {"dataset": images.name, "repeats": args.repeats, "models": results})
+    path = save(args.name, {"dataset": images.name, "repeats": args.repeats, "models": results}, append=args.append)
     print(f"saved {path}")
 
 

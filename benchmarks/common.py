@@ -151,9 +151,10 @@ def provenance() -> dict:
     }
 
 
-def save(name: str, payload: dict) -> Path:
+def save(name: str, payload: dict, append: bool = False) -> Path:
     """Write ``benchmarks/results/NAME.json``: the payload with the commit, the exact command, the
-    machine and the time, atomically (a killed benchmark leaves the old file)."""
+    machine and the time, atomically (a killed benchmark leaves the old file). ``append``: keep the
+    file's earlier runs, this one after them under ``reruns`` (one results file per benchmark)."""
     RESULTS.mkdir(parents=True, exist_ok=True)
     payload = {
         **provenance(),
@@ -162,6 +163,9 @@ def save(name: str, payload: dict) -> Path:
         **payload,
     }
     path = RESULTS / f"{name}.json"
+    if append and path.exists():
+        earlier = json.loads(path.read_text())
+        payload = {"reruns": [*earlier.get("reruns", [earlier]), payload]}
     tmp = path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(payload, indent=2) + "\n")
     os.replace(tmp, path)
@@ -225,6 +229,9 @@ def bench_parser(doc: str, cases, name: str) -> argparse.ArgumentParser:
     ap.add_argument("--dataset", default="fashion-mnist", help="28x28 images (falls back to mnist-mini)")
     ap.add_argument("--models", default=",".join(cases), help=f"comma-separated subset of {','.join(cases)}")
     ap.add_argument("--name", default=name, help="results file name under benchmarks/results/")
+    ap.add_argument(
+        "--append", action="store_true", help="keep the file's earlier runs and add this one (a rerun, under 'reruns')"
+    )
     ap.add_argument("--threads", type=int, help="torch threads (default: torch's choice, one per core)")
     return ap
 

@@ -53,6 +53,35 @@ def pm(s: dict | None, digits: int = 4, scale: float = 1.0, unit: str = "", bold
     return f"**{text}**" if bold else text
 
 
+def reruns(r: dict) -> list[dict]:
+    """The runs of a results file, oldest first: a benchmark run again with ``--append`` keeps each
+    run, with its own commit, command and date, under ``reruns``; any other file is one run."""
+    return r["reruns"] if "reruns" in r else [r]
+
+
+def speed_figures(x: dict) -> dict:
+    """One model of a bench_speed.py run: ``samples_per_s`` and ``ms_per_batch`` per side and
+    ``ratio`` (disgen auto / plain) as (mean, std), ``ratio_median`` and ``ratio_fastest``, computed
+    from the per-repeat epoch ``seconds`` of each side (timed in the same rounds, so the ratio is
+    the mean of per-round quotients). Runs from before the script kept those seconds (before
+    f02baca) hold only the (mean, std) pairs it computed, which are shown as they are."""
+    if "seconds" not in x:
+        return {k: x[k] for k in ("samples_per_s", "ms_per_batch", "ratio", "ratio_median", "ratio_fastest")}
+    sec = {side: v for side, v in x["seconds"].items() if side in ("plain", "auto", "fp32")}
+
+    def pair(values: list[float]) -> tuple[float, float]:
+        return statistics.mean(values), statistics.stdev(values) if len(values) > 1 else 0.0
+
+    ratios = [p / a for p, a in zip(sec["plain"], sec["auto"], strict=True)]
+    return {
+        "samples_per_s": {side: pair([x["images"] / t for t in v]) for side, v in sec.items()},
+        "ms_per_batch": {side: pair([1000 * t / x["steps"] for t in v]) for side, v in sec.items()},
+        "ratio": pair(ratios),
+        "ratio_median": statistics.median(ratios),
+        "ratio_fastest": min(sec["plain"]) / min(sec["auto"]),
+    }
+
+
 def commit(r: dict) -> str:
     return f"`{r['commit']}`" + (" (+ uncommitted)" if r.get("src_uncommitted_changes") else "")
 
@@ -379,17 +408,16 @@ def speed(results: Results) -> str:
         x = r["models"].get(model)
         if x is None:
             continue
-        ms = x["ms_per_batch"]
+        f = speed_figures(x)
+        ms, ratio = f["ms_per_batch"], f["ratio"]
         target = (
-            f"{x['target']}x ({'met' if x['ratio'][0] >= x['target'] else 'not met'})"
-            if x.get("target")
-            else "none set"
+            f"{x['target']}x ({'met' if ratio[0] >= x['target'] else 'not met'})" if x.get("target") else "none set"
         )
         fmt = x.get("precision", "?") + (" NHWC" if x.get("channels_last") else "")
         rows.append(
             [
                 what,
-                f"**{x['ratio'][0]:.2f}x ± {x['ratio'][1]:.2f}**",
+                f"**{ratio[0]:.2f}x ± {ratio[1]:.2f}**",
                 target,
                 f"{ms['plain'][0]:.1f} / {ms['auto'][0]:.1f}",
                 fmt,
@@ -424,7 +452,7 @@ FLOPS_ROWS = {
 
 @table("flops")
 def flops(results: Results) -> str:
-    r = results("flops")
+    r = reruns(results("flops"))[-1]  # the latest run
     peak = r["peak_gflop_per_s"]
     rows = []
     for model, what in FLOPS_ROWS.items():
@@ -466,26 +494,25 @@ def flops(results: Results) -> str:
 @table("speed-mlp-runs")
 def speed_mlp_runs(results: Results) -> str:
     rows = []
-    for name in ("speed_mlp_3", "speed_mlp_4", "speed_mlp", "speed_mlp_2"):
-        r = results(name)
-        x = r["models"]["mlp-classifier"]
-        sps = x["samples_per_s"]
+    for i, r in enumerate(reruns(results("speed_mlp")), 1):
+        f = speed_figures(r["models"]["mlp-classifier"])
+        sps, ratio = f["samples_per_s"], f["ratio"]
         rows.append(
             [
-                f"`{name}.json`",
+                f"{i} ({r['date']})",
                 r["load_average"],
                 f"{sps['plain'][0]:,.0f}",
                 f"{sps['auto'][0]:,.0f}",
-                f"{x['ratio'][0]:.2f}x ± {x['ratio'][1]:.2f}",
-                f"{x['ratio_median']:.2f}x",
-                f"{x['ratio_fastest']:.2f}x",
+                f"{ratio[0]:.2f}x ± {ratio[1]:.2f}",
+                f"{f['ratio_median']:.2f}x",
+                f"{f['ratio_fastest']:.2f}x",
                 r["repeats"],
                 commit(r),
             ]
         )
     return md(
         [
-            "run (results file)",
+            "run (in the order run)",
             "load average",
             "plain samples/s",
             "disgen samples/s",
@@ -500,30 +527,27 @@ def speed_mlp_runs(results: Results) -> str:
 
 
 # -- the layout change side by side (bench_speed.py at the commit before it and at it, alternating) ------
-LAYOUT_RUNS = ("speed_layout_before_1", "speed_layout_after_1", "speed_layout_before_2", "speed_layout_after_2")
-
-
 @table("speed-layout")
 def speed_layout(results: Results) -> str:
     rows = []
-    for name in LAYOUT_RUNS:
-        r = results(name)
+    for i, r in enumerate(reruns(results("speed_layout")), 1):
         for model, x in r["models"].items():
-            sps = x["samples_per_s"]
+            f = speed_figures(x)
+            sps, ratio = f["samples_per_s"], f["ratio"]
             rows.append(
                 [
-                    f"`{name}.json`",
+                    f"{i}: {r['label']}",
                     model,
                     f"{sps['plain'][0]:,.0f}",
                     f"{sps['auto'][0]:,.0f} ± {sps['auto'][1]:,.0f}",
-                    f"{x['ratio'][0]:.2f}x ± {x['ratio'][1]:.2f}",
+                    f"{ratio[0]:.2f}x ± {ratio[1]:.2f}",
                     r["repeats"],
                     commit(r),
                 ]
             )
     return md(
         [
-            "run (results file, in the order run)",
+            "run (in the order run)",
             "model",
             "plain samples/s",
             "disgen samples/s",
@@ -736,31 +760,26 @@ def gpu(results: Results) -> str:
 
 
 # -- seed 000's MLP against Keras 3 (bench_speed.py --models mlp-classifier, keras installed) -------------
-SPEED_KERAS_RUNS = ("speed_keras", "speed_keras_2")
-
-
 @table("speed-keras")
 def speed_keras(results: Results) -> str:
-    import statistics
-
     def seconds(v: list[float]) -> str:
         return f"{statistics.median(v):.2f} ({min(v):.2f}-{max(v):.2f})"
 
     rows = []
-    for name in SPEED_KERAS_RUNS:
-        r = results(name)
+    for i, r in enumerate(reruns(results("speed_keras")), 1):
         x = r["models"]["mlp-classifier"]
-        s, k = x["seconds"], x["keras"]
+        s, k, f = x["seconds"], x["keras"], speed_figures(x)
+        keras = [kt / a for kt, a in zip(s["keras"], s["auto"], strict=True)]  # per round, as the sides alternated
         rows.append(
             [
-                f"`{name}.json`",
+                f"{i} ({r['date']})",
                 r["load_average"],
                 seconds(s["auto"]),
                 seconds(s["plain"]),
                 seconds(s["keras"]),
-                f"{x['ratio'][0]:.2f}x ± {x['ratio'][1]:.2f}",
-                f"**{k['ratio'][0]:.2f}x ± {k['ratio'][1]:.2f}**",
-                f"{k['ratio_median']:.2f}x, {k['ratio_fastest']:.2f}x",
+                f"{f['ratio'][0]:.2f}x ± {f['ratio'][1]:.2f}",
+                f"**{statistics.mean(keras):.2f}x ± {statistics.stdev(keras):.2f}**",
+                f"{statistics.median(keras):.2f}x, {min(s['keras']) / min(s['auto']):.2f}x",
                 f"{k['version']} ({k['backend']})",
                 r["repeats"],
                 machine(r),
@@ -769,7 +788,7 @@ def speed_keras(results: Results) -> str:
         )
     return md(
         [
-            "run (results file)",
+            "run (in the order run)",
             "load average",
             "disgen s/epoch, median (range)",
             "plain PyTorch s/epoch",

@@ -157,3 +157,18 @@ def test_a_table_computes_its_figures_from_the_per_run_values(name, tmp_path):
     for path in results.glob("*.json"):
         path.write_text(json.dumps(garble_summaries(json.loads(path.read_text()))))
     assert TABLES[name](tables.Results(results)) == before
+
+
+def test_a_rerun_with_append_keeps_every_run_in_one_file(tmp_path, monkeypatch):
+    """`bench_speed.py --name NAME --append` (common.save(append=True)): the earlier run and the new
+    one, each with its own provenance, under ``reruns`` of one results file, oldest first."""
+    import common
+
+    monkeypatch.setattr(common, "RESULTS", tmp_path)
+    common.save("bench", {"value": 1.0})
+    common.save("bench", {"value": 2.0}, append=True)
+    common.save("bench", {"value": 3.0}, append=True)
+    runs = tables.Results(tmp_path)("bench")["reruns"]
+    assert [r["value"] for r in runs] == [1.0, 2.0, 3.0] and all("commit" in r and "machine" in r for r in runs)
+    common.save("bench", {"value": 4.0})  # without --append: one run, as before
+    assert json.loads((tmp_path / "bench.json").read_text())["value"] == 4.0
