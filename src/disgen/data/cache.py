@@ -259,7 +259,7 @@ def build(
 def reserving(folder: Path):
     """One process at a time reserves space in the cache: two decodes that reserve at once on a disk
     with room for one would each take part of it and both fail; in turn, one gets its space."""
-    fd = os.open(folder / ".reserve.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)  # the cache's folder itself: no lock file
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield
