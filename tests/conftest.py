@@ -1,18 +1,23 @@
-"""Shared fixtures: tiny slices of the bundled mnist-mini, a tiny IDX directory for CLI runs, and
-two trained runs (a classifier good enough to check predictions, an autoencoder) made once per
-session."""
+"""Shared fixtures and helpers: tiny slices of the bundled mnist-mini, a tiny IDX directory for CLI
+runs, two trained runs (a classifier good enough to check predictions, an autoencoder) made once
+per session, a private disgen cache (``home``), the fault counter of the hardening tests
+(``reliability``) and the one-line error helpers they share."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 
 import pytest
 import torch
 
 import disgen
+from disgen import files
+from disgen.cli import main
 from disgen.data import ImageSplit, TensorDataset, load_dataset
 from disgen.data.mnist import save_idx_dir
 
@@ -119,3 +124,74 @@ def stop_after_epoch(monkeypatch, epoch: int) -> None:
             raise KeyboardInterrupt(f"stopped after epoch {epoch}")
 
     monkeypatch.setattr(Trainer, "end_epoch", end_epoch)
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch) -> Path:
+    """A private disgen cache (DISGEN_HOME in tmp_path): no test reads or leaves the real one."""
+    monkeypatch.setenv("DISGEN_HOME", str(tmp_path / "home"))
+    return tmp_path / "home"
+
+
+@pytest.fixture(scope="module")
+def mlp_reference(tmp_path_factory, tiny_data) -> Path:
+    """mlp-classifier, seed preset, 3 uninterrupted epochs on tiny_data."""
+    run_dir = tmp_path_factory.mktemp("ref") / "A"
+    disgen.train("mlp-classifier", preset="seed", dataset_obj=tiny_data, epochs=3, progress=False, run_dir=str(run_dir))
+    return run_dir
+
+
+@pytest.fixture(scope="module")
+def scratch(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("fuzz")
+
+
+SECTIONS = ("crash", "checksum", "disk", "divergence", "loading", "inputs", "server", "determinism")
+
+
+class Reliability:
+    """The faults one test module tried: (section, fault) -> outcome -> count. Saved merged into the
+    file DISGEN_RELIABILITY names (benchmarks/bench_reliability.py), replacing earlier counts of the
+    same faults; without it, nothing is written."""
+
+    def __init__(self, module: str):
+        self.module = module
+        self.rows: dict[tuple[str, str], Counter] = {}
+
+    def record(self, section: str, fault: str, outcome: str, n: int = 1) -> None:
+        assert section in SECTIONS, section
+        self.rows.setdefault((section, fault), Counter())[outcome] += n
+
+    def save(self) -> None:
+        target = os.environ.get("DISGEN_RELIABILITY")
+        if not self.rows or not target:
+            return
+        target = Path(target)
+        saved = json.loads(target.read_text()) if target.is_file() else {}
+        for (section, fault), outcomes in self.rows.items():
+            saved[fault] = {
+                "section": section,
+                "test": self.module,
+                "tries": sum(outcomes.values()),
+                "outcomes": dict(outcomes.most_common()),
+            }
+        files.atomic_write(target, lambda f: f.write(json.dumps(saved, indent=1).encode()))
+
+
+@pytest.fixture(scope="module")
+def reliability(request) -> Reliability:
+    rec = Reliability(Path(request.module.__file__).name)
+    yield rec
+    rec.save()
+
+
+def last_line(err: str) -> str:
+    lines = err.strip().splitlines()
+    assert "Traceback" not in err, err
+    return lines[-1] if lines else ""
+
+
+def cli_error(capsys, *args) -> tuple[int, str]:
+    """Exit code and the last stderr line of ``disgen ARGS`` run in this process."""
+    code = main([str(a) for a in args])
+    return code, last_line(capsys.readouterr().err)

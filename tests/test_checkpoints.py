@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import run_disgen
+from conftest import cli_error, last_line, run_disgen
 from hypothesis import example, given
 from hypothesis import strategies as st
 from test_fuzz import fuzz
-from test_hardening import Forked, cli_error, last_line, metrics, reliability  # noqa: F401  (the fixture)
+from test_hardening import Forked, metrics
 
 from disgen.cli import main
 from disgen.runs import checkpoint

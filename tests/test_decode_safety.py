@@ -21,20 +21,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import SUBPROCESS_ENV, run_disgen
+from conftest import SUBPROCESS_ENV, cli_error, last_line, run_disgen
 from PIL import Image
-from test_hardening import can_mount_tmpfs, cli_error, last_line, reliability, wait_for  # noqa: F401  (the fixture)
+from test_hardening import can_mount_tmpfs, wait_for
 
 from disgen.data import cache
 from disgen.data.image_folder import load_image_folder
 
 needs_tmpfs = pytest.mark.skipif(not can_mount_tmpfs(), reason="cannot mount a private tmpfs here")
-
-
-@pytest.fixture
-def home(tmp_path, monkeypatch) -> Path:
-    monkeypatch.setenv("DISGEN_HOME", str(tmp_path / "home"))
-    return tmp_path / "home"
 
 
 def env_with(home: Path) -> dict:

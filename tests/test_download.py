@@ -66,13 +66,6 @@ def make_mirror(tmp_path):
 
 
 @pytest.fixture
-def home(tmp_path, monkeypatch) -> Path:
-    """DISGEN_HOME in tmp_path, so no test reads or writes the real cache."""
-    monkeypatch.setenv("DISGEN_HOME", str(tmp_path / "home"))
-    return tmp_path / "home"
-
-
-@pytest.fixture
 def closed_port_url() -> str:
     """A URL on 127.0.0.1 where nothing listens: connections are refused, like being offline."""
     with socket.socket() as s:

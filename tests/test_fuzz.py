@@ -24,7 +24,6 @@ import torch
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from PIL import Image
-from test_hardening import reliability  # noqa: F401  (the fixture counting faults)
 from test_images import png_declaring
 from test_kaggle import make_competition
 
@@ -49,11 +48,6 @@ def fuzz(n: int):
         deadline=timedelta(seconds=10),
         suppress_health_check=[HealthCheck.too_slow],
     )
-
-
-@pytest.fixture(scope="module")
-def scratch(tmp_path_factory) -> Path:
-    return tmp_path_factory.mktemp("fuzz")
 
 
 def refused(fn, path: Path) -> str | None:

@@ -20,13 +20,6 @@ from disgen.errors import DisgenError
 
 
 @pytest.fixture
-def home(tmp_path, monkeypatch) -> Path:
-    """A private disgen cache, so tests neither read nor leave cached references or folders."""
-    monkeypatch.setenv("DISGEN_HOME", str(tmp_path / "home"))
-    return tmp_path / "home"
-
-
-@pytest.fixture
 def folder(tmp_path) -> Path:
     """12 readable images in two class folders (RGB JPEGs of several sizes, RGBA PNGs with a fully
     transparent border, greyscale PNGs) and one corrupt file."""

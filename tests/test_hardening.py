@@ -10,7 +10,6 @@ table); a plain test run writes nothing.
 
 from __future__ import annotations
 
-import json
 import os
 import random
 import re
@@ -24,16 +23,15 @@ import sys
 import time
 import traceback
 import zipfile
-from collections import Counter
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from conftest import SUBPROCESS_ENV, run_disgen
+from conftest import SUBPROCESS_ENV, cli_error, last_line, run_disgen
 from PIL import Image
-from test_trainer import Payload, assert_same_training, last_state, metrics, mlp_reference  # noqa: F401
+from test_trainer import Payload, assert_same_training, last_state, metrics  # noqa: F401  (metrics: used by other modules)
 
 import disgen
 from disgen import files, runs
@@ -44,57 +42,6 @@ from disgen.models.weights import read_weights
 from disgen.runs import checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
-SECTIONS = ("crash", "checksum", "disk", "divergence", "loading", "inputs", "server", "determinism")
-
-
-class Reliability:
-    """The faults one test module tried: (section, fault) -> outcome -> count. Saved merged into the
-    file DISGEN_RELIABILITY names (benchmarks/bench_reliability.py), replacing earlier counts of the
-    same faults; without it, nothing is written."""
-
-    def __init__(self, module: str):
-        self.module = module
-        self.rows: dict[tuple[str, str], Counter] = {}
-
-    def record(self, section: str, fault: str, outcome: str, n: int = 1) -> None:
-        assert section in SECTIONS, section
-        self.rows.setdefault((section, fault), Counter())[outcome] += n
-
-    def save(self) -> None:
-        target = os.environ.get("DISGEN_RELIABILITY")
-        if not self.rows or not target:
-            return
-        target = Path(target)
-        saved = json.loads(target.read_text()) if target.is_file() else {}
-        for (section, fault), outcomes in self.rows.items():
-            saved[fault] = {
-                "section": section,
-                "test": self.module,
-                "tries": sum(outcomes.values()),
-                "outcomes": dict(outcomes.most_common()),
-            }
-        files.atomic_write(target, lambda f: f.write(json.dumps(saved, indent=1).encode()))
-
-
-@pytest.fixture(scope="module")
-def reliability(request) -> Reliability:
-    rec = Reliability(Path(request.module.__file__).name)
-    yield rec
-    rec.save()
-
-
-def last_line(err: str) -> str:
-    lines = err.strip().splitlines()
-    assert "Traceback" not in err, err
-    return lines[-1] if lines else ""
-
-
-def cli_error(capsys, *args) -> tuple[int, str]:
-    """Exit code and the last stderr line of ``disgen ARGS`` run in this process."""
-    code = main([str(a) for a in args])
-    return code, last_line(capsys.readouterr().err)
-
-
 # ---- crash safety: SIGKILL at random moments, then --resume -------------------------------------
 
 # One run per registered model on tiny data, with state that must all come back on resume:

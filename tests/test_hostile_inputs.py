@@ -19,12 +19,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import SUBPROCESS_ENV
+from conftest import SUBPROCESS_ENV, cli_error
 from hypothesis import example, given
 from hypothesis import strategies as st
 from PIL import Image
-from test_fuzz import fuzz, scratch  # noqa: F401  (the fixture)
-from test_hardening import cli_error, metrics, reliability  # noqa: F401  (the fixture)
+from test_fuzz import fuzz
+from test_hardening import metrics
 
 from disgen.cli import main
 from disgen.config import MAX_CONFIG_BYTES, MAX_JSON_DEPTH, field_types

@@ -16,8 +16,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import SUBPROCESS_ENV, run_disgen
-from test_hardening import cli_error, reliability  # noqa: F401  (the fixture)
+from conftest import SUBPROCESS_ENV, cli_error, run_disgen
 
 from disgen import runs
 from disgen.models import get_model, list_models

@@ -22,12 +22,6 @@ from disgen.data.loader import StreamedImages, TensorLoader, keep_on_device
 from disgen.training import distributed
 
 
-@pytest.fixture
-def home(tmp_path, monkeypatch):
-    monkeypatch.setenv("DISGEN_HOME", str(tmp_path / "home"))
-    return tmp_path / "home"
-
-
 @pytest.fixture(scope="module")
 def folder(tmp_path_factory, mnist_mini):
     """150 real digits as PNG files in three class folders (and one broken file)."""

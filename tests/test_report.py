@@ -30,7 +30,7 @@ HOSTILE = '<script>alert("pwned")</script>&<img src=x onerror=alert(1)>'
 
 
 @pytest.fixture(scope="module")
-def home(tmp_path_factory):
+def module_home(tmp_path_factory):
     """A private disgen cache for the module: the dcgan28 run's reference classifier lives here."""
     with pytest.MonkeyPatch.context() as mp:
         path = tmp_path_factory.mktemp("home")
@@ -39,7 +39,7 @@ def home(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory, tiny_data, idx_dir, classifier_run, autoencoder_run, home) -> dict[str, Path]:
+def runs(tmp_path_factory, tiny_data, idx_dir, classifier_run, autoencoder_run, module_home) -> dict[str, Path]:
     """One tiny real run per objective (plus conftest's classifier and autoencoder)."""
     root = tmp_path_factory.mktemp("report-runs")
     small = subset(tiny_data, 100, 100)

@@ -37,7 +37,6 @@ from PIL import Image, ImageDraw
 pytest.importorskip("starlette", reason="disgen serve needs the serve extra: pip install 'disgen[serve]'")
 
 from conftest import SUBPROCESS_ENV  # noqa: E402
-from test_hardening import reliability  # noqa: E402,F401  (the fixture counting faults)
 
 import disgen  # noqa: E402
 from disgen import serve  # noqa: E402

@@ -64,14 +64,6 @@ def assert_same_training(a_dir, b_dir) -> None:
         assert_equal_tree(a[key], b[key], key)
 
 
-@pytest.fixture(scope="module")
-def mlp_reference(tmp_path_factory, tiny_data) -> Path:
-    """mlp-classifier, seed preset, 3 uninterrupted epochs on tiny_data."""
-    run_dir = tmp_path_factory.mktemp("ref") / "A"
-    disgen.train("mlp-classifier", preset="seed", dataset_obj=tiny_data, epochs=3, progress=False, run_dir=str(run_dir))
-    return run_dir
-
-
 # ---- (a) resume ---------------------------------------------------------------------------
 
 

@@ -18,9 +18,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import SUBPROCESS_ENV, run_disgen
+from conftest import SUBPROCESS_ENV, cli_error, run_disgen
 from PIL import Image
-from test_hardening import can_mount_tmpfs, cli_error, reliability  # noqa: F401  (the fixture)
+from test_hardening import can_mount_tmpfs
 
 from disgen.cli import main
 from disgen.data.idx import write_idx
