@@ -21,6 +21,7 @@ import torch
 
 from disgen import runs
 from disgen.api import SPLITS, Run
+from disgen.errors import plural
 from disgen.export.check import TOLERANCE
 from disgen.export.formats import CARD, FORMAT_NAMES, WEIGHTS_FILE, file_names
 from disgen.export.networks import Network, Port, inference_roles, sampler_role
@@ -277,7 +278,7 @@ def metrics_text(run: Run, found: list[dict]) -> str:
 
 
 def training_text(run: Run) -> str:
-    data = f"{dataset_id(run)}, images {tuple(run.image_shape)}, {len(run.classes)} classes"
+    data = f"{dataset_id(run)}, images {tuple(run.image_shape)}, {plural(len(run.classes), 'class', 'classes')}"
     rows = [
         ["model", f"{run.spec.name} (objective {run.spec.objective}): {run.spec.description}"],
         ["dataset", data],

@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 
 from disgen.data.kaggle import read_sample
-from disgen.errors import DisgenError
+from disgen.errors import DisgenError, plural
 
 CHUNK = 512  # images decoded and classified at a time: bounded memory for 10,000 test images
 SUM_TOLERANCE = 1e-4  # a row's sum after printing 7 significant digits per probability
@@ -117,7 +117,11 @@ def write_submission(run, inputs: list[str], out: str | None, sample: str | None
     text = io.StringIO()
     csv.writer(text, lineterminator="\n").writerows([["id"] + columns] + rows)
     atomic_write(Path(out), lambda f: f.write(text.getvalue().encode()))
-    print(f"wrote a submission of {len(rows)} test images x {len(columns)} classes to {out}", file=sys.stderr)
+    print(
+        f"wrote a submission of {plural(len(rows), 'test image')} x "
+        f"{plural(len(columns), 'class', 'classes')} to {out}",
+        file=sys.stderr,
+    )
     return Path(out)
 
 
