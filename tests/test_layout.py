@@ -10,7 +10,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import grimp
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -75,55 +74,6 @@ def test_the_contract_fails_on_a_cycle_within_a_package(copy_of_disgen):
     out = lint_imports(copy_of_disgen)
     assert out.returncode != 0
     assert "no import cycles between the modules of a package BROKEN" in out.stdout, out.stdout[-3000:]
-
-
-def cycles(graph: grimp.ImportGraph) -> list[set[str]]:
-    """Strongly connected components of more than one module (Tarjan, iteratively)."""
-    index, low, on, stack, out, counter = {}, {}, set(), [], [], [0]
-    for root in sorted(graph.modules):
-        if root in index:
-            continue
-        work = [(root, iter(sorted(graph.find_modules_directly_imported_by(root))))]
-        index[root] = low[root] = counter[0]
-        counter[0] += 1
-        stack.append(root)
-        on.add(root)
-        while work:
-            v, children = work[-1]
-            for w in children:
-                if w not in index:
-                    index[w] = low[w] = counter[0]
-                    counter[0] += 1
-                    stack.append(w)
-                    on.add(w)
-                    work.append((w, iter(sorted(graph.find_modules_directly_imported_by(w)))))
-                    break
-                if w in on:
-                    low[v] = min(low[v], index[w])
-            else:
-                work.pop()
-                if work:
-                    low[work[-1][0]] = min(low[work[-1][0]], low[v])
-                if low[v] == index[v]:
-                    comp = set()
-                    while True:
-                        w = stack.pop()
-                        on.discard(w)
-                        comp.add(w)
-                        if w == v:
-                            break
-                    if len(comp) > 1:
-                        out.append(comp)
-    return out
-
-
-def test_no_module_imports_another_in_a_cycle():
-    """Stronger than the contract's sibling check: no chain of imports, also through a package's
-    ``__init__`` or across packages, leads back to where it started."""
-    graph = grimp.build_graph("disgen", cache_dir=None)
-    assert cycles(graph) == []
-    graph.add_import(importer="disgen.data.idx", imported="disgen.data.images")  # images imports idx
-    assert {"disgen.data.idx", "disgen.data.images"} in cycles(graph)
 
 
 PRIVATE = re.compile(r"\b(?:torch|nn|F)(?:\.\w+)*\._[A-Za-z]\w*")

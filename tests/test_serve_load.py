@@ -325,7 +325,8 @@ def digits(classifier_run, mnist_mini) -> list[tuple[bytes, str, torch.Tensor]]:
     return [(png(x[0]), run.classes[int(p.argmax())], p) for x, p in zip(images, probs)]
 
 
-def test_200_concurrent_requests_all_answered_right_with_bounded_memory(classifier_run, digits, reliability):
+@pytest.mark.parametrize("bursts", [2, pytest.param(BURSTS, marks=pytest.mark.slow)])  # the default suite: two
+def test_200_concurrent_requests_all_answered_right_with_bounded_memory(classifier_run, digits, reliability, bursts):
     t0 = time.monotonic()
     all_kinds = kinds(digits)
     mix = the_mix(all_kinds)
@@ -337,7 +338,7 @@ def test_200_concurrent_requests_all_answered_right_with_bounded_memory(classifi
             assert right(answer), (kind.fault, answer)
         warm = server.memory()
         rss, wrong, seconds = [], [], []
-        for b in range(BURSTS):
+        for b in range(bursts):
             t = time.monotonic()
             results = burst(server.address, mix)
             seconds.append(time.monotonic() - t)
@@ -358,7 +359,7 @@ def test_200_concurrent_requests_all_answered_right_with_bounded_memory(classifi
     mib = [round((r - warm) / MIB, 1) for r in rss]
     statuses = Counter(a.status for _, a, _ in results if isinstance(a, Answer))
     print(
-        f"\n{BURSTS} bursts of {BURST} (statuses of the last: {dict(sorted(statuses.items()))}), "
+        f"\n{bursts} bursts of {BURST} (statuses of the last: {dict(sorted(statuses.items()))}), "
         f"{', '.join(f'{s:.1f}' for s in seconds)} s; RSS after warm-up {warm / MIB:.1f} MiB, "
         f"after each burst +{mib} MiB, peak {peak / MIB:.1f} MiB; test {time.monotonic() - t0:.1f} s"
     )
@@ -367,7 +368,7 @@ def test_200_concurrent_requests_all_answered_right_with_bounded_memory(classifi
     grew, drift = max(rss) - warm, abs(rss[-1] - rss[-2])
     reliability.record(
         "server",
-        f"server memory over {BURSTS} bursts of {BURST} requests at once",
+        f"server memory over {bursts} bursts of {BURST} requests at once",
         f"RSS after each burst under {RSS_GROWTH // MIB} MiB over warm-up, the last two within {RSS_DRIFT // MIB} MiB"
         if grew < RSS_GROWTH and drift < RSS_DRIFT
         else "grew too much",
