@@ -353,7 +353,7 @@ def run_disgen_gan(ctx: dict, budget: float, seed: int) -> dict:
         "train_seconds": sum(r.get("seconds", 0) for r in run.history),
         "epochs": len(run.history),
         "steps": run.config.max_steps,
-        "precision": info.get("precision"),
+        "number_format": info.get("precision"),  # not "precision": that is a metric of a GAN here
         "samples": samples,
     }
 
