@@ -335,3 +335,26 @@ def mnist_gan_peers(results: Results) -> str:
                      commit(floor), cpu(floor)])  # fmt: skip
     header = ["side", "seconds of training", *[name for _, name, _ in GAN_METRICS], "steps", "n (seeds)"]
     return md(header + ["commit", "CPU"], rows)
+
+
+# -- the semi-supervised AAE beside fducau/AAE_pytorch ---------------------------------------------------
+AAE_SIDES = {"disgen": "disgen `aae --time-budget`", "aae-pytorch": "fducau/AAE_pytorch"}
+
+
+@table("mnist-aae-peers")
+def mnist_aae_peers(results: Results) -> str:
+    groups = group_runs(results, "mnist_peers", "aaes")  # side/labels/budget -> runs
+    cells = sorted({tuple(k.split("/")[1:]) for k in groups}, key=lambda c: (int(c[0]), float(c[1])))
+    rows = []
+    for labels, budget in cells:
+        row, means = [labels, budget], {}
+        for side in AAE_SIDES:
+            runs = groups.get(f"{side}/{labels}/{budget}", [])
+            s = summary([r["test_accuracy"] for r in runs]) if runs else None
+            means[side] = s["mean"] if s else None
+            row.append(f"{fmt(s, 2, 100, '%')} (n={s['n']})" if s else "—")
+        known = [(v, k) for k, v in means.items() if v is not None]
+        runs = [r for side in AAE_SIDES for r in groups.get(f"{side}/{labels}/{budget}", [])]
+        rows.append([*row, AAE_SIDES[max(known)[1]] if len(known) > 1 else "—", *stamp(runs)[:2]])
+    header = ["labels", "seconds of training", *AAE_SIDES.values(), "best", "commit", "CPU"]
+    return md(header, rows)
