@@ -14,6 +14,7 @@ import contextlib
 import copy
 import importlib
 import math
+import pkgutil
 import typing
 import warnings
 from dataclasses import dataclass, field, fields
@@ -28,6 +29,7 @@ from disgen.config import (
     coerce,
     from_dict,
     load_config_file,
+    opt,
     validate,
 )
 from disgen.data import MAX_CLASSES, machine_memory
@@ -46,8 +48,9 @@ class ModelSpec:
 
     ``objective`` picks the step function the Trainer runs (see ``disgen.objectives``).
     ``presets`` maps a preset name to overrides: keys of ``TrainConfig`` plus ``model``, a dict of
-    overrides of ``config_cls``. Every model has ``seed`` (the source document's hyperparameters,
-    unchanged) and ``default`` (disgen's recommendation, which may improve on it). A model may add
+    overrides of ``config_cls``. Every model has ``default`` (disgen's recommendation) and, where it
+    follows a source document, ``seed`` (the document's hyperparameters, unchanged; ``default`` may
+    improve on it). A model may add
     ``budget``: the preset a run given ``--time-budget`` and no ``--preset`` takes (settings that
     learn most in a short time, chosen on the validation split by benchmarks/bench_budget.py).
     """
@@ -231,16 +234,6 @@ def activation_bytes(net: nn.Module, image_shape: tuple[int, ...], batch: int = 
 
 
 _REGISTRY: dict[str, ModelSpec] = {}
-_MODULES = (
-    "mlp_classifier",
-    "mlp_autoencoder",
-    "cnn_classifier",
-    "gan2d",
-    "dcgan28",
-    "dcgan64",
-    "aae",
-    "resnet_transfer",
-)
 
 
 def register_model(
@@ -255,8 +248,8 @@ def register_model(
     """Register ``build(cfg, image_shape, num_classes) -> {role: module}`` under ``name``."""
 
     def wrap(build: Builder) -> Builder:
-        if "seed" not in presets or "default" not in presets:
-            raise ValueError(f"model {name} must define 'seed' and 'default' presets")
+        if "default" not in presets:  # "seed" too where the model follows a source document
+            raise ValueError(f"model {name} must define a 'default' preset")
         _REGISTRY[name] = ModelSpec(name, objective, config, build, presets, description, value_range)
         return build
 
@@ -264,8 +257,9 @@ def register_model(
 
 
 def _import_all() -> None:
-    for module in _MODULES:
-        importlib.import_module(f"disgen.models.{module}")
+    """Every module of this package, so each family's file registers itself: no list to keep."""
+    for module in pkgutil.iter_modules(__path__):
+        importlib.import_module(f"{__name__}.{module.name}")
 
 
 def list_models() -> list[str]:
@@ -329,11 +323,23 @@ def inference(nets: Nets) -> Iterator[None]:
             m.train(modes[k])
 
 
+GAN_LOSSES = ("bce", "hinge", "wasserstein-gp")  # the keys of disgen.objectives.gan.GAN_LOSSES
+
+
+def gan_loss_option():
+    """A GAN config's ``gan_loss`` field: which losses the gan objective's step takes."""
+    return opt(
+        "bce",
+        "D's and G's losses: bce (the seeds'), hinge, or wasserstein-gp (a critic with a gradient penalty)",
+        choices=GAN_LOSSES,
+    )
+
+
 def add_ema(nets: Nets, decay: float) -> Nets:
-    """``nets`` plus ``generator_ema``, a frozen copy of G averaged after every step (decay > 0)."""
+    """``nets`` plus ``generator_ema``, a frozen copy of G averaged after every step (decay > 0,
+    the model config's ``ema``, which the gan objective's step reads)."""
     if decay > 0:
         ema = copy.deepcopy(nets["generator"]).requires_grad_(False)
-        ema.decay = decay
         ema.register_buffer("ema_updates", torch.zeros((), dtype=torch.int64))
         nets["generator_ema"] = ema
     return nets
