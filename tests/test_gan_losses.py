@@ -3,6 +3,12 @@ from the model config it receives (never from attributes of the networks), and t
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -24,6 +30,7 @@ from disgen.objectives.gan import (
 )
 from disgen.objectives.optim import make_optimizer
 
+ROOT = Path(__file__).resolve().parent.parent
 REAL = torch.tensor([[2.0], [-0.5], [0.3], [1.5]])
 FAKE = torch.tensor([[-1.0], [0.7], [-2.5], [0.1]])
 
@@ -115,3 +122,20 @@ def test_bad_gan_loss_and_a_bce_target_with_another_loss_are_one_line_errors(tmp
     args = ["train", "dcgan28", "--gan-loss", "hinge", "--real-label", "0.9", "--max-steps", "1"]
     assert main(args + ["--run-dir", str(tmp_path / "b"), "--no-progress"]) == 2
     assert "--real-label 0.9 is a target of the bce loss" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_the_docs_gan_loss_commands_run_as_written(tmp_path):
+    """docs/gans.md's --gan-loss block, as written, in an empty folder: each run's metrics say
+    which loss it took (a critic logs no d_acc, and its gp)."""
+    doc = (ROOT / "docs" / "gans.md").read_text()
+    commands = doc[doc.index("### Losses: `--gan-loss`") :].split("```bash\n", 1)[1].split("```", 1)[0]
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}", "DISGEN_HOME": str(tmp_path)}
+    env.update(OMP_NUM_THREADS="1", DISGEN_PROGRESS_SECONDS="1000")
+    done = subprocess.run(["bash", "-ec", commands], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    for run, critic in (("hinge", False), ("wgan-gp", True)):
+        config = json.loads((tmp_path / "runs" / run / "config.json").read_text())
+        assert config["model_args"]["gan_loss"] == ("wasserstein-gp" if critic else "hinge")
+        first = json.loads((tmp_path / "runs" / run / "metrics.jsonl").read_text().splitlines()[0])
+        assert ("train_d_acc" in first) != critic and ("train_gp" in first) == critic

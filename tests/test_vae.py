@@ -4,12 +4,18 @@ learns; the commands (sample, reconstruct, export, report, serve) are covered ov
 
 from __future__ import annotations
 
+import json
 import math
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
 import torch.nn.functional as F
 from conftest import subset
+from PIL import Image
 
 import disgen
 from disgen.models import get_model, resolve
@@ -18,6 +24,7 @@ from disgen.objectives.optim import make_optimizer
 from disgen.objectives.vae import kl_to_prior
 
 SHAPE = (1, 28, 28)
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def build(seed: int = 0, **options):
@@ -87,3 +94,19 @@ def test_a_short_run_learns_and_samples(tmp_path, mnist_mini):
     samples = run.sample(16, seed=1)
     assert samples.shape == (16, *SHAPE) and 0 <= samples.min() and samples.max() <= 1
     assert not torch.equal(samples, run.sample(16, seed=2))
+
+
+@pytest.mark.slow
+def test_the_docs_vae_commands_run_as_written(tmp_path):
+    """docs/aae.md's vae block, as written, in an empty folder."""
+    doc = (ROOT / "docs" / "aae.md").read_text()
+    commands = doc[doc.index("## vae:") :].split("```bash\n", 1)[1].split("```", 1)[0]
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}", "DISGEN_HOME": str(tmp_path)}
+    env.update(OMP_NUM_THREADS="1", DISGEN_PROGRESS_SECONDS="1000")
+    done = subprocess.run(["bash", "-ec", commands], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    history = [json.loads(line) for line in (tmp_path / "runs" / "vae" / "metrics.jsonl").read_text().splitlines()]
+    assert len(history) == 6 and history[4]["val_neg_elbo"] < history[0]["val_neg_elbo"]  # 5 epochs, then the test
+    with Image.open(tmp_path / "vae_walk.png") as im:
+        assert im.size[0] > 10 * 28 and im.size[1] > 2 * 28  # two rows of ten
+    assert (tmp_path / "runs" / "vae" / "exports" / "onnx" / "decoder.onnx").is_file()
