@@ -959,3 +959,23 @@ def budget_load(results: Results) -> str:
         "commit",
     ]
     return md(header, rows) + note
+
+
+# -- the vae beside the unsupervised aae at equal time (bench_vae_aae.py) --------------------------------
+def seeds_pm(s: dict, digits: int) -> str:
+    """``mean ± std`` computed from a stats dict's per-seed values."""
+    return pm(of(s["values"]), digits)
+
+
+@table("vae-aae")
+def vae_aae(results: Results) -> str:
+    r = results("vae_aae_mnist-mini")
+    cols = [("mse", 4), ("frechet_distance", 2), ("kid", 3), ("classes_covered", 1), ("class_kl", 3), ("prior_w2", 2)]
+    rows = [
+        [name, f"{r['budget_s']:g}", seeds_pm(x["epochs"], 1), len(x["mse"]["values"])]
+        + [seeds_pm(x[c], d) for c, d in cols]
+        + [commit(r)]
+        for name, x in r["results"].items()
+    ]
+    header = ["model", "budget s", "epochs", "n (seeds)", "test mse", "samples' Fréchet distance", "KID"]
+    return md(header + ["classes covered", "class KL", "W2² of codes to prior", "commit"], rows)
