@@ -18,13 +18,13 @@ from disgen import models
 from disgen.cli import main
 from disgen.models import get_model
 from disgen.objectives import bound_step, get_objective
-from disgen.objectives.gan import (
+from disgen.objectives.gan import latent
+from disgen.objectives.gan_losses import (
     GAN_LOSSES,
     LOSSES,
     PENALTIES,
     Settings,
     gradient_penalty,
-    latent,
     r1_penalty,
     settings,
 )
