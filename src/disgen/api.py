@@ -144,7 +144,7 @@ class Run:
         """``n`` generated samples (images in [0, 1], or points) from latent draws of ``seed``;
         ``label``: the class to draw (supervised and semi-supervised aae runs)."""
         if self.objective.sample is None:
-            raise DisgenError(f"{self.spec.name} is not a generator; `sample` works on {generator_models()} runs")
+            raise DisgenError(f"{self.spec.name} is not a generator; `sample` works on runs of {generator_models()}")
         if label is not None and "labels" not in inspect.signature(self.objective.sample).parameters:
             raise DisgenError(
                 f"--label {label}: a {self.spec.name} run draws no chosen class; --label applies to "
@@ -164,7 +164,7 @@ class Run:
     def latent_net(self) -> nn.Module:
         """The network whose ``latent_dim`` and ``noise_std`` define the z that :meth:`sample` takes."""
         if self.objective.latent_net is None:
-            raise DisgenError(f"{self.spec.name} is not a generator; `sample` works on {generator_models()} runs")
+            raise DisgenError(f"{self.spec.name} is not a generator; `sample` works on runs of {generator_models()}")
         return self.objective.latent_net(self.nets)
 
     def columns(self, dataset: str | None) -> dict:
@@ -233,8 +233,9 @@ class Run:
 
 
 def generator_models() -> str:
-    """The registered models that `sample` draws from, for messages: "gan2d, dcgan28, ..."."""
-    return ", ".join(m for m in list_models() if get_objective(get_model(m).objective).sample is not None)
+    """The registered models that `sample` draws from, for messages: "aae, dcgan28, ... or vae"."""
+    names = [m for m in list_models() if get_objective(get_model(m).objective).sample is not None]
+    return ", ".join(names[:-1]) + f" or {names[-1]}" if len(names) > 1 else "".join(names)
 
 
 def train(

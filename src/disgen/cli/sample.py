@@ -47,7 +47,7 @@ def cmd_sample(args) -> None:
     run = load(args.run_dir, args.checkpoint)
     if run.objective.sample is None:
         raise DisgenError(
-            f"{args.run_dir} is a {run.spec.name} run; `sample` needs a generator: a {generator_models()} run"
+            f"{args.run_dir} is a {run.spec.name} run; `sample` needs a generator: a run of {generator_models()}"
         )
     nrow = None
     z = None
