@@ -4,6 +4,7 @@ from the model config it receives (never from attributes of the networks), and t
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -39,7 +40,7 @@ def test_every_choice_of_the_option_has_a_loss_and_bce_is_the_default():
     assert set(GAN_LOSSES) == set(models.GAN_LOSSES)
     assert {loss for loss, _ in GAN_LOSSES.values()} == set(LOSSES)
     assert {p for _, p in GAN_LOSSES.values() if p} <= set(PENALTIES)
-    for name in ("dcgan28", "dcgan64"):
+    for name in ("gan2d", "dcgan28", "dcgan64"):
         assert settings(get_model(name).model_config()) == Settings()  # bce, no penalty: the seeds' step
 
 
@@ -139,3 +140,43 @@ def test_the_docs_gan_loss_commands_run_as_written(tmp_path):
         assert config["model_args"]["gan_loss"] == ("wasserstein-gp" if critic else "hinge")
         first = json.loads((tmp_path / "runs" / run / "metrics.jsonl").read_text().splitlines()[0])
         assert ("train_d_acc" in first) != critic and ("train_gp" in first) == critic
+
+
+@pytest.mark.parametrize("gan_loss", ["hinge", "wasserstein-gp"])
+def test_gan2d_trains_with_another_loss_and_draws_the_critics_score(gan_loss, tmp_path):
+    """gan2d --gan-loss: one epoch trains (finite losses, gp logged for the critic), and the
+    decision surface shows D's score, not a sigmoid of it: `disgen sample --out x.png` draws it."""
+    from conftest import subset
+
+    import disgen
+    from disgen.data import load_dataset
+
+    run = disgen.train(
+        "gan2d",
+        dataset_obj=subset(load_dataset("gaussian2d"), 200, 200),
+        epochs=1,
+        progress=False,
+        model_args={"gan_loss": gan_loss},
+        run_dir=str(tmp_path / "run"),
+    )
+    first = run.history[0]
+    assert all(math.isfinite(first[k]) for k in ("train_d_loss", "train_g_loss", "val_w2_squared"))
+    assert ("train_gp" in first) == (gan_loss == "wasserstein-gp")
+    assert (tmp_path / "run" / "images" / "decision_after.png").is_file()
+    assert main(["sample", str(tmp_path / "run"), "--n", "50", "--out", str(tmp_path / "x.png")]) == 0
+    assert (tmp_path / "x.png").stat().st_size > 1000
+
+
+def test_the_decision_surface_is_a_probability_for_bce_and_a_score_otherwise(tmp_path, monkeypatch):
+    from disgen.objectives.gan import bce_logits
+    from disgen.viz import gan as viz_gan
+
+    spec = get_model("gan2d")
+    assert bce_logits(spec.model_config()) and not bce_logits(spec.model_config({"gan_loss": "hinge"}))
+    seen = {}
+    monkeypatch.setattr(viz_gan, "save_figure", lambda fig, path: seen.setdefault("label", fig.axes[1].get_ylabel()))
+    d = nn.Linear(2, 1)
+    viz_gan.save_decision_surface(d, torch.randn(20, 2), torch.randn(20, 2), tmp_path / "a.png", probability=False)
+    assert seen.pop("label") == "D(x), a score (real > generated)"
+    viz_gan.save_decision_surface(d, torch.randn(20, 2), torch.randn(20, 2), tmp_path / "b.png")
+    assert seen.pop("label") == "D(x) = P(real)"

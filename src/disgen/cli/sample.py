@@ -92,5 +92,5 @@ def write_points(run, x: torch.Tensor, out: Path) -> None:
         if run.objective.draw_points is None:
             raise DisgenError(f"{run.spec.name} draws no picture of points: use --out FILE.csv")
         real = load_dataset(run.config.dataset, run.config.data_dir).train.images
-        run.objective.draw_points(run.nets, real, x, out)
+        run.objective.draw_points(run.nets, real, x, out, run.spec.model_config(run.config.model_args))
     print(f"wrote {len(x)} points to {out}", file=sys.stderr)

@@ -89,6 +89,7 @@ class Context:
     value_range: tuple[float, float]
     out_dir: Path
     eval_split: str = "validation"
+    model_cfg: Any = None  # the run's model config (its loss options say what D's output means)
 
 
 @dataclass
@@ -140,7 +141,8 @@ class Objective:
     # ctx.out_dir (a classifier's confusion matrix, an image GAN's class coverage).
     pictures: tuple[tuple[str, str], ...] = ()
     report_pictures: Callable[..., None] | None = None
-    # draw_points(nets, real, fake, path): a picture of generated 2-D points (`disgen sample --out FILE.png`).
+    # draw_points(nets, real, fake, path, model_cfg): a picture of generated 2-D points
+    # (`disgen sample --out FILE.png`).
     draw_points: Callable[..., None] | None = None
 
     def features(self, model_cfg) -> dict[str, bool]:

@@ -260,7 +260,8 @@ def snapshot(ctx: Context, tag: str) -> None:
         from disgen.viz.gan import save_decision_surface
 
         fake = generate(ctx.nets, fixed_latent(g, 1000))
-        save_decision_surface(ctx.nets["discriminator"], ctx.train_x, fake, ctx.out_dir / f"decision_{tag}.png")
+        path = ctx.out_dir / f"decision_{tag}.png"
+        save_decision_surface(ctx.nets["discriminator"], ctx.train_x, fake, path, probability=bce_logits(ctx.model_cfg))
         return
     from disgen.viz import save_grid
 
@@ -291,11 +292,16 @@ def sample(nets: Nets, z: torch.Tensor) -> torch.Tensor:
 
 
 # -- what the tools need of a GAN run ---------------------------------------------------------------
-def draw_points(nets: Nets, real: torch.Tensor, fake: torch.Tensor, path) -> None:
+def draw_points(nets: Nets, real: torch.Tensor, fake: torch.Tensor, path, model_cfg=None) -> None:
     """Generated 2-D points beside real ones, over D's decision surface."""
     from disgen.viz.gan import save_decision_surface
 
-    save_decision_surface(nets["discriminator"], real, fake, path)
+    save_decision_surface(nets["discriminator"], real, fake, path, probability=bce_logits(model_cfg))
+
+
+def bce_logits(model_cfg) -> bool:
+    """Whether D's output is a logit, sigmoid(D(x)) = P(real) (the bce loss), rather than a score."""
+    return settings(model_cfg).loss == "bce"
 
 
 def report_pictures(run, data, ctx: Context, log) -> None:

@@ -102,6 +102,7 @@ def load_context(run_dir: Path, checkpoint: str, out_dir: Path):
         vr,
         out_dir,
         name,
+        run.spec.model_config(run.config.model_args),
     )
     return run, data, ctx
 
@@ -173,7 +174,7 @@ def pictures_html(run_dir: Path, objective: str, checkpoint: str, tmp: Path, log
         parts.append(
             frames_widget(
                 before + decisions,
-                "real (blue) and generated (orange) points over the discriminator's D(x) = P(real), per epoch",
+                "real (blue) and generated (orange) points over the discriminator's D(x), per epoch",
                 play=True,
             )
         )

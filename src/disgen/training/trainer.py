@@ -289,6 +289,7 @@ class Trainer:
             self.spec.value_range,
             self.run_dir / "images",
             shown[2],
+            self.model_cfg,
         )
         with precision.deterministic(self.cfg.deterministic):
             if self.epoch == 0:
