@@ -78,10 +78,12 @@ def synthetic(shape: tuple[int, int, int], n: int) -> TensorDataset:
 
 def step_flops(trainer) -> int:
     """FLOPs of one training step (forward and backward of every network the step runs)."""
+    from disgen.objectives import bound_step
+
     batch = next(iter(trainer.loader))
     with FlopCounterMode(display=False) as counter:
         with trainer.speed.autocast():
-            trainer.objective.step(trainer.step_nets, trainer.opts, batch)
+            bound_step(trainer.objective.step, trainer.model_cfg)(trainer.step_nets, trainer.opts, batch)
     return counter.get_total_flops()
 
 

@@ -37,6 +37,7 @@ PRESETS = ["seed", "default"]
 def seconds_per_epoch(dataset: str, steps: int, repeats: int) -> dict[str, float]:
     """Each preset's training seconds per epoch, from ``steps`` steps timed ``repeats`` times."""
     from disgen.data import splits
+    from disgen.objectives import bound_step
 
     torch.set_num_threads(1)
     data = splits.with_validation(load_data(dataset), 0.1)
@@ -49,7 +50,7 @@ def seconds_per_epoch(dataset: str, steps: int, repeats: int) -> dict[str, float
                 start = time.perf_counter()
                 for _ in range(steps):
                     with t.speed.autocast():
-                        t.objective.step(t.step_nets, t.opts, next(batches))
+                        bound_step(t.objective.step, t.model_cfg)(t.step_nets, t.opts, next(batches))
                 times[p].append((time.perf_counter() - start) / steps)
     return {p: min(v) * len(trainers[p].loader) for p, v in times.items()}
 

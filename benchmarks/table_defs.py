@@ -1003,3 +1003,39 @@ def budget_load(results: Results) -> str:
         "commit",
     ]
     return md(header, rows) + note
+
+
+# -- the vae beside the unsupervised aae, and dcgan28's GAN losses, at equal time (issue 30) -----------
+def seeds_pm(s: dict, digits: int) -> str:
+    """``mean ± std`` computed from a stats dict's per-seed values."""
+    return pm(of(s["values"]), digits)
+
+
+@table("vae-aae")
+def vae_aae(results: Results) -> str:
+    r = results("vae_aae_mnist-mini")
+    cols = [("mse", 4), ("frechet_distance", 2), ("kid", 3), ("classes_covered", 1), ("class_kl", 3), ("prior_w2", 2)]
+    rows = [
+        [name, f"{r['budget_s']:g}", seeds_pm(x["epochs"], 1), len(x["mse"]["values"])]
+        + [seeds_pm(x[c], d) for c, d in cols]
+        + [commit(r)]
+        for name, x in r["results"].items()
+    ]
+    header = ["model", "budget s", "epochs", "n (seeds)", "test mse", "samples' Fréchet distance", "KID"]
+    return md(header + ["classes covered", "class KL", "W2² of codes to prior", "commit"], rows)
+
+
+@table("gan-losses")
+def gan_losses(results: Results) -> str:
+    r = results("gan_losses_mnist-mini")
+    cols = [("frechet_distance", 2), ("kid", 3), ("precision", 3), ("recall", 3), ("min_class_share", 3)]
+    cols.append(("classes_covered", 1))
+    rows = [
+        [f"`{loss}`", f"{r['budget_s']:g}", seeds_pm(x["train_seconds"], 0)]
+        + [pm(of([run["epochs"] for run in x["runs"]]), 1), len(x["frechet_distance"]["values"])]
+        + [seeds_pm(x[c], d) for c, d in cols]
+        + [commit(r)]
+        for loss, x in r["results"].items()
+    ]
+    header = ["--gan-loss", "budget s", "train s", "epochs", "n (seeds)", "test Fréchet distance", "KID", "precision"]
+    return md(header + ["recall", "min_class_share", "classes covered", "commit"], rows)

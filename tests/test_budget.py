@@ -190,7 +190,8 @@ def test_a_budget_run_takes_the_models_budget_preset_unless_one_is_named():
         cfg = resolve(model, {"time_budget": 30.0})
         assert cfg.preset == ("budget" if model in budget_models else "default")
         assert resolve(model, {}).preset == "default"
-        assert resolve(model, {"time_budget": 30.0, "preset": "seed"}).preset == "seed"
+        if "seed" in get_model(model).presets:  # a model with a source document
+            assert resolve(model, {"time_budget": 30.0, "preset": "seed"}).preset == "seed"
     want = get_model("cnn-classifier").presets["budget"]
     cfg = resolve("cnn-classifier", {"time_budget": 30.0})
     assert (cfg.batch_size, cfg.lr, cfg.augment) == (want["batch_size"], want["lr"], want.get("augment", "none"))

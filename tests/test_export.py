@@ -23,6 +23,8 @@ from disgen.errors import DisgenError
 from disgen.export import export_run
 from disgen.export.folder import read_manifest
 from disgen.export.weights import load_networks
+from disgen.models import get_model, list_models
+from disgen.objectives import get_objective
 from disgen.objectives.gan import latent
 from disgen.training.trainer import Trainer
 
@@ -281,6 +283,31 @@ def test_errors_are_one_line(trained, tmp_path, capsys, monkeypatch):
     with pytest.raises(DisgenError, match=r"missing: onnxruntime.*pip install 'disgen\[export\]'"):
         export_run(run_dir, "onnx", tmp_path / "none")
     assert not (tmp_path / "none").exists()
+
+
+# Models no recipe above names, whose networks take 28x28 digits (or adapt to them): exported with
+# their default options, so a model added to the registry is exported and checked here unasked.
+UNLISTED = [
+    m
+    for m in list_models()
+    if m not in {model for model, _ in RECIPES.values()}
+    and get_objective(get_model(m).objective).export is not None
+    and get_model(m).data_shape(get_model(m).model_config()) in (None, (1, 28, 28))
+]
+
+
+@pytest.mark.parametrize("model", UNLISTED)
+def test_every_registered_model_exports_and_passes_its_check(model, mnist_mini, tmp_path, monkeypatch):
+    monkeypatch.setenv("DISGEN_HOME", str(tmp_path / "home"))
+    monkeypatch.setattr(Trainer, "draw", lambda self, ctx, tag, draw=None: None)
+    data = subset(mnist_mini, 100, 100)
+    disgen.train(model, dataset_obj=data, epochs=1, progress=False, run_dir=str(tmp_path / "run"))
+    written = export_run(tmp_path / "run", "onnx", tmp_path / "out")
+    manifest = read_manifest(tmp_path / "out")
+    assert manifest["checks"] and all(c["max_abs_diff"] <= TOLERANCE for c in manifest["checks"])
+    assert {p.name for p in written} >= {"README.md", *manifest["files"]}
+    card = (tmp_path / "out" / "README.md").read_text()
+    assert f'- "{model}"' in card and "## Check" in card
 
 
 def test_check_catches_a_wrong_export(trained, tmp_path, monkeypatch):

@@ -133,11 +133,18 @@ def test_features_follow_the_objective(model, mode):
     nets = spec.build(model_cfg, shape, 10)
     run = Run(Path("run"), cfg, spec, get_objective(spec.objective), nets, shape, [str(i) for i in range(10)])
     f = explorer.features_of(run)
-    objective = spec.objective
-    assert f["predict"] == (objective in ("classify", "transfer") or mode == "semi-supervised")
-    assert f["reconstruct"] == (objective == "reconstruct" or mode in ("unsupervised", "semi-supervised"))
-    assert f["sample"] == ({"gan": "points" if len(shape) == 1 else "images", "aae": "images"}.get(objective))
-    assert f["labels"] == (mode in ("supervised", "semi-supervised"))
+    objective = run.objective  # what it declares (the hooks it has, and what it offers for this config)
+    offers = objective.offers(model_cfg) if objective.offers else {}
+    assert f["predict"] == offers.get("predict", objective.predict is not None)
+    assert f["reconstruct"] == offers.get("reconstruct", objective.reconstruct is not None)
+    assert f["sample"] == (None if objective.sample is None else "points" if len(shape) == 1 else "images")
+    assert f["labels"] == offers.get("labels", False)
+    if spec.objective == "aae":  # the aae's modes, spelled out
+        assert (f["predict"], f["reconstruct"], f["labels"]) == {
+            "unsupervised": (False, True, False),
+            "supervised": (False, False, True),
+            "semi-supervised": (True, True, True),
+        }[mode]
     assert f["draw"] == (shape == (1, 28, 28) and (f["predict"] or f["reconstruct"]))
     # ...and the offered endpoints answer with pictures of the model's shape
     page = explorer.Explorer(run, f)

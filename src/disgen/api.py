@@ -23,7 +23,7 @@ from disgen.config import TrainConfig
 from disgen.data import TensorDataset, load_dataset, splits, to_float
 from disgen.data.loader import StreamedImages, batches, keep_on_device
 from disgen.errors import DisgenError
-from disgen.models import ModelSpec, resolve
+from disgen.models import ModelSpec, get_model, list_models, resolve
 from disgen.objectives import Objective, get_objective
 from disgen.training import distributed
 
@@ -144,9 +144,7 @@ class Run:
         """``n`` generated samples (images in [0, 1], or points) from latent draws of ``seed``;
         ``label``: the class to draw (supervised and semi-supervised aae runs)."""
         if self.objective.sample is None:
-            raise DisgenError(
-                f"{self.spec.name} is not a generator; `sample` works on GAN (gan2d, dcgan28, dcgan64) and aae runs"
-            )
+            raise DisgenError(f"{self.spec.name} is not a generator; `sample` works on runs of {generator_models()}")
         if label is not None and "labels" not in inspect.signature(self.objective.sample).parameters:
             raise DisgenError(
                 f"--label {label}: a {self.spec.name} run draws no chosen class; --label applies to "
@@ -154,15 +152,20 @@ class Run:
             )
         from disgen.objectives.gan import latent
 
-        if z is None:  # an aae's decoder is its generator
-            g = self.nets["generator"] if "generator" in self.nets else self.nets["decoder"]
-            z = latent(g, n, torch.Generator().manual_seed(seed), "cpu")
+        if z is None:
+            z = latent(self.latent_net(), n, torch.Generator().manual_seed(seed), "cpu")
         extra = {} if label is None else {"labels": torch.full((len(z),), label, device=self.device)}
         out = self.objective.sample(self.nets, z.to(self.device), **extra)
         if out.dim() == 2:  # points are in their own units
             return out
         lo, hi = self.spec.value_range
         return ((out - lo) / (hi - lo)).clamp(0, 1)
+
+    def latent_net(self) -> nn.Module:
+        """The network whose ``latent_dim`` and ``noise_std`` define the z that :meth:`sample` takes."""
+        if self.objective.latent_net is None:
+            raise DisgenError(f"{self.spec.name} is not a generator; `sample` works on runs of {generator_models()}")
+        return self.objective.latent_net(self.nets)
 
     def columns(self, dataset: str | None) -> dict:
         """The run's --image-column/--label-column, for its own dataset (another finds its own columns)."""
@@ -227,6 +230,12 @@ class Run:
             else {}
         )
         return self.objective.evaluate(self.nets, x, part.labels.to(self.device), **extra)
+
+
+def generator_models() -> str:
+    """The registered models that `sample` draws from, for messages: "aae, dcgan28, ... or vae"."""
+    names = [m for m in list_models() if get_objective(get_model(m).objective).sample is not None]
+    return ", ".join(names[:-1]) + f" or {names[-1]}" if len(names) > 1 else "".join(names)
 
 
 def train(

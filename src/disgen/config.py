@@ -8,7 +8,7 @@ import json
 import math
 import types
 import typing
-from dataclasses import MISSING, asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -360,8 +360,3 @@ def holds_config(run_dir: Any) -> bool:
         return (Path(run_dir) / "config.json").is_file()
     except OSError:  # a name too long
         return False
-
-
-def default_of(name: str) -> Any:
-    f = {f.name: f for f in fields(TrainConfig)}[name]
-    return f.default_factory() if f.default is MISSING else f.default

@@ -47,9 +47,14 @@ def folder_forms() -> tuple[str, ...]:
     return load()["folder_forms"]
 
 
+def kind_of(hint) -> str:
+    """How a config field's flag parses: "bool" (--x/--no-x), "tuple" (A,B) or "value"."""
+    return "bool" if hint is bool else "tuple" if typing.get_origin(hint) is tuple else "value"
+
+
 def option(f, hint) -> dict:
     """One config field as the CLI shows it: how the flag parses, its default, help and choices."""
-    kind = "bool" if hint is bool else "tuple" if typing.get_origin(hint) is tuple else "value"
+    kind = kind_of(hint)
     default = f.default_factory() if f.default is MISSING else f.default
     return {
         "name": f.name,

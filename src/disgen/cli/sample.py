@@ -37,7 +37,7 @@ def sample_args(p, argv) -> None:
 
 @command("sample", sample_args)
 def cmd_sample(args) -> None:
-    from disgen.api import load
+    from disgen.api import generator_models, load
     from disgen.viz import save_grid
 
     if not 1 <= args.n <= MAX_SAMPLES:
@@ -47,17 +47,13 @@ def cmd_sample(args) -> None:
     run = load(args.run_dir, args.checkpoint)
     if run.objective.sample is None:
         raise DisgenError(
-            f"{args.run_dir} is a {run.spec.name} run; `sample` needs a generator: a GAN (gan2d, "
-            "dcgan28, dcgan64) or aae run"
+            f"{args.run_dir} is a {run.spec.name} run; `sample` needs a generator: a run of {generator_models()}"
         )
     nrow = None
     z = None
     if args.interpolate:
         rows = max(1, math.ceil(args.n / INTERPOLATION_STEPS))
-        z, nrow = (
-            interpolation_latents(run.nets.get("generator", run.nets.get("decoder")), rows, args.seed),
-            INTERPOLATION_STEPS,
-        )
+        z, nrow = interpolation_latents(run.latent_net(), rows, args.seed), INTERPOLATION_STEPS
         if rows * INTERPOLATION_STEPS != args.n:
             print(
                 f"--interpolate draws whole rows of {INTERPOLATION_STEPS} steps: {plural(rows, 'row')}, "
@@ -86,14 +82,15 @@ def cmd_sample(args) -> None:
 
 
 def write_points(run, x: torch.Tensor, out: Path) -> None:
-    """gan2d: a CSV of points, or a scatter over the discriminator's decision surface."""
+    """gan2d: a CSV of points, or the objective's picture of them (a scatter over D's decision surface)."""
     out.parent.mkdir(parents=True, exist_ok=True)
     if out.suffix.lower() == ".csv":
         out.write_text("x,y\n" + "".join(f"{a:.6f},{b:.6f}\n" for a, b in x.tolist()))
     else:
         from disgen.data import load_dataset
-        from disgen.viz.gan import save_decision_surface
 
+        if run.objective.draw_points is None:
+            raise DisgenError(f"{run.spec.name} draws no picture of points: use --out FILE.csv")
         real = load_dataset(run.config.dataset, run.config.data_dir).train.images
-        save_decision_surface(run.nets["discriminator"], real, x, out)
+        run.objective.draw_points(run.nets, real, x, out, run.spec.model_config(run.config.model_args))
     print(f"wrote {len(x)} points to {out}", file=sys.stderr)

@@ -6,7 +6,6 @@ import argparse
 import dataclasses
 import json
 import sys
-import typing
 from pathlib import Path
 
 from disgen.cli import (
@@ -30,10 +29,6 @@ def add_field(parser, name: str, kind: str, help_text: str, dest: str, choices=N
         return
     metavar = "{" + ",".join(choices) + "}" if choices else "A,B" if kind == "tuple" else name.upper()
     parser.add_argument(flag, dest=dest, default=None, metavar=metavar, help=help_text)
-
-
-def kind_of(hint) -> str:
-    return "bool" if hint is bool else "tuple" if typing.get_origin(hint) is tuple else "value"
 
 
 def train_args(tr: argparse.ArgumentParser, argv: list[str]) -> None:
@@ -75,7 +70,7 @@ def train_args(tr: argparse.ArgumentParser, argv: list[str]) -> None:
             text = f"{model}'s presets: {', '.join(choices)} (see `disgen models`)"
             if "budget" in choices:
                 text += "; with --time-budget and no --preset: budget"
-        add_field(tr, f.name, kind_of(hints[f.name]), text, f.name, choices)
+        add_field(tr, f.name, catalog.kind_of(hints[f.name]), text, f.name, choices)
     if model in models:
         group = tr.add_argument_group(f"options of {model} (override the preset)")
         preset = models[model]["presets"].get("default", {}).get("model", {})

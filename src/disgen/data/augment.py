@@ -52,6 +52,29 @@ def shift(x: torch.Tensor, dy: torch.Tensor, dx: torch.Tensor, background: float
     return padded[batch, gy, gx].permute(0, 3, 1, 2)  # (B, C, H, W)
 
 
+def translate(x: torch.Tensor, fraction: float = 0.125, background: float = -1.0) -> torch.Tensor:
+    """Each image shifted by up to ``fraction`` of its size, filled with ``background``.
+    Differentiable in x: DiffAugment (Zhao et al. 2020) applies it to real and fake alike, so D
+    cannot memorise a small training set and G's gradient still flows through it."""
+    b, _, h, w = x.shape
+    sy, sx = int(h * fraction + 0.5), int(w * fraction + 0.5)
+    ty = torch.randint(-sy, sy + 1, (b,), device=x.device)
+    tx = torch.randint(-sx, sx + 1, (b,), device=x.device)
+    return shift(x, ty, tx, background)
+
+
+def cutout(x: torch.Tensor, fraction: float = 0.5) -> torch.Tensor:
+    """Each image with a random square of ``fraction`` of its size set to 0 (DiffAugment)."""
+    b, _, h, w = x.shape
+    ch, cw = int(h * fraction + 0.5), int(w * fraction + 0.5)
+    top = torch.randint(0, h + (1 - ch % 2), (b, 1, 1), device=x.device) - ch // 2  # centre anywhere
+    left = torch.randint(0, w + (1 - cw % 2), (b, 1, 1), device=x.device) - cw // 2
+    ys = torch.arange(h, device=x.device).view(1, h, 1)
+    xs = torch.arange(w, device=x.device).view(1, 1, w)
+    inside = (ys >= top) & (ys < top + ch) & (xs >= left) & (xs < left + cw)  # (B, H, W)
+    return x * (~inside).unsqueeze(1).to(x.dtype)
+
+
 def flip_shift(x: torch.Tensor, generator: torch.Generator | None = None, *, pixels: int = 2) -> torch.Tensor:
     """Flip half the images of ``x`` (B, C, H, W) left to right and shift each by up to ``pixels``
     in each direction, zeros filling the border."""

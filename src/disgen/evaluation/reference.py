@@ -74,9 +74,16 @@ def reference_epochs(n_train: int) -> int:
     return max(4, min(20, 80_000 // max(n_train, 1)))
 
 
+def classifier_of(nets: dict[str, nn.Module]) -> nn.Module | None:
+    """The network that classifies with ``features(x)`` and ``head(h)`` (asked what it does, not
+    found by name), or None."""
+    return next((m for m in nets.values() if hasattr(m, "features") and hasattr(m, "head")), None)
+
+
 def load_reference(run_dir: str | Path, data: TensorDataset, device: torch.device) -> Reference:
     cfg, spec, nets, state, _ = runs.load_nets(Path(run_dir), "last", device)
-    if spec.objective != "classify" or not hasattr(nets["model"], "features"):
+    model = classifier_of(nets)
+    if model is None:
         raise DisgenError(
             f"--reference {run_dir} is a {spec.name} run; it must be a classifier "
             "with features(x), e.g. `disgen train cnn-classifier`"
@@ -87,7 +94,7 @@ def load_reference(run_dir: str | Path, data: TensorDataset, device: torch.devic
             f"--reference {run_dir} takes images {image_shape}, the dataset "
             f"{data.name} has {tuple(data.image_shape)}: train a reference on this dataset"
         )
-    return Reference(nets["model"], spec.value_range, len(state["data"]["classes"]), str(run_dir))
+    return Reference(model, spec.value_range, len(state["data"]["classes"]), str(run_dir))
 
 
 def cached_dir(data: TensorDataset) -> Path | None:
@@ -113,7 +120,7 @@ def get_reference(data: TensorDataset, device: torch.device, run_dir: str | Path
     if len(data.classes) < 2:
         spec = get_model(REFERENCE_MODEL)
         torch.manual_seed(0)  # the caller forks the RNG: this fixed draw does not disturb training
-        net = spec.build(spec.model_config(), data.image_shape, 2)["model"].to(device)
+        net = classifier_of(spec.build(spec.model_config(), data.image_shape, 2)).to(device)
         return Reference(net, spec.value_range, 0, "random cnn-classifier features (seed 0)")
     target = cached_dir(data)
     if missing(data):

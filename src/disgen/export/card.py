@@ -24,23 +24,9 @@ from disgen.api import SPLITS, Run
 from disgen.errors import plural
 from disgen.export.check import TOLERANCE
 from disgen.export.formats import CARD, FORMAT_NAMES, WEIGHTS_FILE, file_names
-from disgen.export.networks import Network, Port, inference_roles, sampler_role
+from disgen.export.networks import Network, Port, export_spec, inference_roles
 from disgen.version import __version__
 
-PIPELINES = {
-    "classify": "image-classification",
-    "transfer": "image-classification",
-    "gan": "unconditional-image-generation",
-    "reconstruct": "image-to-image",
-    "aae": "image-to-image",
-}
-TAGS = {
-    "classify": ["image-classification"],
-    "transfer": ["image-classification", "transfer-learning", "resnet"],
-    "gan": ["gan", "image-generation"],
-    "reconstruct": ["autoencoder"],
-    "aae": ["autoencoder", "adversarial-autoencoder"],
-}
 NOT_METRICS = ("dataset", "split", "checkpoint", "checkpoint_epoch", "epoch", "final", "eval_seconds")
 
 
@@ -83,10 +69,10 @@ def results(run: Run) -> list[dict]:
 
 
 def front_matter(run: Run, fmt: str, found: list[dict]) -> dict:
-    objective = run.spec.objective
+    export = export_spec(run)
     points = len(run.image_shape) == 1
-    pipeline = None if points else PIPELINES.get(objective)
-    tags = ["disgen", run.spec.name, *TAGS.get(objective, []), fmt, "pytorch"]
+    pipeline = None if points else export.pipeline
+    tags = ["disgen", run.spec.name, *export.tags, fmt, "pytorch"]
     head = {"library_name": "disgen", "tags": list(dict.fromkeys(tags)), "datasets": [dataset_id(run)]}
     if pipeline:
         head["pipeline_tag"] = pipeline
@@ -161,12 +147,6 @@ def shape(port: Port) -> str:
     return "(" + ", ".join(map(str, port.shape)) + ")"
 
 
-def to_unit_text(lo: float, hi: float, x: str = "x") -> str:
-    """How values in [lo, hi] become [0, 1], as a formula."""
-    shifted = x if lo == 0 else f"({x} + {-lo:g})" if lo < 0 else f"({x} - {lo:g})"
-    return shifted if hi - lo == 1 else f"{shifted} / {hi - lo:g}"
-
-
 def contract(run: Run, nets: list[Network]) -> str:
     lo, hi = run.spec.value_range
     ports = [(p, i) for net in nets for i, ports in enumerate((net.inputs, net.outputs)) for p in ports]
@@ -183,7 +163,7 @@ def contract(run: Run, nets: list[Network]) -> str:
         rows = [["input", p.name, shape(p), p.range, p.meaning] for p in net.inputs]
         rows += [["output", p.name, shape(p), p.range, p.meaning] for p in net.outputs]
         text.append(f"### {net.name}\n\n{net.computes}.\n\n" + table(["", "name", "shape", "range", "meaning"], rows))
-    if run.classes and run.spec.objective in ("classify", "transfer", "aae"):
+    if run.classes and export_spec(run).shows_classes:
         shown = ", ".join(f"{i}: {c}" for i, c in enumerate(run.classes[:20]))
         text.append(f"Classes by index: {shown}{', ...' if len(run.classes) > 20 else ''}.")
     return "\n\n".join(text)
@@ -211,36 +191,20 @@ def usage(run: Run, fmt: str, nets: list[Network]) -> str:
 
 def safetensors_usage(run: Run) -> str:
     """The networks rebuilt from the file, and the computations above written out on them."""
-    lo, hi = run.spec.value_range
-    unit = "" if (lo, hi) == (0, 1) else f", mapped to [0, 1] as {to_unit_text(lo, hi)}"
-    steps = {
-        "classify": ['probabilities = nets["model"](images).softmax(1)'],
-        "transfer": ['probabilities = nets["model"](images).softmax(1)'],
-        "reconstruct": ['z = nets["model"].encode(images)', f'images = nets["model"].decode(z)  # in [{lo:g}, {hi:g}]'],
-        "aae": [
-            'logits, z = nets["encoder"](images)  # logits: None unless semi-supervised',
-            "probabilities = logits.softmax(1)  # semi-supervised: as `disgen predict`",
-            'images = nets["decoder"](z, y)  # y: one-hot class or probabilities (None: unsupervised)',
-        ],
-    }
-    if run.spec.objective == "gan":
-        role = sampler_role(run.nets)
-        clamp = "" if len(run.image_shape) == 1 else f"  # images in [{lo:g}, {hi:g}]{unit}, clamped to [0, 1]"
-        steps["gan"] = [f'x = nets["{role}"](z){clamp}']
     lines = [
         "import torch",
         "from disgen.export.weights import load_networks",
         "",
         f'nets, meta = load_networks("{WEIGHTS_FILE}")  # the networks by role, rebuilt in eval mode',
         "with torch.no_grad():",
-        *("    " + line for line in steps.get(run.spec.objective, [])),
+        *("    " + line for line in export_spec(run).usage(run)),
     ]
     return "```python\n" + "\n".join(lines) + "\n```"
 
 
 def files_text(run: Run, fmt: str, nets: list[Network]) -> str:
     if fmt == "safetensors":
-        roles = inference_roles(run.spec.objective, run.nets)
+        roles = inference_roles(run)
         held = (
             f"the state dicts of {', '.join(roles)} (keys ROLE.PARAMETER); its metadata holds the model, its "
             "options (model_args), the image shape and the classes that rebuild them"
@@ -269,11 +233,9 @@ def metrics_text(run: Run, found: list[dict]) -> str:
             f"The run directory holds no test evaluation of these weights: `disgen eval {run.dir} --checkpoint "
             f"{run.checkpoint}` measures it once."
         )
-    if run.spec.objective == "gan" and len(run.image_shape) == 3:
-        text.append(
-            "frechet_distance, kid, precision and recall are measured in the feature space of disgen's reference "
-            "classifier for the dataset, not Inception's: they do not compare with published FID figures."
-        )
+    note = export_spec(run).note(run)
+    if note:
+        text.append(note)
     return "\n\n".join(text)
 
 

@@ -45,7 +45,7 @@ def metadata(run: Run, roles: list[str]) -> dict[str, str]:
 
 def write(run: Run, path: Path) -> list[str]:
     """The run's inference networks into ``path``; returns their roles."""
-    roles = inference_roles(run.spec.objective, run.nets)
+    roles = inference_roles(run)
     tensors = {
         f"{role}.{key}": value.detach().cpu().contiguous()
         for role in roles

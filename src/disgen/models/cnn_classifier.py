@@ -67,7 +67,6 @@ class CNNClassifier(nn.Module):
             raise DisgenError(
                 f"cnn-classifier --label-smoothing {cfg.label_smoothing}: give a share in [0, 1), e.g. 0.1"
             )
-        self.label_smoothing = cfg.label_smoothing  # read by the classify objective's step
         (w1, w2, w3), (n1, n2, n3) = cfg.widths, cfg.convs
         first = cfg.pool_first
         self.body = nn.Sequential(

@@ -16,9 +16,8 @@ import torch
 from torch import nn
 
 from disgen.config import opt
-from disgen.data.augment import shift
 from disgen.errors import DisgenError
-from disgen.models import add_ema, register_model
+from disgen.models import add_ema, gan_loss_option, register_model
 
 
 @dataclass
@@ -40,6 +39,8 @@ class DCGAN28Config:
     spectral_norm: bool = opt(False, "D's layers spectrally normalised instead of batch norm (Miyato et al. 2018)")
     real_label: float = opt(1.0, "D's target for real images; 0.9: one-sided label smoothing (Salimans et al. 2016)")
     pack: int = opt(1, "D judges packs of this many images stacked as channels (PacGAN, Lin et al. 2018); 1: none")
+    gan_loss: str = gan_loss_option()
+    gp_weight: float = opt(10.0, "lambda of wasserstein-gp's gradient penalty (Gulrajani et al. 2017: 10)")
 
     def data_shape(self) -> tuple[int, int, int]:
         """1x28x28 images: the nets' 7 -> 14 -> 28 upsampling fixes the side; image folders are resized to it."""
@@ -166,8 +167,7 @@ class Discriminator(nn.Module):
     def __init__(self, cfg: DCGAN28Config, channels: int):
         super().__init__()
         w, extra = cfg.d_width, int(cfg.minibatch_std)
-        self.diffaugment, self.r1, self.pack = cfg.diffaugment, cfg.r1, cfg.pack
-        self.real_label = cfg.real_label
+        self.pack = cfg.pack  # D's own input layout (its first layer takes pack * C channels)
         if cfg.pack < 1:
             raise DisgenError(f"dcgan28 --pack {cfg.pack}: give 1 (no packing) or more images per pack")
         self.mixes_batch = cfg.pack > 1  # a pack's logit depends on several images
@@ -188,8 +188,6 @@ class Discriminator(nn.Module):
                     self.net[i] = nn.utils.parametrizations.spectral_norm(m)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.diffaugment and self.training:
-            x = cutout(translate(x))
         if self.pack > 1:  # (B, C, H, W) -> (B // pack, pack * C, H, W); a remainder is left out
             b, c, h, w = x.shape
             x = x[: b - b % self.pack].reshape(b // self.pack, self.pack * c, h, w)
@@ -219,29 +217,6 @@ class MinibatchStd(nn.Module):
         spread = (hs.var(0, unbiased=False) + 1e-8).sqrt().flatten(1).mean(1)  # (b // g,)
         spread = spread.repeat(g).to(h.dtype).view(b, 1, 1, 1).expand(b, 1, *h.shape[2:])
         return torch.cat([h, spread], 1)
-
-
-def translate(x: torch.Tensor, fraction: float = 0.125, background: float = -1.0) -> torch.Tensor:
-    """Each image shifted by up to ``fraction`` of its size, filled with ``background``.
-    Differentiable in x: DiffAugment (Zhao et al. 2020) applies it to real and fake alike, so D
-    cannot memorise a small training set and G's gradient still flows through it."""
-    b, _, h, w = x.shape
-    sy, sx = int(h * fraction + 0.5), int(w * fraction + 0.5)
-    ty = torch.randint(-sy, sy + 1, (b,), device=x.device)
-    tx = torch.randint(-sx, sx + 1, (b,), device=x.device)
-    return shift(x, ty, tx, background)
-
-
-def cutout(x: torch.Tensor, fraction: float = 0.5) -> torch.Tensor:
-    """Each image with a random square of ``fraction`` of its size set to 0 (DiffAugment)."""
-    b, _, h, w = x.shape
-    ch, cw = int(h * fraction + 0.5), int(w * fraction + 0.5)
-    top = torch.randint(0, h + (1 - ch % 2), (b, 1, 1), device=x.device) - ch // 2  # centre anywhere
-    left = torch.randint(0, w + (1 - cw % 2), (b, 1, 1), device=x.device) - cw // 2
-    ys = torch.arange(h, device=x.device).view(1, h, 1)
-    xs = torch.arange(w, device=x.device).view(1, 1, w)
-    inside = (ys >= top) & (ys < top + ch) & (xs >= left) & (xs < left + cw)  # (B, H, W)
-    return x * (~inside).unsqueeze(1).to(x.dtype)
 
 
 def glorot_init(m: nn.Module) -> None:
@@ -307,5 +282,10 @@ def build(cfg: DCGAN28Config, image_shape, num_classes) -> dict[str, nn.Module]:
         )
     if cfg.arch not in ARCHS:
         raise DisgenError(f"dcgan28 --arch {cfg.arch!r}: choose one of {', '.join(ARCHS)}")
+    if cfg.real_label != 1.0 and cfg.gan_loss != "bce":
+        raise DisgenError(
+            f"dcgan28 --real-label {cfg.real_label:g} is a target of the bce loss; --gan-loss {cfg.gan_loss} has "
+            "none: leave --real-label out"
+        )
     g, d = ARCHS[cfg.arch]
     return add_ema({"generator": g(cfg, image_shape[0]), "discriminator": d(cfg, image_shape[0])}, cfg.ema)

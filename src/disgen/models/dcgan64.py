@@ -14,7 +14,7 @@ from torch import nn
 
 from disgen.config import opt
 from disgen.errors import DisgenError
-from disgen.models import add_ema, register_model
+from disgen.models import add_ema, gan_loss_option, register_model
 from disgen.models.dcgan28 import dcgan_init
 
 
@@ -29,6 +29,8 @@ class DCGAN64Config:
     d_input_norm: bool = opt(True, "batch norm in D's first block (d2l: yes; Radford et al.: no)")
     d_lr: float | None = opt(None, "D's learning rate; unset: --lr")
     ema: float = opt(0.0, "decay of G's weight average used for sampling; 0: none (the seed)")
+    gan_loss: str = gan_loss_option()
+    gp_weight: float = opt(10.0, "lambda of wasserstein-gp's gradient penalty (Gulrajani et al. 2017: 10)")
 
     def data_shape(self) -> tuple[int, int, int]:
         """3x64x64 RGB images (d2l's); image folders are resized and centre-cropped to it."""

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from disgen.config import opt
-from disgen.models import ACTIVATIONS, activation, add_ema, register_model
+from disgen.models import ACTIVATIONS, activation, add_ema, gan_loss_option, register_model
 
 
 @dataclass
@@ -28,6 +28,8 @@ class Gan2dConfig:
     init_std: float = opt(0.02, "N(0, std) weights, zero biases (seed 003's _initialize_weights)")
     d_lr: float | None = opt(0.05, "D's Adam learning rate; G's is --lr (seed 003: 0.005)")
     ema: float = opt(0.0, "decay of G's weight average used for sampling; 0: none (the seed)")
+    gan_loss: str = gan_loss_option()
+    gp_weight: float = opt(10.0, "lambda of wasserstein-gp's gradient penalty (Gulrajani et al. 2017: 10)")
 
     def data_shape(self) -> tuple[int]:
         """2-D points, one (x, y) per sample."""

@@ -2,24 +2,36 @@
 
 The Trainer is the same for every model; the model's ``objective`` picks an :class:`Objective`
 here. A step function ``step(nets, opts, batch) -> dict[str, Tensor]`` does its own updates,
-each through :func:`minimize`, so multi-network games (GAN, AAE) need no trainer of their own.
-One module per objective (classify, reconstruct, gan, aae, transfer) and ``optim`` (the optimizers
-and learning-rate schedules the steps use).
+each through :func:`minimize`, so multi-network games (GAN, AAE) need no trainer of their own. A
+step that declares a ``cfg`` parameter gets the run's model config there (:func:`bound_step`):
+its loss options are read from it, never from attributes of the networks.
+One module per objective, found by :func:`get_objective` without a list (a new family adds its
+module and nothing here), ``optim`` (the optimizers and learning-rate schedules the steps use) and
+``exports`` (what an objective tells ``disgen export``).
+
+An objective declares, with defaults, everything the tools need to know of its kind of model:
+which network defines the latent code (``latent_net``), what a run offers (``offers``), what
+``export`` writes and checks (``export``), the report's pictures (``pictures``, ``report_pictures``)
+and how generated points are drawn (``draw_points``). The tools ask it; none branches on its name.
 
 May import: evaluation, viz, runs, models, data, config, files, errors. Never training or above.
 """
 
 from __future__ import annotations
 
+import functools
 import importlib
+import inspect
+import pkgutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import torch
 
 from disgen.errors import DisgenError
 from disgen.models import Nets
+from disgen.objectives.exports import ExportSpec
 
 
 class Opts(dict):
@@ -52,6 +64,17 @@ def minimize(opts: dict[str, torch.optim.Optimizer], name: str, loss: torch.Tens
 StepFn = Callable[[Nets, Opts, tuple[torch.Tensor, torch.Tensor]], dict[str, torch.Tensor]]
 
 
+@functools.lru_cache(maxsize=64)
+def takes_config(step: Callable) -> bool:
+    """Whether ``step`` declares a ``cfg`` parameter (the model config its losses read)."""
+    return "cfg" in inspect.signature(step).parameters
+
+
+def bound_step(step: Callable, model_cfg) -> StepFn:
+    """``step`` as ``(nets, opts, batch) -> outputs``, given the run's ``model_cfg`` where it takes one."""
+    return functools.partial(step, cfg=model_cfg) if takes_config(step) else step
+
+
 @dataclass
 class Context:
     """What an objective's picture hooks may look at: held-out images ``eval_x``/``eval_y`` of the
@@ -66,6 +89,7 @@ class Context:
     value_range: tuple[float, float]
     out_dir: Path
     eval_split: str = "validation"
+    model_cfg: Any = None  # the run's model config (its loss options say what D's output means)
 
 
 @dataclass
@@ -104,6 +128,30 @@ class Objective:
     # min_select(val_x) -> the fewest validation samples on which ``best`` may choose best.pt (a
     # Fréchet distance of 27 images' features is noise); below it the run keeps last.pt alone.
     min_select: Callable[[torch.Tensor], int] | None = None
+    # latent_net(nets) -> the network whose ``latent_dim`` and ``noise_std`` define the z that
+    # ``sample`` takes (`disgen sample`, --interpolate, the explorer); None where nothing samples.
+    latent_net: Callable[[Nets], torch.nn.Module] | None = None
+    # offers(model_cfg) -> which of "predict", "reconstruct" and "labels" (a chosen class to draw)
+    # a run with this model config answers; None: predict and reconstruct where the hooks exist.
+    offers: Callable[[Any], dict[str, bool]] | None = None
+    # What `disgen export` writes and checks, and the model card's pipeline and tags.
+    export: ExportSpec | None = None
+    # The report's pictures: (file name, title) in the order shown ("{split}" is the held-out
+    # split's name); report_pictures(run, data, ctx, log) draws more from a checkpoint into
+    # ctx.out_dir (a classifier's confusion matrix, an image GAN's class coverage).
+    pictures: tuple[tuple[str, str], ...] = ()
+    report_pictures: Callable[..., None] | None = None
+    # draw_points(nets, real, fake, path, model_cfg): a picture of generated 2-D points
+    # (`disgen sample --out FILE.png`).
+    draw_points: Callable[..., None] | None = None
+
+    def features(self, model_cfg) -> dict[str, bool]:
+        """What a run with ``model_cfg`` offers: predict, reconstruct, sample and labels."""
+        out = {"predict": self.predict is not None, "reconstruct": self.reconstruct is not None, "labels": False}
+        if self.offers is not None:
+            out.update(self.offers(model_cfg))
+        out["sample"] = self.sample is not None
+        return out
 
     def pick(self, metrics: dict) -> tuple[str, str]:
         """(metric, "min" | "max") that picks best.pt, for an evaluation that reported ``metrics``
@@ -113,7 +161,6 @@ class Objective:
 
 
 _REGISTRY: dict[str, Objective] = {}
-_MODULES = ("classify", "reconstruct", "gan", "aae", "transfer")
 
 
 def register_objective(objective: Objective) -> Objective:
@@ -122,8 +169,8 @@ def register_objective(objective: Objective) -> Objective:
 
 
 def get_objective(name: str) -> Objective:
-    for module in _MODULES:
-        importlib.import_module(f"disgen.objectives.{module}")
+    for module in pkgutil.iter_modules(__path__):  # every module of this package: no list to keep
+        importlib.import_module(f"{__name__}.{module.name}")
     if name not in _REGISTRY:
         raise DisgenError(f"unknown objective {name!r}")
     return _REGISTRY[name]

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from disgen.data.augment import TRANSFORMS
 from disgen.data.loader import batches
@@ -22,6 +23,19 @@ from disgen.errors import DisgenError
 from disgen.models import Nets, inference, per_sample
 from disgen.models.aae import sample_categorical, sample_prior, shape_noise
 from disgen.objectives import Context, Objective, minimize, register_objective
+from disgen.objectives.exports import (
+    CHECK_IMAGES,
+    CHECK_SEED,
+    Case,
+    ExportSpec,
+    Network,
+    Port,
+    ToUnit,
+    digits,
+    image_port,
+    input_images,
+    one_hot,
+)
 from disgen.viz import save_grid, save_pairs
 from disgen.viz.aae import save_histograms, save_latent_scatter
 
@@ -330,6 +344,122 @@ def warnings(history: list[dict]) -> list[str]:
     return out
 
 
+# -- what the tools need of an aae run --------------------------------------------------------------
+def offers(model_cfg) -> dict[str, bool]:
+    """Semi-supervised runs classify; supervised ones decode with a given label (so reconstruct
+    only with one) and draw a chosen class, as semi-supervised ones do."""
+    return {
+        "predict": model_cfg.mode == "semi-supervised",
+        "reconstruct": model_cfg.mode != "supervised",
+        "labels": model_cfg.mode in ("supervised", "semi-supervised"),
+    }
+
+
+class AAEEncoder(nn.Module):
+    """x -> z, or (z, softmax(y logits)) in semi-supervised mode (what the decoder and predict use)."""
+
+    def __init__(self, encoder: nn.Module):
+        super().__init__()
+        self.encoder = encoder
+
+    def forward(self, images: torch.Tensor):
+        logits, z = self.encoder(images)
+        return z.float() if logits is None else (z.float(), logits.float().softmax(1))
+
+
+class AAEDecoder(nn.Module):
+    """(z, y) -> images in [0, 1]; y the one-hot class (supervised) or class probabilities."""
+
+    def __init__(self, decoder: nn.Module, value_range: tuple[float, float]):
+        super().__init__()
+        self.decoder, self.to_unit = decoder, ToUnit(value_range)
+
+    def forward(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        return self.to_unit(self.decoder(z, y))
+
+
+def export_networks(run, nets: Nets) -> list[Network]:
+    enc, dec = nets["encoder"], nets["decoder"]
+    cfg, k = enc.cfg, dec.y_dim
+    prior = f"N(0, {cfg.prior_std:g}^2) per entry" if cfg.prior == "gaussian" else "the 2-D mixture prior"
+    z = Port("z", ("N", cfg.z_dim), "any real", f"the code (style); the prior is {prior}")
+    outputs = [z]
+    if cfg.mode == "semi-supervised":
+        outputs.append(Port("class_probabilities", ("N", k), "[0, 1], rows sum to 1", "as `disgen predict`"))
+    inputs = [z]
+    if k:
+        y = "one-hot class" if cfg.mode == "supervised" else "class probabilities (the encoder's), or a one-hot class"
+        inputs.append(Port("y", ("N", k), "[0, 1]", y))
+    recon = image_port(run, "images", True, "decoded images, float32")
+    return [
+        Network(
+            "encoder", AAEEncoder(enc), [input_images(run)], outputs, "images -> " + ", ".join(p.name for p in outputs)
+        ),
+        Network(
+            "decoder",
+            AAEDecoder(dec, run.spec.value_range),
+            inputs,
+            [recon],
+            " + ".join(p.name for p in inputs) + " -> images: `disgen reconstruct` after the encoder, "
+            "`disgen sample` on prior draws",
+        ),
+    ]
+
+
+def export_cases(run) -> list[Case]:
+    from disgen.objectives.gan import latent
+
+    enc, dec = run.nets["encoder"], run.nets["decoder"]
+    cfg, k = enc.cfg, dec.y_dim
+    x, y = digits(run)
+    xf = run.as_batch(x)
+    encoded = lambda r, s: r("encoder", {"images": xf[s]})
+    expected = {"z": encode(run.nets, xf)[1]}
+    if cfg.mode == "semi-supervised":
+        expected["class_probabilities"] = run.predict(x)
+    n = f"{len(x)} mnist-mini test digits"
+    also = ", and its class_probabilities as predict" if cfg.mode == "semi-supervised" else ""
+    out = [Case(f"encoder's z of {n}{also}", encoded, expected)]
+    if cfg.mode == "supervised":  # the decoder takes each image's true label
+        lo, hi = run.spec.value_range
+        recon = (reconstruct_with(run.nets, xf, y) - lo) / (hi - lo)
+        decode = lambda r, s: r("decoder", {"z": encoded(r, s)["z"], "y": one_hot(y[s], k)})
+        out.append(Case(f"reconstruct {n} with their labels (encoder, then decoder)", decode, {"images": recon}))
+    else:
+        rename = {"z": "z", "class_probabilities": "y"}
+        decode = lambda r, s: r("decoder", {rename[a]: t for a, t in encoded(r, s).items()})
+        out.append(Case(f"reconstruct {n} (encoder, then decoder)", decode, {"images": run.reconstruct(x)}))
+    # disgen sample: N(0, 1) noise shaped into the prior; classes cycle 0, 1, ..., 9 (mod k)
+    eps = latent(dec, CHECK_IMAGES, torch.Generator().manual_seed(CHECK_SEED), "cpu")
+    cycle = torch.arange(len(eps)) % 10
+    inputs = {"z": shape_noise(cfg, eps[:, : cfg.z_dim], cycle)}
+    if k:
+        inputs["y"] = one_hot(cycle % k, k)
+    what = f"sample --n {len(eps)} --seed {CHECK_SEED} (the decoder on prior draws)"
+    out.append(
+        Case(
+            what,
+            lambda r, s: r("decoder", {a: t[s] for a, t in inputs.items()}),
+            {"images": run.sample(len(eps), CHECK_SEED, z=eps)},
+        )
+    )
+    return out
+
+
+EXPORT = ExportSpec(
+    export_networks,
+    export_cases,
+    roles=lambda nets: ["encoder", "decoder"],
+    usage=lambda run: [
+        'logits, z = nets["encoder"](images)  # logits: None unless semi-supervised',
+        "probabilities = logits.softmax(1)  # semi-supervised: as `disgen predict`",
+        'images = nets["decoder"](z, y)  # y: one-hot class or probabilities (None: unsupervised)',
+    ],
+    pipeline="image-to-image",
+    tags=["autoencoder", "adversarial-autoencoder"],
+    shows_classes=True,
+)
+
 register_objective(
     Objective(
         "aae",
@@ -343,5 +473,16 @@ register_objective(
         sample=sample,
         warnings=warnings,
         needs_labelled=True,
+        latent_net=lambda nets: nets["decoder"],  # an aae's decoder is its generator
+        offers=offers,
+        export=EXPORT,
+        pictures=(
+            ("latent_after.png", "encoded z of {split} images coloured by class, beside the prior"),
+            ("z_hist_after.png", "encoded z against the prior, per dimension"),
+            ("reconstructions_after.png", "rows of originals, each followed by their reconstructions"),
+            ("samples.png", "decoded prior samples"),
+            ("style_grid_test.png", "styles of {split} images (rows) decoded as each class (columns)"),
+            ("style_grid_prior.png", "prior styles (rows) decoded as each class (columns)"),
+        ),
     )
 )

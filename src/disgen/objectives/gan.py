@@ -1,9 +1,14 @@
 """``gan``: the adversarial game of Goodfellow et al. 2014 (gan2d, dcgan28, dcgan64).
 
-Each step updates D then G with their own optimizers, as seeds 002 and 003 do. Discriminators
-return logits and the losses are binary cross-entropy on logits: the same function as the seeds'
-sigmoid + BCE, without its saturation at log(0). G uses the non-saturating loss -log D(G(z)) (both
-seeds: "change the label of the fake data from 0 to 1 to avoid vanishing gradient").
+Each step updates D then G with their own optimizers, as seeds 002 and 003 do. The losses come
+from a table chosen by the model config's ``gan_loss`` (disgen.objectives.gan_losses), as
+StudioGAN picks ``adv_loss``: ``bce`` (the default and the seeds') is binary cross-entropy on D's
+logits, the seeds' sigmoid + BCE without its saturation at log(0), with G's non-saturating loss
+-log D(G(z)) (both seeds: "change the label of the fake data from 0 to 1 to avoid vanishing
+gradient"); ``hinge`` is the hinge loss of Lim and Ye 2017 and Miyato et al. 2018;
+``wasserstein-gp`` the critic of Arjovsky et al. 2017 with the gradient penalty of Gulrajani et
+al. 2017. Penalties on D (R1, GP; a second table there) are added by option with their weights. Every
+option is read from the model config the step receives, never from the networks.
 
 A generator module exposes ``latent_dim`` and ``noise_std`` (seed 002 draws z ~ N(0, 0.3²)).
 A model may add ``generator_ema``, an exponential moving average of G's weights (Yazıcı et al.
@@ -13,13 +18,27 @@ evaluation then use the average.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
-import torch.nn.functional as F
+from torch import nn
 
 from disgen.data.loader import batches
 from disgen.evaluation import metrics
 from disgen.models import Nets, inference, per_sample
 from disgen.objectives import Context, Objective, minimize, register_objective
+from disgen.objectives.exports import (
+    CHECK_IMAGES,
+    CHECK_SEED,
+    Case,
+    ExportSpec,
+    Network,
+    Port,
+    ToUnit,
+    image_port,
+    to_unit_text,
+)
+from disgen.objectives.gan_losses import LOSSES, PENALTIES, diff_augment, settings
 
 EVAL_POINTS = 100_000  # gan2d: generated points for mean, covariance and w2_squared
 EVAL_IMAGES = 10_000  # image GANs: samples for `disgen eval` (the class histogram of the issue)
@@ -47,54 +66,47 @@ def fixed_latent(g: torch.nn.Module, n: int, seed: int = FIXED_NOISE_SEED) -> to
     return (torch.randn(n, g.latent_dim, generator=gen) * g.noise_std).to(next(g.parameters()).device)
 
 
-def bce(logits: torch.Tensor, target: float) -> torch.Tensor:
-    return F.binary_cross_entropy_with_logits(logits, torch.full_like(logits, target))
-
-
-def step(nets: Nets, opts, batch) -> dict[str, torch.Tensor]:
+def step(nets: Nets, opts, batch, cfg=None) -> dict[str, torch.Tensor]:
+    """One update of D, then of G, with the losses and penalties ``cfg`` (the model config) names."""
     x, _ = batch
+    s = settings(cfg)
+    loss = LOSSES[s.loss]
+    augment = diff_augment if s.diffaugment else (lambda t: t)
     g, d = nets["generator"], nets["discriminator"]
     # One z for both updates, as seed 003 (G is unchanged between them, so G(z) is reused).
     fake = g(latent(g, len(x), device=x.device))
-    gamma = getattr(d, "r1", 0.0)
-    if gamma:  # the penalty needs D's gradient with respect to the real images
+    if any(name == "r1" for name, _ in s.penalties):  # R1 needs D's gradient with respect to the real images
         x = x.detach().requires_grad_(True)
     if per_sample(d):  # one forward of 2B images instead of two of B: the same logits, faster
-        real_logit, fake_logit = d(torch.cat([x, fake.detach()])).split([len(x), len(fake)])
+        real_out, fake_out = d(augment(torch.cat([x, fake.detach()]))).split([len(x), len(fake)])
     else:  # batch norm or a batch statistic: real and fake batches normalised apart, as the seeds
-        real_logit, fake_logit = d(x), d(fake.detach())
-    d_loss = (
-        bce(real_logit, getattr(d, "real_label", 1.0)) + bce(fake_logit, 0.0)
-    ) / 2  # mean over real and fake, as both seeds
+        real_out, fake_out = d(augment(x)), d(augment(fake.detach()))
+    d_loss = loss.d(real_out, fake_out, s.real_label)
     out = {}
-    if gamma:  # R1 (Mescheder et al. 2018): gamma/2 E||grad_x D(x)||^2 on real images
-        (grad,) = torch.autograd.grad(real_logit.float().sum(), x, create_graph=True)
-        out["r1"] = grad.float().pow(2).flatten(1).sum(1).mean()
-        d_loss = d_loss + gamma / 2 * out["r1"]
+    for name, weight in s.penalties:
+        out[name] = PENALTIES[name](d, x, fake, real_out, augment)
+        d_loss = d_loss + weight * out[name]
     minimize(opts, "discriminator", d_loss)
 
     d.requires_grad_(False)  # G's step needs gradients through D, not of D's weights
-    g_loss = bce(d(fake), 1.0)
+    g_loss = loss.g(d(augment(fake)))
     minimize(opts, "generator", g_loss)
     d.requires_grad_(True)
     if "generator_ema" in nets:
-        update_ema(nets["generator_ema"], g)
-    d_acc = ((real_logit.detach() > 0).float().mean() + (fake_logit.detach() < 0).float().mean()) / 2
-    return {
-        "d_loss": d_loss.detach(),
-        "g_loss": g_loss.detach(),
-        "d_acc": d_acc,
-        **{k: v.detach() for k, v in out.items()},
-    }
+        update_ema(nets["generator_ema"], g, s.ema)
+    result = {"d_loss": d_loss.detach(), "g_loss": g_loss.detach()}
+    if loss.classifies:
+        result["d_acc"] = ((real_out.detach() > 0).float().mean() + (fake_out.detach() < 0).float().mean()) / 2
+    return {**result, **{k: v.detach() for k, v in out.items()}}
 
 
 @torch.no_grad()
-def update_ema(ema: torch.nn.Module, g: torch.nn.Module) -> None:
+def update_ema(ema: torch.nn.Module, g: torch.nn.Module, decay: float) -> None:
     """ema <- decay * ema + (1 - decay) * g for weights; buffers (batch-norm statistics) copied.
     The decay warms up as min(decay, (1 + n) / (10 + n)) after n updates (TensorFlow's
     ExponentialMovingAverage), so the average does not drag G's random initial weights along."""
     n = ema.ema_updates.item()
-    decay = min(ema.decay, (1 + n) / (10 + n))
+    decay = min(decay, (1 + n) / (10 + n))
     for pe, p in zip(ema.parameters(), g.parameters()):
         pe.lerp_(p, 1.0 - decay)
     ours = dict(ema.named_buffers())
@@ -103,8 +115,14 @@ def update_ema(ema: torch.nn.Module, g: torch.nn.Module) -> None:
     ema.ema_updates += 1
 
 
+def sampler_role(nets: Nets) -> str:
+    """The generator ``disgen sample`` draws from: the weight average where the run keeps one."""
+    return "generator_ema" if "generator_ema" in nets else "generator"
+
+
 def sampler(nets: Nets) -> torch.nn.Module:
-    return nets.get("generator_ema", nets["generator"])
+    """The generator samples come from: the weight average where the run keeps one."""
+    return nets[sampler_role(nets)]
 
 
 def generate(nets: Nets, z: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
@@ -242,7 +260,8 @@ def snapshot(ctx: Context, tag: str) -> None:
         from disgen.viz.gan import save_decision_surface
 
         fake = generate(ctx.nets, fixed_latent(g, 1000))
-        save_decision_surface(ctx.nets["discriminator"], ctx.train_x, fake, ctx.out_dir / f"decision_{tag}.png")
+        path = ctx.out_dir / f"decision_{tag}.png"
+        save_decision_surface(ctx.nets["discriminator"], ctx.train_x, fake, path, probability=bce_logits(ctx.model_cfg))
         return
     from disgen.viz import save_grid
 
@@ -272,6 +291,124 @@ def sample(nets: Nets, z: torch.Tensor) -> torch.Tensor:
     return generate(nets, z)
 
 
+# -- what the tools need of a GAN run ---------------------------------------------------------------
+def draw_points(nets: Nets, real: torch.Tensor, fake: torch.Tensor, path, model_cfg=None) -> None:
+    """Generated 2-D points beside real ones, over D's decision surface."""
+    from disgen.viz.gan import save_decision_surface
+
+    save_decision_surface(nets["discriminator"], real, fake, path, probability=bce_logits(model_cfg))
+
+
+def bce_logits(model_cfg) -> bool:
+    """Whether D's output is a logit, sigmoid(D(x)) = P(real) (the bce loss), rather than a score."""
+    return settings(model_cfg).loss == "bce"
+
+
+def report_pictures(run, data, ctx: Context, log) -> None:
+    """An image GAN's class coverage: the reference classifier's classes of generated images
+    against the real held-out split's (drawn by disgen.report)."""
+    if ctx.train_x.dim() != 4:  # gan2d's points: the decision surface says it
+        return
+    save_class_coverage(run, data, ctx.out_dir / "class_coverage.png")
+
+
+def save_class_coverage(run, data, path: Path) -> Path | None:
+    """Bars of the reference classifier's predicted classes of generated samples against the real
+    validation split's classes (test split without one): the histogram behind val_classes_covered
+    and val_class_kl."""
+    from disgen.evaluation.reference import get_reference
+    from disgen.viz import pyplot, save_figure
+
+    ref = get_reference(data, torch.device("cpu"))  # the caller trained it where it was missing
+    if not ref.num_classes:
+        return None
+    g = run.nets["generator"]
+    fake = generate(run.nets, latent(g, PER_EPOCH_IMAGES, torch.Generator().manual_seed(0), "cpu"))
+    pred = ref.predict_features(ref.features_of(fake, run.spec.value_range)).argmax(1)
+    k = ref.num_classes
+    gen_share = torch.bincount(pred, minlength=k).double() / len(pred)
+    real = data.val if data.val is not None else data.test
+    real_share = torch.bincount(real.labels, minlength=k).double() / max(1, len(real))
+    cov = metrics.class_coverage(pred, real.labels, k)
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(max(4.5, 0.4 * k + 2), 3.0))  # ~540 px for 10 classes: beside the slider
+    pos = torch.arange(k).numpy()
+    ax.bar(
+        pos - 0.2,
+        real_share.numpy(),
+        0.4,
+        label=f"real {'validation' if data.val is not None else 'test'} images",
+        color="0.6",
+    )
+    ax.bar(pos + 0.2, gen_share.numpy(), 0.4, label=f"{len(pred)} generated", color="tab:orange")
+    ax.set_xticks(pos, [str(c) for c in run.classes[:k]], rotation=90 if k > 12 else 0)
+    ax.set_ylabel("share")
+    ax.set_title(f"classes covered {cov['classes_covered']:.0f}/{k}, KL(generated || real) {cov['class_kl']:.3f}")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return save_figure(fig, path)
+
+
+class Sampler(nn.Module):
+    """G(z) mapped as Run.sample maps it: images to [0, 1] and clamped; points (gan2d) as they are."""
+
+    def __init__(self, generator: nn.Module, value_range: tuple[float, float], points: bool):
+        super().__init__()
+        self.generator = generator
+        self.to_unit = nn.Identity() if points else ToUnit(value_range, clamp=True)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.to_unit(self.generator(z).float())
+
+
+def export_networks(run, nets: Nets) -> list[Network]:
+    role = sampler_role(nets)
+    g = nets[role]
+    points = len(run.image_shape) == 1
+    z = Port("z", ("N", g.latent_dim), "any real", f"latent code, drawn z ~ N(0, {g.noise_std:g}^2) per entry")
+    if points:
+        out = Port("points", ("N", *run.image_shape), "the data's own units", "generated points")
+    else:
+        out = image_port(run, "images", True, "generated images, float32")
+    which = "the weight average (generator_ema)" if role == "generator_ema" else "the generator"
+    computes = f"z -> {out.name}, as `disgen sample` ({which}, in eval mode)"
+    return [Network("generator", Sampler(g, run.spec.value_range, points), [z], [out], computes)]
+
+
+def export_cases(run) -> list[Case]:
+    z = latent(run.nets[sampler_role(run.nets)], CHECK_IMAGES, torch.Generator().manual_seed(CHECK_SEED), "cpu")
+    name = "points" if len(run.image_shape) == 1 else "images"
+    expected = {name: run.sample(len(z), CHECK_SEED, z=z)}
+    what = f"sample --n {len(z)} --seed {CHECK_SEED}"
+    return [Case(what, lambda r, s: r("generator", {"z": z[s]}), expected)]
+
+
+def export_usage(run) -> list[str]:
+    lo, hi = run.spec.value_range
+    unit = "" if (lo, hi) == (0, 1) else f", mapped to [0, 1] as {to_unit_text(lo, hi)}"
+    clamp = "" if len(run.image_shape) == 1 else f"  # images in [{lo:g}, {hi:g}]{unit}, clamped to [0, 1]"
+    return [f'x = nets["{sampler_role(run.nets)}"](z){clamp}']
+
+
+def export_note(run) -> str | None:
+    if len(run.image_shape) != 3:
+        return None
+    return (
+        "frechet_distance, kid, precision and recall are measured in the feature space of disgen's reference "
+        "classifier for the dataset, not Inception's: they do not compare with published FID figures."
+    )
+
+
+EXPORT = ExportSpec(
+    export_networks,
+    export_cases,
+    roles=lambda nets: [sampler_role(nets)],
+    usage=export_usage,
+    pipeline="unconditional-image-generation",
+    tags=["gan", "image-generation"],
+    note=export_note,
+)
+
 register_objective(
     Objective(
         "gan",
@@ -284,6 +421,15 @@ register_objective(
         sample=sample,
         warnings=warnings,
         min_select=lambda x: MIN_SELECT_IMAGES if x.dim() == 4 else 0,
+        latent_net=lambda nets: nets["generator"],
+        export=EXPORT,
+        pictures=(
+            ("class_coverage.png", "classes of generated images (reference classifier) against the real {split} split"),
+            ("samples_final.png", "samples after training (fixed z)"),
+            ("decision_after.png", "after training: real and generated points over D(x)"),
+        ),
+        report_pictures=report_pictures,
+        draw_points=draw_points,
     )
 )
 

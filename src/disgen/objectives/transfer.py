@@ -9,24 +9,23 @@ log loss; the run's pictures add a confusion matrix and the worst-classified val
 
 from __future__ import annotations
 
-from pathlib import Path
+import dataclasses
 
 import torch
 import torch.nn.functional as F
 
 from disgen.data.loader import batches
 from disgen.models import Nets, inference
-from disgen.objectives import Context, Objective, register_objective
-from disgen.objectives.classify import step
-from disgen.viz import pyplot, save_figure, save_grid
+from disgen.objectives import Context, Objective, classify, register_objective
+from disgen.objectives.classify import EXPORT, PICTURES, save_errors, step
+from disgen.viz import save_grid
 
+confusion, save_confusion = classify.confusion, classify.save_confusion  # their home before classify's
 EVAL_BATCH = 64  # 224-pixel ResNet activations: 1000-image batches would need many GB
-WORST = 32  # validation images shown in worst.png
 
 
 def logits_of(nets: Nets, x: torch.Tensor, batch_size: int = EVAL_BATCH) -> torch.Tensor:
-    with inference(nets):
-        return torch.cat([nets["model"](x[s]).float() for s in batches(len(x), batch_size)])
+    return classify.logits_of(nets, x, batch_size)
 
 
 def evaluate(nets: Nets, x: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
@@ -90,75 +89,12 @@ def precompute(nets: Nets, cfg, model_cfg, train_x: torch.Tensor) -> torch.Tenso
     return feats.clone()  # a normal tensor: inference-mode tensors cannot be saved for backward
 
 
-def confusion(pred: torch.Tensor, y: torch.Tensor, k: int) -> torch.Tensor:
-    """(k, k) counts: row = true class, column = predicted class."""
-    return torch.bincount(y * k + pred, minlength=k * k).view(k, k)
-
-
-def save_confusion(matrix: torch.Tensor, classes: list[str], path: Path, split: str = "validation") -> Path:
-    """Counts drawn on their true-class rate (Blues): light text on dark cells, dark on light."""
-    plt = pyplot()
-
-    k = len(classes)
-    rates = matrix.float() / matrix.sum(1, keepdim=True).clamp(min=1)
-    size = min(24, 3 + 0.25 * k)
-    fig, ax = plt.subplots(figsize=(size, size))
-    ax.imshow(rates.numpy(), cmap="Blues", vmin=0, vmax=1)
-    if k <= 40:  # beyond that the names overlap; the picture still shows the diagonal
-        ax.set_xticks(range(k), classes, rotation=90, fontsize=7)
-        ax.set_yticks(range(k), classes, fontsize=7)
-    if k <= 12:
-        for i in range(k):
-            for j in range(k):
-                ax.text(
-                    j,
-                    i,
-                    str(int(matrix[i, j])),
-                    ha="center",
-                    va="center",
-                    fontsize=8,
-                    color="white" if rates[i, j] > 0.5 else "black",
-                )
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
-    ax.set_title(
-        f"confusion matrix on the {split} split "
-        f"(accuracy {matrix.diag().sum().item() / max(1, matrix.sum().item()):.3f})"
-    )
-    fig.tight_layout()
-    return save_figure(fig, path)
-
-
 def snapshot(ctx: Context, tag: str) -> None:
     if tag == "before":
         save_grid(ctx.train_x[:64], ctx.out_dir / "train_batch.png", 8, value_range=ctx.value_range)
     if tag != "after" or len(ctx.eval_x) == 0:
         return
-    logits = logits_of(ctx.nets, ctx.eval_x)
-    pred = logits.argmax(1)
-    save_confusion(
-        confusion(pred.cpu(), ctx.eval_y.cpu(), len(ctx.classes)),
-        ctx.classes,
-        ctx.out_dir / "confusion.png",
-        ctx.eval_split,
-    )
-    losses = F.cross_entropy(logits, ctx.eval_y, reduction="none")
-    worst = losses.argsort(descending=True)[:WORST]
-    p_true = logits.softmax(1)[worst, ctx.eval_y[worst]]
-    scale = -(-128 // ctx.eval_x.shape[-1])  # room for the captions under small images
-    n = max(3, (ctx.eval_x.shape[-1] * scale // 6 - 6) // 2)  # characters per class name (6-px font)
-    save_grid(
-        ctx.eval_x[worst],
-        ctx.out_dir / "worst.png",
-        8,
-        value_range=ctx.value_range,
-        scale=scale,
-        captions=[
-            f"{ctx.classes[int(ctx.eval_y[i])][:n]}>{ctx.classes[int(pred[i])][:n]} {p:.2f}"
-            for i, p in zip(worst.tolist(), p_true.tolist())
-        ],
-        caption_colors=[(255, 90, 90) if pred[i] != ctx.eval_y[i] else (230, 230, 230) for i in worst.tolist()],
-    )
+    save_errors(ctx, logits_of(ctx.nets, ctx.eval_x))
 
 
 register_objective(
@@ -172,5 +108,7 @@ register_objective(
         optimizers=optimizers,
         prepare=prepare,
         precompute=precompute,
+        export=dataclasses.replace(EXPORT, tags=["image-classification", "transfer-learning", "resnet"]),
+        pictures=PICTURES,
     )
 )

@@ -5,8 +5,9 @@ hold is computed from a checkpoint, on the CPU and in inference mode, on the val
 the run's own dataset (its test split for a run without one), with the same drawing functions
 training uses: the objective's ``snapshot`` at
 "after" (when the run's own final pictures are missing or older than its last checkpoint, or
-another checkpoint is asked for), the confusion matrix and worst-classified images of
-``disgen.objectives.transfer`` for classifiers, and a class-coverage histogram for image GANs.
+another checkpoint is asked for) and its ``report_pictures`` (a classifier's confusion matrix and
+worst-classified images, an image GAN's class-coverage histogram). The objective's ``pictures``
+name and order the section's figures; the rest of images/ goes under "other pictures".
 """
 
 from __future__ import annotations
@@ -18,10 +19,8 @@ import sys
 from pathlib import Path
 from typing import Callable
 
-import torch
-
 from disgen.errors import DisgenError
-from disgen.objectives import Context
+from disgen.objectives import Context, get_objective
 from disgen.report.svg import escape
 
 SMALL = 320  # px: pictures narrower than this are shown at twice their size
@@ -103,71 +102,29 @@ def load_context(run_dir: Path, checkpoint: str, out_dir: Path):
         vr,
         out_dir,
         name,
+        run.spec.model_config(run.config.model_args),
     )
     return run, data, ctx
 
 
-def save_class_coverage(run, data, path: Path, log: Log) -> Path | None:
-    """Bars of the reference classifier's predicted classes of generated samples against the real
-    validation split's classes (test split without one): the histogram behind val_classes_covered
-    and val_class_kl."""
-    from disgen.evaluation import metrics
-    from disgen.evaluation.reference import get_reference
-    from disgen.objectives.gan import PER_EPOCH_IMAGES, generate, latent
-    from disgen.training.trainer import train_reference
-    from disgen.viz import pyplot, save_figure
-
-    train_reference(data, log)
-    ref = get_reference(data, torch.device("cpu"))
-    if not ref.num_classes:
-        return None
-    g = run.nets["generator"]
-    fake = generate(run.nets, latent(g, PER_EPOCH_IMAGES, torch.Generator().manual_seed(0), "cpu"))
-    pred = ref.predict_features(ref.features_of(fake, run.spec.value_range)).argmax(1)
-    k = ref.num_classes
-    gen_share = torch.bincount(pred, minlength=k).double() / len(pred)
-    real = data.val if data.val is not None else data.test
-    real_share = torch.bincount(real.labels, minlength=k).double() / max(1, len(real))
-    cov = metrics.class_coverage(pred, real.labels, k)
-    plt = pyplot()
-    fig, ax = plt.subplots(figsize=(max(4.5, 0.4 * k + 2), 3.0))  # ~540 px for 10 classes: beside the slider
-    pos = torch.arange(k).numpy()
-    ax.bar(
-        pos - 0.2,
-        real_share.numpy(),
-        0.4,
-        label=f"real {'validation' if data.val is not None else 'test'} images",
-        color="0.6",
-    )
-    ax.bar(pos + 0.2, gen_share.numpy(), 0.4, label=f"{len(pred)} generated", color="tab:orange")
-    ax.set_xticks(pos, [str(c) for c in run.classes[:k]], rotation=90 if k > 12 else 0)
-    ax.set_ylabel("share")
-    ax.set_title(f"classes covered {cov['classes_covered']:.0f}/{k}, KL(generated || real) {cov['class_kl']:.3f}")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    return save_figure(fig, path)
-
-
 def computed_pictures(run_dir: Path, checkpoint: str, objective: str, tmp: Path, log: Log) -> dict[str, Path]:
     """Pictures drawn now from ``checkpoint`` into ``tmp`` (name -> PNG); see the module doc."""
+    obj = get_objective(objective)
     need_snapshot = checkpoint != "last" or not is_fresh(run_dir)
-    if not (need_snapshot or objective in ("classify", "gan")):
+    if not (need_snapshot or obj.report_pictures):
         return {}
     run, data, ctx = load_context(run_dir, checkpoint, tmp / "images")
-    image_gan = objective == "gan" and ctx.train_x.dim() == 4  # gan2d's points are (N, 2)
-    if not (need_snapshot or objective == "classify" or image_gan):
-        return {}
     out = tmp / "images"
     out.mkdir(parents=True, exist_ok=True)
     log(f"drawing pictures of {run_dir} from checkpoints/{checkpoint}.pt")
     if need_snapshot and run.objective.snapshot:
         run.objective.snapshot(ctx, "after")
-    if objective == "classify":
-        from disgen.objectives import transfer
+    if obj.report_pictures:
+        if obj.eval_context:  # its pictures measure with what its evaluation does (a GAN's reference classifier)
+            from disgen.training.trainer import train_reference
 
-        transfer.snapshot(ctx, "after")  # confusion.png and worst.png
-    if image_gan:
-        save_class_coverage(run, data, out / "class_coverage.png", log)
+            train_reference(data, log)
+        obj.report_pictures(run, data, ctx, log)
     found = {p.name: p for p in sorted(out.glob("*.png"))}
     final = tmp / "samples" / "final.png"  # an image GAN's snapshot writes its grid beside images/
     if final.exists():
@@ -176,37 +133,6 @@ def computed_pictures(run_dir: Path, checkpoint: str, objective: str, tmp: Path,
 
 
 # -- the pictures section of one run ---------------------------------------------------------------
-# name -> title, in the order a section shows them; the rest of images/ goes under "other pictures".
-TITLES = {
-    "classify": [
-        ("confusion.png", "confusion matrix on the {split} split"),
-        ("worst.png", "worst-classified {split} images: true>predicted p(true)"),
-        ("predictions_after.png", "predictions on {split} images after training (red: wrong)"),
-    ],
-    "transfer": [
-        ("confusion.png", "confusion matrix on the {split} split"),
-        ("worst.png", "worst-classified {split} images: true>predicted p(true)"),
-    ],
-    "reconstruct": [
-        ("reconstructions_before.png", "before training: rows of originals, each followed by their reconstructions"),
-        ("reconstructions_after.png", "after training: rows of originals, each followed by their reconstructions"),
-    ],
-    "aae": [
-        ("latent_after.png", "encoded z of {split} images coloured by class, beside the prior"),
-        ("z_hist_after.png", "encoded z against the prior, per dimension"),
-        ("reconstructions_after.png", "rows of originals, each followed by their reconstructions"),
-        ("samples.png", "decoded prior samples"),
-        ("style_grid_test.png", "styles of {split} images (rows) decoded as each class (columns)"),
-        ("style_grid_prior.png", "prior styles (rows) decoded as each class (columns)"),
-    ],
-    "gan": [
-        ("class_coverage.png", "classes of generated images (reference classifier) against the real {split} split"),
-        ("samples_final.png", "samples after training (fixed z)"),
-        ("decision_after.png", "after training: real and generated points over D(x)"),
-    ],
-}
-
-
 def held_out_split(run_dir: Path) -> str:
     """Which split the run's pictures show: "validation" where the run has one, else "test"."""
     from disgen.data import splits
@@ -248,7 +174,7 @@ def pictures_html(run_dir: Path, objective: str, checkpoint: str, tmp: Path, log
         parts.append(
             frames_widget(
                 before + decisions,
-                "real (blue) and generated (orange) points over the discriminator's D(x) = P(real), per epoch",
+                "real (blue) and generated (orange) points over the discriminator's D(x), per epoch",
                 play=True,
             )
         )
@@ -259,7 +185,7 @@ def pictures_html(run_dir: Path, objective: str, checkpoint: str, tmp: Path, log
         shown |= {"decision_after.png"} if decisions else set()
         shown |= {"samples_final.png"} if samples else set()
     held_out = held_out_split(run_dir)
-    for name, title in TITLES.get(objective, []):
+    for name, title in get_objective(objective).pictures:  # in the order a section shows them
         title = title.format(split=held_out)
         if name in pics and name not in shown:
             parts.append(figure(title, img(pics[name], title)))

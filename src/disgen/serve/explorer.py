@@ -43,37 +43,32 @@ class Upload(io.BytesIO):
 
 
 def features_of(run) -> dict:
-    """What the page offers for ``run``, from its objective and model config (an aae's mode)."""
-    obj = run.objective
-    mode = getattr(run.spec.model_config(run.config.model_args), "mode", None)
+    """What the page offers for ``run``: what its objective says a run with its model config offers."""
+    model_cfg = run.spec.model_config(run.config.model_args)
+    offers = run.objective.features(model_cfg)
     images = len(run.image_shape) == 3
     out = {
-        "predict": obj.predict is not None and mode in (None, "semi-supervised"),
-        "reconstruct": obj.reconstruct is not None and mode != "supervised",
+        "predict": offers["predict"],
+        "reconstruct": offers["reconstruct"],
         "sample": None,
         "labels": False,
         "latent_dim": None,
         "noise_std": None,
         "sliders": 0,
-        "mode": mode,
+        "mode": getattr(model_cfg, "mode", None),  # a variant the summary names (an aae's), where the model has one
     }
     out["draw"] = images and run.image_shape[0] == 1 and (out["predict"] or out["reconstruct"])
     out["upload"] = images and (out["predict"] or out["reconstruct"])
-    if obj.sample is not None:
-        g = generator(run)
+    if offers["sample"]:
+        g = run.latent_net()
         out.update(
             sample="images" if images else "points",
             latent_dim=g.latent_dim,
             noise_std=g.noise_std,
-            labels=mode in ("supervised", "semi-supervised"),
+            labels=offers["labels"],
             sliders=min(SLIDERS, g.latent_dim) if images else 0,
         )
     return out
-
-
-def generator(run) -> torch.nn.Module:
-    """The network whose ``latent_dim`` and ``noise_std`` define z (an aae's decoder)."""
-    return run.nets["generator"] if "generator" in run.nets else run.nets["decoder"]
 
 
 def data_url(image: torch.Tensor) -> str:
@@ -228,7 +223,7 @@ class Explorer:
     def latent(self, seed: int) -> torch.Tensor:
         from disgen.objectives.gan import latent
 
-        return latent(generator(self.run), 1, torch.Generator().manual_seed(seed), "cpu")
+        return latent(self.run.latent_net(), 1, torch.Generator().manual_seed(seed), "cpu")
 
     def sample(self, body: dict) -> dict:
         self.need("sample", "generate samples")

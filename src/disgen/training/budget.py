@@ -23,7 +23,8 @@ The budget is training time: the per-epoch evaluation of the validation split an
 are timed apart (``eval_seconds`` in metrics.jsonl), and so is start-up (data loading, a GAN's
 reference classifier).
 
-May import: training.distributed, objectives and the layers below them (called by the Trainer).
+May import: training.distributed, training.resume (the live state it puts back), objectives and the layers
+below them (called by the Trainer).
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from disgen.config import MAX_STEPS, read_json
 from disgen.errors import plural
 from disgen.files import write_json
 from disgen.training import distributed
+from disgen.training.resume import live_state, put_live_state
 
 clock = time.perf_counter  # the seconds a budget counts (a fake clock in tests)
 WARMUP = 2  # the run's first steps, left out of the seconds a step: allocation, kernel choice, compilation
@@ -203,39 +205,11 @@ def finish(trainer) -> None:
 MIN_USEFUL_STEPS = 20  # fewer steps than this (and than an epoch) in a budget: a warning
 
 
-def state_of(trainer) -> dict:
-    """What timing steps changes, copied: weights and buffers, optimizer and scaler states, RNGs."""
-    out = {
-        "nets": {k: copy.deepcopy(m.state_dict()) for k, m in trainer.nets.items()},
-        "opts": {k: copy.deepcopy(o.state_dict()) for k, o in trainer.opts.items()},
-        "scaler": copy.deepcopy(trainer.opts.scaler.state_dict()) if trainer.opts.scaler is not None else None,
-        "torch": torch.get_rng_state(),
-        "loader": trainer.generator.get_state(),
-    }
-    if trainer.device.type == "cuda":
-        out["cuda"] = torch.cuda.get_rng_state(trainer.device)
-    return out
-
-
-def restore(trainer, saved: dict) -> None:
-    for k, m in trainer.nets.items():
-        m.load_state_dict(saved["nets"][k])
-    for k, o in trainer.opts.items():
-        o.load_state_dict(saved["opts"][k])
-        o.state.clear() if not saved["opts"][k]["state"] else None  # no moments before the first step
-    if saved["scaler"] is not None:
-        trainer.opts.scaler.load_state_dict(saved["scaler"])
-    torch.set_rng_state(saved["torch"])
-    trainer.generator.set_state(saved["loader"])
-    if "cuda" in saved:
-        torch.cuda.set_rng_state(saved["cuda"], trainer.device)
-
-
 def time_steps(trainer, budget: float) -> dict:
     """Seconds a training step of ``trainer`` takes (the mean over the steps timed after the
     warm-up, or over all where there were no more), timing for at most TIMING_SHARE of ``budget``;
     the steps are put back afterwards."""
-    saved = state_of(trainer)
+    saved = copy.deepcopy(live_state(trainer))  # what the timed steps change, put back after them
     start, times = clock(), []
     for m in trainer.nets.values():
         m.train()
@@ -250,7 +224,7 @@ def time_steps(trainer, budget: float) -> dict:
         if len(times) >= FIRST_PLAN or t1 - start >= TIMING_SHARE * budget:
             break
     elapsed = clock() - start
-    restore(trainer, saved)
+    put_live_state(trainer, saved)
     timed = times[WARMUP:] or [min(times)]  # only warm-up steps (a short budget): the fastest of them
     return {"step_seconds": sum(timed) / len(timed), "steps_timed": len(times), "timing_seconds": elapsed}
 

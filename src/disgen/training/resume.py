@@ -101,40 +101,31 @@ def resume_config(model: str, run_dir: Path, options: dict, config_file: str | N
     return cfg
 
 
-def state_of(trainer) -> dict:
-    """Everything a checkpoint holds: the config, epoch and best value, the data's description, the
-    networks, optimizers, schedules and scaler, and the random states (each process's, in a
-    distributed run: a collective call)."""
+def live_state(trainer) -> dict:
+    """What training steps change, as the live tensors (copy it to keep it): the networks,
+    optimizers and scaler, and the random states (each process's, in a distributed run: a
+    collective call). A checkpoint holds it; a budget run's timing puts it back afterwards."""
     rng = {"torch": torch.get_rng_state(), "loader": trainer.generator.get_state()}
     if trainer.device.type == "cuda":
         rng["cuda"] = torch.cuda.get_rng_state(trainer.device)
     if distributed.enabled():  # every process's own draws, for an exact resume
         rng["processes"] = distributed.gather({k: v for k, v in rng.items() if k != "loader"})
     return {
-        "model": trainer.cfg.model,
-        "config": trainer.cfg.to_dict(),
-        "epoch": trainer.epoch,
-        "best": trainer.best,
-        "data": runs.data_info(trainer.data),
         "nets": {k: m.state_dict() for k, m in trainer.nets.items()},
         "opts": {k: o.state_dict() for k, o in trainer.opts.items()},
-        "scheds": {k: s.state_dict() for k, s in trainer.scheds.items()},
         "scaler": trainer.opts.scaler.state_dict() if trainer.opts.scaler is not None else None,
         "rng": rng,
     }
 
 
-def restore(trainer, state: dict) -> None:
-    """Put ``state`` (a checkpoint checked against this run) into the trainer."""
-    runs.check_compatible(state, trainer.cfg, trainer.nets, trainer.opts, trainer.scheds, trainer.generator)
+def put_live_state(trainer, state: dict) -> None:
+    """Put :func:`live_state`'s part of ``state`` back into the trainer."""
     for k, m in trainer.nets.items():
         m.load_state_dict(state["nets"][k])
-    wanted = {k: [base_lr(g) for g in o.param_groups] for k, o in trainer.opts.items()}
     for k, o in trainer.opts.items():
         o.load_state_dict(state["opts"][k])
-    for k, s in trainer.scheds.items():
-        s.load_state_dict(state["scheds"][k])
-    change_lr(trainer, wanted)
+        if not state["opts"][k]["state"]:  # no moments before the first step
+            o.state.clear()
     if trainer.opts.scaler is not None and state.get("scaler"):
         trainer.opts.scaler.load_state_dict(state["scaler"])
     rng = state["rng"]
@@ -150,6 +141,35 @@ def restore(trainer, state: dict) -> None:
     trainer.generator.set_state(rng["loader"])
     if "cuda" in rng and trainer.device.type == "cuda":
         torch.cuda.set_rng_state(rng["cuda"], trainer.device)
+
+
+def state_of(trainer) -> dict:
+    """Everything a checkpoint holds: the config, epoch and best value, the data's description, the
+    schedules and the :func:`live_state` (a collective call in a distributed run)."""
+    live = live_state(trainer)
+    return {
+        "model": trainer.cfg.model,
+        "config": trainer.cfg.to_dict(),
+        "epoch": trainer.epoch,
+        "best": trainer.best,
+        "data": runs.data_info(trainer.data),
+        "nets": live["nets"],
+        "opts": live["opts"],
+        "scheds": {k: s.state_dict() for k, s in trainer.scheds.items()},
+        "scaler": live["scaler"],
+        "rng": live["rng"],
+    }
+
+
+def restore(trainer, state: dict) -> None:
+    """Put ``state`` (a checkpoint checked against this run) into the trainer; the learning rates
+    this run's config asks for are applied over the checkpoint's (:func:`change_lr`)."""
+    runs.check_compatible(state, trainer.cfg, trainer.nets, trainer.opts, trainer.scheds, trainer.generator)
+    wanted = {k: [base_lr(g) for g in o.param_groups] for k, o in trainer.opts.items()}
+    put_live_state(trainer, state)
+    for k, s in trainer.scheds.items():
+        s.load_state_dict(state["scheds"][k])
+    change_lr(trainer, wanted)
     trainer.epoch, trainer.best = state["epoch"], state["best"]
 
 

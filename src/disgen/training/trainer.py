@@ -38,7 +38,7 @@ from disgen.data.loader import StreamedImages, TensorLoader, keep_on_device
 from disgen.errors import DisgenError, plural
 from disgen.evaluation import reference
 from disgen.models import get_model, resolve
-from disgen.objectives import Context, Opts, get_objective
+from disgen.objectives import Context, Opts, bound_step, get_objective
 from disgen.objectives.optim import lr_factor, make_optimizer
 from disgen.runs import checkpoint
 from disgen.training import budget, distributed, precision
@@ -159,7 +159,7 @@ class Trainer:
         on: what the config's model options shape (called again when --time-budget takes a
         narrower network, so that run draws what a run given that network would)."""
         cfg = self.cfg
-        model_cfg = self.spec.model_config(cfg.model_args)
+        model_cfg = self.model_cfg = self.spec.model_config(cfg.model_args)  # the step's loss options
         torch.manual_seed(cfg.seed)  # model init is the first draw: same seed, same weights
         image_shape, classes = self.data.image_shape, len(self.data.classes)
         self.nets: dict[str, nn.Module] = {
@@ -289,6 +289,7 @@ class Trainer:
             self.spec.value_range,
             self.run_dir / "images",
             shown[2],
+            self.model_cfg,
         )
         with precision.deterministic(self.cfg.deterministic):
             if self.epoch == 0:
@@ -450,7 +451,7 @@ class Trainer:
                 return None
             self.opts.sync = functools.partial(distributed.average_gradients, share=share)
         with self.speed.autocast():
-            out = self.objective.step(self.step_nets, self.opts, batch)
+            out = bound_step(self.objective.step, self.model_cfg)(self.step_nets, self.opts, batch)
         if self.opts.scaler is not None:
             self.opts.scaler.update()
         return out, len(batch[0])

@@ -12,8 +12,10 @@ from disgen.viz import pyplot, save_figure
 
 
 def save_decision_surface(
-    d: nn.Module, real: torch.Tensor, fake: torch.Tensor, path: str | Path, grid: int = 120
+    d: nn.Module, real: torch.Tensor, fake: torch.Tensor, path: str | Path, grid: int = 120, probability: bool = True
 ) -> Path:
+    """``probability``: D gives logits and sigmoid(D(x)) = P(real) is drawn (the bce loss); else
+    D's score itself, on a scale symmetric about 0 (hinge, a Wasserstein critic)."""
     plt = pyplot()
 
     real, fake = real.detach().float().cpu(), fake.detach().float().cpu()
@@ -25,10 +27,15 @@ def save_decision_surface(
     gx, gy = torch.meshgrid(xs, ys, indexing="xy")
     device = next(d.parameters()).device
     with inference({"d": d}):
-        prob = torch.sigmoid(d(torch.stack([gx, gy], -1).reshape(-1, 2).to(device))).reshape(grid, grid).cpu()
+        out = d(torch.stack([gx, gy], -1).reshape(-1, 2).to(device)).float().reshape(grid, grid).cpu()
     fig, ax = plt.subplots(figsize=(5, 4))
-    mesh = ax.pcolormesh(xs.numpy(), ys.numpy(), prob.numpy(), cmap="RdBu", vmin=0, vmax=1, shading="auto")
-    fig.colorbar(mesh, ax=ax, label="D(x) = P(real)")
+    if probability:
+        values, lo, hi, label = torch.sigmoid(out), 0.0, 1.0, "D(x) = P(real)"
+    else:
+        top = max(float(out.abs().max()), 1e-6)
+        values, lo, hi, label = out, -top, top, "D(x), a score (real > generated)"
+    mesh = ax.pcolormesh(xs.numpy(), ys.numpy(), values.numpy(), cmap="RdBu", vmin=lo, vmax=hi, shading="auto")
+    fig.colorbar(mesh, ax=ax, label=label)
     ax.scatter(real[:1000, 0].numpy(), real[:1000, 1].numpy(), s=4, c="tab:blue", label="real")
     ax.scatter(fake[:1000, 0].numpy(), fake[:1000, 1].numpy(), s=4, c="tab:orange", label="generated")
     ax.legend(loc="upper left", fontsize=8)
