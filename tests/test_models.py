@@ -16,6 +16,7 @@ from disgen.models import MAX_LAYERS, MAX_SIZE, get_model, list_models, resolve
 from disgen.objectives import get_objective
 from disgen.objectives.optim import make_optimizer
 from disgen.runs import checkpoint
+from disgen.training.trainer import build_optimizers
 
 IMAGE_SHAPE = (1, 28, 28)  # mnist-mini; a model whose config fixes its data_shape() gets that instead
 CLASSES = 10
@@ -47,13 +48,11 @@ def build(model: str, preset: str, seed: int = 0) -> dict[str, nn.Module]:
 
 
 def optimizers(model: str, preset: str, nets: dict[str, nn.Module]) -> dict:
-    """The optimizers the Trainer would make."""
-    spec = get_model(model)
+    """The optimizers the Trainer makes (its own function: the objective's, or one per network over
+    its trainable parameters)."""
     cfg = resolve(model, {"preset": preset})
-    objective = get_objective(spec.objective)
-    if getattr(objective, "optimizers", None) is not None:
-        return objective.optimizers(nets, cfg, model_config(model, preset))
-    return {k: make_optimizer(m.parameters(), cfg) for k, m in nets.items()}
+    objective = get_objective(get_model(model).objective)
+    return build_optimizers(objective, nets, cfg, model_config(model, preset))
 
 
 def batch(model: str, n: int = 8, seed: int = 0, preset: str = "default") -> tuple[torch.Tensor, torch.Tensor]:

@@ -86,6 +86,20 @@ def train_reference(data: TensorDataset, log: Callable[[str], None] | None = Non
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def build_optimizers(
+    objective, nets: dict[str, nn.Module], cfg: TrainConfig, model_cfg
+) -> dict[str, torch.optim.Optimizer]:
+    """A run's optimizers by network: the objective's own where it has them (a GAN's lr per
+    network), else one per network over its trainable parameters (frozen ones excluded)."""
+    if objective.optimizers is not None:
+        return objective.optimizers(nets, cfg, model_cfg)
+    return {
+        k: make_optimizer([p for p in m.parameters() if p.requires_grad], cfg)
+        for k, m in nets.items()
+        if any(p.requires_grad for p in m.parameters())
+    }
+
+
 class Trainer:
     """Train ``cfg.model`` on ``dataset`` (loaded from ``cfg.dataset`` if not given) into ``run_dir``."""
 
@@ -185,16 +199,7 @@ class Trainer:
         self.generator = torch.Generator(device=self.device).manual_seed(cfg.seed)
         self.label_idx = labelled_indices(self.data.train.labels, cfg.labels, classes, cfg.seed) if cfg.labels else None
         self.loader = self.make_loader(model_cfg)
-        if self.objective.optimizers is not None:  # e.g. a GAN's own lr per network
-            self.opts = Opts(self.objective.optimizers(self.nets, cfg, model_cfg))
-        else:  # one optimizer per network over its trainable parameters (frozen ones excluded)
-            self.opts = Opts(
-                {
-                    k: make_optimizer([p for p in m.parameters() if p.requires_grad], cfg)
-                    for k, m in self.nets.items()
-                    if any(p.requires_grad for p in m.parameters())
-                }
-            )
+        self.opts = Opts(build_optimizers(self.objective, self.nets, cfg, model_cfg))
         self.opts.scaler = self.speed.scaler()
 
     def on_device(self, split: ImageSplit | None) -> tuple[torch.Tensor | None, torch.Tensor | None]:
