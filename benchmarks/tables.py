@@ -10,7 +10,8 @@ A table lives between marker comments in a Markdown file:
 ``--check`` fails (exit 1), naming each table, when any differs from what the files give, when a
 marker names no known table, or when a results file is missing. No figure in a table is typed by
 hand: each is read from a results file, and each row names the commit it was measured at.
-The table functions live in ``table_defs.py``; this file finds the markers and compares.
+The table functions live in one module per family (``tables_*.py``, ``mnist_tables.py``) on the
+shared cells of ``table_defs.py``; this file finds the markers and compares.
 
     python benchmarks/tables.py [--check] [--results DIR] [--root DIR]
 """
@@ -24,7 +25,14 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-import mnist_tables  # noqa: E402, F401  (registers the full-MNIST tables)
+import mnist_tables  # noqa: E402, F401  (each module registers the tables of its family)
+import tables_aae  # noqa: E402, F401
+import tables_budget  # noqa: E402, F401
+import tables_data  # noqa: E402, F401
+import tables_gan  # noqa: E402, F401
+import tables_gpu  # noqa: E402, F401
+import tables_presets  # noqa: E402, F401
+import tables_speed  # noqa: E402, F401
 from table_defs import TABLES  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
