@@ -200,17 +200,25 @@ def test_offline_fails_fast_naming_the_file_and_folder(tmp_path, monkeypatch):
 
 
 def test_confusion_counts_are_readable_and_titled_with_their_split(tmp_path, monkeypatch):
-    """Counts on dark (high-rate) cells are white, on light cells black; the title names the split."""
-    from matplotlib.axes import Axes
+    """Counts on dark (high-rate) cells are white, on light cells black; the title names the split.
+    Read from the figure disgen draws (its text objects, as save_figure gets it) and from the PNG's
+    Title, which save_figure writes from the panels' titles."""
+    from PIL import Image
 
-    from disgen.objectives.transfer import save_confusion
+    from disgen.objectives import classify
 
-    texts, titles = [], []
-    monkeypatch.setattr(Axes, "text", lambda self, x, y, s, **kw: texts.append((s, kw.get("color"))))
-    monkeypatch.setattr(Axes, "set_title", lambda self, label, **kw: titles.append(label))
-    save_confusion(torch.tensor([[9, 1], [3, 7]]), ["a", "b"], tmp_path / "c.png", "test")
-    assert texts == [("9", "white"), ("1", "black"), ("3", "black"), ("7", "white")]
-    assert titles == ["confusion matrix on the test split (accuracy 0.800)"]
+    drawn = []
+    original = classify.save_figure
+
+    def keeping(fig, path):
+        drawn.append([(t.get_text(), t.get_color()) for ax in fig.axes for t in ax.texts])
+        return original(fig, path)
+
+    monkeypatch.setattr(classify, "save_figure", keeping)
+    out = classify.save_confusion(torch.tensor([[9, 1], [3, 7]]), ["a", "b"], tmp_path / "c.png", "test")
+    assert drawn == [[("9", "white"), ("1", "black"), ("3", "black"), ("7", "white")]]
+    with Image.open(out) as im:
+        assert im.info["Title"] == "confusion matrix on the test split (accuracy 0.800)"
 
 
 # -- frozen backbone and fine-tuning ---------------------------------------------------------------
