@@ -14,7 +14,6 @@ from disgen.errors import DisgenError
 from disgen.models import get_model, list_models, resolve
 from disgen.objectives import get_objective
 from disgen.objectives.gan import latent, warnings
-from disgen.runs import checkpoint
 
 GANS = [m for m in list_models() if get_model(m).objective == "gan"]
 GAN_PRESETS = [(m, p) for m in GANS for p in get_model(m).presets]
@@ -40,30 +39,13 @@ def test_gan_models_are_registered():
 
 
 @pytest.mark.parametrize("model,preset", GAN_PRESETS)
-def test_shapes_step_and_checkpoint(tmp_path, model, preset):
+def test_generator_and_discriminator_shapes(model, preset):
+    """G maps a latent batch to the data's shape, D a data batch to one logit each (every model's
+    step and checkpoint round trip are tested in test_models, over the registry)."""
     nets = build(model, preset, **SMALL.get(model, {}))
     g, d = nets["generator"], nets["discriminator"]
     x = real_batch(model)
-    z = latent(g, 8)
-    assert g(z).shape == x.shape and d(x).shape == (8, 1)
-    cfg = resolve(model, {"preset": preset})
-    objective = get_objective("gan")
-    opts = objective.optimizers(nets, cfg, get_model(model).model_config(cfg.model_args))
-    before = {k: [p.detach().clone() for p in m.parameters()] for k, m in nets.items()}
-    out = objective.step(nets, opts, (x, torch.zeros(8, dtype=torch.int64)))
-    assert set(out) == {"d_loss", "g_loss", "d_acc"} and all(torch.isfinite(v) for v in out.values())
-    for k, m in nets.items():
-        for p, q in zip(m.parameters(), before[k]):
-            assert not torch.equal(p, q), f"{k} did not change"
-    path = tmp_path / "ck.pt"
-    checkpoint.save(path, {"nets": {k: m.state_dict() for k, m in nets.items()}})
-    fresh = build(model, preset, seed=1, **SMALL.get(model, {}))
-    for k, m in fresh.items():
-        m.load_state_dict(checkpoint.load(path, validate=False)["nets"][k])
-        m.eval(), nets[k].eval()
-    with torch.no_grad():
-        assert torch.equal(fresh["generator"](z), nets["generator"](z))
-        assert torch.equal(fresh["discriminator"](x), nets["discriminator"](x))
+    assert g(latent(g, 8)).shape == x.shape and d(x).shape == (8, 1)
 
 
 def test_gan2d_seed_matches_seed_003():
