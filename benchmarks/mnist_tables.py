@@ -197,9 +197,9 @@ def mnist_peers(results: Results) -> str:
             cells.append("no recipe fits")
         best = max((v, k) for k, v in means.items() if v is not None)[1]
         runs = groups.get(f"disgen/{b:g}", [])
-        rows.append([f"{b:g}", *cells, SIDES[best], *stamp(runs)[:2]])
+        rows.append([f"{b:g}", *cells, SIDES[best], *stamp(runs)])
     header = ["seconds of training", SIDES["disgen"], SIDES["examples"], SIDES["fast"], "best"]
-    return md(header + ["commit", "CPU"], rows)
+    return md(header + ["commit", "CPU", "disgen's number format (the peers: fp32)"], rows)
 
 
 def fast_fits(runs: list[dict], budget: float) -> bool:
@@ -327,14 +327,17 @@ def mnist_gan_peers(results: Results) -> str:
             for values in [[run[m] for run in runs if isinstance(run.get(m), float)]]
         ]  # disgen's k-NN precision at 43c9458 was overwritten by its number format: not recorded
         steps = summary([run["steps"] for run in runs])
-        rows.append([GAN_SIDES[side], budget, *cells, f"{steps['mean']:.0f}", len(runs), *stamp(runs)[:2]])
+        number_format = stamp(runs)[2] if side == "disgen" else "fp32"  # the peer's file sets none
+        rows.append(
+            [GAN_SIDES[side], budget, *cells, f"{steps['mean']:.0f}", len(runs), *stamp(runs)[:2], number_format]
+        )
     floor = r["runs"].get("gans/floor")
     if floor:
         cells = [f"{floor[m]:.{d}f}" if m in floor else "—" for m, _, d in GAN_METRICS]
         rows.append(["real test digits, resized 28 -> 32 -> 28 (the peer's round trip)", "—", *cells, "—", 1,
-                     commit(floor), cpu(floor)])  # fmt: skip
+                     commit(floor), cpu(floor), "—"])  # fmt: skip
     header = ["side", "seconds of training", *[name for _, name, _ in GAN_METRICS], "steps", "n (seeds)"]
-    return md(header + ["commit", "CPU"], rows)
+    return md(header + ["commit", "CPU", "number format"], rows)
 
 
 # -- the semi-supervised AAE beside fducau/AAE_pytorch ---------------------------------------------------
@@ -355,6 +358,9 @@ def mnist_aae_peers(results: Results) -> str:
             row.append(f"{fmt(s, 2, 100, '%')} (n={s['n']})" if s else "—")
         known = [(v, k) for k, v in means.items() if v is not None]
         runs = [r for side in AAE_SIDES for r in groups.get(f"{side}/{labels}/{budget}", [])]
-        rows.append([*row, AAE_SIDES[max(known)[1]] if len(known) > 1 else "—", *stamp(runs)[:2]])
+        disgen_runs = groups.get(f"disgen/{labels}/{budget}", [])
+        number_format = stamp(disgen_runs)[2] if disgen_runs else "—"
+        rows.append([*row, AAE_SIDES[max(known)[1]] if len(known) > 1 else "—", *stamp(runs)[:2], number_format])
     header = ["labels", "seconds of training", *AAE_SIDES.values(), "best", "commit", "CPU"]
+    header.append("disgen's number format (the peer: fp32)")
     return md(header, rows)
