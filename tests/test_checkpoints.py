@@ -410,3 +410,18 @@ def test_a_damaged_checkpoints_message_ends_on_a_whole_sentence(tmp_path, classi
     long = "Weights only load failed. This file can still be loaded, to do so you have two options, " * 5
     assert brief(long) == "Weights only load failed"
     assert brief("word " * 100) == ("word " * 40).strip() + "..." and len(brief("x" * 500)) == 203
+
+
+@pytest.mark.parametrize("damage", ["truncate", "garbage"])
+def test_a_truncated_or_garbage_checkpoint_is_one_error_and_writes_nothing(capsys, tmp_path, classifier_run, damage):
+    """`disgen eval --checkpoint last` of a run whose last.pt is cut short or garbage: one line
+    naming the file, and no eval.json written."""
+    d = tmp_path / "copy"
+    shutil.copytree(classifier_run.dir, d)
+    last = d / "checkpoints" / "last.pt"
+    data = last.read_bytes()
+    last.write_bytes(data[: len(data) // 3] if damage == "truncate" else b"\x00" * 100)
+    (d / "eval.json").unlink(missing_ok=True)
+    code, err = cli_error(capsys, "eval", d, "--checkpoint", "last")
+    assert code == 2 and err.startswith("disgen: error: ") and str(last) in err and "cannot be loaded safely" in err
+    assert not (d / "eval.json").exists()
