@@ -195,3 +195,36 @@ def cli_error(capsys, *args) -> tuple[int, str]:
     """Exit code and the last stderr line of ``disgen ARGS`` run in this process."""
     code = main([str(a) for a in args])
     return code, last_line(capsys.readouterr().err)
+
+
+@pytest.fixture(scope="module")
+def mlp_val_reference(tmp_path_factory, tiny_data) -> Path:
+    """mlp-classifier, seed preset with a validation split (so that it keeps a best.pt), 3
+    uninterrupted epochs on tiny_data."""
+    run_dir = tmp_path_factory.mktemp("ref-val") / "A"
+    disgen.train(
+        "mlp-classifier",
+        preset="seed",
+        val_split=0.1,
+        dataset_obj=tiny_data,
+        epochs=3,
+        progress=False,
+        run_dir=str(run_dir),
+    )
+    return run_dir
+
+
+@pytest.fixture(scope="module")
+def mlp_first_two_epochs(tmp_path_factory, tiny_data) -> Path:
+    """mlp_val_reference's first 2 epochs, as a run of their own (each test damages a copy)."""
+    run_dir = tmp_path_factory.mktemp("hardening") / "two-epochs"
+    disgen.train(
+        "mlp-classifier",
+        preset="seed",
+        val_split=0.1,
+        dataset_obj=tiny_data,
+        epochs=2,
+        progress=False,
+        run_dir=str(run_dir),
+    )
+    return run_dir

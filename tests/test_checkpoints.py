@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import copy
 import shutil
+import struct
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -17,8 +19,12 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 from test_fuzz import fuzz
 from test_hardening import Forked, metrics
+from test_trainer import Payload, assert_same_training
 
+import disgen
 from disgen.cli import main
+from disgen.errors import DisgenError
+from disgen.models.weights import read_weights
 from disgen.runs import checkpoint
 
 
@@ -425,3 +431,170 @@ def test_a_truncated_or_garbage_checkpoint_is_one_error_and_writes_nothing(capsy
     code, err = cli_error(capsys, "eval", d, "--checkpoint", "last")
     assert code == 2 and err.startswith("disgen: error: ") and str(last) in err and "cannot be loaded safely" in err
     assert not (d / "eval.json").exists()
+
+
+# ---- checksums: damaged checkpoints are detected, and resume uses a good one ----------------------
+
+
+def flip_tensor_bit(path: Path) -> None:
+    """Flip one bit inside the largest tensor's bytes: the zip and pickle stay valid, so
+    ``torch.load`` alone reads the damaged values without noticing."""
+    with zipfile.ZipFile(path) as z:
+        info = max((i for i in z.infolist() if "/data/" in i.filename), key=lambda i: i.file_size)
+    data = bytearray(path.read_bytes())
+    name_len, extra_len = struct.unpack("<HH", data[info.header_offset + 26 : info.header_offset + 30])
+    data[info.header_offset + 30 + name_len + extra_len + info.file_size // 2] ^= 0x10
+    path.write_bytes(bytes(data))
+
+
+DAMAGE = {
+    "one flipped bit in a tensor": flip_tensor_bit,
+    "truncated to half": lambda p: p.write_bytes(p.read_bytes()[: p.stat().st_size // 2]),
+    "zero bytes": lambda p: p.write_bytes(b""),
+    "a crafted pickle that runs code": lambda p: torch.save(
+        {"format": checkpoint.FORMAT, "version": checkpoint.VERSION, "x": Payload(p.parent / "pwned")}, p
+    ),
+}
+
+
+@pytest.mark.parametrize("damage", sorted(DAMAGE))
+def test_damaged_last_checkpoint_is_detected_and_resume_uses_best(
+    tmp_path, tiny_data, mlp_val_reference, mlp_first_two_epochs, damage, reliability, capsys
+):
+    d = tmp_path / "run"
+    shutil.copytree(mlp_first_two_epochs, d)
+    options = dict(preset="seed", val_split=0.1, dataset_obj=tiny_data, progress=False, run_dir=str(d))
+    last, best = d / "checkpoints" / "last.pt", d / "checkpoints" / "best.pt"
+    stored_epoch = checkpoint.load(best)["epoch"]
+    DAMAGE[damage](last)
+    if damage == "one flipped bit in a tensor":
+        torch.load(last, weights_only=True)  # torch alone does not notice
+    with pytest.raises(DisgenError) as err:
+        checkpoint.load(last)
+    assert str(last) in str(err.value) and ("corrupt" in str(err.value) or "not a disgen" in str(err.value))
+    disgen.train("mlp-classifier", epochs=3, resume=True, **options)
+    log = capsys.readouterr().err
+    assert f"warning: checkpoint {last}" in log and f"continuing from {best} (epoch {stored_epoch})" in log
+    assert not (d / "checkpoints" / "pwned").exists()
+    assert_same_training(mlp_val_reference, d)
+    reliability.record(
+        "checksum",
+        f"last.pt damaged: {damage}",
+        "detected, named in a warning; resumed from best.pt to bit-identical final weights",
+    )
+
+
+def test_every_checkpoint_damaged_is_one_clear_error(tmp_path, idx_dir, capsys, reliability):
+    d = tmp_path / "run"
+    assert (
+        main(
+            [
+                "train",
+                "mlp-classifier",
+                "--dataset",
+                str(idx_dir),
+                "--epochs",
+                "1",
+                "--no-progress",
+                "--run-dir",
+                str(d),
+            ]
+        )
+        == 0
+    )
+    for name in ("last.pt", "best.pt"):
+        flip_tensor_bit(d / "checkpoints" / name)
+    code, err = cli_error(capsys, "train", "mlp-classifier", "--epochs", "2", "--resume", "--run-dir", d)
+    assert code == 2 and err.startswith("disgen: error: no usable checkpoint in")
+    assert err.count("do not match the SHA-256 digest") == 2 and "new --run-dir" in err
+    code, err = cli_error(capsys, "eval", d, "--checkpoint", "last")
+    assert code == 2 and str(d / "checkpoints" / "last.pt") in err and "SHA-256" in err
+    reliability.record("checksum", "last.pt and best.pt both damaged", "one clear error naming both files")
+
+
+def test_checkpoint_digest_covers_every_value(tmp_path):
+    state = {
+        "nets": {"model": {"w": torch.arange(6.0).view(2, 3)}},
+        "epoch": 3,
+        "best": 0.5,
+        "opts": {"model": {"state": {0: {"step": torch.tensor(7.0)}}, "param_groups": [{"lr": 1e-3}]}},
+    }
+    path = tmp_path / "c.pt"
+    checkpoint.save(path, state)
+    saved = checkpoint.load(path, validate=False)  # a few values, not a whole run's state
+    assert saved["sha256"] == checkpoint.digest(saved) and len(saved["sha256"]) == 64
+    assert (saved["disgen"], saved["torch"]) == (disgen.__version__, str(torch.__version__))
+    for change in (
+        lambda s: s["nets"]["model"]["w"].__setitem__((1, 2), 5.5),
+        lambda s: s.update(epoch=4),
+        lambda s: s["opts"]["model"]["param_groups"][0].update(lr=2e-3),
+        lambda s: s["nets"]["model"].update(w=s["nets"]["model"]["w"].double()),
+    ):
+        copy = checkpoint.load(path, validate=False)
+        change(copy)
+        assert checkpoint.digest(copy) != saved["sha256"]
+
+
+# ---- safe loading -----------------------------------------------------------------------------------
+
+
+def test_crafted_pickle_as_weights_file_is_refused(tmp_path, reliability):
+    marker, path = tmp_path / "pwned", tmp_path / "resnet18.pth"
+    torch.save({"conv1.weight": torch.zeros(1), "x": Payload(marker)}, path)
+    with pytest.raises(DisgenError, match="cannot read weights") as err:
+        read_weights(path)
+    assert str(path) in str(err.value) and not marker.exists()
+    assert "would run code" in str(err.value) and "weights_only" not in str(err.value)
+    reliability.record("loading", "crafted pickle that runs code, as --weights FILE", "refused, code never ran")
+
+
+def test_crafted_pickle_as_run_checkpoint_is_refused_by_eval(tmp_path, classifier_run, capsys, reliability):
+    d = tmp_path / "run"
+    shutil.copytree(classifier_run.dir, d)
+    marker = tmp_path / "pwned"
+    torch.save(
+        {"format": checkpoint.FORMAT, "version": checkpoint.VERSION, "x": Payload(marker)},
+        d / "checkpoints" / "last.pt",
+    )
+    code, err = cli_error(capsys, "eval", d, "--checkpoint", "last")
+    assert code == 2 and "cannot be loaded safely: it is not a disgen checkpoint, it holds Python objects" in err
+    assert "do not load it" in err and "weights_only" not in err and not marker.exists()
+    reliability.record(
+        "loading",
+        "crafted pickle that runs code, as a run's last.pt (disgen eval)",
+        "refused with one clear error, code never ran",
+    )
+
+
+def test_checkpoint_of_another_disgen_version_lists_what_differs(tmp_path, classifier_run, capsys, reliability):
+    d = tmp_path / "run"
+    shutil.copytree(classifier_run.dir, d)
+    last = d / "checkpoints" / "last.pt"
+    state = checkpoint.load(last)
+    state.update(version=checkpoint.VERSION + 1, disgen="9.0.0")
+    torch.save(state, last)
+    code, err = cli_error(capsys, "eval", d, "--checkpoint", "last")
+    assert code == 2 and f"format version {checkpoint.VERSION + 1}, this disgen reads version" in err
+    assert f"disgen 9.0.0 (this one: {disgen.__version__})" in err and "upgrade disgen" in err
+    assert "torch" not in err.split(":", 3)[-1]  # the same torch is not listed as a difference
+    reliability.record(
+        "loading",
+        "checkpoint of a newer disgen (format version 2)",
+        "one clear error listing format version and disgen version",
+    )
+
+
+def test_checkpoint_of_another_model_lists_the_mismatch(tmp_path, classifier_run, autoencoder_run, capsys, reliability):
+    d = tmp_path / "run"
+    shutil.copytree(autoencoder_run.dir, d)
+    shutil.copy(classifier_run.dir / "checkpoints" / "last.pt", d / "checkpoints" / "last.pt")
+    shutil.copy(classifier_run.dir / "split.json", d / "split.json")  # the checkpoint is checked, not the split
+    code, err = cli_error(capsys, "train", "mlp-autoencoder", "--resume", "--epochs", "6", "--run-dir", d)
+    assert code == 2 and "the checkpoint does not fit this model: " in err
+    assert "model 'mlp-classifier' != 'mlp-autoencoder'" in err and "unexpected in the checkpoint" in err
+    assert "model.decoder.2.weight missing from the checkpoint" in err
+    reliability.record(
+        "loading",
+        "a classifier's checkpoint in an autoencoder's run (--resume)",
+        "one clear error listing model and tensor mismatches",
+    )
