@@ -228,3 +228,14 @@ def mlp_first_two_epochs(tmp_path_factory, tiny_data) -> Path:
         run_dir=str(run_dir),
     )
     return run_dir
+
+
+def build_nets(model: str, preset: str = "default", seed: int = 0, classes: int = 10, **overrides):
+    """A registered model's networks as its builder makes them: the preset's model options with
+    ``overrides`` over them, seeded, for the data shape its config names (else mnist-mini's)."""
+    from disgen.models import get_model, resolve
+
+    spec = get_model(model)
+    cfg = spec.model_config({**resolve(model, {"preset": preset}).model_args, **overrides})
+    torch.manual_seed(seed)
+    return spec.build(cfg, tuple(spec.data_shape(cfg) or (1, 28, 28)), classes)

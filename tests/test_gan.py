@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from conftest import build_nets
 from torch import nn
 
 import disgen
@@ -18,14 +19,6 @@ from disgen.objectives.gan import latent, warnings
 GANS = [m for m in list_models() if get_model(m).objective == "gan"]
 GAN_PRESETS = [(m, p) for m in GANS for p in get_model(m).presets]
 SMALL = {"dcgan64": {"width": 8}}  # keeps the 64x64 nets fast on a CPU
-
-
-def build(model: str, preset: str, seed: int = 0, **overrides) -> dict[str, nn.Module]:
-    spec = get_model(model)
-    cfg = resolve(model, {"preset": preset})
-    torch.manual_seed(seed)
-    model_cfg = spec.model_config({**cfg.model_args, **overrides})
-    return spec.build(model_cfg, spec.data_shape(model_cfg), 10)
 
 
 def real_batch(model: str, n: int = 8) -> torch.Tensor:
@@ -42,14 +35,14 @@ def test_gan_models_are_registered():
 def test_generator_and_discriminator_shapes(model, preset):
     """G maps a latent batch to the data's shape, D a data batch to one logit each (every model's
     step and checkpoint round trip are tested in test_models, over the registry)."""
-    nets = build(model, preset, **SMALL.get(model, {}))
+    nets = build_nets(model, preset, **SMALL.get(model, {}))
     g, d = nets["generator"], nets["discriminator"]
     x = real_batch(model)
     assert g(latent(g, 8)).shape == x.shape and d(x).shape == (8, 1)
 
 
 def test_gan2d_seed_matches_seed_003():
-    nets = build("gan2d", "seed")
+    nets = build_nets("gan2d", "seed")
     g, d = nets["generator"], nets["discriminator"]
     assert [(m.in_features, m.out_features) for m in g.modules() if isinstance(m, nn.Linear)] == [(2, 2)]
     kinds = [type(m) for m in d.net]
@@ -66,7 +59,7 @@ def test_gan2d_seed_matches_seed_003():
 
 
 def test_dcgan28_seed_matches_seed_002():
-    nets = build("dcgan28", "seed")
+    nets = build_nets("dcgan28", "seed")
     g, d = nets["generator"], nets["discriminator"]
     assert g.noise_std == 0.3 and g.latent_dim == 100
     linears = [(m.in_features, m.out_features) for m in g.modules() if isinstance(m, nn.Linear)]
@@ -112,7 +105,7 @@ def test_upsampled_conv_is_nearest_upsampling_then_the_5x5_conv(ci, co, size):
 
 
 def test_dcgan64_seed_matches_seed_003():
-    g = build("dcgan64", "seed")["generator"]
+    g = build_nets("dcgan64", "seed")["generator"]
     convt = [(m.in_channels, m.out_channels, m.stride) for m in g.modules() if isinstance(m, nn.ConvTranspose2d)]
     assert convt == [(100, 512, (1, 1)), (512, 256, (2, 2)), (256, 128, (2, 2)), (128, 64, (2, 2)), (64, 3, (2, 2))]
     assert all(m.eps == 0.8 for m in g.modules() if isinstance(m, nn.BatchNorm2d))
@@ -160,7 +153,7 @@ def test_weight_average_warms_up_and_lags(decay):
     """G's average against its closed form, step by step: ema_k = d_k * ema_(k-1) + (1 - d_k) * g_k
     with d_k = min(decay, k / (9 + k)) from ema_0 = g_0 (TensorFlow's warm-up: 0.1, 2/11, 3/12...;
     with decay 0.5 the cap holds from step 9 on)."""
-    nets = build("gan2d", "default", ema=decay)
+    nets = build_nets("gan2d", "default", ema=decay)
     ema, g = nets["generator_ema"], nets["generator"]
     cfg = resolve("gan2d", {"preset": "default"})
     objective = get_objective("gan")
@@ -238,7 +231,7 @@ def test_diffaugment_shifts_and_cuts_out_real_and_fake_alike():
 
 
 def test_discriminator_options_of_dcgan28():
-    nets = build("dcgan28", "default", diffaugment=True, minibatch_std=True)
+    nets = build_nets("dcgan28", "default", diffaugment=True, minibatch_std=True)
     d = nets["discriminator"]
     x = real_batch("dcgan28", 16)
     d.eval()  # no augmentation outside training: D's logits are a function of x
@@ -256,7 +249,7 @@ def test_packed_and_spectrally_normalised_discriminators_of_dcgan28():
     """--pack K: D scores K images stacked as channels (one logit per pack, a remainder left out),
     so a pack's logit depends on every image in it; --spectral-norm: no batch norm, and each
     layer's weight has largest singular value about 1 after a few power iterations."""
-    d = build("dcgan28", "default", pack=4, minibatch_std=False)["discriminator"].eval()
+    d = build_nets("dcgan28", "default", pack=4, minibatch_std=False)["discriminator"].eval()
     x = real_batch("dcgan28", 18)
     assert d(x).shape == (4, 1)  # 18 images: 4 packs of 4, 2 left out
     changed = x.clone()
@@ -264,9 +257,9 @@ def test_packed_and_spectrally_normalised_discriminators_of_dcgan28():
     diff = (d(changed) - d(x)).abs().squeeze(1)
     assert diff[1] > 0 and diff[0] == 0 and diff[2] == 0  # image 5 is in the second pack only
     with pytest.raises(DisgenError, match="--pack 0"):
-        build("dcgan28", "default", pack=0)
+        build_nets("dcgan28", "default", pack=0)
 
-    d = build("dcgan28", "default", spectral_norm=True)["discriminator"]
+    d = build_nets("dcgan28", "default", spectral_norm=True)["discriminator"]
     assert not any(isinstance(m, nn.BatchNorm2d) for m in d.modules())
     for _ in range(30):  # power iterations run in training-mode forwards
         d(real_batch("dcgan28", 8))
@@ -290,7 +283,7 @@ def test_minibatch_std_groups_deeper_generator_and_label_smoothing():
         torch.testing.assert_close(grouped[i::2], (members.var(0, unbiased=False) + 1e-8).sqrt().mean().expand(4))
     assert MinibatchStd(4)(h[:6]).shape == (6, 4, 2, 2)  # 6 images: groups of 3
 
-    g = build("dcgan28", "default", g_depth=2)["generator"]
+    g = build_nets("dcgan28", "default", g_depth=2)["generator"]
     assert sum(isinstance(m, nn.Conv2d) for m in g.modules()) == 4  # 2 per stage
     assert g(torch.randn(5, 100)).shape == (5, 1, 28, 28)
 
@@ -299,7 +292,7 @@ def test_minibatch_std_groups_deeper_generator_and_label_smoothing():
     x = real_batch("dcgan28", 16)
     losses, logits = [], None
     for target in (1.0, 0.9):
-        nets = build("dcgan28", "default", real_label=target, minibatch_std=False)
+        nets = build_nets("dcgan28", "default", real_label=target, minibatch_std=False)
         if logits is None:
             logits = nets["discriminator"](x).detach()
         cfg = resolve("dcgan28", {})
@@ -332,7 +325,7 @@ def test_r1_penalty_is_the_squared_input_gradient_and_stays_finite_in_bf16():
     from disgen.objectives.optim import make_optimizer
 
     torch.manual_seed(0)
-    nets = build("dcgan28", "default", r1=10.0, minibatch_std=True)
+    nets = build_nets("dcgan28", "default", r1=10.0, minibatch_std=True)
     cfg = resolve("dcgan28", {})
     opts = {k: make_optimizer(m.parameters(), cfg) for k, m in nets.items()}
     x = real_batch("dcgan28", 32)

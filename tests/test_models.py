@@ -9,6 +9,7 @@ import tracemalloc
 
 import pytest
 import torch
+from conftest import build_nets
 from torch import nn
 
 from disgen.errors import DisgenError
@@ -43,8 +44,7 @@ def shape_of(model: str, preset: str = "default") -> tuple[int, ...]:
 
 
 def build(model: str, preset: str, seed: int = 0) -> dict[str, nn.Module]:
-    torch.manual_seed(seed)
-    return get_model(model).build(model_config(model, preset), shape_of(model, preset), CLASSES)
+    return build_nets(model, preset, seed, CLASSES, **SMALL.get(model, {}))
 
 
 def optimizers(model: str, preset: str, nets: dict[str, nn.Module]) -> dict:
