@@ -28,6 +28,13 @@ def test_every_table_matches_its_results_files(capsys):
     assert any(doc.name == "README.md" for doc, _ in found)
 
 
+def test_the_results_page_holds_every_table():
+    """docs/results.md is the one page with every results table (README and the other docs show
+    some of them again)."""
+    page = (ROOT / "docs" / "results.md").read_text()
+    assert {m.group(2) for m in tables.MARKER.finditer(page)} == set(TABLES)
+
+
 def first_number_path(data, path=(), kinds=(float,)):
     """The path of the first number of ``kinds`` in a results file (skipping the bookkeeping fields)."""
     if isinstance(data, dict):
