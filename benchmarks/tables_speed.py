@@ -276,3 +276,23 @@ def metrics_speed(results: Results) -> str:
     )
     header = [f"{lib} s" for lib in METRICS_SPEED_LIBS]
     return md(["metric", *header, "disgen / fastest peer", "relative difference", "n (repeats)", "commit"], rows) + note
+
+
+# -- the default test suite's time (bench_test_suite.py) ------------------------------------------------
+@table("test-suite")
+def test_suite(results: Results) -> str:
+    r = results("test_suite")
+    rows = [
+        [
+            "`python -m pytest -q` (what `make test` runs after `make lint`)",
+            run.get("passed", 0),
+            run.get("skipped", 0),
+            run.get("failed", 0),
+            f"{run['seconds'] / 60:.1f}",
+            f"{r['machine']['cpu']}, {r['cpus']} cores",
+            "—" if run["load_average_before"] is None else f"{run['load_average_before']:.1f}",
+            commit(r),
+        ]
+        for run in r["runs"]
+    ]
+    return md(["suite", "passed", "skipped", "failed", "minutes", "machine", "load average before", "commit"], rows)
