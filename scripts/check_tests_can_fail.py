@@ -34,15 +34,15 @@ MUTATIONS = [
     (
         "weight average: warm-up off (decay from the first step)",
         "src/disgen/objectives/gan.py",
-        "decay = min(ema.decay, (1 + n) / (10 + n))",
-        "decay = ema.decay",
+        "    decay = min(decay, (1 + n) / (10 + n))",
+        "    decay = decay",
         "tests/test_gan.py::test_weight_average_warms_up_and_lags",
     ),
     (
         "weight average: no lag (copies G)",
         "src/disgen/objectives/gan.py",
-        "decay = min(ema.decay, (1 + n) / (10 + n))",
-        "decay = 0.0",
+        "    decay = min(decay, (1 + n) / (10 + n))",
+        "    decay = 0.0",
         "tests/test_gan.py::test_weight_average_warms_up_and_lags",
     ),
     (
@@ -179,7 +179,7 @@ MUTATIONS += [
     ),
     (
         "--checkpoint best of a --val-split 0 run: no reason given",
-        "src/disgen/runs/__init__.py",
+        "src/disgen/runs/directory.py",
         'if name == "best" and not path.is_file() and path.with_name("last.pt").is_file():',
         "if False:",
         f"{USER}::test_checkpoint_best_of_a_run_without_validation_says_why",
@@ -193,14 +193,14 @@ MUTATIONS += [
     ),
     (
         "train: a folder of the user's files taken as a run directory",
-        "src/disgen/runs/__init__.py",
+        "src/disgen/runs/directory.py",
         "    if resume or not run_dir.is_dir() or has_checkpoint(run_dir) or started_here(run_dir):",
         "    if True:",
         f"{USER}::test_train_into_a_folder_of_the_users_is_refused",
     ),
     (
         "train: a run directory inside the dataset's folder",
-        "src/disgen/runs/__init__.py",
+        "src/disgen/runs/directory.py",
         "if source is not None and source.is_dir() and inside(run_dir, source):",
         "if False:",
         f"{USER}::test_a_run_dir_inside_the_image_folder_is_refused",
@@ -270,7 +270,7 @@ MUTATIONS += [
     ),
     (
         "metrics.jsonl: every record kept in memory",
-        "src/disgen/runs/__init__.py",
+        "src/disgen/runs/metrics.py",
         "            while len(kept) > MAX_RECORDS or size > MAX_KEPT_BYTES:",
         "            while False:",
         f"{VALUES}::test_metrics_of_millions_of_lines_are_read_in_bounded_memory",
@@ -305,7 +305,7 @@ MUTATIONS += [
     ),
     (
         "model sizes: a layer of zero width built",
-        "src/disgen/models/__init__.py",
+        "src/disgen/models/limits.py",
         "    if empty:  # Linear(784, 0): a network that trains, and learns nothing",
         "    if False:",
         f"{VALUES}::test_a_layer_of_zero_width_is_refused_for_every_model",
