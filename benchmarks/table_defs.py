@@ -69,7 +69,7 @@ def speed_figures(x: dict) -> dict:
     the mean of per-round quotients). Runs from before the script kept those seconds (before
     f02baca) hold only the (mean, std) pairs it computed, which are shown as they are."""
     if "seconds" not in x:
-        return {k: x[k] for k in ("samples_per_s", "ms_per_batch", "ratio", "ratio_median", "ratio_fastest")}
+        return {k: x[k] for k in ("samples_per_s", "ms_per_batch", "ratio", "ratio_median", "ratio_fastest") if k in x}
     sec = {side: v for side, v in x["seconds"].items() if side in ("plain", "auto", "fp32")}
 
     def pair(values: list[float]) -> tuple[float, float]:

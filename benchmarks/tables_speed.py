@@ -29,7 +29,16 @@ SPEED_ROWS = {
 
 @table("speed")
 def speed(results: Results) -> str:
-    r = results("speed")
+    return speed_table(results("speed"))
+
+
+@table("speed-dcgan28")
+def speed_dcgan28(results: Results) -> str:
+    """Seed 002's generator with the phase-kernel upsampling, timed at its commit (docs/speed.md)."""
+    return speed_table(results("speed_dcgan28"))
+
+
+def speed_table(r: dict) -> str:
     rows = []
     for model, what in SPEED_ROWS.items():
         x = r["models"].get(model)
@@ -296,3 +305,18 @@ def test_suite(results: Results) -> str:
         for run in r["runs"]
     ]
     return md(["suite", "passed", "skipped", "failed", "minutes", "machine", "load average before", "commit"], rows)
+
+
+# -- start-up time of the commands that need no tensors (bench_startup.py) -------------------------------
+@table("startup")
+def startup(results: Results) -> str:
+    r = results("startup")
+    rows = []
+    for command, s in r["seconds"].items():
+        v = sorted(stat(s)["values"])
+        target = "" if command in ("python (empty)", "import torch") else (
+            "met" if stat(s)["median"] <= r["target_seconds"] else "not met"
+        )  # fmt: skip
+        rows.append([f"`{command}`", f"{stat(s)['median']:.2f} ({v[0]:.2f}-{v[-1]:.2f})", target, len(v)])
+    note = f"\nTarget {r['target_seconds']} s; {machine(r)}, load average {r['load_average']}, at {commit(r)}.\n"
+    return md(["command (a fresh process)", "seconds, median (range)", "target", "n"], rows) + note

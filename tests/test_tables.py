@@ -179,3 +179,19 @@ def test_a_rerun_with_append_keeps_every_run_in_one_file(tmp_path, monkeypatch):
     assert [r["value"] for r in runs] == [1.0, 2.0, 3.0] and all("commit" in r and "machine" in r for r in runs)
     common.save("bench", {"value": 4.0})  # without --append: one run, as before
     assert json.loads((tmp_path / "bench.json").read_text())["value"] == 4.0
+
+
+def test_every_results_file_is_shown_by_a_table():
+    """No results file that no table reads (autoencoder_preset.json is the evidence test_trainer
+    checks the mlp-autoencoder preset against)."""
+    seen = set()
+    results = tables.Results(ROOT / "benchmarks" / "results")
+
+    def recording(file: str) -> dict:
+        seen.add(file)
+        return results(file)
+
+    for fn in TABLES.values():
+        fn(recording)
+    files = {p.stem for p in (ROOT / "benchmarks" / "results").glob("*.json")}
+    assert files - seen == {"autoencoder_preset"}
