@@ -89,9 +89,9 @@ MUTATIONS += [
     (
         "decoded cache: no space reserved before writing",
         CACHE,
-        "                os.posix_fallocate(fd, 0, math.prod(full))",
-        "                pass",
-        f"{DECODE}::test_two_decodes_into_a_nearly_full_disk_each_end_in_one_line",
+        "                    os.posix_fallocate(fd, 0, math.prod(full))",
+        "                    pass",
+        f"{DECODE}::test_the_whole_entry_is_reserved_before_the_first_row_is_written",
     ),
     (
         "decoded cache: temporary folders of dead decodes kept",

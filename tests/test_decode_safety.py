@@ -104,6 +104,24 @@ def start_train(folder: Path, run_dir: Path, home: Path, *extra: str) -> subproc
 # ---- a disk that fills up: reserve before writing, one error, leftovers removed -------------------
 
 
+def test_the_whole_entry_is_reserved_before_the_first_row_is_written(home):
+    """The decoded cache takes its file's whole size from the disk (posix_fallocate) before fill
+    writes a row: a disk that fills up during a decode then fails at the reservation, in one clear
+    error, never half-way through writing rows (the two-decodes test below shows it end to end,
+    but which of two racing decodes checks first depends on timing)."""
+    seen = []
+
+    def fill(out):
+        st = os.fstat(out.fd)
+        seen.append((st.st_size, st.st_blocks * 512))  # before any row is written
+        out[0:4] = np.full((4, 1, 8, 8), 7, dtype=np.uint8)
+        return list(range(4)), {}
+
+    entry = cache.build("test-reserved", 4, (1, 8, 8), fill, "a test folder")
+    assert seen == [(4 * 64, seen[0][1])] and seen[0][1] >= 4 * 64, seen
+    assert torch.equal(entry.images[0:4], torch.full((4, 1, 8, 8), 7, dtype=torch.uint8))
+
+
 @needs_tmpfs
 def test_two_decodes_into_a_nearly_full_disk_each_end_in_one_line(tmp_path, reliability):
     """Two ``disgen train`` runs decode different folders (7.4 MB each, in worker processes) into
