@@ -139,7 +139,7 @@ def test_a_streamed_run_trains_exactly_as_a_resident_one(home, folder, tmp_path)
 
 
 def test_streaming_a_mapped_file_holds_the_batch_not_the_dataset(tmp_path):
-    """An epoch over 307 MB of mapped images grows the process's anonymous memory by a few MB; the
+    """An epoch over 307 MB of mapped images grows the process's anonymous memory by tens of MB; the
     resident float copy of the same images takes 1.2 GB (measured in a fresh process)."""
     script = textwrap.dedent(
         """
@@ -173,7 +173,9 @@ def test_streaming_a_mapped_file_holds_the_batch_not_the_dataset(tmp_path):
     )
     assert done.returncode == 0, done.stderr
     grown, total = done.stdout.split()
-    assert int(grown) < 64 * 2**20  # MB of the batches, not the 307 MB of the file nor its 1.2 GB as floats
+    # tens of MB (the batches, torch's allocator and thread pools: 70 MB seen once), never the 307 MB
+    # of the file nor its 1.2 GB as floats
+    assert int(grown) < 160 * 2**20
     assert float(total) == pytest.approx(sum(((i // 1000) % 256) / 255 * 1000 for i in range(0, 25_000, 1000)))
     assert np.isfinite(float(total))
 
