@@ -197,37 +197,26 @@ def cli_error(capsys, *args) -> tuple[int, str]:
     return code, last_line(capsys.readouterr().err)
 
 
+def mlp_val_run(run_dir: Path, data: TensorDataset, epochs: int) -> Path:
+    """mlp-classifier, seed preset with a validation split (so that it keeps a best.pt), ``epochs``
+    uninterrupted epochs on ``data``."""
+    disgen.train(
+        "mlp-classifier", preset="seed", val_split=0.1, dataset_obj=data, epochs=epochs, progress=False,
+        run_dir=str(run_dir),
+    )  # fmt: skip
+    return run_dir
+
+
 @pytest.fixture(scope="module")
 def mlp_val_reference(tmp_path_factory, tiny_data) -> Path:
-    """mlp-classifier, seed preset with a validation split (so that it keeps a best.pt), 3
-    uninterrupted epochs on tiny_data."""
-    run_dir = tmp_path_factory.mktemp("ref-val") / "A"
-    disgen.train(
-        "mlp-classifier",
-        preset="seed",
-        val_split=0.1,
-        dataset_obj=tiny_data,
-        epochs=3,
-        progress=False,
-        run_dir=str(run_dir),
-    )
-    return run_dir
+    """mlp_val_run's 3 epochs on tiny_data."""
+    return mlp_val_run(tmp_path_factory.mktemp("ref-val") / "A", tiny_data, 3)
 
 
 @pytest.fixture(scope="module")
 def mlp_first_two_epochs(tmp_path_factory, tiny_data) -> Path:
     """mlp_val_reference's first 2 epochs, as a run of their own (each test damages a copy)."""
-    run_dir = tmp_path_factory.mktemp("hardening") / "two-epochs"
-    disgen.train(
-        "mlp-classifier",
-        preset="seed",
-        val_split=0.1,
-        dataset_obj=tiny_data,
-        epochs=2,
-        progress=False,
-        run_dir=str(run_dir),
-    )
-    return run_dir
+    return mlp_val_run(tmp_path_factory.mktemp("hardening") / "two-epochs", tiny_data, 2)
 
 
 def build_nets(model: str, preset: str = "default", seed: int = 0, classes: int = 10, **overrides):
