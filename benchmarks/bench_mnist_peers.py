@@ -279,25 +279,31 @@ def run_fast(ctx: dict, epochs: int, seed: int) -> dict:
     }
 
 
-def classifiers(args) -> None:
+def digits_context(args) -> tuple:
+    """Full MNIST read once, and what every side shares: disgen's split (a stratified 10% for
+    validation), the indices of the training and validation digits, and all digits normalised as
+    the peers' torchvision transform does (ToTensor, then Normalize with MNIST's mean and std)."""
     from disgen.data import load_dataset, splits
 
-    data = splits.with_validation(load_dataset("mnist", data_dir=mnist_dir(args.data_dir)), 0.1)
     full = load_dataset("mnist", data_dir=mnist_dir(args.data_dir))
     val_idx = splits.validation_indices(full.train.labels, 0.1)
     keep = torch.ones(len(full.train), dtype=torch.bool)
     keep[val_idx] = False
-    norm = lambda images: (images.contiguous().float() / 255 - 0.1307) / 0.3081  # noqa: E731  ToTensor + Normalize
-    ctx = {
-        "data": data,
+    norm = lambda images: (images.contiguous().float() / 255 - 0.1307) / 0.3081  # noqa: E731
+    return full, {
+        "data": splits.with_validation(full, 0.1),
         "train_idx": torch.nonzero(keep)[:, 0],
         "val_idx": val_idx,
-        "examples": import_file(peer_file("examples"), "examples_mnist_main"),
-        "tv": torchvision_mnist(full, PEERS / "data"),
         "normalised": (norm(full.train.images), full.train.labels),
         "normalised_test": (norm(full.test.images), full.test.labels),
     }
-    assert len(ctx["train_idx"]) == len(data.train)
+
+
+def classifiers(args) -> None:
+    full, ctx = digits_context(args)
+    ctx["examples"] = import_file(peer_file("examples"), "examples_mnist_main")
+    ctx["tv"] = torchvision_mnist(full, PEERS / "data")
+    assert len(ctx["train_idx"]) == len(ctx["data"].train)
     stamp = provenance()
     for k, seed in enumerate(args.seeds):
         for side in rotated(["disgen", "examples", "fast"], k):
@@ -565,21 +571,7 @@ def run_aae_pytorch(ctx: dict, budget: float, labels: int, seed: int) -> dict:
 
 
 def aaes(args) -> None:
-    from disgen.data import load_dataset, splits
-
-    full = load_dataset("mnist", data_dir=mnist_dir(args.data_dir))
-    data = splits.with_validation(full, 0.1)
-    val_idx = splits.validation_indices(full.train.labels, 0.1)
-    keep = torch.ones(len(full.train), dtype=torch.bool)
-    keep[val_idx] = False
-    norm = lambda images: (images.contiguous().float() / 255 - 0.1307) / 0.3081  # noqa: E731  its Normalize
-    ctx = {
-        "data": data,
-        "train_idx": torch.nonzero(keep)[:, 0],
-        "val_idx": val_idx,
-        "normalised": (norm(full.train.images), full.train.labels),
-        "normalised_test": (norm(full.test.images), full.test.labels),
-    }
+    _, ctx = digits_context(args)
     stamp = provenance()
     for k, seed in enumerate(args.seeds):
         for side in rotated(["disgen", "aae-pytorch"], k):
