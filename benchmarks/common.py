@@ -204,20 +204,13 @@ def make_trainer(model: str, data, options: dict, run_dir: Path):
     """disgen's Trainer for ``model`` on ``data`` with ``options`` over TrainConfig, timed as a later
     epoch (``trainer.epoch = 1``: the first epoch's per-step divergence checks are left out).
 
-    Only ``train_epoch`` is timed, so the per-epoch evaluation's context (an image GAN's reference
-    classifier, trained once per dataset and cached) is not built: a benchmark subset would
-    otherwise train a reference classifier of its own first."""
-    from disgen.models import get_model, resolve
-    from disgen.objectives import get_objective
+    Only ``train_epoch`` is timed: a Trainer trains no reference classifier (``disgen.train`` does,
+    before ``fit``), so a benchmark subset never trains one of its own."""
+    from disgen.models import resolve
     from disgen.training.trainer import Trainer
 
     cfg = resolve(model, {"progress": False, "device": "cpu", **options})
-    objective = get_objective(get_model(model).objective)
-    saved, objective.eval_context = objective.eval_context, None
-    try:
-        trainer = Trainer(cfg, run_dir, data, log=lambda msg: None)
-    finally:
-        objective.eval_context = saved
+    trainer = Trainer(cfg, run_dir, data, log=lambda msg: None)  # no reference: only fit() evaluates
     trainer.epoch = 1
     return trainer
 

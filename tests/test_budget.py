@@ -203,7 +203,8 @@ def test_a_budget_under_one_epoch_takes_the_narrower_network_and_a_rerun_is_iden
     rate the user gave is kept), and a rerun of that config.json draws the same; the timing that
     chose it takes at most a tenth of the budget; a budget of many epochs keeps the budget
     preset's own network."""
-    preset = get_model("cnn-classifier").presets[budget.SHORT]
+    spec = get_model("cnn-classifier")
+    preset = spec.presets[spec.short_budget]
     narrow = {k: list(v) if isinstance(v, tuple) else v for k, v in preset["model"].items()}
     opts = dict(batch_size=32, progress=False, augment="none")
     many = subset(mnist_mini, 4000, 100)  # 113 steps an epoch: 0.6 s holds one only under 5 ms a step

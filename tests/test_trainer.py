@@ -587,3 +587,29 @@ def test_mlp_autoencoder_default_preset_reconstructs_mnist_mini_well(tmp_path):
     blurry reconstructions; the preset chosen on validation reaches about 0.013."""
     run = disgen.train("mlp-autoencoder", progress=False, run_dir=str(tmp_path))
     assert run.final["checkpoint"] == "best" and run.final["test_mse"] < 0.016
+
+
+def test_the_trainer_trains_and_disgen_train_lays_out_the_rest(tmp_path, home, mnist_mini):
+    """Building a Trainer builds the networks and batches and nothing else: no budget fitted (a
+    --time-budget config keeps its plan empty and steps unfixed) and no reference classifier
+    trained (the cache stays empty); ``disgen.train`` does both, in its own steps, before fit."""
+    from disgen.evaluation import reference
+    from disgen.training import budget
+
+    data = subset(mnist_mini, 64, 32)
+    cfg = resolve("dcgan28", {"time_budget": 2.0, "progress": False, "batch_size": 16})
+    trainer = Trainer(cfg, tmp_path / "r", data, log=lambda msg: None)
+    assert trainer.deadline is None and cfg.budget_plan is None and cfg.max_steps is None
+    assert trainer.scheds == {} and trainer.eval_kw == {}
+    assert reference.missing(trainer.data) is not None and not (home / "reference").exists()
+    trainer.deadline = budget.fit(trainer)
+    assert isinstance(trainer.deadline, budget.Deadline) and cfg.budget_plan == [[0, budget.MAX_STEPS]]
+
+
+def test_a_short_budget_preset_must_exist():
+    from disgen.models.registry import register_model
+
+    with pytest.raises(ValueError, match="short_budget 'tiny' needs the presets 'budget' and it"):
+        register_model("x-short", objective="classify", config=object, presets={"default": {}}, short_budget="tiny")(
+            lambda cfg, image_shape, classes: {}
+        )

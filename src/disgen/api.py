@@ -238,6 +238,18 @@ def generator_models() -> str:
     return ", ".join(names[:-1]) + f" or {names[-1]}" if len(names) > 1 else "".join(names)
 
 
+def load_run_data(cfg) -> TensorDataset:
+    """The dataset ``cfg`` names, images decoded to the shape its model is built for."""
+    spec = get_model(cfg.model)
+    return load_dataset(
+        cfg.dataset,
+        cfg.data_dir,
+        spec.data_shape(spec.model_config(cfg.model_args)),
+        image_column=cfg.image_column,
+        label_column=cfg.label_column,
+    )
+
+
 def train(
     model: str = "cnn-classifier",
     *,
@@ -255,8 +267,9 @@ def train(
     an error naming the nearest run directories. ``resume="auto"``: continue the run if there is
     one, else start it (for scripts).
     """
+    from disgen.training import budget
     from disgen.training.resume import resume_config
-    from disgen.training.trainer import Trainer
+    from disgen.training.trainer import Trainer, train_reference
 
     run_dir = options.get("run_dir")
     if resume not in (True, False, "auto"):
@@ -282,7 +295,11 @@ def train(
     cfg.run_dir = str(run_dir)
     runs.check_run_dir(run_dir, None if dataset_obj is not None else cfg.dataset, bool(resume))
     with runs.lock(run_dir, enabled=distributed.is_main()), runs.resumable(cfg, run_dir):
-        trainer = Trainer(cfg, run_dir, dataset_obj)
+        data = dataset_obj if dataset_obj is not None else load_run_data(cfg)
+        trainer = Trainer(cfg, run_dir, data)  # the validation split, networks, optimizers, batches
+        trainer.deadline = budget.fit(trainer)  # --time-budget: its deadline (and a narrower network)
+        if trainer.objective.eval_context and trainer.main:  # a GAN: the classifier that measures it
+            train_reference(trainer.data, trainer.log)  # trained once per dataset, then cached
         history = trainer.fit(resume=resume)
     if distributed.is_main():  # the weights every command takes by default: best.pt where there is one
         run = load(trainer.run_dir, "auto", trainer.device)

@@ -152,6 +152,7 @@ PRESETS = {
     config=CNNClassifierConfig,
     presets=PRESETS,
     description="disgen's small VGG-style CNN (batch norm, augmentation); the demo's model",
+    short_budget="budget-short",
 )
 def build(cfg: CNNClassifierConfig, image_shape, num_classes) -> dict[str, nn.Module]:
     return {"model": CNNClassifier(cfg, image_shape, num_classes)}

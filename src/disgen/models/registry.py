@@ -40,6 +40,9 @@ class ModelSpec:
     improve on it). A model may add
     ``budget``: the preset a run given ``--time-budget`` and no ``--preset`` takes (settings that
     learn most in a short time, chosen on the validation split by benchmarks/bench_budget.py).
+    ``short_budget`` names the preset whose network and settings a ``budget`` run takes where its
+    budget holds under one epoch of the ``budget`` network (the model's own policy, found on its
+    validation split; disgen.training.budget times the steps and applies it). None: no such switch.
     """
 
     name: str
@@ -49,6 +52,7 @@ class ModelSpec:
     presets: dict[str, dict] = field(default_factory=dict)
     description: str = ""
     value_range: tuple[float, float] = (0.0, 1.0)  # pixel range the model sees; (-1, 1) for tanh GANs
+    short_budget: str | None = None  # the preset a budget of under one epoch takes (see above)
 
     def data_shape(self, model_cfg: Any) -> tuple[int, ...] | None:
         """The data shape the model is built for, as its config's ``data_shape()`` states it: (2,)
@@ -99,13 +103,16 @@ def register_model(
     presets: dict[str, dict],
     description: str = "",
     value_range: tuple[float, float] = (0.0, 1.0),
+    short_budget: str | None = None,
 ) -> Callable[[Builder], Builder]:
     """Register ``build(cfg, image_shape, num_classes) -> {role: module}`` under ``name``."""
 
     def wrap(build: Builder) -> Builder:
         if "default" not in presets:  # "seed" too where the model follows a source document
             raise ValueError(f"model {name} must define a 'default' preset")
-        _REGISTRY[name] = ModelSpec(name, objective, config, build, presets, description, value_range)
+        if short_budget is not None and not {"budget", short_budget} <= set(presets):
+            raise ValueError(f"model {name}: short_budget {short_budget!r} needs the presets 'budget' and it")
+        _REGISTRY[name] = ModelSpec(name, objective, config, build, presets, description, value_range, short_budget)
         return build
 
     return wrap

@@ -10,6 +10,10 @@
     progress     the per-epoch progress bar, or lines when stderr is not a terminal
     tensorboard  train --tensorboard
 
+disgen.api.train lays out a run: the config, the data, a Trainer (which builds the networks and
+batches), budget.fit, trainer.train_reference where the objective measures with one, then
+Trainer.fit, which trains.
+
 May import: objectives, evaluation, viz, runs, models, data, config, files, errors (the layers below;
 ``pyproject.toml``'s import contract checks it). Never report, api, serve or cli.
 """

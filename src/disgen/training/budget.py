@@ -14,10 +14,12 @@ to the steps and epochs taken and config.json is rewritten: a rerun of it, or a 
 trains exactly those steps on exactly that schedule and never times. A run killed before its end
 resumes as a budget run with the seconds its completed epochs left.
 
-Where the model has a ``budget-short`` preset (cnn-classifier) and a ``budget`` run's budget might
-hold under one epoch of its network, a few steps are timed first and put back (weights, optimizer
-and random states), at most :data:`TIMING_SHARE` of the budget, to choose between the two networks
-(:func:`narrower`); those seconds count against the budget.
+Where the model names a preset for short budgets (``ModelSpec.short_budget``: cnn-classifier's
+``budget-short``) and a ``budget`` run's budget might hold under one epoch of its network, a few
+steps are timed first and put back (weights, optimizer and random states), at most
+:data:`TIMING_SHARE` of the budget, to choose between the two networks (:func:`narrower`); those
+seconds count against the budget. Which preset, and whether a model has one, is the model's policy;
+this module only times and applies it.
 
 The budget is training time: the per-epoch evaluation of the validation split and the final test
 are timed apart (``eval_seconds`` in metrics.jsonl), and so is start-up (data loading, a GAN's
@@ -51,7 +53,6 @@ REPLAN_SHARE = 0.05  # planned again each time this share of the budget is spent
 REPLAN_CHANGE = 0.01  # a new plan is kept where it moves the end by more than this share (and a step)
 RECENT = 21  # the last steps whose median time a plan takes
 TIMING_SHARE = 0.1  # the most of a budget that timing for the narrower network may take
-SHORT = "budget-short"  # the preset whose network a budget of under one epoch takes
 
 
 class Deadline:
@@ -242,7 +243,7 @@ def preset_network(spec, name: str) -> dict:
 
 
 def narrower(trainer, timing: dict) -> dict | None:
-    """What the model's ``budget-short`` preset changes from ``budget`` (its network as
+    """What the model's short-budget preset (``spec.short_budget``) changes from ``budget`` (its network as
     ``model_args``, and settings such as its learning rate that the run left as ``budget`` has
     them) where a ``budget`` run would train less than one epoch in the budget and its network
     options were left as the preset has them: there, a network of half the width learns more in
@@ -253,17 +254,17 @@ def narrower(trainer, timing: dict) -> dict | None:
     budget = spec.presets["budget"]
     changes = {
         k: v
-        for k, v in spec.presets[SHORT].items()
+        for k, v in spec.presets[spec.short_budget].items()
         if k != "model" and budget.get(k) != v and getattr(cfg, k) == budget.get(k)
     }
-    return {**changes, "model_args": preset_network(spec, SHORT)}
+    return {**changes, "model_args": preset_network(spec, spec.short_budget)}
 
 
 def may_narrow(trainer) -> bool:
-    """Whether a budget run might take the narrower network: a ``budget`` run of a model with a
-    ``budget-short`` preset, its network options as the preset has them."""
+    """Whether a budget run might take the narrower network: a ``budget`` run of a model that
+    names a short-budget preset, its network options as the ``budget`` preset has them."""
     cfg, spec = trainer.cfg, trainer.spec
-    return cfg.preset == "budget" and SHORT in spec.presets and cfg.model_args == preset_network(spec, "budget")
+    return cfg.preset == "budget" and spec.short_budget is not None and cfg.model_args == preset_network(spec, "budget")
 
 
 def fit(trainer) -> Deadline | None:
@@ -283,7 +284,8 @@ def fit(trainer) -> Deadline | None:
             trainer.log(
                 f"time budget {cfg.time_budget:g} s: under one epoch of the default network "
                 f"({steps_that_fit(cfg.time_budget, timing)} of {len(trainer.loader)} steps at "
-                f"{timing['step_seconds'] * 1000:.1f} ms, timed in {spent:.1f} s); taking the {SHORT} preset's "
+                f"{timing['step_seconds'] * 1000:.1f} ms, timed in {spent:.1f} s); "
+                f"taking the {trainer.spec.short_budget} preset's "
                 f"network ({', '.join(f'{k} {v}' for k, v in narrow['model_args'].items())})"
                 + "".join(f", {k} {v}" for k, v in narrow.items() if k != "model_args")
             )

@@ -31,7 +31,7 @@ from torch import nn
 
 from disgen import runs
 from disgen.config import TrainConfig
-from disgen.data import ImageSplit, TensorDataset, load_dataset, splits, to_float
+from disgen.data import ImageSplit, TensorDataset, splits, to_float
 from disgen.data.augment import TRANSFORMS
 from disgen.data.labels import LabelledLoader, labelled_indices, save_labels
 from disgen.data.loader import StreamedImages, TensorLoader, keep_on_device
@@ -107,7 +107,7 @@ class Trainer:
         self,
         cfg: TrainConfig,
         run_dir: Path,
-        dataset: TensorDataset | None = None,
+        dataset: TensorDataset,
         log: Callable[[str], None] | None = None,
     ):
         self.cfg = cfg
@@ -120,34 +120,11 @@ class Trainer:
         self.device = distributed.setup(precision.resolve_device(cfg.device))
         self.run_dir = Path(distributed.gather(str(run_dir))[0])  # the main process's (a timestamp)
         cfg.run_dir = str(self.run_dir)
-        model_cfg = self.spec.model_config(cfg.model_args)
-        self.data = splits.with_validation(
-            dataset
-            if dataset is not None
-            else load_dataset(
-                cfg.dataset,
-                cfg.data_dir,
-                self.spec.data_shape(model_cfg),
-                image_column=cfg.image_column,
-                label_column=cfg.label_column,
-            ),
-            cfg.val_split,
-        )
+        self.data = splits.with_validation(dataset, cfg.val_split)
         self.build()
-        self.deadline = budget.fit(self)  # --time-budget: a deadline, and the network it takes
-        factor = lr_factor(cfg, len(self.loader))
-        self.scheds = {
-            k: torch.optim.lr_scheduler.LambdaLR(o, factor) for k, o in self.opts.items() if cfg.lr_schedule != "none"
-        }
-        # Computed once per run, e.g. a GAN's reference classifier for Fréchet distance.
-        if self.objective.eval_context and self.main:
-            train_reference(self.data, self.log)  # a GAN's, where it is not yet cached
-        self.eval_kw = {  # per split: a GAN's own draws for each
-            split: self.objective.eval_context(self.data, self.device, per_epoch=True, split=split)
-            if self.objective.eval_context and self.main
-            else {}
-            for split in ("val", "test")
-        }
+        self.deadline: budget.Deadline | None = None  # --time-budget: set by budget.fit before fit()
+        self.scheds: dict = {}  # the learning-rate schedules, made when training starts (fit)
+        self.eval_kw: dict = {}  # per split, what evaluation takes (a GAN's own draws): made in fit()
         self.epoch = 0
         self.best: float | None = None
         self.final: dict | None = None  # the test record written after the last epoch
@@ -258,8 +235,23 @@ class Trainer:
 
     # -- the loop ------------------------------------------------------------------------------
     def fit(self, resume: bool = False) -> list[dict]:
+        """Train: epochs of steps, each followed by the validation split, then the test split once
+        (see the module docstring); from the last checkpoint with ``resume``. A GAN's reference
+        classifier must exist by now (:func:`train_reference`)."""
         from disgen.training.tensorboard import TensorBoardLog
 
+        factor = lr_factor(self.cfg, len(self.loader))  # over the steps a budget planned, where it did
+        self.scheds = {
+            k: torch.optim.lr_scheduler.LambdaLR(o, factor)
+            for k, o in self.opts.items()
+            if self.cfg.lr_schedule != "none"
+        }
+        self.eval_kw = {  # per split: a GAN's own draws for each, read by its reference classifier
+            split: self.objective.eval_context(self.data, self.device, per_epoch=True, split=split)
+            if self.objective.eval_context and self.main
+            else {}
+            for split in ("val", "test")
+        }
         tensorboard = TensorBoardLog(self.run_dir) if self.cfg.tensorboard and self.main else None  # fails early
         split = self.data.extra["split"]
         if self.main and resume and runs.has_checkpoint(self.run_dir):  # the same validation images, or no resume
