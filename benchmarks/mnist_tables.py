@@ -166,6 +166,27 @@ def mnist_headline(results: Results) -> str:
                 *stamp(runs),
             ]
         )
+    # The budget preset: cnn-classifier given a --time-budget (its `budget` preset), from the peer
+    # comparison's disgen side: the same full-MNIST split, chosen on validation, tested once.
+    peers = group_runs(results, "mnist_peers", "classifiers")
+    for label, runs in sorted(peers.items(), key=lambda kv: float(kv[0].split("/")[1])):
+        side, seconds = label.split("/")
+        if side != "disgen" or len(runs) < 3:
+            continue
+        s = summary([r["test_accuracy"] for r in runs])
+        epochs = sorted({r["epochs"] for r in runs})
+        rows.append(
+            [
+                f"`cnn-classifier --time-budget {seconds}` (`budget` preset)",
+                "`test_accuracy`",
+                f"**{fmt(s, 2, 100, '%')}**",
+                interval(s, 2, 100),
+                s["n"],
+                f"{epochs[0]}-{epochs[-1]}" if len(epochs) > 1 else epochs[0],
+                minutes(runs),
+                *stamp(runs),
+            ]
+        )
     header = ["model", "metric", "test (mean ± std)", "95% interval of the mean", "n (seeds)", "epochs"]
     return md(header + ["train min / run", "commit", "CPU", "number format"], rows)
 
