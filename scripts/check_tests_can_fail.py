@@ -478,7 +478,7 @@ for what, file, old, new, test in MUTATIONS:
         # (a FIFO read with no writer, an orphaned worker) shows as that test failing, not as a
         # check that never ends; and the whole pytest process under a limit beyond it.
         proc = subprocess.Popen(
-            [PY, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", f"--timeout={TEST_LIMIT_S}", test],
+            [PY, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", "-m", "", f"--timeout={TEST_LIMIT_S}", test],
             cwd=WT,
             env={**os.environ, "PYTHONPATH": str(WT / "src")},
             stdout=subprocess.PIPE,

@@ -236,6 +236,7 @@ def test_resume_with_labels_is_exact(tmp_path, tiny_data, monkeypatch):
     )
 
 
+@pytest.mark.slow
 def test_reconstruct_of_a_supervised_aae_takes_a_label_on_the_command_line(tmp_path, tiny_data, idx_dir):
     """`disgen reconstruct` on a supervised aae told a command-line user to call a Python function.
     Its decoder takes a label: the error says how to give one, and --label K decodes every image

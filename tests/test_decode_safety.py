@@ -122,6 +122,7 @@ def test_the_whole_entry_is_reserved_before_the_first_row_is_written(home):
     assert torch.equal(entry.images[0:4], torch.full((4, 1, 8, 8), 7, dtype=torch.uint8))
 
 
+@pytest.mark.slow
 @needs_tmpfs
 def test_two_decodes_into_a_nearly_full_disk_each_end_in_one_line(tmp_path, reliability):
     """Two ``disgen train`` runs decode different folders (7.4 MB each, in worker processes) into
@@ -193,6 +194,7 @@ def test_folders_of_decodes_that_died_are_removed_before_the_next(home, tmp_path
 # ---- a cache file that shrinks under a reader: a short read, one error --------------------------
 
 
+@pytest.mark.slow
 def test_a_cache_truncated_while_a_streamed_run_reads_it_is_one_error(tmp_path, reliability):
     """``--data-on-device no`` reads its batches from the cache file. Truncating that file while the
     run reads it killed the process with SIGBUS (a mapped page past the file's end); now the rows

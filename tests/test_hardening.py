@@ -236,7 +236,7 @@ def kill_data(idx_dir, rgb_dir, tmp_path, monkeypatch) -> dict[str, Path]:
     return {"idx": idx_dir, "rgb": rgb_dir}
 
 
-HEAVY = {"aae", "dcgan28", "dcgan64", "gan2d", "resnet-transfer"}  # 10-40 s a kill-and-resume on 2 cores
+HEAVY = {"aae", "dcgan28", "dcgan64", "gan2d", "resnet-transfer", "vae"}  # 10-40 s a kill-and-resume on 2 cores
 
 
 def by_weight(models):
@@ -447,6 +447,7 @@ def test_disk_full_while_writing_a_checkpoint(tmp_path, idx_dir, mlp_first_two_e
     )
 
 
+@pytest.mark.slow
 @needs_tmpfs
 def test_disk_full_while_writing_images(tmp_path, idx_dir, reliability):
     seed, out = tmp_path / "seed", tmp_path / "out"

@@ -172,6 +172,7 @@ def hf_saved(tmp_path_factory) -> tuple[Path, dict]:
     return root, env
 
 
+@pytest.mark.slow
 def test_hostile_hugging_face_datasets_end_in_one_line(hf_saved, reliability):
     """A None in the image column was a TypeError traceback; 0 rows, "the datasets library cannot
     read it (IndexError...)"; int16 arrays were reported as int64, an empty array as "object"."""
@@ -426,6 +427,7 @@ def test_an_address_space_limit_bounds_the_model_size_check(tmp_path, idx_dir, r
     )
 
 
+@pytest.mark.slow
 def test_running_out_of_memory_mid_run_is_one_line(tmp_path, reliability):
     """An allocation that fails after every check (a batch of 4,000 through 256-channel stages under
     a 3 GiB address-space limit): torch's "DefaultCPUAllocator: can't allocate memory" was a

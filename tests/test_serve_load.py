@@ -425,6 +425,7 @@ def wait_for(condition: Callable[[], bool], seconds: float) -> bool:
     return True
 
 
+@pytest.mark.slow
 def test_real_requests_answered_under_200_stalled_connections(classifier_run, digits, reliability):
     """With the default limits (heads 10 s, bodies 30 s), 200 stalled connections held open lock
     nothing out: each real digit is classified right within ANSWER_SECONDS while they stall, the
@@ -609,6 +610,7 @@ def sent_then_answered(address: tuple[str, int], head: str, body: bytes, sent: t
     return parse(data)
 
 
+@pytest.mark.slow
 def test_a_flood_past_the_connection_limit(classifier_run, digits, reliability):
     """With --max-connections 8, a flood of 120 stalled connections holds at most 8 places: each
     new one closes the oldest still sending, so a real digit is still classified in time. Once all
