@@ -1,6 +1,6 @@
 """Every `disgen` command that README.md and docs/*.md show in a bash block is one disgen accepts:
 its command, model, options and their values parse as written (the runs themselves are in
-test_readme.py, test_csv.py, test_rerun.py and the tests of each command). A synopsis line
+test_readme.py, test_guide_commands.py, test_csv.py, test_rerun.py and the tests of each command). A synopsis line
 (``disgen train MODEL [--epochs N] ...``) names only options that exist. A renamed option or a
 dropped choice fails here, naming the document and the line."""
 
