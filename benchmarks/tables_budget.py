@@ -85,7 +85,9 @@ def budget(results: Results) -> str:
         f"\n{machine(r)}; load average {r.get('load_average')} at the end. Test accuracy of the model each "
         "side chose on the validation split (disgen's best.pt; the example's best epoch), mean ± std over "
         "seeds; points: disgen less the example, seed by seed (mean, and the smallest). disgen train s: "
-        "the training seconds its runs took for the budget (steps fixed from the timed first steps); ms a "
+        "the training seconds its runs took for the budget (a deadline since 87dff39: steps planned from the run's "
+        "own step times and planned again as they change; rows measured before it fixed the steps from the "
+        "first steps timed); ms a "
         "step: those seconds over the steps, which show how fast the machine ran for that row. Each "
         "row's commit is the one that measured it (bench_budget.py --update reruns some cells).\n"
     )

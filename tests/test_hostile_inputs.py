@@ -265,9 +265,10 @@ def test_predict_memory_follows_the_images(tmp_path, classifier_run, reliability
     assert code == 0 and len((tmp_path / "many.csv").read_text().splitlines()) == n + 1
     grew = peak - base
     # the body once (read into one buffer, no copy for a single file) and the CSV a few thousand
-    # rows at a time: 1.25x the body here, where the same test read 2.1x before (and a CI run 4.0x);
-    # a float32 copy of all images would add 4x
-    assert grew < 3 * raw / 2**20 + 40, (base, peak)
+    # rows at a time: from 1.25x to 3.4x the body over runs on 2-core machines (the allocator's
+    # arenas vary; a CI run read 4.0x); a float32 copy of all images would add 4x on top of the
+    # body (5x and more), and the old path held 7x
+    assert grew < 4 * raw / 2**20 + 40, (base, peak)
     reliability.record(
         "inputs",
         "predict: 100,000 images in a 7 kB .gz (78 MB of pixels)",
