@@ -145,27 +145,31 @@ HEADLINE = {  # label -> (what, metric, digits, scale, unit)
 }
 
 
+def headline_row(what: str, metric: str, values: list[float], fmt_args: tuple, epochs, runs: list[dict]) -> list:
+    """One row of the headline table: the mean ± std of ``values`` (one a seed), its interval, and
+    the runs' epochs, minutes, commit, CPU and number format."""
+    s = summary(values)
+    digits, scale, unit = fmt_args
+    return [
+        what,
+        f"`{metric}`",
+        f"**{fmt(s, digits, scale, unit)}**",
+        interval(s, digits, scale),
+        s["n"],
+        epochs,
+        minutes(runs),
+        *stamp(runs),
+    ]
+
+
 @table("mnist-headline")
 def mnist_headline(results: Results) -> str:
     groups, rows = group_runs(results, "mnist", "headline"), []
     for label, (what, metric, digits, scale, unit) in HEADLINE.items():
         runs = groups.get(label)
-        if not runs:
-            continue
-        s = summary([run["final"][metric] for run in runs])
-        epochs = len(runs[0]["epochs"])
-        rows.append(
-            [
-                what,
-                f"`{metric}`",
-                f"**{fmt(s, digits, scale, unit)}**",
-                interval(s, digits, scale),
-                s["n"],
-                epochs,
-                minutes(runs),
-                *stamp(runs),
-            ]
-        )
+        if runs:
+            values = [run["final"][metric] for run in runs]
+            rows.append(headline_row(what, metric, values, (digits, scale, unit), len(runs[0]["epochs"]), runs))
     # The budget preset: cnn-classifier given a --time-budget (its `budget` preset), from the peer
     # comparison's disgen side: the same full-MNIST split, chosen on validation, tested once.
     peers = group_runs(results, "mnist_peers", "classifiers")
@@ -173,19 +177,16 @@ def mnist_headline(results: Results) -> str:
         side, seconds = label.split("/")
         if side != "disgen" or len(runs) < 3:
             continue
-        s = summary([r["test_accuracy"] for r in runs])
         epochs = sorted({r["epochs"] for r in runs})
         rows.append(
-            [
+            headline_row(
                 f"`cnn-classifier --time-budget {seconds}` (`budget` preset)",
-                "`test_accuracy`",
-                f"**{fmt(s, 2, 100, '%')}**",
-                interval(s, 2, 100),
-                s["n"],
+                "test_accuracy",
+                [r["test_accuracy"] for r in runs],
+                (2, 100, "%"),
                 f"{epochs[0]}-{epochs[-1]}" if len(epochs) > 1 else epochs[0],
-                minutes(runs),
-                *stamp(runs),
-            ]
+                runs,
+            )
         )
     header = ["model", "metric", "test (mean ± std)", "95% interval of the mean", "n (seeds)", "epochs"]
     return md(header + ["train min / run", "commit", "CPU", "number format"], rows)
