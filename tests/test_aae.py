@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 import torch
 from conftest import run_disgen, stop_after_epoch
@@ -337,8 +338,9 @@ def test_label_conditioned_d_gauss_sees_the_label():
     assert changed(nets, before) == {"encoder.body", "encoder.z_head"}
     with pytest.raises(ValueError, match="labels"):
         discriminator_phase(nets, opts, x)  # the labels are needed
-    # Only supervised mode has labels for every image: the other modes' d_gauss sees z alone.
-    assert build("semi-supervised")[0]["d_gauss"].label_dim == 0
+    # Only supervised mode has labels for every image; semi-supervised d_gauss sees the predicted
+    # class (the default preset's --y-conditioned, the next test) or z alone, unsupervised z alone.
+    assert build("semi-supervised", y_conditioned=False)[0]["d_gauss"].label_dim == 0
     assert build("unsupervised")[0]["d_gauss"].label_dim == 0
     assert build("supervised", label_conditioned=False)[0]["d_gauss"].label_dim == 0
 
@@ -426,3 +428,55 @@ def test_consistency_pulls_perturbed_predictions_together():
 def test_bad_consistency_options_are_refused(overrides, match):
     with pytest.raises(DisgenError, match=match):
         build(**overrides)
+
+
+def test_one_hot_y_feeds_the_decoder_the_predicted_class_and_trains_the_y_head():
+    """Semi-supervised --one-hot-y: the decoder gets exactly the one-hot of the encoder's argmax
+    (a clean class signal, so it draws the digit from y), and the reconstruction's gradient still
+    reaches the y head through the probabilities (straight through)."""
+    nets, opts = build("semi-supervised", one_hot_y=True, dropout=0.0)
+    x, y = tiny_batch(32)
+    seen = []
+    nets["decoder"].register_forward_hook(lambda m, args, out: seen.append(args[1].detach().clone()))
+    with torch.no_grad():
+        predicted = nets["encoder"](x)[0].argmax(1)
+    before = params(nets)
+    reconstruction_phase(nets, opts, x, y)
+    assert torch.equal(seen[0], torch.nn.functional.one_hot(predicted, 10).float())
+    assert {"encoder.y_head", "encoder.z_head", "decoder"} <= changed(nets, before)
+    soft, _ = build("semi-supervised", one_hot_y=False, dropout=0.0)  # the paper's: the probabilities
+    y_in = aae.decoder_input(soft, x, y, 10)[0].detach()
+    assert torch.allclose(y_in.sum(1), torch.ones(len(x)))
+    assert not torch.equal(y_in, torch.nn.functional.one_hot(y_in.argmax(1), 10).float())
+
+
+def read_samples_as(folder, reference) -> torch.Tensor:
+    """The reference classifier's classes for the PNGs `disgen sample --out-dir` wrote."""
+    files = sorted(folder.glob("*.png"))
+    x = torch.stack([torch.from_numpy(np.asarray(Image.open(f).convert("L"), dtype=np.float32) / 255) for f in files])
+    return reference.predict_features(reference.features_of(x[:, None], (0.0, 1.0))).argmax(1)
+
+
+@pytest.mark.slow
+def test_sample_label_k_of_the_default_semi_supervised_aae_draws_k(tmp_path, home, mnist_mini):
+    """The issue's check, as a user runs it: the default preset with 100 labels on mnist-mini, then
+    `disgen sample RUN --label K` for every K; the reference classifier (the cnn-classifier that
+    measures generators) reads at least 90% of each class's samples as K. The paper's settings
+    (softmax y to the decoder, d_gauss on z alone, z ~ N(0, 5²) in 10-D) drew K one time in ten:
+    z carried the digit and the decoder ignored y."""
+    from disgen.evaluation.reference import get_reference
+    from disgen.training.trainer import train_reference
+
+    env = {"DISGEN_HOME": str(home), "OMP_NUM_THREADS": "2"}
+    run = tmp_path / "aae"
+    train = ("train", "aae", "--labels", "100", "--dataset", "mnist-mini", "--run-dir", run, "--no-progress")
+    assert run_disgen(*map(str, train), env=env, timeout=1200).returncode == 0
+    train_reference(mnist_mini)  # the reference that `disgen eval` of a GAN trains, cached in home
+    reference = get_reference(mnist_mini, torch.device("cpu"))
+    shares = []
+    for k in range(10):
+        out = tmp_path / f"label-{k}"
+        sample = ("sample", run, "--label", k, "--n", 200, "--seed", 1, "--out-dir", out)
+        assert run_disgen(*map(str, sample), env=env).returncode == 0
+        shares.append((read_samples_as(out, reference) == k).float().mean().item())
+    assert min(shares) >= 0.9, f"share of `sample --label K` read as K, K = 0..9: {shares}"

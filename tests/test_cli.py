@@ -453,7 +453,8 @@ def test_model_option_help_names_the_default_presets_value(capsys):
         "--consistency CONSISTENCY semi-supervised mode: weight of a consistency term on the unlabelled "
         "batch; 0: the paper's AAE; default 0.0; the default preset: 1.0" in text
     )
-    assert "default 10 " in text and "default 10; the default" not in text  # --z-dim: the preset keeps it
+    assert "figures); default 10; the default preset: 5" in text  # --z-dim
+    assert "them; default (1000, 1000) " in text and "(1000, 1000); the default" not in text  # --hidden: kept
 
 
 def test_resume_of_a_folder_with_no_run_is_an_error_naming_the_nearest_runs(capsys, tmp_path, idx_dir, monkeypatch):

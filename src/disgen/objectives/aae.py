@@ -46,13 +46,18 @@ def bce(logits: torch.Tensor, target: float) -> torch.Tensor:
 
 def decoder_input(nets: Nets, x: torch.Tensor, y: torch.Tensor, num_classes: int):
     """(y for the decoder or None, z, the encoder's y logits or None): supervised mode feeds the
-    decoder the true one-hot label, semi-supervised the encoder's softmax(y), unsupervised nothing."""
+    decoder the true one-hot label, semi-supervised the encoder's softmax(y) (with --one-hot-y
+    the one-hot of its argmax, the gradient passed straight through to the probabilities),
+    unsupervised nothing."""
     logits, z = nets["encoder"](x)
-    mode = nets["encoder"].cfg.mode
-    if mode == "supervised":
+    cfg = nets["encoder"].cfg
+    if cfg.mode == "supervised":
         return F.one_hot(y, num_classes).float(), z, logits
-    if mode == "semi-supervised":
-        return logits.softmax(1), z, logits
+    if cfg.mode == "semi-supervised":
+        p = logits.softmax(1)
+        if cfg.one_hot_y:
+            p = p + (F.one_hot(p.argmax(1), p.shape[1]).to(p.dtype) - p).detach()
+        return p, z, logits
     return None, z, logits
 
 
@@ -370,11 +375,13 @@ class AAEEncoder(nn.Module):
 class AAEDecoder(nn.Module):
     """(z, y) -> images in [0, 1]; y the one-hot class (supervised) or class probabilities."""
 
-    def __init__(self, decoder: nn.Module, value_range: tuple[float, float]):
+    def __init__(self, decoder: nn.Module, value_range: tuple[float, float], one_hot_y: bool = False):
         super().__init__()
-        self.decoder, self.to_unit = decoder, ToUnit(value_range)
+        self.decoder, self.to_unit, self.one_hot_y = decoder, ToUnit(value_range), one_hot_y
 
     def forward(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        if self.one_hot_y and y is not None:  # --one-hot-y: trained on the most probable class
+            y = (y == y.max(1, keepdim=True).values).to(y.dtype)
         return self.to_unit(self.decoder(z, y))
 
 
@@ -389,6 +396,8 @@ def export_networks(run, nets: Nets) -> list[Network]:
     inputs = [z]
     if k:
         y = "one-hot class" if cfg.mode == "supervised" else "class probabilities (the encoder's), or a one-hot class"
+        if cfg.mode == "semi-supervised" and cfg.one_hot_y:
+            y += "; the decoder draws the most probable class, as it was trained"
         inputs.append(Port("y", ("N", k), "[0, 1]", y))
     recon = image_port(run, "images", True, "decoded images, float32")
     return [
@@ -397,7 +406,7 @@ def export_networks(run, nets: Nets) -> list[Network]:
         ),
         Network(
             "decoder",
-            AAEDecoder(dec, run.spec.value_range),
+            AAEDecoder(dec, run.spec.value_range, cfg.mode == "semi-supervised" and cfg.one_hot_y),
             inputs,
             [recon],
             " + ".join(p.name for p in inputs) + " -> images: `disgen reconstruct` after the encoder, "
