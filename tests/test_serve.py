@@ -246,10 +246,10 @@ def test_generator_endpoints(gen, generator_run):
     info = gen.get("/api/info").json()
     f = info["features"]
     assert (f["sample"], f["labels"], f["mode"]) == ("images", True, "supervised")
-    assert f["latent_dim"] == f["sliders"] == 10
+    assert f["latent_dim"] == f["sliders"] == 5  # the default preset's z
     assert not f["predict"] and not f["reconstruct"] and not f["draw"]
     a = gen.post("/api/sample", json={"seed": 3, "label": 7}).json()
-    assert a["seed"] == 3 and a["label"] == 7 and len(a["z"]) == 10 and pixels(a["image"]).shape == (28, 28)
+    assert a["seed"] == 3 and a["label"] == 7 and len(a["z"]) == 5 and pixels(a["image"]).shape == (28, 28)
     assert gen.post("/api/sample", json={"seed": 3, "label": 7}).json() == a  # a seed is reproducible
     want = generator_run.sample(1, seed=3, label=7)[0, 0]
     assert np.abs(pixels(a["image"]) / 255 - want.numpy()).max() <= 1 / 255
@@ -300,10 +300,10 @@ def raw(body: bytes, ctype: str = "application/json") -> dict:
         ("POST", "/api/sample", {"json": {"seed": "1"}}, 422, "seed"),
         ("POST", "/api/sample", {"json": {"seed": True}}, 422, "seed"),
         ("POST", "/api/sample", {"json": {"seed": 1, "label": 10}}, 422, "label"),
-        ("POST", "/api/sample", {"json": {"z": [0.0] * 9}}, 422, "list of 10 numbers"),
-        ("POST", "/api/sample", {"json": {"z": [0.0] * 9 + ["1"]}}, 422, "list of 10 numbers"),
-        ("POST", "/api/sample", raw(b'{"z": [NaN, 0, 0, 0, 0, 0, 0, 0, 0, 0]}'), 422, "from -1000 to 1000"),
-        ("POST", "/api/sample", raw(b'{"z": [1e999, 0, 0, 0, 0, 0, 0, 0, 0, 0]}'), 422, "from -1000 to 1000"),
+        ("POST", "/api/sample", {"json": {"z": [0.0] * 4}}, 422, "list of 5 numbers"),
+        ("POST", "/api/sample", {"json": {"z": [0.0] * 4 + ["1"]}}, 422, "list of 5 numbers"),
+        ("POST", "/api/sample", raw(b'{"z": [NaN, 0, 0, 0, 0]}'), 422, "from -1000 to 1000"),
+        ("POST", "/api/sample", raw(b'{"z": [1e999, 0, 0, 0, 0]}'), 422, "from -1000 to 1000"),
         ("POST", "/api/sample", raw(b'{"z": [1%s, 0, 0, 0, 0, 0, 0, 0, 0, 0]}' % (b"0" * 400)), 422, "numbers"),
         ("POST", "/api/interpolate", {"json": {"seed_a": 1}}, 422, "seed_b"),
         ("POST", "/api/interpolate", {"json": {"seed_a": 1, "seed_b": 2, "steps": 500}}, 422, "steps"),
@@ -620,7 +620,7 @@ def test_page_samples_and_interpolates(page, generator_run):
         page.select_option("#label", "7")  # same style, another digit
         page.wait_for_selector(f"#sample-image:not([src='{second}'])")
         third = img.get_attribute("src")
-        assert page.locator("#sliders input").count() == 10
+        assert page.locator("#sliders input").count() == 5  # the default preset's z
         page.locator("#sliders input").first.focus()
         for _ in range(20):
             page.keyboard.press("ArrowRight")
