@@ -65,6 +65,47 @@ def aae_labels_headline(results: Results) -> str:
     return aae_labels(results, ["aae_mnist-mini_100", "aae_fashion-mnist_1000"])
 
 
+# -- the semi-supervised AAE's `sample --label K` (bench_aae_style_grid.py --mode semi-supervised) ------
+LABEL_SAMPLES = ["aae_label_samples_mnist-mini_0", "aae_label_samples_mnist-mini_100"]
+
+
+@table("aae-label-samples")
+def aae_label_samples(results: Results) -> str:
+    rows = []
+    for name in LABEL_SAMPLES:
+        r = results(name)
+        a, x = r["args"], r["results"]
+        rows.append(
+            [
+                a["dataset"],
+                a["labels"] or "all",
+                a["epochs"],
+                stat(x["sample mean"])["n"],
+                pm(x["sample mean"], 1, 100, "%", bold=True),
+                pm(x["sample min class"], 1, 100, "%"),
+                pm(x["prior style"], 1, 100, "%"),
+                pm(x["test accuracy"], 2, 100, "%"),
+                f"{stat(r['cpu_minutes'])['mean']:.1f}",
+                commit(r),
+            ]
+        )
+    return md(
+        [
+            "dataset",
+            "labels",
+            "epochs",
+            "n (seeds)",
+            "`sample --label K` read as K (mean over K)",
+            "worst K",
+            "prior style grid, cells read as their column",
+            "test accuracy",
+            "CPU min / run",
+            "commit",
+        ],
+        rows,
+    )
+
+
 # -- the supervised AAE's style grid (bench_aae_style_grid.py) ------------------------------------------
 STYLE_GRID_COLUMNS = [
     "supervised aae",
