@@ -66,7 +66,7 @@ def aae_labels_headline(results: Results) -> str:
 
 
 # -- the semi-supervised AAE's `sample --label K` (bench_aae_style_grid.py --mode semi-supervised) ------
-LABEL_SAMPLES = ["aae_label_samples_mnist-mini_0", "aae_label_samples_mnist-mini_100"]
+LABEL_SAMPLES = ["aae_label_samples_mnist-mini_0", "aae_label_samples_mnist-mini_100", "aae_label_samples_mnist_100"]
 
 
 @table("aae-label-samples")
