@@ -94,6 +94,20 @@ def class_shares(run, data, n: int = 10_000) -> list[float]:
     return (torch.bincount(predicted, minlength=len(data.classes)).float() / len(predicted)).tolist()
 
 
+def label_samples(run_dir: str, data, n: int = 500) -> list[float]:
+    """For each class K, the share of ``disgen sample RUN --label K`` (``n`` prior draws, the weights
+    best.pt holds) that the reference classifier reads as K: does the decoder draw the digit it is given?"""
+    import disgen
+    from disgen.evaluation.reference import get_reference
+
+    ref, run = get_reference(data, torch.device("cpu")), disgen.load(run_dir)
+    shares = []
+    for k in range(len(data.classes)):
+        predicted = ref.predict_features(ref.features_of(run.sample(n, seed=k, label=k), (0.0, 1.0))).argmax(1)
+        shares.append((predicted == k).float().mean().item())
+    return shares
+
+
 def train_one(model: str, options: dict, seed: int, data, label: str) -> dict:
     import disgen
 
@@ -117,6 +131,8 @@ def train_one(model: str, options: dict, seed: int, data, label: str) -> dict:
         }
         if label == "seed-002":
             record["class_shares"] = class_shares(run, data)
+        if model == "aae" and run.nets["encoder"].cfg.mode == "semi-supervised":
+            record["label_samples"] = label_samples(run_dir, data)
     return record
 
 

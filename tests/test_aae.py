@@ -20,8 +20,11 @@ import disgen
 from disgen.errors import DisgenError
 from disgen.models import get_model, resolve
 from disgen.models.aae import mixture_means, sample_prior
-from disgen.objectives import aae
+from disgen.objectives import aae, get_objective
 from disgen.objectives.aae import classification_phase, discriminator_phase, generator_phase, reconstruction_phase
+from disgen.report.history import best_of, read_run
+from disgen.runs import checkpoint
+from disgen.training.resume import replayed_rank
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = dict(hidden=(32,), d_hidden=(32,), z_dim=4)
@@ -209,7 +212,7 @@ def test_semi_supervised_run_logs_accuracies_and_pictures(tmp_path, tiny_data):
     # A semi-supervised AAE is a classifier: best.pt is its best validation accuracy, and the test
     # split (evaluated once, with best.pt) agrees with that epoch's validation figures.
     accs = [r["val_accuracy"] for r in run.history]
-    chosen = run.history[accs.index(max(accs))]
+    chosen = min((r for r in run.history if r["val_accuracy"] == max(accs)), key=lambda r: r["val_mse"])
     assert run.final["checkpoint_epoch"] == chosen["epoch"]
     assert 0 <= run.final["test_accuracy"] <= 1 and abs(run.final["test_mse"] - chosen["val_mse"]) < 0.02
     images = {p.name for p in (run.dir / "images").iterdir()}
@@ -224,6 +227,27 @@ def test_semi_supervised_run_logs_accuracies_and_pictures(tmp_path, tiny_data):
     } <= images
     probs = disgen.load(run.dir).predict(tiny_data.test.images[:5])
     assert probs.shape == (5, 10) and torch.allclose(probs.sum(1), torch.ones(5))
+
+
+def test_best_pt_breaks_a_tie_of_validation_accuracy_by_the_lower_reconstruction_error(tmp_path, tiny_data):
+    """30 validation digits: accuracy ties. Seed 3 reaches its best accuracy at epoch 2 and holds it
+    to epoch 8 while the reconstructions improve; best.pt is the epoch of the lowest val_mse among
+    them (the first of them, epoch 2, was best.pt before the tie-break), and the report says so."""
+    run = train_tiny(tmp_path, tiny_data, "tie", epochs=8, labels=50, seed=3)
+    accs = [r["val_accuracy"] for r in run.history]
+    tied = [r for r in run.history if r["val_accuracy"] == max(accs)]
+    assert len(tied) >= 3, accs  # the case this test is about
+    chosen = min(tied, key=lambda r: r["val_mse"])
+    assert chosen["epoch"] != tied[0]["epoch"]
+    best = checkpoint.load(run.dir / "checkpoints" / "best.pt")
+    assert best["epoch"] == run.final["checkpoint_epoch"] == chosen["epoch"]
+    assert best["best"] == max(accs) and best["best_rank"] == [max(accs), -chosen["val_mse"]]
+    files = read_run(run.dir)
+    assert best_of(files.history, "val_accuracy", "max", ("val_mse", "min")) == (max(accs), chosen["epoch"])
+    # A checkpoint written before tie-breaks has no best_rank: a resume replays metrics.jsonl.
+    objective = get_objective("aae")
+    assert replayed_rank(objective, run.history, max(accs)) == (max(accs), -chosen["val_mse"])
+    assert replayed_rank(objective, [], 0.5) == (float("inf"),) * 2  # metrics.jsonl lost: best.pt is kept
 
 
 def test_resume_with_labels_is_exact(tmp_path, tiny_data, monkeypatch):

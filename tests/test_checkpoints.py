@@ -174,6 +174,12 @@ STRUCTURE = {  # case: (change, words of the error, whether eval refuses it too)
     "epoch a string": (lambda s: s.update(epoch="abc"), "'epoch' is str", True),
     "epoch a bool": (lambda s: s.update(epoch=True), "'epoch' is bool", True),
     "a negative epoch": (lambda s: s.update(epoch=-3), "epoch -3 is not in 0..", True),
+    "a best_rank of NaN": (
+        lambda s: s.update(best_rank=[float("nan"), 0.0]),
+        "'best_rank' is not a list of two numbers",
+        True,
+    ),
+    "a best_rank of one string": (lambda s: s.update(best_rank="x"), "'best_rank' is not a list of two numbers", True),
     "image shape 1x100000x100000": (
         lambda s: s["data"].update(image_shape=[1, 100000, 100000]),
         "data.image_shape [1, 100000, 100000] is not a data shape",

@@ -22,6 +22,7 @@ from __future__ import annotations
 import functools
 import importlib
 import inspect
+import math
 import pkgutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -128,6 +129,9 @@ class Objective:
     # min_select(val_x) -> the fewest validation samples on which ``best`` may choose best.pt (a
     # Fréchet distance of 27 images' features is noise); below it the run keeps last.pt alone.
     min_select: Callable[[torch.Tensor], int] | None = None
+    # tie_break: (metric, "min" | "max") deciding between epochs whose ``best`` metric is equal
+    # (an accuracy on a few hundred validation images ties often); None: the first such epoch.
+    tie_break: tuple[str, str] | None = None
     # latent_net(nets) -> the network whose ``latent_dim`` and ``noise_std`` define the z that
     # ``sample`` takes (`disgen sample`, --interpolate, the explorer); None where nothing samples.
     latent_net: Callable[[Nets], torch.nn.Module] | None = None
@@ -153,11 +157,27 @@ class Objective:
         out["sample"] = self.sample is not None
         return out
 
+    def rank(self, metrics: dict) -> tuple[float, float] | None:
+        """best.pt's order of an evaluation's ``metrics`` (keys without their split prefix): the
+        picked metric, then the tie-break's, both signed so that larger is better; None where the
+        picked metric is missing or not finite (such an epoch is never best)."""
+        key, mode = self.pick(metrics)
+        if not finite(metrics.get(key)):
+            return None
+        tie = 0.0 if self.tie_break is None else -math.inf  # an epoch without it loses a tie
+        if self.tie_break is not None and finite(metrics.get(self.tie_break[0])):
+            tie = metrics[self.tie_break[0]] * (1.0 if self.tie_break[1] == "max" else -1.0)
+        return (metrics[key] * (1.0 if mode == "max" else -1.0), tie)
+
     def pick(self, metrics: dict) -> tuple[str, str]:
         """(metric, "min" | "max") that picks best.pt, for an evaluation that reported ``metrics``
         (keys without their split prefix)."""
         pairs = self.best if isinstance(self.best[0], tuple) else (self.best,)
         return next((p for p in pairs if p[0] in metrics), pairs[-1])
+
+
+def finite(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
 _REGISTRY: dict[str, Objective] = {}

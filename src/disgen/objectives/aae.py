@@ -475,6 +475,10 @@ register_objective(
         step,
         evaluate,
         best=(("accuracy", "max"), ("mse", "min")),
+        # Accuracy on a few hundred validation digits ties often, and the first of equal epochs can
+        # be an early one whose codes do not yet fit the prior (samples of a class then read as
+        # another): the lower reconstruction error decides.
+        tie_break=("mse", "min"),
         snapshot=snapshot,
         predict=predict,
         reconstruct=reconstruct,

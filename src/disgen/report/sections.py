@@ -50,7 +50,8 @@ def summary_html(run: RunFiles) -> str:
         ),
     ]
     key, mode = run.best
-    best = best_of(run.history, f"val_{key}", mode)
+    tie = (f"val_{run.tie_break[0]}", run.tie_break[1]) if run.tie_break else None
+    best = best_of(run.history, f"val_{key}", mode, tie)
     if best:
         rows.append(("checkpoints/best.pt", f"epoch {best[1]}, val_{key} {best[0]:.4g} ({mode} is best)"))
     else:

@@ -226,6 +226,10 @@ def check_structure(state: dict, path: Path) -> None:
         for name, opt in state["opts"].items():
             problems += [f"opts.{name}: {p}" for p in optimizer_problems(opt)]
         problems += [f"scheds.{k}: not a dict" for k, v in state["scheds"].items() if not isinstance(v, dict)]
+        rank = state.get("best_rank")
+        ordered = lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and not math.isnan(v)  # noqa: E731
+        if rank is not None and not (isinstance(rank, list) and len(rank) == 2 and all(map(ordered, rank))):
+            problems.append("'best_rank' is not a list of two numbers")
         if state.get("scaler") is not None and not isinstance(state["scaler"], dict):
             problems.append("scaler is not a dict")
         problems += rng_problems(state["rng"])

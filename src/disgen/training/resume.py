@@ -8,6 +8,7 @@ May import: runs, files, config, models, objectives and training.distributed (ca
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import torch
@@ -152,6 +153,7 @@ def state_of(trainer) -> dict:
         "config": trainer.cfg.to_dict(),
         "epoch": trainer.epoch,
         "best": trainer.best,
+        "best_rank": None if trainer.best_rank is None else list(trainer.best_rank),
         "data": runs.data_info(trainer.data),
         "nets": live["nets"],
         "opts": live["opts"],
@@ -171,6 +173,20 @@ def restore(trainer, state: dict) -> None:
         s.load_state_dict(state["scheds"][k])
     change_lr(trainer, wanted)
     trainer.epoch, trainer.best = state["epoch"], state["best"]
+    rank = state.get("best_rank")  # None in a checkpoint written before tie-breaks: resume_run replays
+    trainer.best_rank = None if rank is None else (float(rank[0]), float(rank[1]))
+
+
+def replayed_rank(objective, history: list[dict], best: float) -> tuple[float, float]:
+    """The rank best.pt has by the epochs' validation metrics (for a checkpoint written before
+    tie-breaks); where none of them holds its value (metrics.jsonl lost or edited), a rank no
+    epoch beats: best.pt stays the epoch that was chosen, never replaced by a guess."""
+    ranks = []
+    for record in history:
+        val = {k[4:]: v for k, v in record.items() if k.startswith("val_")}
+        rank = objective.rank(val) if val.get(objective.pick(val)[0]) == best else None
+        ranks += [rank] if rank is not None else []
+    return max(ranks) if ranks else (math.inf, math.inf)
 
 
 def change_lr(trainer, wanted: dict[str, list[float]]) -> None:
@@ -209,6 +225,8 @@ def resume_run(trainer) -> None:
             f"only adds epochs: give --epochs {trainer.epoch + 1} or more, or leave --epochs out; nothing was written"
         )
     trainer.history = runs.read_metrics(trainer.run_dir, upto=trainer.epoch)
+    if trainer.best is not None and trainer.best_rank is None:  # a checkpoint from before tie-breaks
+        trainer.best_rank = replayed_rank(trainer.objective, trainer.history, trainer.best)
     if trainer.deadline is not None:  # a budget run killed before its end: the seconds it has left
         spent = sum(r.get("seconds", 0.0) for r in trainer.history)
         trainer.deadline.resume(found[0]["config"].get("budget_plan"), trainer.epoch * len(trainer.loader), spent)

@@ -126,7 +126,8 @@ class Trainer:
         self.scheds: dict = {}  # the learning-rate schedules, made when training starts (fit)
         self.eval_kw: dict = {}  # per split, what evaluation takes (a GAN's own draws): made in fit()
         self.epoch = 0
-        self.best: float | None = None
+        self.best: float | None = None  # best.pt's value of the objective's metric
+        self.best_rank: tuple[float, float] | None = None  # and its Objective.rank (with the tie-break)
         self.final: dict | None = None  # the test record written after the last epoch
         self.history: list[dict] = []
         self.guard = DivergenceGuard(self.nets)
@@ -479,13 +480,11 @@ class Trainer:
                 test = self.objective.evaluate(self.nets, self.test_x, self.test_y, **self.eval_kw["test"])
             record.update({f"test_{k}": v for k, v in test.items()})
         record["eval_seconds"] = round(time.perf_counter() - start, 3)
-        key, mode = self.objective.pick({k[4:]: v for k, v in record.items() if k.startswith("val_")})
-        value = record.get(f"val_{key}") if self.selects else None
-        improved = value is not None and (
-            self.best is None or (value > self.best if mode == "max" else value < self.best)
-        )
+        val = {k[4:]: v for k, v in record.items() if k.startswith("val_")}
+        rank = self.objective.rank(val) if self.selects else None
+        improved = rank is not None and (self.best_rank is None or rank > self.best_rank)
         if improved:
-            self.best = value
+            self.best, self.best_rank = val[self.objective.pick(val)[0]], rank
         # Metrics first, last.pt last: a kill in between re-runs the epoch on resume (metric lines
         # past the checkpoint's epoch are dropped), so no epoch goes missing from metrics.jsonl.
         self.history.append(record)
