@@ -480,20 +480,6 @@ def test_one_hot_y_feeds_the_decoder_the_predicted_class_and_trains_the_y_head()
     assert not torch.equal(y_in, torch.nn.functional.one_hot(y_in.argmax(1), 10).float())
 
 
-@pytest.mark.parametrize("one_hot_y", [True, False])
-def test_without_y_from_reconstruction_the_reconstruction_leaves_the_y_head_alone(one_hot_y):
-    """--no-y-from-reconstruction: the decoder gets the same y, but the reconstruction's gradient
-    stops there: the y head learns from the other phases only; the body, z head and decoder learn."""
-    nets, opts = build("semi-supervised", one_hot_y=one_hot_y, y_from_reconstruction=False, dropout=0.0)
-    x, y = tiny_batch(32)
-    with_grad, _ = build("semi-supervised", one_hot_y=one_hot_y, dropout=0.0)
-    assert torch.equal(aae.decoder_input(nets, x, y, 10)[0], aae.decoder_input(with_grad, x, y, 10)[0].detach())
-    before = params(nets)
-    reconstruction_phase(nets, opts, x, y)
-    moved = changed(nets, before)
-    assert "encoder.y_head" not in moved and {"encoder.z_head", "decoder"} <= moved, moved
-
-
 def read_as(x: torch.Tensor, reference) -> torch.Tensor:
     """The reference classifier's classes for 28x28 images ``x`` (N, 28, 28) in [0, 1]."""
     return reference.predict_features(reference.features_of(x[:, None], (0.0, 1.0))).argmax(1)

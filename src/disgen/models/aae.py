@@ -58,13 +58,6 @@ class AAEConfig:
         "semi-supervised mode: the decoder gets the one-hot predicted class (gradient straight through "
         "to the probabilities), not the probabilities (the paper's)",
     )
-    # Through the one-hot y the reconstruction also trains the classifier: y becomes a clustering of
-    # the images that the few labels have to line up with the classes, and with 100 labels it can
-    # merge two digits (4 and 9) into one cluster. Without that gradient, y learns from the labels,
-    # d_cat and the consistency term, as a classifier, and the decoder still reads the digit from it.
-    y_from_reconstruction: bool = opt(
-        True, "semi-supervised mode: the reconstruction's gradient reaches y (no: y learns as a classifier only)"
-    )
     # The UDA form of Xie et al. 2019: the class probabilities on a perturbed copy of each unlabelled
     # image are pulled toward those on the image itself (KL, the clean side held fixed).
     consistency: float = opt(

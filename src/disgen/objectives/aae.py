@@ -47,8 +47,8 @@ def bce(logits: torch.Tensor, target: float) -> torch.Tensor:
 def decoder_input(nets: Nets, x: torch.Tensor, y: torch.Tensor, num_classes: int):
     """(y for the decoder or None, z, the encoder's y logits or None): supervised mode feeds the
     decoder the true one-hot label, semi-supervised the encoder's softmax(y) (with --one-hot-y
-    the one-hot of its argmax, the gradient passed straight through to the probabilities; with
-    --no-y-from-reconstruction no gradient), unsupervised nothing."""
+    the one-hot of its argmax, the gradient passed straight through to the probabilities),
+    unsupervised nothing."""
     logits, z = nets["encoder"](x)
     cfg = nets["encoder"].cfg
     if cfg.mode == "supervised":
@@ -57,7 +57,7 @@ def decoder_input(nets: Nets, x: torch.Tensor, y: torch.Tensor, num_classes: int
         p = logits.softmax(1)
         if cfg.one_hot_y:
             p = p + (F.one_hot(p.argmax(1), p.shape[1]).to(p.dtype) - p).detach()
-        return (p if cfg.y_from_reconstruction else p.detach()), z, logits
+        return p, z, logits
     return None, z, logits
 
 
