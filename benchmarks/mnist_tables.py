@@ -30,7 +30,10 @@ def fmt(s: dict, digits: int, scale: float = 1.0, unit: str = "") -> str:
 def interval(s: dict, digits: int, scale: float = 1.0) -> str:
     if math.isnan(s["lo"]):
         return "—"
-    return f"{s['lo'] * scale:.{digits}f} to {s['hi'] * scale:.{digits}f}"
+    lo, hi = s["lo"], s["hi"]
+    if scale == 100:  # a share (accuracy, error): Student's t knows no bounds, a share stays in 0-100%
+        lo, hi = max(lo, 0.0), min(hi, 1.0)
+    return f"{lo * scale:.{digits}f} to {hi * scale:.{digits}f}"
 
 
 def cpu(r: dict) -> str:
@@ -473,3 +476,63 @@ def mnist_aae_time_to(results: Results) -> str:
         rows.append([labels, *cells, len(runs), *stamp(runs)])
     header = ["labels", "minutes to 95% (validation)", "to 97%", "to 98%", "n (seeds)", "commit", "CPU"]
     return md(header + ["number format"], rows)
+
+
+# What each ablation undoes (bench_mnist.py's ablation group), in the table's order.
+AAE_ABLATIONS = {
+    "no-consistency": "without the consistency term (`--consistency 0`)",
+    "no-dropout": "without dropout (`--dropout 0`)",
+    "no-y-conditioned": "d_gauss without the predicted class (`--no-y-conditioned`)",
+    "content-in-z": "the content in z, as before: softmax y, z 10-D ~ N(0, 5²), discriminators at lr 2e-4",
+}
+
+
+def chosen_epoch(r: dict) -> dict:
+    """The epoch record of the checkpoint a run was tested with (best.pt, chosen on validation)."""
+    return r["epochs"][r["final"]["checkpoint_epoch"] - 1]
+
+
+def label_sample_cells(runs: list[dict]) -> list[str]:
+    """`sample --label K` read as K: mean over K and the worst K, mean ± std over the runs."""
+    if not all("label_samples" in r for r in runs):
+        return ["—", "—"]
+    mean = summary([statistics.mean(r["label_samples"]) for r in runs])
+    worst = summary([min(r["label_samples"]) for r in runs])
+    return [fmt(mean, 1, 100, "%"), fmt(worst, 1, 100, "%")]
+
+
+@table("mnist-aae-ablation")
+def mnist_aae_ablation(results: Results) -> str:
+    """The default semi-supervised AAE on full MNIST with 100 labels beside runs that each undo one
+    of its choices (bench_mnist.py's headline and ablation groups, 10 epochs): validation error of
+    the chosen epoch (what the choices were made on), test error, its change against the preset,
+    and whether `sample --label K` draws K."""
+    default = group_runs(results, "mnist", "headline").get("aae/default-100", [])
+    ablations = group_runs(results, "mnist", "ablation")
+    if not default:
+        return md(["variant"], [])
+    base = summary([1 - r["final"]["test_accuracy"] for r in default])
+    rows = []
+    for name, what in [("default", "`aae` default preset"), *AAE_ABLATIONS.items()]:
+        runs = default if name == "default" else ablations.get(f"aae/100-{name}", [])
+        if not runs:
+            continue
+        val = summary([1 - chosen_epoch(r)["val_accuracy"] for r in runs])
+        test = summary([1 - r["final"]["test_accuracy"] for r in runs])
+        change = "—" if name == "default" else f"{(test['mean'] - base['mean']) * 100:+.2f} points"
+        rows.append(
+            [
+                what,
+                test["n"],
+                fmt(val, 2, 100, "%"),
+                f"**{fmt(test, 2, 100, '%')}**" if name == "default" else fmt(test, 2, 100, "%"),
+                change,
+                *label_sample_cells(runs),
+                minutes(runs),
+                *stamp(runs),
+            ]
+        )
+    header = ["100 labels, 10 epochs", "n (seeds)", "validation error (chose it)", "test error"]
+    header += ["test error against the preset", "`sample --label K` read as K", "worst K", "train min / run"]
+    header += ["commit", "CPU", "number format"]
+    return md(header, rows)

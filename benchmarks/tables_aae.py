@@ -66,7 +66,18 @@ def aae_labels_headline(results: Results) -> str:
 
 
 # -- the semi-supervised AAE's `sample --label K` (bench_aae_style_grid.py --mode semi-supervised) ------
-LABEL_SAMPLES = ["aae_label_samples_mnist-mini_0", "aae_label_samples_mnist-mini_100", "aae_label_samples_mnist_100"]
+LABEL_SAMPLES = ["aae_label_samples_mnist-mini_0", "aae_label_samples_mnist-mini_100"]
+
+
+def full_mnist_runs(results: Results) -> list[tuple[int, list[dict]]]:
+    """(labels, runs) of bench_mnist.py's aae headline rows whose runs read `sample --label K`."""
+    out = []
+    for labels in (100, 1000):
+        prefix = f"headline/aae/default-{labels}/"
+        runs = [r for k, r in sorted(results("mnist")["runs"].items()) if k.startswith(prefix)]
+        if runs and all("label_samples" in r for r in runs):
+            out.append((labels, runs))
+    return out
 
 
 @table("aae-label-samples")
@@ -87,6 +98,23 @@ def aae_label_samples(results: Results) -> str:
                 pm(x["test accuracy"], 2, 100, "%"),
                 f"{stat(r['cpu_minutes'])['mean']:.1f}",
                 commit(r),
+            ]
+        )
+    # Full MNIST: the headline runs of bench_mnist.py, which read their samples the same way.
+    for labels, runs in full_mnist_runs(results):
+        mean = {"values": [sum(r["label_samples"]) / len(r["label_samples"]) for r in runs]}
+        rows.append(
+            [
+                "mnist",
+                labels,
+                len(runs[0]["epochs"]),
+                len(runs),
+                pm(mean, 1, 100, "%", bold=True),
+                pm({"values": [min(r["label_samples"]) for r in runs]}, 1, 100, "%"),
+                "—",
+                pm({"values": [r["final"]["test_accuracy"] for r in runs]}, 2, 100, "%"),
+                f"{sum(r['train_seconds'] for r in runs) / len(runs) / 60:.1f} (wall)",
+                ", ".join(sorted({commit(r) for r in runs})),
             ]
         )
     return md(
