@@ -38,6 +38,12 @@ def speed_dcgan28(results: Results) -> str:
     return speed_table(results("speed_dcgan28"))
 
 
+@table("speed-aae")
+def speed_aae(results: Results) -> str:
+    """Seed 004's AAE against its plain port on a CPU with bfloat16 (docs/speed.md)."""
+    return speed_table(results("speed_aae"))
+
+
 def speed_table(r: dict) -> str:
     rows = []
     for model, what in SPEED_ROWS.items():
