@@ -433,9 +433,16 @@ MUTATIONS += [
     (
         "image GANs choose best.pt on any number of validation images",
         "src/disgen/training/trainer.py",
-        'value = record.get(f"val_{key}") if self.selects else None',
-        'value = record.get(f"val_{key}")',
+        "rank = self.objective.rank(val) if self.selects else None",
+        "rank = self.objective.rank(val)",
         "tests/test_gan_images.py::test_dcgan64_trains_on_a_folder_and_samples",
+    ),
+    (
+        "best.pt: the aae's tie-break ignored (the first of equal validation accuracies)",
+        "src/disgen/objectives/__init__.py",
+        'tie = metrics[self.tie_break[0]] * (1.0 if self.tie_break[1] == "max" else -1.0)',
+        "tie = 0.0",
+        "tests/test_aae.py::test_best_pt_breaks_a_tie_of_validation_accuracy_by_the_lower_reconstruction_error",
     ),
     (
         "disgen.train returns the last epoch's weights (every command uses best.pt)",
