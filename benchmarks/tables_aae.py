@@ -4,6 +4,7 @@ the unsupervised aae (bench_vae_aae.py)."""
 
 from __future__ import annotations
 
+from mnist_tables import group_runs, label_sample_cells, minutes, stamp
 from table_defs import (
     Results,
     commit,
@@ -69,17 +70,6 @@ def aae_labels_headline(results: Results) -> str:
 LABEL_SAMPLES = ["aae_label_samples_mnist-mini_0", "aae_label_samples_mnist-mini_100"]
 
 
-def full_mnist_runs(results: Results) -> list[tuple[int, list[dict]]]:
-    """(labels, runs) of bench_mnist.py's aae headline rows whose runs read `sample --label K`."""
-    out = []
-    for labels in (100, 1000):
-        prefix = f"headline/aae/default-{labels}/"
-        runs = [r for k, r in sorted(results("mnist")["runs"].items()) if k.startswith(prefix)]
-        if runs and all("label_samples" in r for r in runs):
-            out.append((labels, runs))
-    return out
-
-
 @table("aae-label-samples")
 def aae_label_samples(results: Results) -> str:
     rows = []
@@ -101,21 +91,16 @@ def aae_label_samples(results: Results) -> str:
             ]
         )
     # Full MNIST: the headline runs of bench_mnist.py, which read their samples the same way.
-    for labels, runs in full_mnist_runs(results):
-        mean = {"values": [sum(r["label_samples"]) / len(r["label_samples"]) for r in runs]}
+    headline = group_runs(results, "mnist", "headline")
+    for labels in (100, 1000):
+        runs = headline.get(f"aae/default-{labels}", [])
+        if not runs or not all("label_samples" in r for r in runs):
+            continue
+        mean, worst = label_sample_cells(runs)
+        test = {"values": [r["final"]["test_accuracy"] for r in runs]}
         rows.append(
-            [
-                "mnist",
-                labels,
-                len(runs[0]["epochs"]),
-                len(runs),
-                pm(mean, 1, 100, "%", bold=True),
-                pm({"values": [min(r["label_samples"]) for r in runs]}, 1, 100, "%"),
-                "—",
-                pm({"values": [r["final"]["test_accuracy"] for r in runs]}, 2, 100, "%"),
-                f"{sum(r['train_seconds'] for r in runs) / len(runs) / 60:.1f} (wall)",
-                ", ".join(sorted({commit(r) for r in runs})),
-            ]
+            ["mnist", labels, len(runs[0]["epochs"]), len(runs), f"**{mean}**", worst, "—", pm(test, 2, 100, "%")]
+            + [f"{minutes(runs)} (wall)", stamp(runs)[0]]
         )
     return md(
         [
