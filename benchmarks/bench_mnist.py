@@ -13,7 +13,8 @@ file already holds at this commit unless ``--rerun``):
   004's test accuracy.
 - ``ablation``: the aae default preset with 100 labels, each run with one of its choices undone
   (no consistency term, no dropout, d_gauss not shown the predicted class, the content in z as
-  before the preset put it in y): what each choice moves.
+  before the preset put it in y), and with 100 and 1000 labels one trial added (the adversary on
+  z shaping the z head only, ``--no-z-adversary-body``): what each choice moves.
 - ``headline``: each model's default preset (cnn-classifier also ``fast``), the model chosen on the
   validation split (10%, stratified) and tested once; 5 seeds for runs of minutes, 3 for the
   longer ones (cnn-classifier's default, dcgan28 and aae for a CPU budget of epochs).
@@ -51,6 +52,9 @@ DOCUMENTS = {
     "seed-001": {"train_mse": [0.0646, 0.0339, 0.0273]},
 }
 
+# The aae preset before the content went in y: softmax y, z 10-D ~ N(0, 5²).
+CONTENT_IN_Z = {"one_hot_y": False, "y_conditioned": False, "z_dim": 10, "prior_std": 5.0, "d_lr": 2e-4}
+
 # group -> label -> (model, options, seeds)
 RUNS: dict[str, dict[str, tuple[str, dict, list[int]]]] = {
     "seeds": {
@@ -68,18 +72,19 @@ RUNS: dict[str, dict[str, tuple[str, dict, list[int]]]] = {
         "aae/default-100": ("aae", {"preset": "default", "labels": 100, "epochs": 10}, [0, 1, 2]),
         "aae/default-1000": ("aae", {"preset": "default", "labels": 1000, "epochs": 10}, [0, 1, 2]),
     },
-    # The aae default preset with one of its choices undone (100 labels, 10 epochs; the preset
-    # itself is headline's aae/default-100): what each moves, on validation and on test.
+    # The aae default preset with one of its choices undone, or one trial added (10 epochs; the
+    # preset itself is headline's aae/default-100 and -1000): what each moves, on validation and
+    # on test.
     "ablation": {
-        f"aae/100-{name}": ("aae", {"preset": "default", "labels": 100, "epochs": 10, **change}, [0, 1, 2])
-        for name, change in {
-            "no-consistency": {"model_args": {"consistency": 0.0}},
-            "no-dropout": {"model_args": {"dropout": 0.0}},
-            "no-y-conditioned": {"model_args": {"y_conditioned": False}},
-            "content-in-z": {  # the preset before the content went in y: softmax y, z 10-D ~ N(0, 5²)
-                "model_args": {"one_hot_y": False, "y_conditioned": False, "z_dim": 10, "prior_std": 5.0, "d_lr": 2e-4}
-            },
-        }.items()
+        f"aae/{labels}-{name}": ("aae", {"preset": "default", "labels": labels, "epochs": 10, **change}, [0, 1, 2])
+        for labels, name, change in [
+            (100, "no-consistency", {"model_args": {"consistency": 0.0}}),
+            (100, "no-dropout", {"model_args": {"dropout": 0.0}}),
+            (100, "no-y-conditioned", {"model_args": {"y_conditioned": False}}),
+            (100, "content-in-z", {"model_args": CONTENT_IN_Z}),
+            (100, "z-head", {"model_args": {"z_adversary_body": False}}),
+            (1000, "z-head", {"model_args": {"z_adversary_body": False}}),
+        ]
     },
 }
 

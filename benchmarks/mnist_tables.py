@@ -484,6 +484,7 @@ AAE_ABLATIONS = {
     "no-dropout": "without dropout (`--dropout 0`)",
     "no-y-conditioned": "d_gauss without the predicted class (`--no-y-conditioned`)",
     "content-in-z": "the content in z, as before: softmax y, z 10-D ~ N(0, 5²), discriminators at lr 2e-4",
+    "z-head": "trial: the adversary on z shapes the z head only (`--no-z-adversary-body`)",
 }
 
 
@@ -503,36 +504,38 @@ def label_sample_cells(runs: list[dict]) -> list[str]:
 
 @table("mnist-aae-ablation")
 def mnist_aae_ablation(results: Results) -> str:
-    """The default semi-supervised AAE on full MNIST with 100 labels beside runs that each undo one
-    of its choices (bench_mnist.py's headline and ablation groups, 10 epochs): validation error of
-    the chosen epoch (what the choices were made on), test error, its change against the preset,
-    and whether `sample --label K` draws K."""
-    default = group_runs(results, "mnist", "headline").get("aae/default-100", [])
-    ablations = group_runs(results, "mnist", "ablation")
-    if not default:
-        return md(["variant"], [])
-    base = summary([1 - r["final"]["test_accuracy"] for r in default])
+    """The default semi-supervised AAE on full MNIST beside runs that each undo one of its choices
+    or add one trial (bench_mnist.py's headline and ablation groups, 10 epochs): validation error
+    of the chosen epoch (what the choices were made on), test error, its change against the preset
+    with as many labels, and whether `sample --label K` draws K."""
+    headline, ablations = group_runs(results, "mnist", "headline"), group_runs(results, "mnist", "ablation")
     rows = []
-    for name, what in [("default", "`aae` default preset"), *AAE_ABLATIONS.items()]:
-        runs = default if name == "default" else ablations.get(f"aae/100-{name}", [])
-        if not runs:
+    for labels in (100, 1000):
+        default = headline.get(f"aae/default-{labels}", [])
+        if not default or not any(f"aae/{labels}-{name}" in ablations for name in AAE_ABLATIONS):
             continue
-        val = summary([1 - chosen_epoch(r)["val_accuracy"] for r in runs])
-        test = summary([1 - r["final"]["test_accuracy"] for r in runs])
-        change = "—" if name == "default" else f"{(test['mean'] - base['mean']) * 100:+.2f} points"
-        rows.append(
-            [
-                what,
-                test["n"],
-                fmt(val, 2, 100, "%"),
-                f"**{fmt(test, 2, 100, '%')}**" if name == "default" else fmt(test, 2, 100, "%"),
-                change,
-                *label_sample_cells(runs),
-                minutes(runs),
-                *stamp(runs),
-            ]
-        )
-    header = ["100 labels, 10 epochs", "n (seeds)", "validation error (chose it)", "test error"]
+        base = summary([1 - r["final"]["test_accuracy"] for r in default])
+        for name, what in [("default", "`aae` default preset"), *AAE_ABLATIONS.items()]:
+            runs = default if name == "default" else ablations.get(f"aae/{labels}-{name}", [])
+            if not runs:
+                continue
+            val = summary([1 - chosen_epoch(r)["val_accuracy"] for r in runs])
+            test = summary([1 - r["final"]["test_accuracy"] for r in runs])
+            change = "—" if name == "default" else f"{(test['mean'] - base['mean']) * 100:+.2f} points"
+            rows.append(
+                [
+                    labels,
+                    what,
+                    test["n"],
+                    fmt(val, 2, 100, "%"),
+                    f"**{fmt(test, 2, 100, '%')}**" if name == "default" else fmt(test, 2, 100, "%"),
+                    change,
+                    *label_sample_cells(runs),
+                    minutes(runs),
+                    *stamp(runs),
+                ]
+            )
+    header = ["labels", "variant (10 epochs)", "n (seeds)", "validation error (chose it)", "test error"]
     header += ["test error against the preset", "`sample --label K` read as K", "worst K", "train min / run"]
     header += ["commit", "CPU", "number format"]
     return md(header, rows)

@@ -89,6 +89,29 @@ def test_generator_phase_changes_encoder_only_and_leaves_discriminators_trainabl
         assert all(p.grad is None and p.requires_grad for p in nets[d].parameters())
 
 
+@pytest.mark.parametrize("through_body", [True, False])
+def test_the_adversary_on_z_reaches_the_encoders_body_unless_told_not_to(through_body):
+    # Unsupervised: d_gauss is the only adversary, so its loss alone moves the encoder here.
+    nets, opts = build("unsupervised", z_adversary_body=through_body)
+    before = params(nets)
+    generator_phase(nets, opts, tiny_batch()[0])
+    assert changed(nets, before) == ({"encoder.body", "encoder.z_head"} if through_body else {"encoder.z_head"})
+
+
+def test_without_the_body_the_semi_supervised_adversaries_still_train_y():
+    # d_cat's loss still reaches the body through y; only z's gradient stops at the z head.
+    nets, opts = build(z_adversary_body=False)
+    before = params(nets)
+    generator_phase(nets, opts, tiny_batch()[0])
+    assert changed(nets, before) == {"encoder.body", "encoder.z_head", "encoder.y_head"}
+    nets["encoder"].zero_grad(set_to_none=True)
+    x = tiny_batch()[0]
+    logits, z = nets["encoder"](x, z_through_body=False)
+    z.sum().backward()
+    assert all(p.grad is None for p in nets["encoder"].body.parameters())
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in nets["encoder"].z_head.parameters())
+
+
 def test_classification_phase_changes_encoder_body_and_y_head_only():
     nets, opts = build()
     before = params(nets)

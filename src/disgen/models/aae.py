@@ -63,6 +63,14 @@ class AAEConfig:
     consistency: float = opt(
         0.0, "semi-supervised mode: weight of a consistency term on the unlabelled batch; 0: the paper's AAE"
     )
+    # The adversary on z also shapes the encoder's body, which y reads: with few labels it can
+    # merge two digits' features (docs/aae.md, "Trials"); stopped at the z head, the body learns
+    # from the reconstruction, the labels and d_cat only.
+    z_adversary_body: bool = opt(
+        True,
+        "d_gauss's loss trains the encoder's body as well as its z head (no: the z head only, so that "
+        "the features y reads are not shaped by the adversary on z)",
+    )
     consistency_augment: str = opt(
         "affine",
         "the consistency term's perturbation: affine (rotation, scale, "
@@ -99,11 +107,13 @@ class Encoder(nn.Module):
         self.y_head = nn.Linear(cfg.hidden[-1], num_classes) if cfg.mode == "semi-supervised" else None
         self.input_noise = cfg.input_noise
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor]:
+    def forward(self, x: torch.Tensor, z_through_body: bool = True) -> tuple[torch.Tensor | None, torch.Tensor]:
+        """``z_through_body=False``: z's gradient stops at the z head (the body's output is taken
+        as fixed for z), y's does not."""
         if self.input_noise and self.training:
             x = x + torch.randn_like(x) * self.input_noise
         h = self.body(x)
-        return (self.y_head(h) if self.y_head is not None else None), self.z_head(h)
+        return (self.y_head(h) if self.y_head is not None else None), self.z_head(h if z_through_body else h.detach())
 
 
 class Decoder(nn.Module):

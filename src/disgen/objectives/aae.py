@@ -122,7 +122,8 @@ def generator_phase(nets: Nets, opts, x, y=None) -> dict[str, torch.Tensor]:
     for d in discs:
         nets[d].requires_grad_(False)
     try:
-        logits, z = nets["encoder"](x)
+        enc = nets["encoder"]
+        logits, z = enc(x, z_through_body=enc.cfg.z_adversary_body)
         g_loss = bce(nets["d_gauss"](z, label_of(nets, "d_gauss", y, logits)), 1.0)
         if "d_cat" in nets:
             g_loss = g_loss + bce(nets["d_cat"](logits.softmax(1)), 1.0)
