@@ -169,6 +169,16 @@ class Objective:
             tie = metrics[self.tie_break[0]] * (1.0 if self.tie_break[1] == "max" else -1.0)
         return (metrics[key] * (1.0 if mode == "max" else -1.0), tie)
 
+    def best_record(self, history: list[dict]) -> int | None:
+        """Index of the epoch record (metrics.jsonl's, keys ``val_*``) whose checkpoint best.pt
+        holds: the first of the highest :meth:`rank`, as the trainer chooses; None without one."""
+        best, where = None, None
+        for i, record in enumerate(history):
+            rank = self.rank({k[4:]: v for k, v in record.items() if k.startswith("val_")})
+            if rank is not None and (best is None or rank > best):
+                best, where = rank, i
+        return where
+
     def pick(self, metrics: dict) -> tuple[str, str]:
         """(metric, "min" | "max") that picks best.pt, for an evaluation that reported ``metrics``
         (keys without their split prefix)."""

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from disgen import config, runs
 from disgen.errors import DisgenError
+from disgen.objectives import finite
 
 BOOKKEEPING = ("epoch", "lr", "seconds", "eval_seconds")  # logged, charted, but never "best"
 LOWER_BETTER = ("loss", "mse", "frechet", "w2", "kid", "kl")
@@ -31,7 +32,7 @@ class RunFiles:
     evaluation: list[dict]  # eval.json's results: the test split after training, `disgen eval`s
     objective: str
     best: tuple[str, str]  # the objective's metric that picks best.pt, and "min" or "max"
-    tie_break: tuple[str, str] | None = None  # the metric that decides between its equal values
+    best_record: int | None = None  # index in history of the epoch best.pt holds (Objective.best_record)
 
 
 def read_json(path: Path) -> dict:
@@ -65,7 +66,7 @@ def read_run(path: Path, label: str | None = None) -> RunFiles:
         runs.read_evals(path),
         objective.name,
         objective.pick({k[4:]: v for rec in history for k, v in rec.items() if k.startswith("val_")}),
-        objective.tie_break,
+        objective.best_record(history),
     )
 
 
@@ -100,21 +101,11 @@ def direction(key: str) -> str | None:
     return None
 
 
-def best_of(history: list[dict], key: str, mode: str, tie: tuple[str, str] | None = None) -> tuple[float, int] | None:
-    """(value, epoch) of the best finite ``key``; among equal values the best finite ``tie``
-    metric (key, mode) where one is given, else the first epoch, as best.pt is chosen."""
-    found = [
-        (rec[key], epoch_of(history, i), rec.get(tie[0]) if tie else None)
-        for i, rec in enumerate(history)
-        if is_number(rec.get(key)) and math.isfinite(rec[key])
-    ]
+def best_of(history: list[dict], key: str, mode: str) -> tuple[float, int] | None:
+    """(value, epoch) of the best finite ``key``, the first epoch among equal values."""
+    found = [(rec[key], epoch_of(history, i)) for i, rec in enumerate(history) if finite(rec.get(key))]
     if not found:
         return None
     pick = min if mode == "min" else max
-    value = pick(v for v, _, _ in found)
-    tied = [(e, t) for v, e, t in found if v == value]
-    ties = [(t, e) for e, t in tied if is_number(t) and math.isfinite(t)]
-    if tie and ties:
-        sign = 1.0 if tie[1] == "max" else -1.0
-        return value, max(ties, key=lambda te: (sign * te[0], -te[1]))[1]
-    return value, tied[0][0]
+    value = pick(v for v, _ in found)
+    return value, next(e for v, e in found if v == value)

@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 
 from disgen.errors import plural
+from disgen.objectives import finite
 from disgen.report.history import RunFiles, best_of, direction, epoch_of, is_number, metric_keys
 from disgen.report.svg import Series, escape, legend, line_chart
 from disgen.viz import same_curves, wants_log
@@ -50,10 +51,11 @@ def summary_html(run: RunFiles) -> str:
         ),
     ]
     key, mode = run.best
-    tie = (f"val_{run.tie_break[0]}", run.tie_break[1]) if run.tie_break else None
-    best = best_of(run.history, f"val_{key}", mode, tie)
-    if best:
-        rows.append(("checkpoints/best.pt", f"epoch {best[1]}, val_{key} {best[0]:.4g} ({mode} is best)"))
+    i = run.best_record
+    if i is not None:
+        value = run.history[i].get(f"val_{key}")
+        value = f", val_{key} {value:.4g} ({mode} is best)" if finite(value) else ""
+        rows.append(("checkpoints/best.pt", f"epoch {epoch_of(run.history, i)}{value}"))
     else:
         rows.append(("checkpoints/best.pt", "none: the run has no validation split (--val-split 0)"))
     return table(["", ""], [[escape(a), escape(b)] for a, b in rows], header=False)
