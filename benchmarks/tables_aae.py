@@ -67,7 +67,9 @@ def aae_labels_headline(results: Results) -> str:
 
 
 # -- the semi-supervised AAE's `sample --label K` (bench_aae_style_grid.py --mode semi-supervised) ------
-LABEL_SAMPLES = ["aae_label_samples_mnist-mini_0", "aae_label_samples_mnist-mini_100"]
+# The default preset's, then the trial's of docs/aae.md (d_gauss's loss stopped at the z head).
+LABEL_SAMPLES = [f"aae_label_samples_mnist-mini_{labels}{trial}" for trial in ("", "_z-head") for labels in (0, 100)]
+TRIAL = "trial: `--no-z-adversary-body`"
 
 
 @table("aae-label-samples")
@@ -80,6 +82,7 @@ def aae_label_samples(results: Results) -> str:
             [
                 a["dataset"],
                 a["labels"] or "all",
+                "default" if a.get("z_adversary_body", True) else TRIAL,
                 a["epochs"],
                 stat(x["sample mean"])["n"],
                 pm(x["sample mean"], 1, 100, "%", bold=True),
@@ -90,22 +93,25 @@ def aae_label_samples(results: Results) -> str:
                 commit(r),
             ]
         )
-    # Full MNIST: the headline runs of bench_mnist.py, which read their samples the same way.
-    headline = group_runs(results, "mnist", "headline")
-    for labels in (100, 1000):
-        runs = headline.get(f"aae/default-{labels}", [])
+    # Full MNIST: the headline (and trial) runs of bench_mnist.py, which read their samples the same way.
+    headline, ablation = group_runs(results, "mnist", "headline"), group_runs(results, "mnist", "ablation")
+    for labels, variant, runs in [
+        *((n, "default", headline.get(f"aae/default-{n}", [])) for n in (100, 1000)),
+        *((n, TRIAL, ablation.get(f"aae/{n}-z-head", [])) for n in (100, 1000)),
+    ]:
         if not runs or not all("label_samples" in r for r in runs):
             continue
         mean, worst = label_sample_cells(runs)
         test = {"values": [r["final"]["test_accuracy"] for r in runs]}
         rows.append(
-            ["mnist", labels, len(runs[0]["epochs"]), len(runs), f"**{mean}**", worst, "—", pm(test, 2, 100, "%")]
-            + [f"{minutes(runs)} (wall)", stamp(runs)[0]]
+            ["mnist", labels, variant, len(runs[0]["epochs"]), len(runs), f"**{mean}**", worst, "—"]
+            + [pm(test, 2, 100, "%"), f"{minutes(runs)} (wall)", stamp(runs)[0]]
         )
     return md(
         [
             "dataset",
             "labels",
+            "preset",
             "epochs",
             "n (seeds)",
             "`sample --label K` read as K (mean over K)",
