@@ -13,8 +13,9 @@ file already holds at this commit unless ``--rerun``):
   004's test accuracy.
 - ``ablation``: the aae default preset with 100 labels, each run with one of its choices undone
   (no consistency term, no dropout, d_gauss not shown the predicted class, the content in z as
-  before the preset put it in y), and with 100 and 1000 labels one trial added (the adversary on
-  z shaping the z head only, ``--no-z-adversary-body``): what each choice moves.
+  before the preset put it in y), and trials of one change added (the adversary on z shaping the
+  z head only, ``--no-z-adversary-body``, with 100 and 1000 labels; the consistency term at
+  weight 3 with 100): what each choice moves.
 - ``headline``: each model's default preset (cnn-classifier also ``fast``), the model chosen on the
   validation split (10%, stratified) and tested once; 5 seeds for runs of minutes, 3 for the
   longer ones (cnn-classifier's default, dcgan28 and aae for a CPU budget of epochs).
@@ -83,6 +84,7 @@ RUNS: dict[str, dict[str, tuple[str, dict, list[int]]]] = {
             (100, "no-y-conditioned", {"model_args": {"y_conditioned": False}}),
             (100, "content-in-z", {"model_args": CONTENT_IN_Z}),
             (100, "z-head", {"model_args": {"z_adversary_body": False}}),
+            (100, "consistency-3", {"model_args": {"consistency": 3.0}}),
             (1000, "z-head", {"model_args": {"z_adversary_body": False}}),
         ]
     },

@@ -485,6 +485,7 @@ AAE_ABLATIONS = {
     "no-y-conditioned": "d_gauss without the predicted class (`--no-y-conditioned`)",
     "content-in-z": "the content in z, as before: softmax y, z 10-D ~ N(0, 5²), discriminators at lr 2e-4",
     "z-head": "trial: the adversary on z shapes the z head only (`--no-z-adversary-body`)",
+    "consistency-3": "trial: the consistency term at weight 3 (`--consistency 3`)",
 }
 
 
