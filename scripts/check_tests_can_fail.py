@@ -445,6 +445,13 @@ MUTATIONS += [
         "tests/test_aae.py::test_best_pt_breaks_a_tie_of_validation_accuracy_by_the_lower_reconstruction_error",
     ),
     (
+        "aae: --no-z-adversary-body ignored (d_gauss's loss reaches the encoder's body)",
+        "src/disgen/models/aae.py",
+        "self.z_head(h if z_through_body else h.detach())",
+        "self.z_head(h)",
+        "tests/test_aae.py::test_the_adversary_on_z_reaches_the_encoders_body_unless_told_not_to",
+    ),
+    (
         "disgen.train returns the last epoch's weights (every command uses best.pt)",
         "src/disgen/api.py",
         'run = load(trainer.run_dir, "auto", trainer.device)',
