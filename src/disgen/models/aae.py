@@ -63,9 +63,10 @@ class AAEConfig:
     consistency: float = opt(
         0.0, "semi-supervised mode: weight of a consistency term on the unlabelled batch; 0: the paper's AAE"
     )
-    # The adversary on z also shapes the encoder's body, which y reads: with few labels it can
-    # merge two digits' features (docs/aae.md, "Trials"); stopped at the z head, the body learns
-    # from the reconstruction, the labels and d_cat only.
+    # The adversary on z also shapes the encoder's body, which y reads. Stopped at the z head, the
+    # body learns from the reconstruction, the labels and d_cat only: no merged digits with 100
+    # MNIST labels, but samples less often their digit and worse with 1000 labels and on
+    # mnist-mini (docs/aae.md, "What each choice moves"), so not the preset's.
     z_adversary_body: bool = opt(
         True,
         "d_gauss's loss trains the encoder's body as well as its z head (no: the z head only, so that "
