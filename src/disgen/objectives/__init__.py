@@ -174,7 +174,7 @@ class Objective:
         holds: the first of the highest :meth:`rank`, as the trainer chooses; None without one."""
         best, where = None, None
         for i, record in enumerate(history):
-            rank = self.rank({k[4:]: v for k, v in record.items() if k.startswith("val_")})
+            rank = self.rank(validation_metrics(record))
             if rank is not None and (best is None or rank > best):
                 best, where = rank, i
         return where
@@ -184,6 +184,12 @@ class Objective:
         (keys without their split prefix)."""
         pairs = self.best if isinstance(self.best[0], tuple) else (self.best,)
         return next((p for p in pairs if p[0] in metrics), pairs[-1])
+
+
+def validation_metrics(record: dict) -> dict:
+    """An epoch record's validation metrics (metrics.jsonl's ``val_*``) without the prefix, as
+    :meth:`Objective.rank` and :meth:`Objective.pick` read them."""
+    return {k[4:]: v for k, v in record.items() if k.startswith("val_")}
 
 
 def finite(v) -> bool:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from disgen import config, runs
 from disgen.errors import DisgenError
-from disgen.objectives import finite
+from disgen.objectives import finite, validation_metrics
 
 BOOKKEEPING = ("epoch", "lr", "seconds", "eval_seconds")  # logged, charted, but never "best"
 LOWER_BETTER = ("loss", "mse", "frechet", "w2", "kid", "kl")
@@ -65,7 +65,7 @@ def read_run(path: Path, label: str | None = None) -> RunFiles:
         runs.read_final(path) or {},
         runs.read_evals(path),
         objective.name,
-        objective.pick({k[4:]: v for rec in history for k, v in rec.items() if k.startswith("val_")}),
+        objective.pick({k: v for rec in history for k, v in validation_metrics(rec).items()}),
         objective.best_record(history),
     )
 

@@ -17,6 +17,7 @@ from disgen import files, runs
 from disgen.config import TrainConfig, load_config_file
 from disgen.errors import DisgenError
 from disgen.models import resolve
+from disgen.objectives import validation_metrics
 from disgen.objectives.optim import base_lr
 from disgen.runs import checkpoint
 from disgen.training import distributed
@@ -183,7 +184,7 @@ def replayed_rank(objective, history: list[dict], best: float) -> tuple[float, f
     epoch beats: best.pt stays the epoch that was chosen, never replaced by a guess."""
     ranks = []
     for record in history:
-        val = {k[4:]: v for k, v in record.items() if k.startswith("val_")}
+        val = validation_metrics(record)
         rank = objective.rank(val) if val.get(objective.pick(val)[0]) == best else None
         ranks += [rank] if rank is not None else []
     return max(ranks) if ranks else (math.inf, math.inf)

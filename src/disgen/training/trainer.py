@@ -38,7 +38,7 @@ from disgen.data.loader import StreamedImages, TensorLoader, keep_on_device
 from disgen.errors import DisgenError, plural
 from disgen.evaluation import reference
 from disgen.models import get_model, resolve
-from disgen.objectives import Context, Opts, bound_step, get_objective
+from disgen.objectives import Context, Opts, bound_step, get_objective, validation_metrics
 from disgen.objectives.optim import lr_factor, make_optimizer
 from disgen.runs import checkpoint
 from disgen.training import budget, distributed, precision
@@ -480,7 +480,7 @@ class Trainer:
                 test = self.objective.evaluate(self.nets, self.test_x, self.test_y, **self.eval_kw["test"])
             record.update({f"test_{k}": v for k, v in test.items()})
         record["eval_seconds"] = round(time.perf_counter() - start, 3)
-        val = {k[4:]: v for k, v in record.items() if k.startswith("val_")}
+        val = validation_metrics(record)
         rank = self.objective.rank(val) if self.selects else None
         improved = rank is not None and (self.best_rank is None or rank > self.best_rank)
         if improved:
