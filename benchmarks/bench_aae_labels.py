@@ -87,7 +87,7 @@ def consistency_only(args, seed: int) -> dict:
         nets["encoder"].train()
         for xb, _, x_lab, y_lab in loader:
             with torch.autocast("cpu", dtype=torch.bfloat16):
-                aae.classification_phase(nets, opts, x_lab, y_lab, xb)
+                aae.classification_phase(nets, opts, x_lab, y_lab, xb, cfg=model_cfg)
             sched.step()
         val.append((aae.predict(nets, val_x).argmax(1) == data.val.labels).float().mean().item())
         test.append((aae.predict(nets, test_x).argmax(1) == data.test.labels).float().mean().item())

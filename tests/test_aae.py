@@ -37,7 +37,7 @@ def build(mode: str = "semi-supervised", seed: int = 0, **overrides):
     torch.manual_seed(seed)
     model_cfg = spec.model_config(cfg.model_args)
     nets = spec.build(model_cfg, (1, 28, 28), 10)
-    return nets, aae.optimizers(nets, cfg, model_cfg)
+    return nets, aae.optimizers(nets, cfg, model_cfg), model_cfg
 
 
 def tiny_batch(n: int = 16, seed: int = 0):
@@ -61,7 +61,7 @@ def changed(nets, before) -> set[str]:
 
 
 def test_reconstruction_phase_changes_encoder_and_decoder_only():
-    nets, opts = build()
+    nets, opts, cfg = build()
     x, y = tiny_batch()
     before = params(nets)
     loss = reconstruction_phase(nets, opts, x, y)
@@ -71,9 +71,9 @@ def test_reconstruction_phase_changes_encoder_and_decoder_only():
 
 
 def test_discriminator_phase_changes_discriminators_only():
-    nets, opts = build()
+    nets, opts, cfg = build()
     before = params(nets)
-    out = discriminator_phase(nets, opts, tiny_batch()[0])
+    out = discriminator_phase(nets, opts, tiny_batch()[0], cfg=cfg)
     assert changed(nets, before) == {"d_gauss", "d_cat"}
     assert set(out) == {"d_gauss_loss", "d_gauss_acc", "d_cat_loss", "d_cat_acc"}
     assert all(torch.isfinite(v) for v in out.values())
@@ -81,9 +81,9 @@ def test_discriminator_phase_changes_discriminators_only():
 
 
 def test_generator_phase_changes_encoder_only_and_leaves_discriminators_trainable():
-    nets, opts = build()
+    nets, opts, cfg = build()
     before = params(nets)
-    out = generator_phase(nets, opts, tiny_batch()[0])
+    out = generator_phase(nets, opts, tiny_batch()[0], cfg=cfg)
     assert torch.isfinite(out["g_loss"])
     assert changed(nets, before) == {"encoder.body", "encoder.z_head", "encoder.y_head"}
     for d in ("d_gauss", "d_cat"):  # no gradient reached D's weights, and they train again next step
@@ -93,17 +93,17 @@ def test_generator_phase_changes_encoder_only_and_leaves_discriminators_trainabl
 @pytest.mark.parametrize("through_body", [True, False])
 def test_the_adversary_on_z_reaches_the_encoders_body_unless_told_not_to(through_body):
     # Unsupervised: d_gauss is the only adversary, so its loss alone moves the encoder here.
-    nets, opts = build("unsupervised", z_adversary_body=through_body)
+    nets, opts, cfg = build("unsupervised", z_adversary_body=through_body)
     before = params(nets)
-    generator_phase(nets, opts, tiny_batch()[0])
+    generator_phase(nets, opts, tiny_batch()[0], cfg=cfg)
     assert changed(nets, before) == ({"encoder.body", "encoder.z_head"} if through_body else {"encoder.z_head"})
 
 
 def test_without_the_body_the_semi_supervised_adversaries_still_train_y():
     # d_cat's loss still reaches the body through y; only z's gradient stops at the z head.
-    nets, opts = build(z_adversary_body=False)
+    nets, opts, cfg = build(z_adversary_body=False)
     before = params(nets)
-    generator_phase(nets, opts, tiny_batch()[0])
+    generator_phase(nets, opts, tiny_batch()[0], cfg=cfg)
     assert changed(nets, before) == {"encoder.body", "encoder.z_head", "encoder.y_head"}
     nets["encoder"].zero_grad(set_to_none=True)
     x = tiny_batch()[0]
@@ -114,9 +114,9 @@ def test_without_the_body_the_semi_supervised_adversaries_still_train_y():
 
 
 def test_classification_phase_changes_encoder_body_and_y_head_only():
-    nets, opts = build()
+    nets, opts, cfg = build()
     before = params(nets)
-    out = classification_phase(nets, opts, *tiny_batch())
+    out = classification_phase(nets, opts, *tiny_batch(), cfg=cfg)
     assert torch.isfinite(out["ce_loss"])
     assert changed(nets, before) == {"encoder.body", "encoder.y_head"}
 
@@ -144,19 +144,19 @@ def test_classification_phase_changes_encoder_body_and_y_head_only():
     ],
 )
 def test_each_mode_steps_with_finite_losses(mode, nets_, keys):
-    nets, opts = build(mode)
+    nets, opts, cfg = build(mode)
     assert set(nets) == nets_
     assert set(opts) == {"autoencoder", "discriminators", "generator"} | (
         {"classifier"} if mode == "semi-supervised" else set()
     )
     x, y = tiny_batch()
-    out = aae.step(nets, opts, (x, y, *tiny_batch(8, seed=1)))
+    out = aae.step(nets, opts, (x, y, *tiny_batch(8, seed=1)), cfg=cfg)
     assert set(out) == keys
     assert all(v.dim() == 0 and torch.isfinite(v) for v in out.values())
 
 
 def test_supervised_decoder_uses_the_label():
-    nets, _ = build("supervised")
+    nets, _, _ = build("supervised")
     z = torch.zeros(2, TINY["z_dim"])
     imgs = aae.decode(nets, z, torch.tensor([3, 7]))
     assert imgs.shape == (2, 1, 28, 28) and not torch.equal(imgs[0], imgs[1])
@@ -165,29 +165,29 @@ def test_supervised_decoder_uses_the_label():
 def test_roles_discriminator_learns_prior_as_real_encoder_learns_to_fool_it():
     """D's logit is high on prior samples and low on codes after training it; then the encoder,
     trained against the frozen D, raises D's logit on its codes. Swapped roles fail both."""
-    nets, opts = build("unsupervised", prior_std=1.0, g_lr=0.05)
+    nets, opts, cfg = build("unsupervised", prior_std=1.0, g_lr=0.05)
     with torch.no_grad():  # codes far from the prior, so D's task is easy and its answer clear
         nets["encoder"].z_head.bias.fill_(4.0)
     x = tiny_batch(64)[0]
     for _ in range(60):
-        out = discriminator_phase(nets, opts, x)
+        out = discriminator_phase(nets, opts, x, cfg=cfg)
     d = nets["d_gauss"]
     with torch.no_grad():
         real = d(sample_prior(nets["encoder"].cfg, 512, "cpu")).mean()
         fake_before = d(nets["encoder"](x)[1]).mean()
     assert out["d_gauss_acc"] > 0.9 and real > 0 > fake_before
     for _ in range(10):
-        generator_phase(nets, opts, x)
+        generator_phase(nets, opts, x, cfg=cfg)
     with torch.no_grad():
         fake_after = d(nets["encoder"](x)[1]).mean()
     assert fake_after > fake_before + 1.0
 
 
 def test_gaussian_and_mixture_priors():
-    nets, _ = build("unsupervised", prior_std=5.0)
+    nets, _, _ = build("unsupervised", prior_std=5.0)
     z = sample_prior(nets["encoder"].cfg, 20000, "cpu", torch.Generator().manual_seed(0))
     assert abs(z.std().item() - 5.0) < 0.1 and abs(z.mean().item()) < 0.1
-    nets, _ = build("unsupervised", prior="mixture", z_dim=2)
+    nets, _, _ = build("unsupervised", prior="mixture", z_dim=2)
     z = sample_prior(nets["encoder"].cfg, 5000, "cpu", torch.Generator().manual_seed(0))
     nearest = torch.cdist(z, mixture_means()).argmin(1)
     assert nearest.bincount(minlength=10).min() > 400  # every component drawn, about equally
@@ -380,19 +380,19 @@ def test_cli_train_eval_predict_semi_supervised(tmp_path, idx_dir):
 def test_label_conditioned_d_gauss_sees_the_label():
     """Supervised mode (label-conditioned by default): d_gauss gets [z, one-hot y], needs y, and
     each regularisation phase still changes only its own networks."""
-    nets, opts = build("supervised", prior_std=1.0)
+    nets, opts, cfg = build("supervised", prior_std=1.0)
     d = nets["d_gauss"]
     assert d.label_dim == 10 and d.net[0].in_features == TINY["z_dim"] + 10
     x, _ = tiny_batch(64)
     y = torch.arange(64) % 2
     before = params(nets)
-    out = discriminator_phase(nets, opts, x, y)
+    out = discriminator_phase(nets, opts, x, y, cfg=cfg)
     assert changed(nets, before) == {"d_gauss"} and 0 <= out["d_gauss_acc"] <= 1
     before = params(nets)
-    generator_phase(nets, opts, x, y)
+    generator_phase(nets, opts, x, y, cfg=cfg)
     assert changed(nets, before) == {"encoder.body", "encoder.z_head"}
     with pytest.raises(ValueError, match="labels"):
-        discriminator_phase(nets, opts, x)  # the labels are needed
+        discriminator_phase(nets, opts, x, cfg=cfg)  # the labels are needed
     # Only supervised mode has labels for every image; semi-supervised d_gauss sees the predicted
     # class (the default preset's --y-conditioned, the next test) or z alone, unsupervised z alone.
     assert build("semi-supervised", y_conditioned=False)[0]["d_gauss"].label_dim == 0
@@ -403,7 +403,7 @@ def test_label_conditioned_d_gauss_sees_the_label():
 def test_y_conditioned_d_gauss_sees_the_predicted_class_never_the_true_label():
     """Semi-supervised --y-conditioned: d_gauss gets [z, one-hot argmax of the encoder's y], so the
     unlabelled images' true labels are never used; each phase still changes only its networks."""
-    nets, opts = build("semi-supervised", y_conditioned=True, dropout=0.0)  # predictions repeatable
+    nets, opts, cfg = build("semi-supervised", y_conditioned=True, dropout=0.0)  # predictions repeatable
     d = nets["d_gauss"]
     assert d.label_dim == 10 and d.net[0].in_features == TINY["z_dim"] + 10
     x, y = tiny_batch(64)
@@ -412,10 +412,10 @@ def test_y_conditioned_d_gauss_sees_the_predicted_class_never_the_true_label():
     with torch.no_grad():
         predicted = nets["encoder"](x)[0].argmax(1)
     before = params(nets)
-    discriminator_phase(nets, opts, x, y)
+    discriminator_phase(nets, opts, x, y, cfg=cfg)
     assert changed(nets, before) == {"d_gauss", "d_cat"}
     before = params(nets)
-    generator_phase(nets, opts, x, (y + 1) % 10)  # wrong labels: must make no difference
+    generator_phase(nets, opts, x, (y + 1) % 10, cfg=cfg)  # wrong labels: must make no difference
     assert changed(nets, before) == {"encoder.body", "encoder.y_head", "encoder.z_head"}
     assert not torch.equal(predicted, y)  # an untrained encoder: its classes are not the labels
     assert len(seen) == 2  # one forward in each phase
@@ -424,7 +424,7 @@ def test_y_conditioned_d_gauss_sees_the_predicted_class_never_the_true_label():
 
 
 def test_input_noise_is_added_in_training_only():
-    nets, _ = build("semi-supervised", input_noise=0.3, dropout=0.0)  # the noise alone is random
+    nets, _, _ = build("semi-supervised", input_noise=0.3, dropout=0.0)  # the noise alone is random
     enc, x = nets["encoder"], tiny_batch(16)[0]
     enc.eval()
     torch.testing.assert_close(enc(x)[1], enc(x)[1])
@@ -438,17 +438,17 @@ def test_input_noise_is_added_in_training_only():
 def test_consistency_term_uses_unlabelled_images_and_trains_y_only():
     """--consistency: the classification phase also pulls y on perturbed unlabelled images toward
     y on the images themselves; it changes the encoder's body and y head, never z or the others."""
-    nets, opts = build(consistency=1.0, dropout=0.0)
+    nets, opts, cfg = build(consistency=1.0, dropout=0.0)
     x_lab, y_lab = tiny_batch(8, seed=1)
     x = tiny_batch(16)[0]
     before = params(nets)
-    out = classification_phase(nets, opts, x_lab, y_lab, x)
+    out = classification_phase(nets, opts, x_lab, y_lab, x, cfg=cfg)
     assert changed(nets, before) == {"encoder.body", "encoder.y_head"}
     assert torch.isfinite(out["consistency_loss"]) and out["consistency_loss"] > 0
     # without unlabelled images (or with weight 0) there is no such term
-    assert "consistency_loss" not in classification_phase(nets, opts, x_lab, y_lab)
-    plain, popts = build(consistency=0.0, dropout=0.0)
-    assert "consistency_loss" not in classification_phase(plain, popts, x_lab, y_lab, x)
+    assert "consistency_loss" not in classification_phase(nets, opts, x_lab, y_lab, cfg=cfg)
+    plain, popts, pcfg = build(consistency=0.0, dropout=0.0)
+    assert "consistency_loss" not in classification_phase(plain, popts, x_lab, y_lab, x, cfg=pcfg)
 
 
 def test_consistency_pulls_perturbed_predictions_together():
@@ -459,11 +459,11 @@ def test_consistency_pulls_perturbed_predictions_together():
     x = tiny_batch(64)[0]
 
     def disagreement_after_training(weight: float) -> float:
-        nets, opts = build(consistency=weight, dropout=0.0)
+        nets, opts, cfg = build(consistency=weight, dropout=0.0)
         enc = nets["encoder"]
         torch.manual_seed(3)
         for _ in range(100):
-            classification_phase(nets, opts, x[:2], torch.tensor([0, 1]), x if weight else None)
+            classification_phase(nets, opts, x[:2], torch.tensor([0, 1]), x if weight else None, cfg=cfg)
         torch.manual_seed(5)
         with torch.no_grad():
             p, log_q = enc(x)[0].softmax(1), enc(flip_shift(x))[0].log_softmax(1)
@@ -489,7 +489,7 @@ def test_one_hot_y_feeds_the_decoder_the_predicted_class_and_trains_the_y_head()
     """Semi-supervised --one-hot-y: the decoder gets exactly the one-hot of the encoder's argmax
     (a clean class signal, so it draws the digit from y), and the reconstruction's gradient still
     reaches the y head through the probabilities (straight through)."""
-    nets, opts = build("semi-supervised", one_hot_y=True, dropout=0.0)
+    nets, opts, cfg = build("semi-supervised", one_hot_y=True, dropout=0.0)
     x, y = tiny_batch(32)
     seen = []
     nets["decoder"].register_forward_hook(lambda m, args, out: seen.append(args[1].detach().clone()))
@@ -499,7 +499,7 @@ def test_one_hot_y_feeds_the_decoder_the_predicted_class_and_trains_the_y_head()
     reconstruction_phase(nets, opts, x, y)
     assert torch.equal(seen[0], torch.nn.functional.one_hot(predicted, 10).float())
     assert {"encoder.y_head", "encoder.z_head", "decoder"} <= changed(nets, before)
-    soft, _ = build("semi-supervised", one_hot_y=False, dropout=0.0)  # the paper's: the probabilities
+    soft, _, _ = build("semi-supervised", one_hot_y=False, dropout=0.0)  # the paper's: the probabilities
     y_in = aae.decoder_input(soft, x, y, 10)[0].detach()
     assert torch.allclose(y_in.sum(1), torch.ones(len(x)))
     assert not torch.equal(y_in, torch.nn.functional.one_hot(y_in.argmax(1), 10).float())

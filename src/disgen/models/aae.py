@@ -268,5 +268,7 @@ def build(cfg: AAEConfig, image_shape, num_classes) -> dict[str, nn.Module]:
     if cfg.mode == "semi-supervised":
         nets["d_cat"] = LatentDiscriminator(num_classes, cfg.d_hidden)
     for m in nets.values():
-        m.cfg = cfg  # the step and pictures need the mode and prior; not a parameter
+        # What reads a trained aae (its decoder input, sampling, pictures) needs the mode and
+        # prior; the step's loss options come from the run's config (objectives.bound_step).
+        m.cfg = cfg
     return nets

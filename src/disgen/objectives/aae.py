@@ -60,11 +60,12 @@ def label_of(nets: Nets, d: str, y: torch.Tensor | None, logits: torch.Tensor | 
     return F.one_hot(y, k).float()
 
 
-def discriminator_phase(nets: Nets, opts, x, y=None) -> dict[str, torch.Tensor]:
+def discriminator_phase(nets: Nets, opts, x, y=None, *, cfg) -> dict[str, torch.Tensor]:
     """Regularisation, first half: d_gauss (and d_cat) learn prior samples as real (1) and the
     encoder's outputs as fake (0); the encoder's outputs are fixed data here. A label-conditioned
-    d_gauss sees prior and encoded codes each beside the image's label."""
-    enc, cfg = nets["encoder"], nets["encoder"].cfg
+    d_gauss sees prior and encoded codes each beside the image's label. ``cfg``: the run's
+    AAEConfig (the prior)."""
+    enc = nets["encoder"]
     with torch.no_grad():
         logits, z = enc(x)
     fake = {"d_gauss": z, "d_cat": logits.softmax(1) if logits is not None else None}
@@ -87,15 +88,15 @@ def discriminator_phase(nets: Nets, opts, x, y=None) -> dict[str, torch.Tensor]:
     return out
 
 
-def generator_phase(nets: Nets, opts, x, y=None) -> dict[str, torch.Tensor]:
+def generator_phase(nets: Nets, opts, x, y=None, *, cfg) -> dict[str, torch.Tensor]:
     """Regularisation, second half: the encoder learns to make the discriminators call its outputs
-    real (1). Gradients flow through the discriminators but not into their weights."""
+    real (1). Gradients flow through the discriminators but not into their weights; ``cfg`` (the
+    run's AAEConfig) says whether d_gauss's loss reaches the encoder's body."""
     discs = discriminators(nets)
     for d in discs:
         nets[d].requires_grad_(False)
     try:
-        enc = nets["encoder"]
-        logits, z = enc(x, z_through_body=enc.cfg.z_adversary_body)
+        logits, z = nets["encoder"](x, z_through_body=cfg.z_adversary_body)
         g_loss = bce(nets["d_gauss"](z, label_of(nets, "d_gauss", y, logits)), 1.0)
         if "d_cat" in nets:
             g_loss = g_loss + bce(nets["d_cat"](logits.softmax(1)), 1.0)
@@ -110,7 +111,7 @@ def discriminators(nets: Nets) -> list[str]:
     return [d for d in ("d_gauss", "d_cat") if d in nets]
 
 
-def classification_phase(nets: Nets, opts, x_lab, y_lab, x=None) -> dict[str, torch.Tensor]:
+def classification_phase(nets: Nets, opts, x_lab, y_lab, x=None, *, cfg) -> dict[str, torch.Tensor]:
     """Cross-entropy of y on the labelled batch; with ``--consistency W`` also W times the KL from
     the class probabilities of the unlabelled images ``x`` (fixed targets) to those of a perturbed
     copy of them."""
@@ -118,11 +119,11 @@ def classification_phase(nets: Nets, opts, x_lab, y_lab, x=None) -> dict[str, to
     logits, _ = enc(x_lab)
     ce_loss = F.cross_entropy(logits, y_lab)
     out = {"ce_loss": ce_loss.detach(), "label_acc": (logits.detach().argmax(1) == y_lab).float().mean()}
-    loss, weight = ce_loss, enc.cfg.consistency
+    loss, weight = ce_loss, cfg.consistency
     if weight and x is not None:
         with torch.no_grad():
             target = enc(x)[0].float().softmax(1)
-        augment = TRANSFORMS[enc.cfg.consistency_augment]
+        augment = TRANSFORMS[cfg.consistency_augment]
         view = augment(x) if augment is not None else x
         cons = F.kl_div(enc(view)[0].float().log_softmax(1), target, reduction="batchmean")
         loss = loss + weight * cons
@@ -131,14 +132,16 @@ def classification_phase(nets: Nets, opts, x_lab, y_lab, x=None) -> dict[str, to
     return out
 
 
-def step(nets: Nets, opts, batch) -> dict[str, torch.Tensor]:
+def step(nets: Nets, opts, batch, cfg) -> dict[str, torch.Tensor]:
+    """One batch through the phases in the paper's order; ``cfg`` is the run's AAEConfig, whose
+    loss options (the prior, the consistency term, how far d_gauss's loss reaches) the phases read."""
     x, y = batch[0], batch[1]
     x_lab, y_lab = (batch[2], batch[3]) if len(batch) == 4 else (x, y)
     out = {"mse": reconstruction_phase(nets, opts, x, y)}
-    out.update(discriminator_phase(nets, opts, x, y))
-    out.update(generator_phase(nets, opts, x, y))
+    out.update(discriminator_phase(nets, opts, x, y, cfg=cfg))
+    out.update(generator_phase(nets, opts, x, y, cfg=cfg))
     if "classifier" in opts:
-        out.update(classification_phase(nets, opts, x_lab, y_lab, x))
+        out.update(classification_phase(nets, opts, x_lab, y_lab, x, cfg=cfg))
     return out
 
 
