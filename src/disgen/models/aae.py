@@ -64,7 +64,7 @@ class AAEConfig:
         0.0, "semi-supervised mode: weight of a consistency term on the unlabelled batch; 0: the paper's AAE"
     )
     # The adversary on z also shapes the encoder's body, which y reads. Stopped at the z head, the
-    # body learns from the reconstruction, the labels and d_cat only: no merged digits with 100
+    # body learns from the reconstruction, the labels and d_cat only: no seed mixes up 4 and 9 with 100
     # MNIST labels, but samples less often their digit and worse with 1000 labels and on
     # mnist-mini (docs/aae.md, "What each choice moves"), so not the preset's.
     z_adversary_body: bool = opt(
