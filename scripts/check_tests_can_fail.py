@@ -452,6 +452,13 @@ MUTATIONS += [
         "tests/test_aae.py::test_the_adversary_on_z_reaches_the_encoders_body_unless_told_not_to",
     ),
     (
+        "aae: --classifier-warmup ignored (every phase learns from the first step)",
+        "src/disgen/objectives/aae.py",
+        "        held_steps=held_steps,\n",
+        "",
+        "tests/test_aae.py::test_classifier_warmup_holds_every_phase_but_classification",
+    ),
+    (
         "disgen.train returns the last epoch's weights (every command uses best.pt)",
         "src/disgen/api.py",
         'run = load(trainer.run_dir, "auto", trainer.device)',

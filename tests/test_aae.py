@@ -275,14 +275,17 @@ def test_best_pt_breaks_a_tie_of_validation_accuracy_by_the_lower_reconstruction
     assert replayed_rank(objective, [], 0.5) == (float("inf"),) * 2  # metrics.jsonl lost: best.pt is kept
 
 
-def test_resume_with_labels_is_exact(tmp_path, tiny_data, monkeypatch):
+@pytest.mark.parametrize("warmup", [0, 8])
+def test_resume_with_labels_is_exact(tmp_path, tiny_data, monkeypatch, warmup):
     """Stopped after epoch 1 of 2 and resumed: the same weights as a run straight through (the
-    labelled batches, the consistency term's perturbations and the cosine schedule included)."""
-    straight = train_tiny(tmp_path, tiny_data, "a", epochs=2, labels=20)
+    labelled batches, the consistency term's perturbations and the cosine schedule included; with
+    --classifier-warmup 8 the warm-up ends in the second epoch, after the resume)."""
+    args = dict(epochs=2, labels=20, model_args={"classifier_warmup": warmup})
+    straight = train_tiny(tmp_path, tiny_data, "a", **args)
     with monkeypatch.context() as m:
         stop_after_epoch(m, 1)
         with pytest.raises(KeyboardInterrupt):
-            train_tiny(tmp_path, tiny_data, "b", epochs=2, labels=20)
+            train_tiny(tmp_path, tiny_data, "b", **args)
     resumed = disgen.train("aae", dataset_obj=tiny_data, progress=False, run_dir=str(tmp_path / "b"), resume=True)
     for k in straight.nets:
         a, b = straight.nets[k].state_dict(), resumed.nets[k].state_dict()
@@ -290,6 +293,28 @@ def test_resume_with_labels_is_exact(tmp_path, tiny_data, monkeypatch):
     assert json.loads((tmp_path / "a" / "labels.json").read_text()) == json.loads(
         (tmp_path / "b" / "labels.json").read_text()
     )
+
+
+@pytest.mark.parametrize("schedule", ["none", "cosine"])
+def test_classifier_warmup_holds_every_phase_but_classification(tmp_path, tiny_data, schedule):
+    """--classifier-warmup N: for N steps only the encoder's body and y head learn (the labels and
+    the consistency term); the decoder, the z head and both discriminators keep their initial
+    weights. After them every network learns. With or without a learning-rate schedule."""
+    initial = params(build(seed=0, classifier_warmup=1000)[0])
+    held = train_tiny(
+        tmp_path, tiny_data, "held", epochs=2, labels=20, lr_schedule=schedule, model_args={"classifier_warmup": 1000}
+    )
+    ended = train_tiny(
+        tmp_path, tiny_data, "ended", epochs=2, labels=20, lr_schedule=schedule, model_args={"classifier_warmup": 3}
+    )
+    for run, moved in (
+        (held, {"encoder.body", "encoder.y_head"}),
+        (ended, {"encoder.body", "encoder.y_head", "encoder.z_head", "decoder", "d_gauss", "d_cat"}),
+    ):
+        last = disgen.load(run.dir, "last")
+        assert changed(last.nets, initial) == moved, run.dir
+    with pytest.raises(DisgenError, match="--classifier-warmup -1"):
+        build(classifier_warmup=-1)
 
 
 @pytest.mark.slow

@@ -129,6 +129,9 @@ class Objective:
     # min_select(val_x) -> the fewest validation samples on which ``best`` may choose best.pt (a
     # Fréchet distance of 27 images' features is noise); below it the run keeps last.pt alone.
     min_select: Callable[[torch.Tensor], int] | None = None
+    # held_steps(model_cfg, optimizer name) -> N: that optimizer's learning rate is 0 for the first
+    # N steps of the run (a phase that waits for another to learn first); None: none held.
+    held_steps: Callable[[Any, str], int] | None = None
     # tie_break: (metric, "min" | "max") deciding between epochs whose ``best`` metric is equal
     # (an accuracy on a few hundred validation images ties often); None: the first such epoch.
     tie_break: tuple[str, str] | None = None

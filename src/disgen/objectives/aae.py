@@ -297,6 +297,13 @@ def warnings(history: list[dict]) -> list[str]:
 
 
 # -- what the tools need of an aae run --------------------------------------------------------------
+def held_steps(model_cfg, name: str) -> int:
+    """``--classifier-warmup N``: every phase but the classification phase waits N steps."""
+    if model_cfg.mode != "semi-supervised" or name == "classifier":
+        return 0
+    return model_cfg.classifier_warmup
+
+
 def offers(model_cfg) -> dict[str, bool]:
     """Semi-supervised runs classify; supervised ones decode with a given label (so reconstruct
     only with one) and draw a chosen class, as semi-supervised ones do."""
@@ -324,6 +331,7 @@ register_objective(
         sample=sample,
         warnings=warnings,
         needs_labelled=True,
+        held_steps=held_steps,
         latent_net=lambda nets: nets["decoder"],  # an aae's decoder is its generator
         offers=offers,
         export=EXPORT,

@@ -64,6 +64,14 @@ def lr_factor(cfg: TrainConfig, steps_per_epoch: int) -> Callable[[int], float]:
     return lambda it: 1.0
 
 
+def held_for(factor: Callable[[int], float], steps: int) -> Callable[[int], float]:
+    """``factor`` with the learning rate held at 0 for the first ``steps`` iterations (an
+    objective's ``held_steps``: a phase that waits while another learns first)."""
+    if steps <= 0:
+        return factor
+    return lambda it: 0.0 if it < steps else factor(it)
+
+
 def schedule_at(name: str, p: float) -> float:
     """The cosine or one-cycle factor at progress ``p`` (0..1) of the schedule: one-cycle warms
     up over its first quarter, then both go down along a cosine."""

@@ -39,7 +39,7 @@ from disgen.errors import DisgenError, plural
 from disgen.evaluation import reference
 from disgen.models import get_model, resolve
 from disgen.objectives import Context, Opts, bound_step, get_objective, validation_metrics
-from disgen.objectives.optim import lr_factor, make_optimizer
+from disgen.objectives.optim import held_for, lr_factor, make_optimizer
 from disgen.runs import checkpoint
 from disgen.training import budget, distributed, precision
 from disgen.training.divergence import DivergenceGuard, due
@@ -242,10 +242,11 @@ class Trainer:
         from disgen.training.tensorboard import TensorBoardLog
 
         factor = lr_factor(self.cfg, len(self.loader))  # over the steps a budget planned, where it did
+        held = {k: self.objective.held_steps(self.model_cfg, k) if self.objective.held_steps else 0 for k in self.opts}
         self.scheds = {
-            k: torch.optim.lr_scheduler.LambdaLR(o, factor)
+            k: torch.optim.lr_scheduler.LambdaLR(o, held_for(factor, held[k]))
             for k, o in self.opts.items()
-            if self.cfg.lr_schedule != "none"
+            if self.cfg.lr_schedule != "none" or any(held.values())
         }
         self.eval_kw = {  # per split: a GAN's own draws for each, read by its reference classifier
             split: self.objective.eval_context(self.data, self.device, per_epoch=True, split=split)
