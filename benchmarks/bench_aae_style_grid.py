@@ -71,6 +71,8 @@ def one_seed(args, seed: int) -> dict:
         model_args["d_lr"] = args.d_lr
     if not args.z_adversary_body:
         model_args["z_adversary_body"] = False
+    if args.classifier_warmup:
+        model_args["classifier_warmup"] = args.classifier_warmup
     trained = disgen.train(
         "aae",
         dataset_obj=data,
@@ -143,6 +145,13 @@ def main() -> None:
         help="d_gauss's loss trains the encoder's body (the default); --no-z-adversary-body: the z head only, "
         "the trial of docs/aae.md (results file *_z-head)",
     )
+    p.add_argument(
+        "--classifier-warmup",
+        type=int,
+        default=0,
+        help="semi-supervised: steps of y on the labels alone first (0: the preset's); the trial of "
+        "docs/aae.md (results file *_warmup-N)",
+    )
     p.add_argument("--run-dir", default=f"/tmp/bench-aae-style-{time.strftime('%H%M%S')}-{os.getpid()}")
     args = p.parse_args()
     if args.parallel:
@@ -160,6 +169,7 @@ def main() -> None:
         out = f"aae_style_grid_{args.dataset}" + ("" if args.label_conditioned else "_plain")
     else:
         out = f"aae_label_samples_{args.dataset}_{args.labels}" + ("" if args.z_adversary_body else "_z-head")
+        out += f"_warmup-{args.classifier_warmup}" if args.classifier_warmup else ""
     save(
         out,
         {

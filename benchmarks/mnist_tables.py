@@ -486,6 +486,7 @@ AAE_ABLATIONS = {
     "content-in-z": "the content in z, as before: softmax y, z 10-D ~ N(0, 5²), discriminators at lr 2e-4",
     "z-head": "trial: the adversary on z shapes the z head only (`--no-z-adversary-body`)",
     "consistency-3": "trial: the consistency term at weight 3 (`--consistency 3`)",
+    "warmup-540": "trial: y on the labels alone for the first epoch (`--classifier-warmup 540`)",
 }
 
 
