@@ -86,8 +86,13 @@ RUNS: dict[str, dict[str, tuple[str, dict, list[int]]]] = {
             (100, "z-head", {"model_args": {"z_adversary_body": False}}),
             (100, "consistency-3", {"model_args": {"consistency": 3.0}}),
             (1000, "z-head", {"model_args": {"z_adversary_body": False}}),
-            # one epoch of 54,001 training digits at batch 100: y learns the labels' split first
-            *((n, "warmup-540", {"model_args": {"classifier_warmup": 540}}) for n in (100, 1000)),
+            # one epoch of 54,001 training digits at batch 100 (and 200 steps): y learns the labels'
+            # split first
+            *(
+                (n, f"warmup-{steps}", {"model_args": {"classifier_warmup": steps}})
+                for steps in (540, 200)
+                for n in (100, 1000)
+            ),
         ]
     },
 }

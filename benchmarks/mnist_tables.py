@@ -487,6 +487,7 @@ AAE_ABLATIONS = {
     "z-head": "trial: the adversary on z shapes the z head only (`--no-z-adversary-body`)",
     "consistency-3": "trial: the consistency term at weight 3 (`--consistency 3`)",
     "warmup-540": "trial: y on the labels alone for the first epoch (`--classifier-warmup 540`)",
+    "warmup-200": "trial: y on the labels alone for the first 200 steps (`--classifier-warmup 200`)",
 }
 
 

@@ -70,7 +70,6 @@ def aae_labels_headline(results: Results) -> str:
 # The default preset's, then the trial's of docs/aae.md (d_gauss's loss stopped at the z head).
 LABEL_SAMPLES = [f"aae_label_samples_mnist-mini_{labels}{trial}" for trial in ("", "_z-head") for labels in (0, 100)]
 TRIAL = "trial: `--no-z-adversary-body`"
-WARMUP_TRIAL = "trial: `--classifier-warmup 540`"
 
 
 @table("aae-label-samples")
@@ -99,7 +98,11 @@ def aae_label_samples(results: Results) -> str:
     for labels, variant, runs in [
         *((n, "default", headline.get(f"aae/default-{n}", [])) for n in (100, 1000)),
         *((n, TRIAL, ablation.get(f"aae/{n}-z-head", [])) for n in (100, 1000)),
-        *((n, WARMUP_TRIAL, ablation.get(f"aae/{n}-warmup-540", [])) for n in (100, 1000)),
+        *(
+            (n, f"trial: `--classifier-warmup {steps}`", ablation.get(f"aae/{n}-warmup-{steps}", []))
+            for steps in (540, 200)
+            for n in (100, 1000)
+        ),
     ]:
         if not runs or not all("label_samples" in r for r in runs):
             continue
