@@ -317,6 +317,14 @@ def test_classifier_warmup_holds_every_phase_but_classification(tmp_path, tiny_d
         build(classifier_warmup=-1)
 
 
+def test_no_discriminator_warning_while_the_warmup_holds_them(tmp_path, tiny_data, capsys):
+    """Held by --classifier-warmup, the discriminators sit at chance, which the run's warnings
+    would call a broken game: epochs begun during the warm-up are not watched."""
+    run = train_tiny(tmp_path, tiny_data, "held", epochs=4, labels=20, model_args={"classifier_warmup": 1000})
+    assert any("at chance" in m for m in aae.warnings(run.history))  # what they would have said
+    assert "warning: d_gauss" not in capsys.readouterr().err
+
+
 @pytest.mark.slow
 def test_reconstruct_of_a_supervised_aae_takes_a_label_on_the_command_line(tmp_path, tiny_data, idx_dir):
     """`disgen reconstruct` on a supervised aae told a command-line user to call a Python function.

@@ -124,6 +124,7 @@ class Trainer:
         self.build()
         self.deadline: budget.Deadline | None = None  # --time-budget: set by budget.fit before fit()
         self.scheds: dict = {}  # the learning-rate schedules, made when training starts (fit)
+        self.held_until = 0  # steps before every optimizer learns (the objective's held_steps): set in fit()
         self.eval_kw: dict = {}  # per split, what evaluation takes (a GAN's own draws): made in fit()
         self.epoch = 0
         self.best: float | None = None  # best.pt's value of the objective's metric
@@ -243,6 +244,7 @@ class Trainer:
 
         factor = lr_factor(self.cfg, len(self.loader))  # over the steps a budget planned, where it did
         held = {k: self.objective.held_steps(self.model_cfg, k) if self.objective.held_steps else 0 for k in self.opts}
+        self.held_until = max(held.values(), default=0)
         self.scheds = {
             k: torch.optim.lr_scheduler.LambdaLR(o, held_for(factor, held[k]))
             for k, o in self.opts.items()
@@ -505,5 +507,8 @@ class Trainer:
             f"epoch {self.epoch}/{self.cfg.epochs} "
             + " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in shown.items())
         )
-        for message in self.objective.warnings(self.history) if self.objective.warnings else []:
+        # Epochs begun while a phase was held (a discriminator not yet learning sits at chance) say
+        # nothing of the game the warnings watch.
+        begun = [h for h in self.history if (h["epoch"] - 1) * len(self.loader) >= self.held_until]
+        for message in self.objective.warnings(begun) if self.objective.warnings else []:
             self.log(f"warning: {message}")
