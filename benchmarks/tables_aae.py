@@ -68,8 +68,19 @@ def aae_labels_headline(results: Results) -> str:
 
 # -- the semi-supervised AAE's `sample --label K` (bench_aae_style_grid.py --mode semi-supervised) ------
 # The default preset's, then the trial's of docs/aae.md (d_gauss's loss stopped at the z head).
-LABEL_SAMPLES = [f"aae_label_samples_mnist-mini_{labels}{trial}" for trial in ("", "_z-head") for labels in (0, 100)]
+LABEL_SAMPLES = [
+    f"aae_label_samples_mnist-mini_{labels}{trial}" for trial in ("", "_z-head", "_warmup-540") for labels in (0, 100)
+]
 TRIAL = "trial: `--no-z-adversary-body`"
+
+
+def label_samples_variant(args: dict) -> str:
+    """The preset column of a bench_aae_style_grid.py results file: default, or the trial it ran."""
+    if not args.get("z_adversary_body", True):
+        return TRIAL
+    if args.get("classifier_warmup"):
+        return f"trial: `--classifier-warmup {args['classifier_warmup']}`"
+    return "default"
 
 
 @table("aae-label-samples")
@@ -82,7 +93,7 @@ def aae_label_samples(results: Results) -> str:
             [
                 a["dataset"],
                 a["labels"] or "all",
-                "default" if a.get("z_adversary_body", True) else TRIAL,
+                label_samples_variant(a),
                 a["epochs"],
                 stat(x["sample mean"])["n"],
                 pm(x["sample mean"], 1, 100, "%", bold=True),
