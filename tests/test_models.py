@@ -14,7 +14,7 @@ from torch import nn
 
 from disgen.errors import DisgenError
 from disgen.models import MAX_LAYERS, MAX_SIZE, get_model, list_models, resolve
-from disgen.objectives import get_objective
+from disgen.objectives import bound_step, get_objective
 from disgen.objectives.optim import make_optimizer
 from disgen.runs import checkpoint
 from disgen.training.trainer import build_optimizers
@@ -53,6 +53,11 @@ def optimizers(model: str, preset: str, nets: dict[str, nn.Module]) -> dict:
     cfg = resolve(model, {"preset": preset})
     objective = get_objective(get_model(model).objective)
     return build_optimizers(objective, nets, cfg, model_config(model, preset))
+
+
+def step(model: str, preset: str):
+    """The objective's step as the Trainer calls it (given the model config where it takes one)."""
+    return bound_step(get_objective(get_model(model).objective).step, model_config(model, preset))
 
 
 def batch(model: str, n: int = 8, seed: int = 0, preset: str = "default") -> tuple[torch.Tensor, torch.Tensor]:
@@ -203,7 +208,7 @@ def test_one_step_finite_loss_changes_every_parameter(model, preset):
     before = {k: {n: p.detach().clone() for n, p in m.named_parameters()} for k, m in nets.items()}
     for m in nets.values():
         m.train()
-    out = get_objective(get_model(model).objective).step(nets, opts, batch(model, 16, preset=preset))
+    out = step(model, preset)(nets, opts, batch(model, 16, preset=preset))
     assert out, "a step returns its losses"
     for name, value in out.items():
         assert value.dim() == 0 and torch.isfinite(value), name
@@ -218,7 +223,7 @@ def test_checkpoint_round_trip(tmp_path, model, preset):
     nets = build(model, preset, seed=0)
     x, y = batch(model, 16, preset=preset)
     # One step so weights and batch-norm statistics differ from a fresh build.
-    get_objective(get_model(model).objective).step(nets, optimizers(model, preset, nets), (x, y))
+    step(model, preset)(nets, optimizers(model, preset, nets), (x, y))
     path = tmp_path / "ck.pt"
     checkpoint.save(path, {"model": model, "nets": {k: m.state_dict() for k, m in nets.items()}})
     state = checkpoint.load(path, validate=False)  # networks only, not a training run's state
