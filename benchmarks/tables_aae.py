@@ -69,7 +69,9 @@ def aae_labels_headline(results: Results) -> str:
 # -- the semi-supervised AAE's `sample --label K` (bench_aae_style_grid.py --mode semi-supervised) ------
 # The default preset's, then the trial's of docs/aae.md (d_gauss's loss stopped at the z head).
 LABEL_SAMPLES = [
-    f"aae_label_samples_mnist-mini_{labels}{trial}" for trial in ("", "_z-head", "_warmup-540") for labels in (0, 100)
+    f"aae_label_samples_mnist-mini_{labels}{trial}"
+    for trial in ("", "_z-head", "_warmup-540", "_warmup-200")
+    for labels in (0, 100)
 ]
 TRIAL = "trial: `--no-z-adversary-body`"
 
