@@ -248,7 +248,7 @@ class Trainer:
         self.scheds = {
             k: torch.optim.lr_scheduler.LambdaLR(o, held_for(factor, held[k]))
             for k, o in self.opts.items()
-            if self.cfg.lr_schedule != "none" or any(held.values())
+            if self.cfg.lr_schedule != "none" or self.held_until
         }
         self.eval_kw = {  # per split: a GAN's own draws for each, read by its reference classifier
             split: self.objective.eval_context(self.data, self.device, per_epoch=True, split=split)
