@@ -322,7 +322,18 @@ def test_no_discriminator_warning_while_the_warmup_holds_them(tmp_path, tiny_dat
     would call a broken game: epochs begun during the warm-up are not watched."""
     run = train_tiny(tmp_path, tiny_data, "held", epochs=4, labels=20, model_args={"classifier_warmup": 1000})
     assert any("at chance" in m for m in aae.warnings(run.history))  # what they would have said
-    assert "warning: d_gauss" not in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "warning: d_gauss" not in err
+    # What the user hears instead: the warm-up outlasts the run, and what to do about it.
+    told = [line for line in err.splitlines() if "before they learn" in line]
+    assert len(told) == 1 and "wait 1000 steps" in told[0] and "--classifier-warmup" in told[0], err
+    assert told[0].split(" wait ")[0] == "warning: autoencoder, discriminators, generator"  # not the classifier
+
+
+def test_a_short_warmup_is_not_warned_of(tmp_path, tiny_data, capsys):
+    """A warm-up of at most half the run is the preset working as meant: no warning."""
+    train_tiny(tmp_path, tiny_data, "short", epochs=2, labels=20, model_args={"classifier_warmup": 3})
+    assert "before they learn" not in capsys.readouterr().err
 
 
 @pytest.mark.slow

@@ -72,6 +72,21 @@ def held_for(factor: Callable[[int], float], steps: int) -> Callable[[int], floa
     return lambda it: 0.0 if it < steps else factor(it)
 
 
+def held_warning(held: dict[str, int], total: int) -> str | None:
+    """What to tell the user when phases held by an objective's ``held_steps`` (e.g. the aae's
+    ``--classifier-warmup``) would wait through more than half of a run of ``total`` steps (a short
+    run of a preset made for a long one): None otherwise."""
+    longest = max(held.values(), default=0)
+    if 2 * longest <= total:
+        return None
+    names = ", ".join(k for k, v in held.items() if v == longest)
+    return (
+        f"{names} wait {longest} steps before they learn (the model's warm-up, e.g. the aae's "
+        f"--classifier-warmup) and this run has {total}: train for more steps (--epochs) or pass a "
+        f"shorter warm-up, e.g. --classifier-warmup {total // 10}"
+    )
+
+
 def schedule_at(name: str, p: float) -> float:
     """The cosine or one-cycle factor at progress ``p`` (0..1) of the schedule: one-cycle warms
     up over its first quarter, then both go down along a cosine."""
