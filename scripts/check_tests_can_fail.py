@@ -459,6 +459,13 @@ MUTATIONS += [
         "tests/test_aae.py::test_classifier_warmup_holds_every_phase_but_classification",
     ),
     (
+        "trainer: a warm-up that outlasts the run goes unsaid (a short run of the aae preset: no decoder)",
+        "src/disgen/objectives/optim.py",
+        "    if 2 * longest <= total:\n",
+        "    if True:\n",
+        "tests/test_aae.py::test_no_discriminator_warning_while_the_warmup_holds_them",
+    ),
+    (
         "disgen.train returns the last epoch's weights (every command uses best.pt)",
         "src/disgen/api.py",
         'run = load(trainer.run_dir, "auto", trainer.device)',
