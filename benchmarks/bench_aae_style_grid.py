@@ -71,7 +71,7 @@ def one_seed(args, seed: int) -> dict:
         model_args["d_lr"] = args.d_lr
     if not args.z_adversary_body:
         model_args["z_adversary_body"] = False
-    if args.classifier_warmup:
+    if args.classifier_warmup is not None:
         model_args["classifier_warmup"] = args.classifier_warmup
     trained = disgen.train(
         "aae",
@@ -148,9 +148,9 @@ def main() -> None:
     p.add_argument(
         "--classifier-warmup",
         type=int,
-        default=0,
-        help="semi-supervised: steps of y on the labels alone first (0: the preset's); the trial of "
-        "docs/aae.md (results file *_warmup-N)",
+        default=None,
+        help="semi-supervised: steps of y on the labels alone first (default: the preset's, 200); "
+        "another N, 0 included, is a trial of docs/aae.md (results file *_warmup-N)",
     )
     p.add_argument("--run-dir", default=f"/tmp/bench-aae-style-{time.strftime('%H%M%S')}-{os.getpid()}")
     args = p.parse_args()
@@ -169,7 +169,7 @@ def main() -> None:
         out = f"aae_style_grid_{args.dataset}" + ("" if args.label_conditioned else "_plain")
     else:
         out = f"aae_label_samples_{args.dataset}_{args.labels}" + ("" if args.z_adversary_body else "_z-head")
-        out += f"_warmup-{args.classifier_warmup}" if args.classifier_warmup else ""
+        out += "" if args.classifier_warmup is None else f"_warmup-{args.classifier_warmup}"
     save(
         out,
         {
