@@ -130,7 +130,8 @@ class Objective:
     # Fréchet distance of 27 images' features is noise); below it the run keeps last.pt alone.
     min_select: Callable[[torch.Tensor], int] | None = None
     # held_steps(model_cfg, optimizer name) -> N: that optimizer's learning rate is 0 for the first
-    # N steps of the run (a phase that waits for another to learn first); None: none held.
+    # N steps of the run (a phase that waits for another to learn first; the trainer warns when N
+    # is more than half the run's steps); None: none held.
     held_steps: Callable[[Any, str], int] | None = None
     # tie_break: (metric, "min" | "max") deciding between epochs whose ``best`` metric is equal
     # (an accuracy on a few hundred validation images ties often); None: the first such epoch.
