@@ -67,35 +67,34 @@ def aae_labels_headline(results: Results) -> str:
 
 
 # -- the semi-supervised AAE's `sample --label K` (bench_aae_style_grid.py --mode semi-supervised) ------
-# The default preset's, then the trial's of docs/aae.md (d_gauss's loss stopped at the z head).
+# The default preset's, the preset's before its warm-up of y (--classifier-warmup 0), then the
+# trials of docs/aae.md on that earlier preset: results file suffix -> the preset column.
+TRIAL = "trial: `--no-z-adversary-body`"
+VARIANTS = {
+    "default": "default",
+    "warmup-0": "before the warm-up (`--classifier-warmup 0`)",
+    "z-head": TRIAL,
+    "warmup-540": "trial: `--classifier-warmup 540`",
+    "warmup-200": "trial: `--classifier-warmup 200`",
+}
 LABEL_SAMPLES = [
-    f"aae_label_samples_mnist-mini_{labels}{trial}"
-    for trial in ("", "_z-head", "_warmup-540", "_warmup-200")
+    (f"aae_label_samples_mnist-mini_{labels}" + ("" if suffix == "default" else f"_{suffix}"), variant)
+    for suffix, variant in VARIANTS.items()
     for labels in (0, 100)
 ]
-TRIAL = "trial: `--no-z-adversary-body`"
-
-
-def label_samples_variant(args: dict) -> str:
-    """The preset column of a bench_aae_style_grid.py results file: default, or the trial it ran."""
-    if not args.get("z_adversary_body", True):
-        return TRIAL
-    if args.get("classifier_warmup"):
-        return f"trial: `--classifier-warmup {args['classifier_warmup']}`"
-    return "default"
 
 
 @table("aae-label-samples")
 def aae_label_samples(results: Results) -> str:
     rows = []
-    for name in LABEL_SAMPLES:
+    for name, variant in LABEL_SAMPLES:
         r = results(name)
         a, x = r["args"], r["results"]
         rows.append(
             [
                 a["dataset"],
                 a["labels"] or "all",
-                label_samples_variant(a),
+                variant,
                 a["epochs"],
                 stat(x["sample mean"])["n"],
                 pm(x["sample mean"], 1, 100, "%", bold=True),
@@ -110,10 +109,10 @@ def aae_label_samples(results: Results) -> str:
     headline, ablation = group_runs(results, "mnist", "headline"), group_runs(results, "mnist", "ablation")
     for labels, variant, runs in [
         *((n, "default", headline.get(f"aae/default-{n}", [])) for n in (100, 1000)),
-        *((n, TRIAL, ablation.get(f"aae/{n}-z-head", [])) for n in (100, 1000)),
         *(
-            (n, f"trial: `--classifier-warmup {steps}`", ablation.get(f"aae/{n}-warmup-{steps}", []))
-            for steps in (540, 200)
+            (n, variant, ablation.get(f"aae/{n}-{suffix}", []))
+            for suffix, variant in VARIANTS.items()
+            if suffix != "default"
             for n in (100, 1000)
         ),
     ]:
