@@ -43,11 +43,16 @@ def plan_progress(it: int, plan: list[list[int]]) -> float:
     return min(1.0, done)
 
 
+def planned_steps(cfg: TrainConfig, steps_per_epoch: int) -> int:
+    """The steps a run is set to take: --max-steps where given, else every epoch's."""
+    return max(1, cfg.max_steps or cfg.epochs * steps_per_epoch)
+
+
 def lr_factor(cfg: TrainConfig, steps_per_epoch: int) -> Callable[[int], float]:
     """Multiplier of the base learning rate at iteration ``it`` (stepped once per batch). A
     ``--time-budget`` run's cosine and one-cycle schedules follow its plan (:func:`plan_progress`),
     which it may extend or shorten as it goes."""
-    total = max(1, cfg.max_steps or cfg.epochs * steps_per_epoch)  # --max-steps: the steps given
+    total = planned_steps(cfg, steps_per_epoch)
     if cfg.lr_schedule == "step":  # d2l's lr_period / lr_decay (seed 003)
         return lambda it: cfg.lr_decay ** ((it // steps_per_epoch) // cfg.lr_period)
     if cfg.budget_plan and cfg.lr_schedule in ("cosine", "onecycle"):

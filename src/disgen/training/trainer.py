@@ -39,7 +39,7 @@ from disgen.errors import DisgenError, plural
 from disgen.evaluation import reference
 from disgen.models import get_model, resolve
 from disgen.objectives import Context, Opts, bound_step, get_objective, validation_metrics
-from disgen.objectives.optim import held_for, held_warning, lr_factor, make_optimizer
+from disgen.objectives.optim import held_for, held_warning, lr_factor, make_optimizer, planned_steps
 from disgen.runs import checkpoint
 from disgen.training import budget, distributed, precision
 from disgen.training.divergence import DivergenceGuard, due
@@ -245,7 +245,7 @@ class Trainer:
         factor = lr_factor(self.cfg, len(self.loader))  # over the steps a budget planned, where it did
         held = {k: self.objective.held_steps(self.model_cfg, k) if self.objective.held_steps else 0 for k in self.opts}
         self.held_until = max(held.values(), default=0)
-        if message := held_warning(held, max(1, self.cfg.max_steps or self.cfg.epochs * len(self.loader))):
+        if message := held_warning(held, planned_steps(self.cfg, len(self.loader))):
             self.log(f"warning: {message}")
         self.scheds = {
             k: torch.optim.lr_scheduler.LambdaLR(o, held_for(factor, held[k]))
