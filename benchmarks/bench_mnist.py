@@ -76,7 +76,8 @@ RUNS: dict[str, dict[str, tuple[str, dict, list[int]]]] = {
     # The aae default preset with one of its choices undone, or one trial added (10 epochs; the
     # preset itself is headline's aae/default-100 and -1000): what each moves, on validation and
     # on test. The preset's warm-up of y (--classifier-warmup 200) was chosen from these rows, so
-    # every other row undoes or adds its choice on the preset before it (warm-up 0, its own row).
+    # the rows before it undo or add their choice on the preset before it (warm-up 0, its own row);
+    # later trials change the preset itself.
     "ablation": {
         f"aae/{labels}-{name}": (
             "aae",
@@ -96,6 +97,17 @@ RUNS: dict[str, dict[str, tuple[str, dict, list[int]]]] = {
             # one epoch of 54,001 training digits at batch 100 (and 200 steps): y learns the labels'
             # split first
             *((n, f"warmup-{steps}", {"classifier_warmup": steps}) for steps in (540, 200) for n in (100, 1000)),
+        ]
+    }
+    | {  # trials on the preset itself (its warm-up of y included)
+        f"aae/{labels}-{name}": (
+            "aae",
+            {"preset": "default", "labels": labels, "epochs": 10, "model_args": change},
+            [0, 1, 2],
+        )
+        for labels, name, change in [
+            # a weight average of the encoder and decoder over about the last 1,000 steps (2 epochs)
+            *((n, "ema-0.999", {"ema": 0.999}) for n in (100, 1000)),
         ]
     },
 }

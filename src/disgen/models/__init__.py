@@ -3,7 +3,7 @@ builder registered under its CLI name), and what the families share:
 
     registry   ModelSpec, register_model, list_models, get_model, resolve (a run's TrainConfig), Nets
     limits     the data shapes and sizes a model is built within, checked before any memory is taken
-    layers     shared layer helpers (init, activations, batch mixing, inference mode, G's weight average)
+    layers     shared layer helpers (init, activations, batch mixing, inference mode, weight averages)
     weights    pretrained weights from files and torchvision's checkpoints
 
 May import: data, config, files, errors. Never runs, objectives or anything above.
@@ -21,6 +21,7 @@ from disgen.models.layers import (
     inference,
     init_uniform,
     per_sample,
+    update_ema,
 )
 from disgen.models.limits import (
     MAX_ACTIVATION_BYTES,
@@ -75,4 +76,5 @@ __all__ = [
     "per_sample",
     "register_model",
     "resolve",
+    "update_ema",
 ]

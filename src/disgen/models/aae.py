@@ -21,7 +21,7 @@ from torch import nn
 
 from disgen.config import opt
 from disgen.errors import DisgenError
-from disgen.models import register_model
+from disgen.models import add_ema, register_model
 
 MODES = ("unsupervised", "supervised", "semi-supervised")
 PRIORS = ("gaussian", "mixture")
@@ -81,6 +81,14 @@ class AAEConfig:
         True,
         "d_gauss's loss trains the encoder's body as well as its z head (no: the z head only, so that "
         "the features y reads are not shaped by the adversary on z)",
+    )
+    # Polyak averaging (as a GAN's --ema, and the mean teacher's weights, Tarvainen & Valpola 2017):
+    # the adversarial phases keep moving the encoder, and the average of its recent weights
+    # classifies more steadily than the last of them.
+    ema: float = opt(
+        0.0,
+        "decay of a weight average of the encoder and decoder that evaluation, the best checkpoint, "
+        "predict, sample and export use (e.g. 0.999); 0: the trained weights, as the paper",
     )
     consistency_augment: str = opt(
         "affine",
@@ -218,6 +226,8 @@ def check(cfg: AAEConfig) -> None:
         raise DisgenError(f"--consistency {cfg.consistency:g}: a weight, 0 (off) or more")
     if cfg.classifier_warmup < 0:
         raise DisgenError(f"--classifier-warmup {cfg.classifier_warmup}: a number of steps, 0 (off) or more")
+    if not 0 <= cfg.ema < 1:
+        raise DisgenError(f"--ema {cfg.ema:g}: a decay in [0, 1), e.g. 0.999 (0: no weight average)")
     if cfg.z_dim < 1 or not cfg.hidden or not cfg.d_hidden:
         raise DisgenError("--z-dim must be at least 1 and --hidden / --d-hidden name at least one layer")
 
@@ -282,6 +292,7 @@ def build(cfg: AAEConfig, image_shape, num_classes) -> dict[str, nn.Module]:
     }
     if cfg.mode == "semi-supervised":
         nets["d_cat"] = LatentDiscriminator(num_classes, cfg.d_hidden)
+    add_ema(nets, cfg.ema, ("encoder", "decoder"))
     for m in nets.values():
         # What reads a trained aae (its decoder input, sampling, pictures) needs the mode and
         # prior; the step's loss options come from the run's config (objectives.bound_step).

@@ -1,6 +1,6 @@
 """What the model families share: MXNet's uniform init, activations by name, whether a network
-mixes the samples of a batch, inference mode for a run's networks, a GAN generator's weight
-average and the GAN loss option (whose table is disgen.objectives.gan's).
+mixes the samples of a batch, inference mode for a run's networks, networks' weight
+averages and the GAN loss option (whose table is disgen.objectives.gan's).
 
 May import: config, errors.
 """
@@ -79,11 +79,28 @@ def gan_loss_option():
     )
 
 
-def add_ema(nets: dict[str, nn.Module], decay: float) -> dict[str, nn.Module]:
-    """``nets`` plus ``generator_ema``, a frozen copy of G averaged after every step (decay > 0,
-    the model config's ``ema``, which the gan objective's step reads)."""
+def add_ema(nets: dict[str, nn.Module], decay: float, roles: tuple[str, ...] = ("generator",)) -> dict[str, nn.Module]:
+    """``nets`` plus ``ROLE_ema`` for each of ``roles``: a frozen copy of that network averaged after
+    every step by :func:`update_ema` (decay > 0, the model config's ``ema``, which the objective's
+    step reads). GANs average G; the aae its encoder and decoder."""
     if decay > 0:
-        ema = copy.deepcopy(nets["generator"]).requires_grad_(False)
-        ema.register_buffer("ema_updates", torch.zeros((), dtype=torch.int64))
-        nets["generator_ema"] = ema
+        for role in roles:
+            ema = copy.deepcopy(nets[role]).requires_grad_(False)
+            ema.register_buffer("ema_updates", torch.zeros((), dtype=torch.int64))
+            nets[f"{role}_ema"] = ema
     return nets
+
+
+@torch.no_grad()
+def update_ema(ema: nn.Module, net: nn.Module, decay: float) -> None:
+    """ema <- decay * ema + (1 - decay) * net for weights; buffers (batch-norm statistics) copied.
+    The decay warms up as min(decay, (1 + n) / (10 + n)) after n updates (TensorFlow's
+    ExponentialMovingAverage), so the average does not drag the random initial weights along."""
+    n = ema.ema_updates.item()
+    decay = min(decay, (1 + n) / (10 + n))
+    for pe, p in zip(ema.parameters(), net.parameters()):
+        pe.lerp_(p, 1.0 - decay)
+    ours = dict(ema.named_buffers())
+    for name, b in net.named_buffers():
+        ours[name].copy_(b)
+    ema.ema_updates += 1

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 
 from disgen.data.augment import TRANSFORMS
 from disgen.errors import DisgenError
-from disgen.models import Nets, per_sample
+from disgen.models import Nets, per_sample, update_ema
 from disgen.models.aae import sample_categorical, sample_prior, shape_noise
 from disgen.objectives import Context, Objective, minimize, register_objective
 from disgen.objectives.aae_codes import EXPORT, decode, decoder_input, encode, reconstruct_with
@@ -142,6 +142,9 @@ def step(nets: Nets, opts, batch, cfg) -> dict[str, torch.Tensor]:
     out.update(generator_phase(nets, opts, x, y, cfg=cfg))
     if "classifier" in opts:
         out.update(classification_phase(nets, opts, x_lab, y_lab, x, cfg=cfg))
+    for role in ("encoder", "decoder"):  # --ema: the weight averages that evaluation and the tools read
+        if f"{role}_ema" in nets:
+            update_ema(nets[f"{role}_ema"], nets[role], cfg.ema)
     return out
 
 

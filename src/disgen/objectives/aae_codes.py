@@ -45,8 +45,22 @@ def decoder_input(nets: Nets, x: torch.Tensor, y: torch.Tensor, num_classes: int
 
 
 # -- codes in eval mode ---------------------------------------------------------------------------
+def averaged(nets: Nets) -> Nets:
+    """The networks that whatever reads a trained aae uses: with ``--ema`` the weight averages
+    ``encoder_ema`` and ``decoder_ema`` in the places of ``encoder`` and ``decoder``; else ``nets``."""
+    if "encoder_ema" not in nets:
+        return nets
+    return {**nets, "encoder": nets["encoder_ema"], "decoder": nets["decoder_ema"]}
+
+
+def roles(nets: Nets) -> list[str]:
+    """The roles an export holds: the encoder and decoder that :func:`averaged` reads."""
+    return [f"{r}_ema" if "encoder_ema" in nets else r for r in ("encoder", "decoder")]
+
+
 def encode(nets: Nets, x: torch.Tensor, batch_size: int = 1000):
-    """(y logits or None, z) of ``x`` in eval mode, in batches."""
+    """(y logits or None, z) of ``x`` in eval mode, in batches (the weight average with --ema)."""
+    nets = averaged(nets)
     with inference(nets):
         parts = [nets["encoder"](x[s]) for s in batches(len(x), batch_size)]
     z = torch.cat([p[1] for p in parts]).float()
@@ -54,6 +68,8 @@ def encode(nets: Nets, x: torch.Tensor, batch_size: int = 1000):
 
 
 def reconstruct_with(nets: Nets, x: torch.Tensor, y: torch.Tensor | None, batch_size: int = 1000):
+    """Decoded codes of ``x`` in eval mode (``y``: the true labels a supervised run decodes with)."""
+    nets = averaged(nets)
     with inference(nets):
         out = []
         for s in batches(len(x), batch_size):
@@ -65,6 +81,7 @@ def reconstruct_with(nets: Nets, x: torch.Tensor, y: torch.Tensor | None, batch_
 def decode(nets: Nets, z: torch.Tensor, labels: torch.Tensor | None = None, batch_size: int = 1000) -> torch.Tensor:
     """Images from codes ``z`` (N, z_dim) and, for supervised/semi-supervised runs, ``labels`` (N,)
     (default: class 0 for every code)."""
+    nets = averaged(nets)
     dec = nets["decoder"]
     y = None
     if dec.y_dim:
@@ -101,7 +118,7 @@ class AAEDecoder(nn.Module):
 
 
 def export_networks(run, nets: Nets) -> list[Network]:
-    enc, dec = nets["encoder"], nets["decoder"]
+    enc, dec = averaged(nets)["encoder"], averaged(nets)["decoder"]
     cfg, k = enc.cfg, dec.y_dim
     prior = f"N(0, {cfg.prior_std:g}^2) per entry" if cfg.prior == "gaussian" else "the 2-D mixture prior"
     z = Port("z", ("N", cfg.z_dim), "any real", f"the code (style); the prior is {prior}")
@@ -173,11 +190,11 @@ def export_cases(run) -> list[Case]:
 EXPORT = ExportSpec(
     export_networks,
     export_cases,
-    roles=lambda nets: ["encoder", "decoder"],
+    roles=roles,
     usage=lambda run: [
-        'logits, z = nets["encoder"](images)  # logits: None unless semi-supervised',
+        f'logits, z = nets["{roles(run.nets)[0]}"](images)  # logits: None unless semi-supervised',
         "probabilities = logits.softmax(1)  # semi-supervised: as `disgen predict`",
-        'images = nets["decoder"](z, y)  # y: one-hot class or probabilities (None: unsupervised)',
+        f'images = nets["{roles(run.nets)[1]}"](z, y)  # y: one-hot class or probabilities (None: unsupervised)',
     ],
     pipeline="image-to-image",
     tags=["autoencoder", "adversarial-autoencoder"],

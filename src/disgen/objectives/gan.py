@@ -25,7 +25,7 @@ from torch import nn
 
 from disgen.data.loader import batches
 from disgen.evaluation import metrics
-from disgen.models import Nets, inference, per_sample
+from disgen.models import Nets, inference, per_sample, update_ema
 from disgen.objectives import Context, Objective, minimize, register_objective
 from disgen.objectives.exports import (
     CHECK_IMAGES,
@@ -98,21 +98,6 @@ def step(nets: Nets, opts, batch, cfg=None) -> dict[str, torch.Tensor]:
     if loss.classifies:
         result["d_acc"] = ((real_out.detach() > 0).float().mean() + (fake_out.detach() < 0).float().mean()) / 2
     return {**result, **{k: v.detach() for k, v in out.items()}}
-
-
-@torch.no_grad()
-def update_ema(ema: torch.nn.Module, g: torch.nn.Module, decay: float) -> None:
-    """ema <- decay * ema + (1 - decay) * g for weights; buffers (batch-norm statistics) copied.
-    The decay warms up as min(decay, (1 + n) / (10 + n)) after n updates (TensorFlow's
-    ExponentialMovingAverage), so the average does not drag G's random initial weights along."""
-    n = ema.ema_updates.item()
-    decay = min(decay, (1 + n) / (10 + n))
-    for pe, p in zip(ema.parameters(), g.parameters()):
-        pe.lerp_(p, 1.0 - decay)
-    ours = dict(ema.named_buffers())
-    for name, b in g.named_buffers():
-        ours[name].copy_(b)
-    ema.ema_updates += 1
 
 
 def sampler_role(nets: Nets) -> str:
