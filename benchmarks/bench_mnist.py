@@ -108,6 +108,10 @@ RUNS: dict[str, dict[str, tuple[str, dict, list[int]]]] = {
         for labels, name, change in [
             # a weight average of the encoder and decoder over about the last 1,000 steps (2 epochs)
             *((n, "ema-0.999", {"ema": 0.999}) for n in (100, 1000)),
+            # UDA's targets: sharpened at temperature 0.4, images below 0.8 confidence left out
+            *((n, "uda", {"consistency_sharpen": 0.4, "consistency_confidence": 0.8}) for n in (100, 1000)),
+            # the mean teacher: the weight average gives the consistency term's targets
+            *((n, "mean-teacher", {"ema": 0.999, "consistency_teacher": "average"}) for n in (100, 1000)),
         ]
     },
 }

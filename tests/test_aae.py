@@ -201,6 +201,8 @@ def test_gaussian_and_mixture_priors():
     [
         ({"mode": "weird"}, "--mode 'weird'"),
         ({"prior": "mixture", "z_dim": 3}, "--z-dim 2"),
+        ({"ema": 1.0}, "--ema 1: a decay in"),
+        ({"ema": -0.5}, "--ema -0.5: a decay in"),
     ],
 )
 def test_bad_options_are_refused(overrides, match):
@@ -277,18 +279,20 @@ def test_best_pt_breaks_a_tie_of_validation_accuracy_by_the_lower_reconstruction
     assert replayed_rank(objective, [], 0.5) == (float("inf"),) * 2  # metrics.jsonl lost: best.pt is kept
 
 
-@pytest.mark.parametrize("warmup", [0, 8])
-def test_resume_with_labels_is_exact(tmp_path, tiny_data, monkeypatch, warmup):
+@pytest.mark.parametrize("warmup,ema", [(0, 0.0), (8, 0.0), (0, 0.9)])
+def test_resume_with_labels_is_exact(tmp_path, tiny_data, monkeypatch, warmup, ema):
     """Stopped after epoch 1 of 2 and resumed: the same weights as a run straight through (the
     labelled batches, the consistency term's perturbations and the cosine schedule included; with
-    --classifier-warmup 8 the warm-up ends in the second epoch, after the resume)."""
-    args = dict(epochs=2, labels=20, model_args={"classifier_warmup": warmup})
+    --classifier-warmup 8 the warm-up ends in the second epoch, after the resume; with --ema the
+    weight averages and their count of updates too)."""
+    args = dict(epochs=2, labels=20, model_args={"classifier_warmup": warmup, "ema": ema})
     straight = train_tiny(tmp_path, tiny_data, "a", **args)
     with monkeypatch.context() as m:
         stop_after_epoch(m, 1)
         with pytest.raises(KeyboardInterrupt):
             train_tiny(tmp_path, tiny_data, "b", **args)
     resumed = disgen.train("aae", dataset_obj=tiny_data, progress=False, run_dir=str(tmp_path / "b"), resume=True)
+    assert ("encoder_ema" in straight.nets) == bool(ema)
     for k in straight.nets:
         a, b = straight.nets[k].state_dict(), resumed.nets[k].state_dict()
         assert all(torch.equal(a[n], b[n]) for n in a), k
@@ -497,6 +501,46 @@ def test_consistency_term_uses_unlabelled_images_and_trains_y_only():
     assert "consistency_loss" not in classification_phase(plain, popts, x_lab, y_lab, x, cfg=pcfg)
 
 
+def test_consistency_targets_sharpened_masked_or_from_the_weight_average():
+    """The term against its definition, on one batch: mean over the unlabelled images of
+    KL(softmax(teacher logits / T) || softmax(logits of the perturbed copy)), where images whose
+    teacher's top probability is below the confidence count 0, and the teacher is the encoder
+    itself or (--consistency-teacher average) its weight average. A dropout-free encoder and
+    --consistency-augment none make the perturbed copy the image itself, so the value is exact."""
+    x_lab, y_lab = tiny_batch(8, seed=1)
+    x = tiny_batch(16)[0]
+
+    def term(**options) -> tuple[float, float]:
+        nets, opts, cfg = build(consistency=1.0, dropout=0.0, consistency_augment="none", **options)
+        if "encoder_ema" in nets:  # a teacher unlike the student
+            with torch.no_grad():
+                for p in nets["encoder_ema"].parameters():
+                    p.mul_(1.5)
+        teacher = nets["encoder_ema"] if options.get("consistency_teacher") == "average" else nets["encoder"]
+        with torch.no_grad():
+            guess, student = teacher(x)[0], nets["encoder"](x)[0]
+            t = options.get("consistency_sharpen", 1.0)
+            target = (guess / t).softmax(1)
+            kl = (target * (target.log() - student.log_softmax(1))).sum(1)
+            keep = guess.softmax(1).amax(1) >= options.get("consistency_confidence", 0.0)
+            expected = (kl * keep).sum().item() / len(x)
+        got = classification_phase(nets, opts, x_lab, y_lab, x, cfg=cfg)["consistency_loss"].item()
+        return got, expected
+
+    plain = term()
+    assert plain[1] < 1e-6 and plain[0] < 1e-6  # the same network on the same images: nothing to pull
+    sharpened = term(consistency_sharpen=0.5)
+    assert sharpened[1] > 1e-4 and sharpened[0] == pytest.approx(sharpened[1], rel=1e-4)
+    nets, _, _ = build(dropout=0.0)
+    with torch.no_grad():
+        top = nets["encoder"](x)[0].softmax(1).amax(1)
+    cut = float(top.median())  # about half the images count
+    masked = term(consistency_sharpen=0.5, consistency_confidence=cut)
+    assert 0 < masked[1] < sharpened[1] and masked[0] == pytest.approx(masked[1], rel=1e-4)
+    teacher = term(ema=0.9, consistency_teacher="average")
+    assert teacher[1] > 1e-4 and teacher[0] == pytest.approx(teacher[1], rel=1e-4)
+
+
 def test_consistency_pulls_perturbed_predictions_together():
     """After 100 steps of the classification phase on two labelled images, y disagrees between
     images and their flipped, shifted copies far less with the term (weight 100) than without."""
@@ -524,6 +568,9 @@ def test_consistency_pulls_perturbed_predictions_together():
     [
         ({"consistency_augment": "rotate"}, "--consistency-augment 'rotate'"),
         ({"consistency": -1.0}, "--consistency -1"),
+        ({"consistency_sharpen": 0.0}, "--consistency-sharpen 0: a temperature above 0"),
+        ({"consistency_confidence": 1.0}, r"--consistency-confidence 1: a probability in \[0, 1\)"),
+        ({"consistency_teacher": "average"}, "--consistency-teacher average .* give --ema too"),
     ],
 )
 def test_bad_consistency_options_are_refused(overrides, match):
@@ -609,3 +656,53 @@ def test_sample_label_k_of_the_default_semi_supervised_aae_draws_k(tmp_path, hom
         x = np.stack([np.asarray(Image.open(f).convert("L"), dtype=np.float32) / 255 for f in files])
         shares.append((read_as(torch.from_numpy(x), reference) == k).float().mean().item())
     assert sum(shares) / 10 >= 0.7 and min(shares) >= 0.4, f"share of sample --label K read as K, K = 0..9: {shares}"
+
+
+def test_ema_averages_the_encoder_and_decoder_and_every_reader_uses_the_average(tmp_path, tiny_data):
+    """--ema: encoder_ema and decoder_ema follow ema <- d * ema + (1 - d) * net after each step,
+    with d = min(decay, (1 + n) / (10 + n)) (TensorFlow's warm-up), and evaluation, predict,
+    reconstruct and sample read the averages, not the last weights."""
+    nets, opts, cfg = build(ema=0.9)
+    assert {"encoder_ema", "decoder_ema"} <= set(nets) and not any(
+        p.requires_grad for r in ("encoder_ema", "decoder_ema") for p in nets[r].parameters()
+    )
+    x, y = tiny_batch()
+    for n in range(3):
+        before = {r: params({r: nets[f"{r}_ema"]}) for r in ("encoder", "decoder")}
+        aae.step(nets, opts, (x, y), cfg)
+        d = min(0.9, (1 + n) / (10 + n))
+        for r in ("encoder", "decoder"):
+            trained = params({r: nets[r]})
+            for name, old in before[r].items():
+                p = nets[f"{r}_ema"].get_parameter(name.partition(".")[2])
+                expected = d * old + (1 - d) * trained[name]
+                assert torch.allclose(p, expected, atol=1e-6), (r, name, n)
+        assert int(nets["encoder_ema"].ema_updates) == n + 1
+    assert not torch.equal(nets["encoder_ema"].y_head.weight, nets["encoder"].y_head.weight)
+
+    run = train_tiny(tmp_path, tiny_data, "ema", epochs=2, labels=50, model_args={"ema": 0.9})
+    loaded = disgen.load(run.dir)
+    images = tiny_data.test.images[:20]
+    xb = loaded.as_batch(images)
+    with torch.no_grad():
+        enc_avg, enc_last = (loaded.nets[r].eval() for r in ("encoder_ema", "encoder"))
+        want = enc_avg(xb)[0].float().softmax(1)
+        last = enc_last(xb)[0].float().softmax(1)
+    assert (want - last).abs().max() > 1e-3  # the two differ, so the check below can tell them apart
+    assert torch.allclose(loaded.predict(images), want, atol=1e-5)
+    # evaluation (and so best.pt) reads the average: eval.json's test accuracy is the average's
+    test_x, test_y = loaded.as_batch(tiny_data.test.images), tiny_data.test.labels
+    with torch.no_grad():
+        acc = (enc_avg(test_x)[0].argmax(1) == test_y).float().mean().item()
+    assert abs(run.final["test_accuracy"] - acc) < 1e-6
+    # sample: the averaged decoder on prior draws (N(0, 1) noise times the prior's std), classes 0..9
+    eps = torch.randn(10, 4, generator=torch.Generator().manual_seed(0))
+    lo, hi = loaded.spec.value_range
+    with torch.no_grad():
+        codes, classes = eps * loaded.nets["encoder"].cfg.prior_std, torch.eye(10)
+        want, last = (
+            ((loaded.nets[r].eval()(codes, classes).float() - lo) / (hi - lo)).clamp(0, 1)
+            for r in ("decoder_ema", "decoder")
+        )
+    assert (want - last).abs().max() > 1e-3
+    assert torch.allclose(loaded.sample(10, 0, z=eps), want, atol=1e-5)

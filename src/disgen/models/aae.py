@@ -82,6 +82,22 @@ class AAEConfig:
         "d_gauss's loss trains the encoder's body as well as its z head (no: the z head only, so that "
         "the features y reads are not shaped by the adversary on z)",
     )
+    # UDA's sharpening and confidence mask (Xie et al. 2019, section 3.2) and the mean teacher's
+    # targets (Tarvainen & Valpola 2017): the targets say more than the encoder's own guess.
+    consistency_sharpen: float = opt(
+        1.0, "temperature of the consistency term's targets: below 1 sharpens them (UDA: 0.4); 1: as they are"
+    )
+    consistency_confidence: float = opt(
+        0.0,
+        "the consistency term counts only the unlabelled images whose most probable class has at least "
+        "this probability (UDA: 0.8); 0: every image",
+    )
+    consistency_teacher: str = opt(
+        "self",
+        "what gives the consistency term's targets: self (the encoder, held fixed) or average (the "
+        "weight average of --ema: the mean teacher)",
+        choices=("self", "average"),
+    )
     # Polyak averaging (as a GAN's --ema, and the mean teacher's weights, Tarvainen & Valpola 2017):
     # the adversarial phases keep moving the encoder, and the average of its recent weights
     # classifies more steadily than the last of them.
@@ -224,6 +240,20 @@ def check(cfg: AAEConfig) -> None:
         )
     if cfg.consistency < 0:
         raise DisgenError(f"--consistency {cfg.consistency:g}: a weight, 0 (off) or more")
+    if not cfg.consistency_sharpen > 0:
+        raise DisgenError(
+            f"--consistency-sharpen {cfg.consistency_sharpen:g}: a temperature above 0 (1: no sharpening)"
+        )
+    if not 0 <= cfg.consistency_confidence < 1:
+        raise DisgenError(
+            f"--consistency-confidence {cfg.consistency_confidence:g}: a probability in [0, 1) (0: every image counts)"
+        )
+    if cfg.consistency_teacher not in ("self", "average"):
+        raise DisgenError(f"--consistency-teacher {cfg.consistency_teacher!r}: choose self or average")
+    if cfg.consistency_teacher == "average" and not cfg.ema:
+        raise DisgenError(
+            "--consistency-teacher average takes its targets from the weight average: give --ema too (e.g. 0.999)"
+        )
     if cfg.classifier_warmup < 0:
         raise DisgenError(f"--classifier-warmup {cfg.classifier_warmup}: a number of steps, 0 (off) or more")
     if not 0 <= cfg.ema < 1:

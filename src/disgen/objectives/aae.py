@@ -113,19 +113,25 @@ def discriminators(nets: Nets) -> list[str]:
 
 def classification_phase(nets: Nets, opts, x_lab, y_lab, x=None, *, cfg) -> dict[str, torch.Tensor]:
     """Cross-entropy of y on the labelled batch; with ``--consistency W`` also W times the KL from
-    the class probabilities of the unlabelled images ``x`` (fixed targets) to those of a perturbed
-    copy of them."""
+    the class probabilities of the unlabelled images ``x`` (fixed targets: the encoder's, or its
+    weight average's with --consistency-teacher average; sharpened by --consistency-sharpen T) to
+    those of a perturbed copy of them, over the images whose most probable class reaches
+    --consistency-confidence (the others count 0)."""
     enc = nets["encoder"]
     logits, _ = enc(x_lab)
     ce_loss = F.cross_entropy(logits, y_lab)
     out = {"ce_loss": ce_loss.detach(), "label_acc": (logits.detach().argmax(1) == y_lab).float().mean()}
     loss, weight = ce_loss, cfg.consistency
     if weight and x is not None:
+        teacher = nets["encoder_ema"] if cfg.consistency_teacher == "average" else enc
         with torch.no_grad():
-            target = enc(x)[0].float().softmax(1)
+            guess = teacher(x)[0].float()
+            target = (guess / cfg.consistency_sharpen).softmax(1)
+            counted = (guess.softmax(1).amax(1) >= cfg.consistency_confidence).float()
         augment = TRANSFORMS[cfg.consistency_augment]
         view = augment(x) if augment is not None else x
-        cons = F.kl_div(enc(view)[0].float().log_softmax(1), target, reduction="batchmean")
+        per_image = F.kl_div(enc(view)[0].float().log_softmax(1), target, reduction="none").sum(1)
+        cons = (per_image * counted).mean()
         loss = loss + weight * cons
         out["consistency_loss"] = cons.detach()
     minimize(opts, "classifier", loss)
