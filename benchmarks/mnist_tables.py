@@ -478,6 +478,13 @@ def mnist_aae_time_to(results: Results) -> str:
     return md(header + ["number format"], rows)
 
 
+# Trials on the preset itself (bench_mnist.py's ablation group), set against the preset: shown
+# first, after the preset's own row.
+AAE_TRIALS = {
+    "ema-0.999": "trial: a weight average of the encoder and decoder (`--ema 0.999`)",
+    "uda": "trial: UDA's targets, sharpened, confident only (`--consistency-sharpen 0.4 --consistency-confidence 0.8`)",
+    "mean-teacher": "trial: the mean teacher's targets (`--ema 0.999 --consistency-teacher average`)",
+}
 # What each ablation undoes (bench_mnist.py's ablation group), in the table's order. The first row
 # undoes the preset's warm-up of y; every other row changes the preset before it (warm-up 0), the
 # row its test error is set against.
@@ -513,22 +520,25 @@ def mnist_aae_ablation(results: Results) -> str:
     """The default semi-supervised AAE on full MNIST beside runs that each undo one of its choices
     or add one trial (bench_mnist.py's headline and ablation groups, 10 epochs): validation error
     of the chosen epoch (what the choices were made on), test error, its change against the preset
-    it changes with as many labels (the preset, or the preset before its warm-up of y), and whether
+    it changes with as many labels (the preset for its trials and the preset before its warm-up of
+    y, that preset for every other row), and whether
     `sample --label K` draws K."""
     headline, ablations = group_runs(results, "mnist", "headline"), group_runs(results, "mnist", "ablation")
     rows = []
     for labels in (100, 1000):
         default = headline.get(f"aae/default-{labels}", [])
-        if not default or not any(f"aae/{labels}-{name}" in ablations for name in AAE_ABLATIONS):
+        variants = {**AAE_TRIALS, **AAE_ABLATIONS}
+        if not default or not any(f"aae/{labels}-{name}" in ablations for name in variants):
             continue
         error = {"default": summary([1 - r["final"]["test_accuracy"] for r in default])}
-        for name, what in [("default", "`aae` default preset"), *AAE_ABLATIONS.items()]:
+        for name, what in [("default", "`aae` default preset"), *variants.items()]:
             runs = default if name == "default" else ablations.get(f"aae/{labels}-{name}", [])
             if not runs:
                 continue
             val = summary([1 - chosen_epoch(r)["val_accuracy"] for r in runs])
             test = error[name] = summary([1 - r["final"]["test_accuracy"] for r in runs])
-            base = None if name == "default" else error["default" if name == "warmup-0" else "warmup-0"]
+            on_preset = name == "warmup-0" or name in AAE_TRIALS
+            base = None if name == "default" else error["default" if on_preset else "warmup-0"]
             change = "—" if base is None else f"{(test['mean'] - base['mean']) * 100:+.2f} points"
             rows.append(
                 [
