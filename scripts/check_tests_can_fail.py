@@ -37,14 +37,14 @@ MUTATIONS = [
     ),
     (
         "weight average: warm-up off (decay from the first step)",
-        "src/disgen/objectives/gan.py",
+        "src/disgen/models/layers.py",
         "    decay = min(decay, (1 + n) / (10 + n))",
         "    decay = decay",
         "tests/test_gan.py::test_weight_average_warms_up_and_lags",
     ),
     (
         "weight average: no lag (copies G)",
-        "src/disgen/objectives/gan.py",
+        "src/disgen/models/layers.py",
         "    decay = min(decay, (1 + n) / (10 + n))",
         "    decay = 0.0",
         "tests/test_gan.py::test_weight_average_warms_up_and_lags",
@@ -464,6 +464,20 @@ MUTATIONS += [
         "    if 2 * longest <= total:\n",
         "    if True:\n",
         "tests/test_aae.py::test_no_discriminator_warning_while_the_warmup_holds_them",
+    ),
+    (
+        "aae --ema: what reads a run (evaluation, predict, sample, export) takes the last weights",
+        "src/disgen/objectives/aae_codes.py",
+        '    if "encoder_ema" not in nets:\n        return nets\n',
+        "    if True:\n        return nets\n",
+        "tests/test_aae.py::test_ema_averages_the_encoder_and_decoder_and_every_reader_uses_the_average",
+    ),
+    (
+        "aae consistency term: --consistency-confidence leaves no image out",
+        "src/disgen/objectives/aae.py",
+        "counted = (guess.softmax(1).amax(1) >= cfg.consistency_confidence).float()",
+        "counted = torch.ones(len(guess))",
+        "tests/test_aae.py::test_consistency_targets_sharpened_masked_or_from_the_weight_average",
     ),
     (
         "disgen.train returns the last epoch's weights (every command uses best.pt)",
