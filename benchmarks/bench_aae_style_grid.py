@@ -73,6 +73,8 @@ def one_seed(args, seed: int) -> dict:
         model_args["z_adversary_body"] = False
     if args.classifier_warmup is not None:
         model_args["classifier_warmup"] = args.classifier_warmup
+    if args.ema:
+        model_args["ema"] = args.ema
     trained = disgen.train(
         "aae",
         dataset_obj=data,
@@ -152,6 +154,13 @@ def main() -> None:
         help="semi-supervised: steps of y on the labels alone first (default: the preset's, 200); "
         "another N, 0 included, is a trial of docs/aae.md (results file *_warmup-N)",
     )
+    p.add_argument(
+        "--ema",
+        type=float,
+        default=0.0,
+        help="decay of the encoder's and decoder's weight average (default 0: none, the preset's); "
+        "a trial of docs/aae.md (results file *_ema-D)",
+    )
     p.add_argument("--run-dir", default=f"/tmp/bench-aae-style-{time.strftime('%H%M%S')}-{os.getpid()}")
     args = p.parse_args()
     if args.parallel:
@@ -170,6 +179,7 @@ def main() -> None:
     else:
         out = f"aae_label_samples_{args.dataset}_{args.labels}" + ("" if args.z_adversary_body else "_z-head")
         out += "" if args.classifier_warmup is None else f"_warmup-{args.classifier_warmup}"
+        out += f"_ema-{args.ema:g}" if args.ema else ""
     save(
         out,
         {
