@@ -68,7 +68,8 @@ def aae_labels_headline(results: Results) -> str:
 
 # -- the semi-supervised AAE's `sample --label K` (bench_aae_style_grid.py --mode semi-supervised) ------
 # The default preset's, the preset's before its warm-up of y (--classifier-warmup 0), then the
-# trials of docs/aae.md on that earlier preset: results file suffix -> the preset column.
+# trials of docs/aae.md on that earlier preset and (the last) on the preset itself: results file
+# suffix -> the preset column.
 TRIAL = "trial: `--no-z-adversary-body`"
 VARIANTS = {
     "default": "default",
@@ -76,6 +77,7 @@ VARIANTS = {
     "z-head": TRIAL,
     "warmup-540": "trial: `--classifier-warmup 540`",
     "warmup-200": "trial: `--classifier-warmup 200`",
+    "ema-0.999": "trial on the preset: `--ema 0.999`",
 }
 LABEL_SAMPLES = [
     (f"aae_label_samples_mnist-mini_{labels}" + ("" if suffix == "default" else f"_{suffix}"), variant)
