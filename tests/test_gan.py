@@ -12,7 +12,7 @@ import disgen
 from disgen.data import load_dataset
 from disgen.data.gaussian2d import SEED_A, SEED_B
 from disgen.errors import DisgenError
-from disgen.models import get_model, list_models, resolve
+from disgen.models import get_model, list_models, resolve, update_ema
 from disgen.objectives import get_objective
 from disgen.objectives.gan import latent, warnings
 
@@ -174,6 +174,23 @@ def test_weight_average_warms_up_and_lags(decay):
     assert decays[0] == pytest.approx(0.1) and decays[1] == pytest.approx(2 / 11)
     assert (decays[-1] == 0.5) if decay == 0.5 else decays[-1] == pytest.approx(30 / 39)
     assert not any(p.requires_grad for p in ema.parameters())
+
+
+def test_a_negative_count_of_updates_starts_the_average_afresh():
+    """A checkpoint's ``ema_updates`` below 0 (crafted: training only counts up) neither divides by
+    zero (-10) nor makes the decay negative (-5, a step past the weights): it counts as 0."""
+    for count in (-10, -5):
+        nets = build_nets("gan2d", "default", ema=0.999)
+        ema, g = nets["generator_ema"], nets["generator"]
+        with torch.no_grad():
+            for p in g.parameters():
+                p.add_(1.0)
+        before = [p.detach().clone() for p in ema.parameters()]
+        ema.ema_updates.fill_(count)
+        update_ema(ema, g, 0.999)
+        for got, old, new in zip(ema.parameters(), before, g.parameters()):
+            torch.testing.assert_close(got, 0.1 * old + 0.9 * new)  # the first step's decay, 0.1
+        assert int(ema.ema_updates) == count + 1
 
 
 def test_collapse_warnings():

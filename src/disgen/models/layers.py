@@ -95,8 +95,10 @@ def add_ema(nets: dict[str, nn.Module], decay: float, roles: tuple[str, ...] = (
 def update_ema(ema: nn.Module, net: nn.Module, decay: float) -> None:
     """ema <- decay * ema + (1 - decay) * net for weights; buffers (batch-norm statistics) copied.
     The decay warms up as min(decay, (1 + n) / (10 + n)) after n updates (TensorFlow's
-    ExponentialMovingAverage), so the average does not drag the random initial weights along."""
-    n = ema.ema_updates.item()
+    ExponentialMovingAverage), so the average does not drag the random initial weights along. A
+    count below 0 (only a crafted checkpoint holds one) counts as 0: a decay above 1 or a division
+    by zero would wreck the average."""
+    n = max(int(ema.ema_updates.item()), 0)
     decay = min(decay, (1 + n) / (10 + n))
     for pe, p in zip(ema.parameters(), net.parameters()):
         pe.lerp_(p, 1.0 - decay)
