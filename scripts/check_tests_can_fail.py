@@ -38,15 +38,15 @@ MUTATIONS = [
     (
         "weight average: warm-up off (decay from the first step)",
         "src/disgen/models/layers.py",
-        "    decay = min(decay, (1 + n) / (10 + n))",
-        "    decay = decay",
+        "        d = min(decay, (1 + n) / (10 + n))",
+        "        d = decay",
         "tests/test_gan.py::test_weight_average_warms_up_and_lags",
     ),
     (
         "weight average: no lag (copies G)",
         "src/disgen/models/layers.py",
-        "    decay = min(decay, (1 + n) / (10 + n))",
-        "    decay = 0.0",
+        "        d = min(decay, (1 + n) / (10 + n))",
+        "        d = 0.0",
         "tests/test_gan.py::test_weight_average_warms_up_and_lags",
     ),
     (
@@ -468,8 +468,8 @@ MUTATIONS += [
     (
         "aae --ema: what reads a run (evaluation, predict, sample, export) takes the last weights",
         "src/disgen/objectives/aae_codes.py",
-        '    if "encoder_ema" not in nets:\n        return nets\n',
-        "    if True:\n        return nets\n",
+        """    return [f"{r}_ema" if f"{r}_ema" in nets else r for r in ("encoder", "decoder")]""",
+        """    return ["encoder", "decoder"]""",
         "tests/test_aae.py::test_ema_averages_the_encoder_and_decoder_and_every_reader_uses_the_average",
     ),
     (

@@ -187,7 +187,7 @@ def test_a_negative_count_of_updates_starts_the_average_afresh():
                 p.add_(1.0)
         before = [p.detach().clone() for p in ema.parameters()]
         ema.ema_updates.fill_(count)
-        update_ema(ema, g, 0.999)
+        update_ema(nets, 0.999)
         for got, old, new in zip(ema.parameters(), before, g.parameters()):
             torch.testing.assert_close(got, 0.1 * old + 0.9 * new)  # the first step's decay, 0.1
         assert int(ema.ema_updates) == count + 1

@@ -82,7 +82,7 @@ def gan_loss_option():
 def add_ema(nets: dict[str, nn.Module], decay: float, roles: tuple[str, ...] = ("generator",)) -> dict[str, nn.Module]:
     """``nets`` plus ``ROLE_ema`` for each of ``roles``: a frozen copy of that network averaged after
     every step by :func:`update_ema` (decay > 0, the model config's ``ema``, which the objective's
-    step reads). GANs average G; the aae its encoder and decoder."""
+    step passes it). GANs average G; the aae its encoder and decoder."""
     if decay > 0:
         for role in roles:
             ema = copy.deepcopy(nets[role]).requires_grad_(False)
@@ -92,17 +92,22 @@ def add_ema(nets: dict[str, nn.Module], decay: float, roles: tuple[str, ...] = (
 
 
 @torch.no_grad()
-def update_ema(ema: nn.Module, net: nn.Module, decay: float) -> None:
-    """ema <- decay * ema + (1 - decay) * net for weights; buffers (batch-norm statistics) copied.
-    The decay warms up as min(decay, (1 + n) / (10 + n)) after n updates (TensorFlow's
+def update_ema(nets: dict[str, nn.Module], decay: float) -> None:
+    """Every weight average :func:`add_ema` made, ``ROLE_ema``, after a step of ``ROLE``: ema <-
+    decay * ema + (1 - decay) * net for weights; buffers (batch-norm statistics) copied. The decay
+    warms up as min(decay, (1 + n) / (10 + n)) after n updates (TensorFlow's
     ExponentialMovingAverage), so the average does not drag the random initial weights along. A
     count below 0 (only a crafted checkpoint holds one) counts as 0: a decay above 1 or a division
     by zero would wreck the average."""
-    n = max(int(ema.ema_updates.item()), 0)
-    decay = min(decay, (1 + n) / (10 + n))
-    for pe, p in zip(ema.parameters(), net.parameters()):
-        pe.lerp_(p, 1.0 - decay)
-    ours = dict(ema.named_buffers())
-    for name, b in net.named_buffers():
-        ours[name].copy_(b)
-    ema.ema_updates += 1
+    for role, ema in nets.items():
+        if not role.endswith("_ema"):
+            continue
+        net = nets[role.removesuffix("_ema")]
+        n = max(int(ema.ema_updates.item()), 0)
+        d = min(decay, (1 + n) / (10 + n))
+        for pe, p in zip(ema.parameters(), net.parameters()):
+            pe.lerp_(p, 1.0 - d)
+        ours = dict(ema.named_buffers())
+        for name, b in net.named_buffers():
+            ours[name].copy_(b)
+        ema.ema_updates += 1

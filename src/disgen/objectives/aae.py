@@ -148,9 +148,7 @@ def step(nets: Nets, opts, batch, cfg) -> dict[str, torch.Tensor]:
     out.update(generator_phase(nets, opts, x, y, cfg=cfg))
     if "classifier" in opts:
         out.update(classification_phase(nets, opts, x_lab, y_lab, x, cfg=cfg))
-    for role in ("encoder", "decoder"):  # --ema: the weight averages that evaluation and the tools read
-        if f"{role}_ema" in nets:
-            update_ema(nets[f"{role}_ema"], nets[role], cfg.ema)
+    update_ema(nets, cfg.ema)  # --ema: the weight averages that evaluation and the tools read
     return out
 
 

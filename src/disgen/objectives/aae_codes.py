@@ -45,17 +45,16 @@ def decoder_input(nets: Nets, x: torch.Tensor, y: torch.Tensor, num_classes: int
 
 
 # -- codes in eval mode ---------------------------------------------------------------------------
-def averaged(nets: Nets) -> Nets:
-    """The networks that whatever reads a trained aae uses: with ``--ema`` the weight averages
-    ``encoder_ema`` and ``decoder_ema`` in the places of ``encoder`` and ``decoder``; else ``nets``."""
-    if "encoder_ema" not in nets:
-        return nets
-    return {**nets, "encoder": nets["encoder_ema"], "decoder": nets["decoder_ema"]}
-
-
 def roles(nets: Nets) -> list[str]:
-    """The roles an export holds: the encoder and decoder that :func:`averaged` reads."""
-    return [f"{r}_ema" if "encoder_ema" in nets else r for r in ("encoder", "decoder")]
+    """The encoder and decoder that whatever reads a trained aae uses (and an export holds): with
+    ``--ema`` the weight averages ``encoder_ema`` and ``decoder_ema``."""
+    return [f"{r}_ema" if f"{r}_ema" in nets else r for r in ("encoder", "decoder")]
+
+
+def averaged(nets: Nets) -> Nets:
+    """``nets`` with the networks of :func:`roles` in the places of ``encoder`` and ``decoder``."""
+    enc, dec = roles(nets)
+    return {**nets, "encoder": nets[enc], "decoder": nets[dec]}
 
 
 def encode(nets: Nets, x: torch.Tensor, batch_size: int = 1000):
@@ -118,7 +117,7 @@ class AAEDecoder(nn.Module):
 
 
 def export_networks(run, nets: Nets) -> list[Network]:
-    enc, dec = averaged(nets)["encoder"], averaged(nets)["decoder"]
+    enc, dec = (nets[r] for r in roles(nets))
     cfg, k = enc.cfg, dec.y_dim
     prior = f"N(0, {cfg.prior_std:g}^2) per entry" if cfg.prior == "gaussian" else "the 2-D mixture prior"
     z = Port("z", ("N", cfg.z_dim), "any real", f"the code (style); the prior is {prior}")

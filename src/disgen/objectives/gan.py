@@ -92,8 +92,7 @@ def step(nets: Nets, opts, batch, cfg=None) -> dict[str, torch.Tensor]:
     g_loss = loss.g(d(augment(fake)))
     minimize(opts, "generator", g_loss)
     d.requires_grad_(True)
-    if "generator_ema" in nets:
-        update_ema(nets["generator_ema"], g, s.ema)
+    update_ema(nets, s.ema)  # generator_ema, where the model keeps one
     result = {"d_loss": d_loss.detach(), "g_loss": g_loss.detach()}
     if loss.classifies:
         result["d_acc"] = ((real_out.detach() > 0).float().mean() + (fake_out.detach() < 0).float().mean()) / 2
